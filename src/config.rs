@@ -1,0 +1,913 @@
+//! Plugin configuration: the proto3-JSON (snake_case; lowerCamelCase also
+//! accepted, as proto3-JSON parsers do) form of Envoy's `jwt_authn`
+//! `JwtAuthentication`, parsed strictly (unknown fields are errors) and then
+//! validated into an immutable [`Config`] that the request path only reads.
+//!
+//! Every problem is reported with the JSON path of the field at fault, so the
+//! plugin can refuse to start with a message that says what to fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::jwks::{Alg, KeySet};
+use crate::matcher::{HeaderMatcher, PathMatcher, RouteMatcher, StringMatch};
+
+/// Bounds on what a configuration may ask for; beyond them the config is refused.
+pub const MAX_PROVIDERS: usize = 64;
+pub const MAX_RULES: usize = 1024;
+pub const MAX_REQUIREMENT_DEPTH: usize = 8;
+pub const MAX_REGEX_LEN: usize = 1024;
+pub const MAX_CLAIM_PATH_SEGMENTS: usize = 16;
+
+/// One problem in a configuration: where, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the field, e.g. `providers.okta.local_jwks.inline_string`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Joins problems into one line (what the plugin logs when it refuses to start).
+pub fn describe(errors: &[ConfigError]) -> String {
+    let parts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    parts.join("; ")
+}
+
+// ---------------------------------------------------------------------------
+// Raw serde types: the JSON as written.
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default, alias = "bypassCorsPreflight")]
+    bypass_cors_preflight: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default, alias = "localJwks")]
+    local_jwks: Option<RawDataSource>,
+    #[serde(default, alias = "fromHeaders")]
+    from_headers: Vec<RawHeaderLocation>,
+    #[serde(default, alias = "fromParams")]
+    from_params: Vec<String>,
+    #[serde(default, alias = "fromCookies")]
+    from_cookies: Vec<String>,
+    #[serde(default)]
+    forward: bool,
+    #[serde(default, alias = "forwardPayloadHeader")]
+    forward_payload_header: String,
+    #[serde(default, alias = "padForwardPayloadHeader")]
+    pad_forward_payload_header: bool,
+    #[serde(default, alias = "claimToHeaders")]
+    claim_to_headers: Vec<RawClaimToHeader>,
+    #[serde(default, alias = "clockSkewSeconds")]
+    clock_skew_seconds: Option<u32>,
+    #[serde(default, alias = "maxLifetime")]
+    max_lifetime: Option<String>,
+    #[serde(default, alias = "requireExpiration")]
+    require_expiration: bool,
+    /// Our addition: which JWS algorithms this provider accepts.
+    #[serde(default, alias = "allowedAlgorithms")]
+    allowed_algorithms: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataSource {
+    #[serde(default, alias = "inlineString")]
+    inline_string: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderLocation {
+    name: String,
+    #[serde(default, alias = "valuePrefix")]
+    value_prefix: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimToHeader {
+    #[serde(alias = "headerName")]
+    header_name: String,
+    #[serde(alias = "claimName")]
+    claim_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    route: RawRouteMatch,
+    #[serde(default)]
+    requires: Option<RawRequirement>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRouteMatch {
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default, alias = "safeRegex")]
+    safe_regex: Option<RawRegex>,
+    #[serde(default)]
+    headers: Vec<RawHeaderMatcher>,
+    #[serde(default, alias = "caseSensitive")]
+    case_sensitive: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegex {
+    regex: String,
+    /// Accepted for compatibility with older configs; ignored (as in Envoy).
+    #[serde(default, alias = "googleRe2")]
+    #[allow(dead_code)]
+    google_re2: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderMatcher {
+    name: String,
+    #[serde(default, alias = "exactMatch")]
+    exact_match: Option<String>,
+    #[serde(default, alias = "prefixMatch")]
+    prefix_match: Option<String>,
+    #[serde(default, alias = "suffixMatch")]
+    suffix_match: Option<String>,
+    #[serde(default, alias = "containsMatch")]
+    contains_match: Option<String>,
+    #[serde(default, alias = "safeRegexMatch")]
+    safe_regex_match: Option<RawRegex>,
+    #[serde(default, alias = "presentMatch")]
+    present_match: Option<bool>,
+    #[serde(default, alias = "stringMatch")]
+    string_match: Option<RawStringMatcher>,
+    #[serde(default, alias = "invertMatch")]
+    invert_match: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStringMatcher {
+    #[serde(default)]
+    exact: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    suffix: Option<String>,
+    #[serde(default)]
+    contains: Option<String>,
+    #[serde(default, alias = "safeRegex")]
+    safe_regex: Option<RawRegex>,
+    #[serde(default, alias = "ignoreCase")]
+    ignore_case: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    #[serde(default, alias = "providerName")]
+    provider_name: Option<String>,
+    #[serde(default, alias = "providerAndAudiences")]
+    provider_and_audiences: Option<RawProviderAndAudiences>,
+    #[serde(default, alias = "requiresAny")]
+    requires_any: Option<RawRequirementList>,
+    #[serde(default, alias = "requiresAll")]
+    requires_all: Option<RawRequirementList>,
+    #[serde(default, alias = "allowMissingOrFailed")]
+    allow_missing_or_failed: Option<RawEmpty>,
+    #[serde(default, alias = "allowMissing")]
+    allow_missing: Option<RawEmpty>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProviderAndAudiences {
+    #[serde(alias = "providerName")]
+    provider_name: String,
+    #[serde(default)]
+    audiences: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirementList {
+    requirements: Vec<RawRequirement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmpty {}
+
+// ---------------------------------------------------------------------------
+// Validated configuration: what the request path reads.
+// ---------------------------------------------------------------------------
+
+/// Where a provider looks for its token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A request header (name lowercased) and the prefix its value must carry
+    /// (matched case-insensitively, e.g. `Bearer `).
+    Header { name: String, prefix: String },
+    /// A query parameter.
+    Param(String),
+    /// A cookie.
+    Cookie(String),
+}
+
+/// A claim copied into a request header.
+#[derive(Clone, Debug)]
+pub struct ClaimHeader {
+    /// Lowercased header name.
+    pub header: String,
+    /// Dotted claim name split into segments (`org.team` -> [`org`, `team`]).
+    pub claim_path: Vec<String>,
+}
+
+/// Where a provider's keys come from.
+pub enum KeySource {
+    Local(KeySet),
+}
+
+/// One identity provider: who issues tokens, how to find and check them.
+pub struct Provider {
+    pub name: String,
+    pub issuer: Option<String>,
+    pub audiences: Vec<String>,
+    pub keys: KeySource,
+    pub locations: Vec<Location>,
+    pub forward: bool,
+    pub payload_header: Option<String>,
+    pub pad_payload_header: bool,
+    pub claim_headers: Vec<ClaimHeader>,
+    pub clock_skew_secs: u64,
+    pub max_lifetime_secs: Option<u64>,
+    pub require_expiration: bool,
+    pub allowed_algs: Vec<Alg>,
+}
+
+/// A requirement tree with provider names resolved to indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// Token from this provider; `audiences` overrides the provider's when set.
+    Provider {
+        provider: usize,
+        audiences: Option<Vec<String>>,
+    },
+    Any(Vec<Requirement>),
+    All(Vec<Requirement>),
+    AllowMissing,
+    AllowMissingOrFailed,
+}
+
+/// Route match -> requirement (none: no JWT needed).
+pub struct Rule {
+    pub matcher: RouteMatcher,
+    pub requirement: Option<Requirement>,
+}
+
+/// The validated, immutable plugin configuration.
+pub struct Config {
+    pub providers: Vec<Provider>,
+    pub rules: Vec<Rule>,
+    pub bypass_cors_preflight: bool,
+    /// Every header the filter may write, lowercased and deduplicated: removed
+    /// from each incoming request first so a client cannot spoof them.
+    pub sanitize_headers: Vec<String>,
+    /// Warnings for a valid configuration (skipped keys and the like).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Parses and validates a plugin configuration. On failure returns every
+    /// problem found, each with its JSON path.
+    pub fn parse(json: &[u8]) -> Result<Config, Vec<ConfigError>> {
+        let raw = parse_raw(json)?;
+        let mut v = Validator::default();
+        let config = v.config(raw);
+        if v.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(v.errors)
+        }
+    }
+
+    /// Index of the provider with this name.
+    pub fn provider_by_name(&self, name: &str) -> Option<usize> {
+        self.providers.iter().position(|p| p.name == name)
+    }
+}
+
+fn parse_raw(json: &[u8]) -> Result<RawConfig, Vec<ConfigError>> {
+    let trimmed = trim_ascii(json);
+    if trimmed.is_empty() {
+        return Err(vec![ConfigError {
+            path: String::new(),
+            message: "the plugin configuration is empty; expected a JSON object".into(),
+        }]);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(trimmed);
+    match serde_path_to_error::deserialize::<_, RawConfig>(de) {
+        Ok(raw) => Ok(raw),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            Err(vec![ConfigError {
+                path,
+                message: e.into_inner().to_string(),
+            }])
+        }
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    b.get(start..end).unwrap_or_default()
+}
+
+/// Parses a proto3-JSON duration (`"600s"`, `"1.5s"`) into whole milliseconds.
+pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let num = s.strip_suffix('s').ok_or_else(|| {
+        format!("invalid duration {s:?}: expected a number of seconds like \"600s\"")
+    })?;
+    let (whole, frac) = match num.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (num, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+    if !digits(whole) || frac.is_some_and(|f| !digits(f) || f.len() > 9) {
+        return Err(format!(
+            "invalid duration {s:?}: expected a non-negative number of seconds like \"600s\""
+        ));
+    }
+    let secs: u64 = whole
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: out of range"))?;
+    if secs > 315_576_000_000 {
+        return Err(format!("invalid duration {s:?}: out of range"));
+    }
+    let mut ms_digits = String::from(frac.unwrap_or(""));
+    ms_digits.truncate(3);
+    while ms_digits.len() < 3 {
+        ms_digits.push('0');
+    }
+    let ms: u64 = ms_digits.parse().unwrap_or(0);
+    Ok(secs * 1000 + ms)
+}
+
+/// Header names must be valid HTTP tokens; returned lowercased.
+fn header_name(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("header name is empty".into());
+    }
+    let ok = name
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
+    if !ok {
+        return Err(format!("{name:?} is not a valid HTTP header name"));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// Headers the filter must never write or strip: HTTP/2 pseudo-headers and
+/// hop-by-hop framing, which would break the request.
+fn reserved_header(name: &str) -> bool {
+    matches!(
+        name,
+        "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade"
+    ) || name.starts_with(':')
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        if raw.providers.len() > MAX_PROVIDERS {
+            self.err("providers", format!("at most {MAX_PROVIDERS} providers"));
+        }
+        if raw.rules.len() > MAX_RULES {
+            self.err("rules", format!("at most {MAX_RULES} rules"));
+        }
+        let mut providers = Vec::with_capacity(raw.providers.len());
+        for (name, p) in raw.providers {
+            if let Some(p) = self.provider(name, p) {
+                providers.push(p);
+            }
+        }
+        let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for (i, r) in raw.rules.into_iter().enumerate() {
+            let path = format!("rules[{i}]");
+            let matcher = self.route_match(&format!("{path}.match"), r.route);
+            let requirement = r
+                .requires
+                .and_then(|req| self.requirement(&format!("{path}.requires"), req, &names, 0));
+            if let Some(matcher) = matcher {
+                rules.push(Rule {
+                    matcher,
+                    requirement,
+                });
+            }
+        }
+        let mut sanitize: Vec<String> = Vec::new();
+        for p in &providers {
+            for h in p
+                .claim_headers
+                .iter()
+                .map(|c| &c.header)
+                .chain(p.payload_header.iter())
+            {
+                if !sanitize.contains(h) {
+                    sanitize.push(h.clone());
+                }
+            }
+        }
+        Config {
+            providers,
+            rules,
+            bypass_cors_preflight: raw.bypass_cors_preflight,
+            sanitize_headers: sanitize,
+            warnings: std::mem::take(&mut self.warnings),
+        }
+    }
+
+    fn provider(&mut self, name: String, raw: RawProvider) -> Option<Provider> {
+        let path = format!("providers.{name}");
+        let before = self.errors.len();
+        if name.is_empty() {
+            self.err("providers", "provider name is empty");
+        }
+        if let Some(iss) = &raw.issuer {
+            if iss.is_empty() {
+                self.err(
+                    format!("{path}.issuer"),
+                    "issuer is empty; omit it to accept any issuer",
+                );
+            }
+        }
+        for (i, a) in raw.audiences.iter().enumerate() {
+            if a.is_empty() {
+                self.err(format!("{path}.audiences[{i}]"), "audience is empty");
+            }
+        }
+
+        let allowed_algs = match &raw.allowed_algorithms {
+            None => Alg::ALL.to_vec(),
+            Some(list) if list.is_empty() => {
+                self.err(format!("{path}.allowed_algorithms"), "list is empty");
+                Vec::new()
+            }
+            Some(list) => {
+                let mut algs = Vec::new();
+                for (i, a) in list.iter().enumerate() {
+                    match Alg::from_name(a) {
+                        Some(alg) => algs.push(alg),
+                        None => self.err(
+                            format!("{path}.allowed_algorithms[{i}]"),
+                            format!("unknown or unsupported algorithm {a:?}"),
+                        ),
+                    }
+                }
+                algs
+            }
+        };
+
+        let keys = match raw.local_jwks {
+            None => {
+                self.err(
+                    path.clone(),
+                    "provider has no key source: set local_jwks.inline_string",
+                );
+                None
+            }
+            Some(ds) => match ds.inline_string {
+                None => {
+                    self.err(format!("{path}.local_jwks"), "inline_string is required");
+                    None
+                }
+                Some(text) => match KeySet::parse(&text) {
+                    Ok((set, warnings)) => {
+                        for w in warnings {
+                            self.warnings
+                                .push(format!("{path}.local_jwks: skipped key: {w}"));
+                        }
+                        if !set
+                            .keys()
+                            .iter()
+                            .any(|k| allowed_algs.iter().any(|a| k.fits(*a)))
+                        {
+                            self.err(
+                                format!("{path}.local_jwks.inline_string"),
+                                "no key in the JWKS can verify any allowed algorithm",
+                            );
+                        }
+                        Some(KeySource::Local(set))
+                    }
+                    Err(e) => {
+                        self.err(format!("{path}.local_jwks.inline_string"), e);
+                        None
+                    }
+                },
+            },
+        };
+
+        let mut locations = Vec::new();
+        for (i, h) in raw.from_headers.iter().enumerate() {
+            match header_name(&h.name) {
+                Ok(n) if reserved_header(&n) => self.err(
+                    format!("{path}.from_headers[{i}].name"),
+                    format!("{n:?} cannot carry a token"),
+                ),
+                Ok(n) => locations.push(Location::Header {
+                    name: n,
+                    prefix: h.value_prefix.clone(),
+                }),
+                Err(e) => self.err(format!("{path}.from_headers[{i}].name"), e),
+            }
+        }
+        for (i, q) in raw.from_params.iter().enumerate() {
+            if q.is_empty() {
+                self.err(
+                    format!("{path}.from_params[{i}]"),
+                    "parameter name is empty",
+                );
+            } else {
+                locations.push(Location::Param(q.clone()));
+            }
+        }
+        for (i, c) in raw.from_cookies.iter().enumerate() {
+            if c.is_empty() || c.contains([';', '=', ' ', ',']) {
+                self.err(format!("{path}.from_cookies[{i}]"), "invalid cookie name");
+            } else {
+                locations.push(Location::Cookie(c.clone()));
+            }
+        }
+        if locations.is_empty() {
+            // Envoy's default: `Authorization: Bearer <token>`, then `access_token`.
+            locations.push(Location::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into(),
+            });
+            locations.push(Location::Param("access_token".into()));
+        }
+
+        let payload_header = if raw.forward_payload_header.is_empty() {
+            None
+        } else {
+            self.written_header(
+                &format!("{path}.forward_payload_header"),
+                &raw.forward_payload_header,
+            )
+        };
+        let mut claim_headers = Vec::new();
+        for (i, c) in raw.claim_to_headers.iter().enumerate() {
+            let cpath = format!("{path}.claim_to_headers[{i}]");
+            let header = self.written_header(&format!("{cpath}.header_name"), &c.header_name);
+            let segments: Vec<String> = c.claim_name.split('.').map(str::to_string).collect();
+            if c.claim_name.is_empty() || segments.iter().any(String::is_empty) {
+                self.err(
+                    format!("{cpath}.claim_name"),
+                    "claim name is empty or has an empty segment",
+                );
+            } else if segments.len() > MAX_CLAIM_PATH_SEGMENTS {
+                self.err(
+                    format!("{cpath}.claim_name"),
+                    "claim name is nested too deeply",
+                );
+            } else if let Some(header) = header {
+                claim_headers.push(ClaimHeader {
+                    header,
+                    claim_path: segments,
+                });
+            }
+        }
+
+        let max_lifetime_secs = match &raw.max_lifetime {
+            None => None,
+            Some(d) => match parse_duration_ms(d) {
+                Ok(0) => {
+                    self.err(format!("{path}.max_lifetime"), "must be greater than 0s");
+                    None
+                }
+                Ok(ms) => Some(ms.div_ceil(1000)),
+                Err(e) => {
+                    self.err(format!("{path}.max_lifetime"), e);
+                    None
+                }
+            },
+        };
+
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(Provider {
+            name,
+            issuer: raw.issuer,
+            audiences: raw.audiences,
+            keys: keys?,
+            locations,
+            forward: raw.forward,
+            payload_header,
+            pad_payload_header: raw.pad_forward_payload_header,
+            claim_headers,
+            clock_skew_secs: u64::from(raw.clock_skew_seconds.unwrap_or(60)),
+            max_lifetime_secs,
+            require_expiration: raw.require_expiration,
+            allowed_algs,
+        })
+    }
+
+    /// A header the filter writes: valid, lowercased, not reserved.
+    fn written_header(&mut self, path: &str, name: &str) -> Option<String> {
+        match header_name(name) {
+            Ok(n) if reserved_header(&n) || n == "authorization" || n == "cookie" => {
+                self.err(path, format!("the filter may not write header {n:?}"));
+                None
+            }
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.err(path, e);
+                None
+            }
+        }
+    }
+
+    fn regex(&mut self, path: &str, pattern: &str) -> Option<regex_lite::Regex> {
+        if pattern.len() > MAX_REGEX_LEN {
+            self.err(path, format!("regex longer than {MAX_REGEX_LEN} bytes"));
+            return None;
+        }
+        // Envoy's safe_regex matches the whole value: anchor it.
+        match regex_lite::Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let msg = e.to_string();
+                let first = msg
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid regex")
+                    .trim()
+                    .to_string();
+                self.err(path, format!("invalid regex: {first}"));
+                None
+            }
+        }
+    }
+
+    fn route_match(&mut self, path: &str, raw: RawRouteMatch) -> Option<RouteMatcher> {
+        let case_sensitive = raw.case_sensitive.unwrap_or(true);
+        let set = [
+            raw.prefix.is_some(),
+            raw.path.is_some(),
+            raw.safe_regex.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        let path_matcher = if set != 1 {
+            self.err(
+                path,
+                "exactly one of prefix, path or safe_regex is required",
+            );
+            None
+        } else if let Some(p) = raw.prefix {
+            Some(PathMatcher::Prefix(p))
+        } else if let Some(p) = raw.path {
+            Some(PathMatcher::Exact(p))
+        } else if let Some(r) = raw.safe_regex {
+            self.regex(&format!("{path}.safe_regex.regex"), &r.regex)
+                .map(PathMatcher::Regex)
+        } else {
+            None
+        };
+        let mut headers = Vec::new();
+        for (i, h) in raw.headers.into_iter().enumerate() {
+            if let Some(m) = self.header_matcher(&format!("{path}.headers[{i}]"), h) {
+                headers.push(m);
+            }
+        }
+        path_matcher.map(|p| RouteMatcher::new(p, case_sensitive, headers))
+    }
+
+    fn header_matcher(&mut self, path: &str, raw: RawHeaderMatcher) -> Option<HeaderMatcher> {
+        let name = match header_name(&raw.name) {
+            Ok(n) => n,
+            Err(e) => {
+                self.err(format!("{path}.name"), e);
+                return None;
+            }
+        };
+        let mut kinds: Vec<StringMatch> = Vec::new();
+        let mut bad = false;
+        if let Some(v) = raw.exact_match {
+            kinds.push(StringMatch::Exact(v, false));
+        }
+        if let Some(v) = raw.prefix_match {
+            kinds.push(StringMatch::Prefix(v, false));
+        }
+        if let Some(v) = raw.suffix_match {
+            kinds.push(StringMatch::Suffix(v, false));
+        }
+        if let Some(v) = raw.contains_match {
+            kinds.push(StringMatch::Contains(v, false));
+        }
+        if let Some(r) = raw.safe_regex_match {
+            match self.regex(&format!("{path}.safe_regex_match.regex"), &r.regex) {
+                Some(re) => kinds.push(StringMatch::Regex(re)),
+                None => bad = true,
+            }
+        }
+        if let Some(present) = raw.present_match {
+            kinds.push(StringMatch::Present(present));
+        }
+        if let Some(sm) = raw.string_match {
+            let ic = sm.ignore_case;
+            let spath = format!("{path}.string_match");
+            let mut n = 0;
+            if let Some(v) = sm.exact {
+                kinds.push(StringMatch::Exact(v, ic));
+                n += 1;
+            }
+            if let Some(v) = sm.prefix {
+                kinds.push(StringMatch::Prefix(v, ic));
+                n += 1;
+            }
+            if let Some(v) = sm.suffix {
+                kinds.push(StringMatch::Suffix(v, ic));
+                n += 1;
+            }
+            if let Some(v) = sm.contains {
+                kinds.push(StringMatch::Contains(v, ic));
+                n += 1;
+            }
+            if let Some(r) = sm.safe_regex {
+                n += 1;
+                match self.regex(&format!("{spath}.safe_regex.regex"), &r.regex) {
+                    Some(re) => kinds.push(StringMatch::Regex(re)),
+                    None => bad = true,
+                }
+            }
+            if n != 1 {
+                self.err(
+                    spath,
+                    "exactly one of exact, prefix, suffix, contains or safe_regex is required",
+                );
+                return None;
+            }
+        }
+        if bad {
+            return None;
+        }
+        match kinds.len() {
+            // No match kind: Envoy treats this as "header is present".
+            0 => Some(HeaderMatcher::new(
+                name,
+                StringMatch::Present(true),
+                raw.invert_match,
+            )),
+            1 => kinds
+                .pop()
+                .map(|k| HeaderMatcher::new(name, k, raw.invert_match)),
+            _ => {
+                self.err(path, "set only one way to match the header");
+                None
+            }
+        }
+    }
+
+    fn requirement(
+        &mut self,
+        path: &str,
+        raw: RawRequirement,
+        providers: &[String],
+        depth: usize,
+    ) -> Option<Requirement> {
+        if depth >= MAX_REQUIREMENT_DEPTH {
+            self.err(
+                path,
+                format!("requirements nested deeper than {MAX_REQUIREMENT_DEPTH}"),
+            );
+            return None;
+        }
+        let set = [
+            raw.provider_name.is_some(),
+            raw.provider_and_audiences.is_some(),
+            raw.requires_any.is_some(),
+            raw.requires_all.is_some(),
+            raw.allow_missing_or_failed.is_some(),
+            raw.allow_missing.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set != 1 {
+            self.err(
+                path,
+                "a requirement sets exactly one of provider_name, provider_and_audiences, \
+                 requires_any, requires_all, allow_missing, allow_missing_or_failed",
+            );
+            return None;
+        }
+        let lookup = |v: &mut Self, p: &str, name: &str| -> Option<usize> {
+            let idx = providers.iter().position(|n| n == name);
+            if idx.is_none() {
+                v.err(p, format!("unknown provider {name:?}"));
+            }
+            idx
+        };
+        if let Some(name) = raw.provider_name {
+            return lookup(self, &format!("{path}.provider_name"), &name).map(|provider| {
+                Requirement::Provider {
+                    provider,
+                    audiences: None,
+                }
+            });
+        }
+        if let Some(pa) = raw.provider_and_audiences {
+            let p = format!("{path}.provider_and_audiences");
+            if pa.audiences.iter().any(String::is_empty) {
+                self.err(format!("{p}.audiences"), "audience is empty");
+            }
+            return lookup(self, &format!("{p}.provider_name"), &pa.provider_name).map(
+                |provider| Requirement::Provider {
+                    provider,
+                    audiences: Some(pa.audiences),
+                },
+            );
+        }
+        let list = |v: &mut Self, p: String, l: RawRequirementList| -> Option<Vec<Requirement>> {
+            if l.requirements.len() < 2 {
+                v.err(format!("{p}.requirements"), "needs at least 2 requirements");
+            }
+            let before = v.errors.len();
+            let out: Vec<Requirement> = l
+                .requirements
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    v.requirement(&format!("{p}.requirements[{i}]"), r, providers, depth + 1)
+                })
+                .collect();
+            (v.errors.len() == before).then_some(out)
+        };
+        if let Some(l) = raw.requires_any {
+            return list(self, format!("{path}.requires_any"), l).map(Requirement::Any);
+        }
+        if let Some(l) = raw.requires_all {
+            return list(self, format!("{path}.requires_all"), l).map(Requirement::All);
+        }
+        if raw.allow_missing_or_failed.is_some() {
+            return Some(Requirement::AllowMissingOrFailed);
+        }
+        Some(Requirement::AllowMissing)
+    }
+}
+
+#[cfg(test)]
+mod tests;

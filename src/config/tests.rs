@@ -1,0 +1,309 @@
+use super::*;
+use crate::testutil::hs_jwks;
+
+fn jwks_json_string() -> String {
+    serde_json::to_string(&hs_jwks()).unwrap()
+}
+
+fn provider(extra: &str) -> String {
+    format!(
+        r#"{{"issuer":"https://issuer.test","audiences":["api"],"local_jwks":{{"inline_string":{}}}{extra}}}"#,
+        jwks_json_string()
+    )
+}
+
+fn config(providers: &str, rules: &str) -> String {
+    format!(r#"{{"providers":{{{providers}}},"rules":[{rules}]}}"#)
+}
+
+fn errors(json: &str) -> Vec<ConfigError> {
+    match Config::parse(json.as_bytes()) {
+        Ok(_) => panic!("config accepted: {json}"),
+        Err(e) => e,
+    }
+}
+
+fn first_path(json: &str) -> String {
+    errors(json)[0].path.clone()
+}
+
+#[test]
+fn full_config_parses() {
+    let p = provider(
+        r#","from_headers":[{"name":"X-Jwt","value_prefix":"Bearer "}],"from_params":["t"],
+        "from_cookies":["session"],"forward":true,"forward_payload_header":"x-jwt-payload",
+        "pad_forward_payload_header":true,"claim_to_headers":[{"header_name":"x-sub","claim_name":"sub"},
+        {"header_name":"x-team","claim_name":"org.team"}],"clock_skew_seconds":30,"max_lifetime":"86400s",
+        "require_expiration":true"#,
+    );
+    let json = config(
+        &format!(r#""a":{p},"b":{}"#, provider("")),
+        r#"{"match":{"prefix":"/public"}},
+           {"match":{"path":"/x","headers":[{"name":"x-tenant","exact_match":"t1"}]},"requires":{"provider_and_audiences":{"provider_name":"a","audiences":["other"]}}},
+           {"match":{"safe_regex":{"regex":"/v[0-9]+/.*"}},"requires":{"requires_any":{"requirements":[{"provider_name":"a"},{"allow_missing":{}}]}}},
+           {"match":{"prefix":"/"},"requires":{"requires_all":{"requirements":[{"provider_name":"a"},{"provider_name":"b"}]}}}"#,
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    assert_eq!(c.providers.len(), 2);
+    let a = &c.providers[0];
+    assert_eq!(a.name, "a");
+    assert_eq!(a.clock_skew_secs, 30);
+    assert_eq!(a.max_lifetime_secs, Some(86400));
+    assert!(a.require_expiration && a.forward && a.pad_payload_header);
+    assert_eq!(
+        a.locations,
+        vec![
+            Location::Header {
+                name: "x-jwt".into(),
+                prefix: "Bearer ".into()
+            },
+            Location::Param("t".into()),
+            Location::Cookie("session".into())
+        ]
+    );
+    assert_eq!(a.claim_headers[1].claim_path, vec!["org", "team"]);
+    assert_eq!(c.rules.len(), 4);
+    assert!(c.rules[0].requirement.is_none());
+    assert_eq!(
+        c.rules[1].requirement,
+        Some(Requirement::Provider {
+            provider: 0,
+            audiences: Some(vec!["other".into()])
+        })
+    );
+    assert_eq!(c.sanitize_headers, vec!["x-sub", "x-team", "x-jwt-payload"]);
+    // Provider b: Envoy's default locations and skew.
+    let b = &c.providers[1];
+    assert_eq!(b.clock_skew_secs, 60);
+    assert_eq!(
+        b.locations,
+        vec![
+            Location::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into()
+            },
+            Location::Param("access_token".into())
+        ]
+    );
+}
+
+#[test]
+fn camel_case_names_are_accepted() {
+    let json = format!(
+        r#"{{"providers":{{"a":{{"issuer":"i","localJwks":{{"inlineString":{}}},"fromHeaders":[{{"name":"x","valuePrefix":""}}],"clockSkewSeconds":5}}}},
+        "rules":[{{"match":{{"prefix":"/"}},"requires":{{"providerName":"a"}}}}],"bypassCorsPreflight":true}}"#,
+        jwks_json_string()
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    assert!(c.bypass_cors_preflight);
+    assert_eq!(c.providers[0].clock_skew_secs, 5);
+}
+
+#[test]
+fn empty_config_needs_nothing() {
+    let c = Config::parse(b"{}").unwrap();
+    assert!(c.providers.is_empty() && c.rules.is_empty());
+    assert!(!errors("").is_empty());
+    assert!(!errors("  ").is_empty());
+}
+
+#[test]
+fn unknown_field_is_named_with_its_path() {
+    let json = config(&format!(r#""a":{}"#, provider(r#","from_header":[]"#)), "");
+    let e = errors(&json);
+    assert_eq!(e[0].path, "providers.a.from_header");
+    assert!(
+        e[0].message.contains("unknown field `from_header`"),
+        "{}",
+        e[0].message
+    );
+    let e = errors(r#"{"providers":{},"rulez":[]}"#);
+    assert!(e[0].message.contains("rulez"));
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let json = config(&format!(r#""a":{}"#, provider(r#","forward":"yes""#)), "");
+    assert_eq!(first_path(&json), "providers.a.forward");
+    let json = config(
+        &format!(r#""a":{}"#, provider(r#","clock_skew_seconds":-1"#)),
+        "",
+    );
+    assert_eq!(first_path(&json), "providers.a.clock_skew_seconds");
+    assert_eq!(first_path(r#"{"rules":{}}"#), "rules");
+    assert!(!errors("[1]").is_empty());
+    assert!(!errors("not json").is_empty());
+}
+
+#[test]
+fn unknown_provider_in_rule() {
+    let json = config(
+        &format!(r#""a":{}"#, provider("")),
+        r#"{"match":{"prefix":"/"},"requires":{"requires_any":{"requirements":[{"provider_name":"a"},{"provider_name":"zz"}]}}}"#,
+    );
+    let e = errors(&json);
+    assert_eq!(
+        e[0].path,
+        "rules[0].requires.requires_any.requirements[1].provider_name"
+    );
+    assert!(e[0].message.contains("\"zz\""));
+}
+
+#[test]
+fn provider_without_keys() {
+    let json = config(r#""a":{"issuer":"i"}"#, "");
+    let e = errors(&json);
+    assert_eq!(e[0].path, "providers.a");
+    assert!(e[0].message.contains("no key source"));
+}
+
+#[test]
+fn jwks_without_usable_key() {
+    let weak = include_str!("../../tests/fixtures/keys/jwks_weak.json");
+    let p = format!(
+        r#""a":{{"local_jwks":{{"inline_string":{}}}}}"#,
+        serde_json::to_string(weak).unwrap()
+    );
+    let e = errors(&config(&p, ""));
+    assert_eq!(e[0].path, "providers.a.local_jwks.inline_string");
+    let p = r#""a":{"local_jwks":{"inline_string":"not json"}}"#;
+    assert_eq!(
+        first_path(&config(p, "")),
+        "providers.a.local_jwks.inline_string"
+    );
+    // Keys exist but none fits the allowed algorithms.
+    let p = format!(r#""a":{}"#, provider(r#","allowed_algorithms":["RS256"]"#));
+    assert_eq!(
+        first_path(&config(&p, "")),
+        "providers.a.local_jwks.inline_string"
+    );
+    let p = format!(r#""a":{}"#, provider(r#","allowed_algorithms":["none"]"#));
+    assert_eq!(
+        first_path(&config(&p, "")),
+        "providers.a.allowed_algorithms[0]"
+    );
+}
+
+#[test]
+fn bad_regex_and_duration() {
+    let p = format!(r#""a":{}"#, provider(""));
+    let e = errors(&config(
+        &p,
+        r#"{"match":{"safe_regex":{"regex":"(unclosed"}}}"#,
+    ));
+    assert_eq!(e[0].path, "rules[0].match.safe_regex.regex");
+    assert!(e[0].message.starts_with("invalid regex"));
+    let e = errors(&config(
+        &p,
+        r#"{"match":{"prefix":"/","headers":[{"name":"x","safe_regex_match":{"regex":"["}}]}}"#,
+    ));
+    assert_eq!(
+        e[0].path,
+        "rules[0].match.headers[0].safe_regex_match.regex"
+    );
+    for bad in ["10", "10m", "-1s", "s", "1.s", "abc"] {
+        let p = format!(
+            r#""a":{}"#,
+            provider(&format!(r#","max_lifetime":"{bad}""#))
+        );
+        assert_eq!(
+            first_path(&config(&p, "")),
+            "providers.a.max_lifetime",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn rule_shape_errors() {
+    let p = format!(r#""a":{}"#, provider(""));
+    let e = errors(&config(&p, r#"{"match":{"prefix":"/","path":"/x"}}"#));
+    assert_eq!(e[0].path, "rules[0].match");
+    let e = errors(&config(&p, r#"{"match":{}}"#));
+    assert_eq!(e[0].path, "rules[0].match");
+    let e = errors(&config(&p, r#"{"match":{"prefix":"/"},"requires":{}}"#));
+    assert_eq!(e[0].path, "rules[0].requires");
+    let e = errors(&config(
+        &p,
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a","allow_missing":{}}}"#,
+    ));
+    assert_eq!(e[0].path, "rules[0].requires");
+    let e = errors(&config(
+        &p,
+        r#"{"match":{"prefix":"/"},"requires":{"requires_any":{"requirements":[{"provider_name":"a"}]}}}"#,
+    ));
+    assert_eq!(e[0].path, "rules[0].requires.requires_any.requirements");
+}
+
+#[test]
+fn bad_header_names() {
+    let bad = format!(
+        r#""a":{}"#,
+        provider(r#","claim_to_headers":[{"header_name":"bad header","claim_name":"sub"}]"#)
+    );
+    assert_eq!(
+        first_path(&config(&bad, "")),
+        "providers.a.claim_to_headers[0].header_name"
+    );
+    let reserved = format!(
+        r#""a":{}"#,
+        provider(r#","forward_payload_header":":path""#)
+    );
+    assert_eq!(
+        first_path(&config(&reserved, "")),
+        "providers.a.forward_payload_header"
+    );
+    let auth = format!(
+        r#""a":{}"#,
+        provider(r#","claim_to_headers":[{"header_name":"Authorization","claim_name":"sub"}]"#)
+    );
+    assert_eq!(
+        first_path(&config(&auth, "")),
+        "providers.a.claim_to_headers[0].header_name"
+    );
+    let empty_claim = format!(
+        r#""a":{}"#,
+        provider(r#","claim_to_headers":[{"header_name":"x","claim_name":"a..b"}]"#)
+    );
+    assert_eq!(
+        first_path(&config(&empty_claim, "")),
+        "providers.a.claim_to_headers[0].claim_name"
+    );
+}
+
+#[test]
+fn all_semantic_errors_are_reported_together() {
+    let json = config(
+        r#""a":{"issuer":"i"},"b":{"issuer":"j"}"#,
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"c"}}"#,
+    );
+    let e = errors(&json);
+    assert_eq!(e.len(), 3, "{e:?}");
+    let line = describe(&e);
+    assert!(
+        line.contains("providers.a") && line.contains("providers.b") && line.contains("rules[0]")
+    );
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration_ms("600s"), Ok(600_000));
+    assert_eq!(parse_duration_ms("0s"), Ok(0));
+    assert_eq!(parse_duration_ms("1.5s"), Ok(1_500));
+    assert_eq!(parse_duration_ms("0.000000001s"), Ok(0));
+    assert!(parse_duration_ms("1.0000000001s").is_err());
+    assert!(parse_duration_ms("99999999999999999999s").is_err());
+    assert!(parse_duration_ms("").is_err());
+}
+
+#[test]
+fn skipped_keys_become_warnings() {
+    let jwks = r#"{"keys":[{"kty":"oct","kid":"ok","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"},{"kty":"XYZ","kid":"odd"}]}"#;
+    let p = format!(
+        r#""a":{{"local_jwks":{{"inline_string":{}}}}}"#,
+        serde_json::to_string(jwks).unwrap()
+    );
+    let c = Config::parse(config(&p, "").as_bytes()).unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0].contains("odd"));
+}

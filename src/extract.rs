@@ -1,0 +1,403 @@
+//! Finding tokens in a request (headers, query parameters, cookies) and
+//! removing them again before the request is forwarded.
+//!
+//! The request is seen through [`RequestView`], a snapshot of the request
+//! headers, so all of this is plain Rust, tested natively.
+
+use std::borrow::Cow;
+
+use crate::config::Location;
+use crate::error::AuthError;
+
+/// Largest header value (token carrier) looked at; beyond it: `TooLarge`.
+pub const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
+/// Most query parameters or cookies scanned per request.
+pub const MAX_PARAMS: usize = 256;
+
+/// The request as the filter sees it: its headers (names lowercased, in order,
+/// repeated names kept) including the `:path` pseudo-header.
+#[derive(Debug, Default, Clone)]
+pub struct RequestView {
+    headers: Vec<(String, String)>,
+}
+
+impl RequestView {
+    /// `headers` as delivered by the host; names are lowercased here.
+    pub fn new(mut headers: Vec<(String, String)>) -> Self {
+        for (k, _) in headers.iter_mut() {
+            if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                *k = k.to_ascii_lowercase();
+            }
+        }
+        RequestView { headers }
+    }
+
+    /// First value of a header (lowercased name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, in order.
+    pub fn header_all<'s, 'n>(
+        &'s self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'s str> + use<'s, 'n> {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The full `:path`, query string included.
+    pub fn path(&self) -> &str {
+        self.header(":path").unwrap_or("/")
+    }
+}
+
+/// A token found in a request, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found<'a> {
+    pub token: Cow<'a, str>,
+    /// Index into the provider's `locations`.
+    pub location: usize,
+}
+
+/// Looks for the token in each of `locations`. `Ok(None)`: no token at all.
+/// The same token in several places counts once; two different tokens are
+/// refused (`Multiple`): RFC 6750 section 2 allows one method per request and
+/// choosing one silently would let a client smuggle a second.
+pub fn extract<'a>(
+    locations: &[Location],
+    req: &'a RequestView,
+) -> Result<Option<Found<'a>>, AuthError> {
+    let mut found: Option<Found<'a>> = None;
+    for (i, loc) in locations.iter().enumerate() {
+        let mut consider = |token: Cow<'a, str>| -> Result<(), AuthError> {
+            match &found {
+                Some(f) if f.token != token => Err(AuthError::Multiple),
+                Some(_) => Ok(()),
+                None => {
+                    found = Some(Found { token, location: i });
+                    Ok(())
+                }
+            }
+        };
+        match loc {
+            Location::Header { name, prefix } => {
+                for value in req.header_all(name) {
+                    if value.len() > MAX_HEADER_VALUE_BYTES {
+                        return Err(AuthError::TooLarge);
+                    }
+                    if let Some(t) = strip_prefix(value, prefix) {
+                        consider(Cow::Borrowed(t))?;
+                    }
+                }
+            }
+            Location::Param(name) => {
+                for t in query_values(req.path(), name) {
+                    consider(t)?;
+                }
+            }
+            Location::Cookie(name) => {
+                for header in req.header_all("cookie") {
+                    if header.len() > MAX_HEADER_VALUE_BYTES {
+                        return Err(AuthError::TooLarge);
+                    }
+                    for t in cookie_values(header, name) {
+                        consider(Cow::Borrowed(t))?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The token after `prefix` (matched ignoring ASCII case: auth schemes are
+/// case-insensitive, RFC 7235), with surrounding whitespace trimmed. `None`
+/// when the prefix is absent or nothing follows it.
+fn strip_prefix<'v>(value: &'v str, prefix: &str) -> Option<&'v str> {
+    let rest = if prefix.is_empty() {
+        value
+    } else {
+        let trimmed = value.trim_start();
+        let head = trimmed.get(..prefix.len())?;
+        if !head.eq_ignore_ascii_case(prefix) {
+            return None;
+        }
+        trimmed.get(prefix.len()..)?
+    };
+    let t = rest.trim_matches(|c: char| c == ' ' || c == '\t');
+    (!t.is_empty()).then_some(t)
+}
+
+/// Values of query parameter `name` in `path`, percent-decoded.
+fn query_values<'a>(path: &'a str, name: &str) -> Vec<Cow<'a, str>> {
+    let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let query = query.split_once('#').map(|(q, _)| q).unwrap_or(query);
+    query
+        .split('&')
+        .take(MAX_PARAMS)
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k) == name).then(|| percent_decode(v))
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Values of cookie `name` in one `Cookie` header.
+fn cookie_values<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
+    header
+        .split(';')
+        .take(MAX_PARAMS)
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            if k.trim() != name {
+                return None;
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(v);
+            (!v.is_empty()).then_some(v)
+        })
+        .collect()
+}
+
+/// `application/x-www-form-urlencoded` decoding; invalid escapes are kept as
+/// written, invalid UTF-8 is replaced (such a token then fails to parse).
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => match (b.get(i + 1).and_then(hex), b.get(i + 2).and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex(c: &u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `path` without any query parameter called `name`; the `?` goes when the
+/// query ends up empty.
+pub fn remove_param(path: &str, name: &str) -> String {
+    let Some((base, rest)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let k = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair);
+            !pair.is_empty() && percent_decode(k) != name
+        })
+        .collect();
+    let mut out = String::with_capacity(path.len());
+    out.push_str(base);
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// A `Cookie` header without cookie `name`; `None` when nothing is left.
+pub fn remove_cookie(header: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| {
+            let k = pair.split_once('=').map(|(k, _)| k.trim()).unwrap_or(pair);
+            !pair.is_empty() && k != name
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(h: &[(&str, &str)]) -> RequestView {
+        RequestView::new(
+            h.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn bearer() -> Vec<Location> {
+        vec![
+            Location::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into(),
+            },
+            Location::Param("access_token".into()),
+        ]
+    }
+
+    #[test]
+    fn default_bearer_and_query() {
+        let r = req(&[(":path", "/x"), ("Authorization", "Bearer abc")]);
+        let f = extract(&bearer(), &r).unwrap().unwrap();
+        assert_eq!(f.token, "abc");
+        assert_eq!(f.location, 0);
+        let r = req(&[(":path", "/x?a=1&access_token=q%2Eb")]);
+        let f = extract(&bearer(), &r).unwrap().unwrap();
+        assert_eq!(f.token, "q.b");
+        assert_eq!(f.location, 1);
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive_and_whitespace_trimmed() {
+        for v in [
+            "bearer abc",
+            "BEARER abc",
+            "Bearer   abc  ",
+            "  Bearer abc\t",
+        ] {
+            let r = req(&[(":path", "/"), ("authorization", v)]);
+            assert_eq!(extract(&bearer(), &r).unwrap().unwrap().token, "abc", "{v}");
+        }
+    }
+
+    #[test]
+    fn other_scheme_or_empty_is_missing() {
+        for v in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+            let r = req(&[(":path", "/"), ("authorization", v)]);
+            assert_eq!(extract(&bearer(), &r).unwrap(), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn same_token_twice_is_one_different_is_refused() {
+        let r = req(&[
+            (":path", "/?access_token=abc"),
+            ("authorization", "Bearer abc"),
+        ]);
+        assert_eq!(extract(&bearer(), &r).unwrap().unwrap().location, 0);
+        let r = req(&[
+            (":path", "/?access_token=xyz"),
+            ("authorization", "Bearer abc"),
+        ]);
+        assert_eq!(extract(&bearer(), &r), Err(AuthError::Multiple));
+        let r = req(&[
+            (":path", "/"),
+            ("authorization", "Bearer a"),
+            ("authorization", "Bearer b"),
+        ]);
+        assert_eq!(extract(&bearer(), &r), Err(AuthError::Multiple));
+    }
+
+    #[test]
+    fn cookies() {
+        let locs = vec![Location::Cookie("session".into())];
+        let r = req(&[(":path", "/"), ("cookie", "a=1; session=tok; b=2")]);
+        assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "tok");
+        let r = req(&[
+            (":path", "/"),
+            ("cookie", "a=1"),
+            ("cookie", "session=\"q\""),
+        ]);
+        assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "q");
+        let r = req(&[(":path", "/"), ("cookie", "xsession=1; sessionx=2")]);
+        assert_eq!(extract(&locs, &r).unwrap(), None);
+        let many: Vec<String> = (0..100).map(|i| format!("c{i}=v{i}")).collect();
+        let h = format!("{}; session=deep", many.join("; "));
+        let r = req(&[(":path", "/"), ("cookie", &h)]);
+        assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "deep");
+    }
+
+    #[test]
+    fn custom_header_without_prefix() {
+        let locs = vec![Location::Header {
+            name: "x-jwt".into(),
+            prefix: String::new(),
+        }];
+        let r = req(&[(":path", "/"), ("X-JWT", " t ")]);
+        assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "t");
+    }
+
+    #[test]
+    fn oversized_header_is_too_large() {
+        let big = format!("Bearer {}", "a".repeat(MAX_HEADER_VALUE_BYTES));
+        let r = req(&[(":path", "/"), ("authorization", &big)]);
+        assert_eq!(extract(&bearer(), &r), Err(AuthError::TooLarge));
+    }
+
+    #[test]
+    fn remove_param_keeps_others() {
+        assert_eq!(
+            remove_param("/a?access_token=t&b=1", "access_token"),
+            "/a?b=1"
+        );
+        assert_eq!(
+            remove_param("/a?b=1&access_token=t", "access_token"),
+            "/a?b=1"
+        );
+        assert_eq!(remove_param("/a?access_token=t", "access_token"), "/a");
+        assert_eq!(
+            remove_param("/a?access%5Ftoken=t#f", "access_token"),
+            "/a#f"
+        );
+        assert_eq!(remove_param("/a", "access_token"), "/a");
+    }
+
+    #[test]
+    fn remove_cookie_keeps_others() {
+        assert_eq!(
+            remove_cookie("a=1; s=t; b=2", "s").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(remove_cookie("s=t", "s"), None);
+    }
+
+    #[test]
+    fn percent_decoding_edge_cases() {
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+}

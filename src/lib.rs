@@ -1,0 +1,27 @@
+//! A JWT-validating proxy-wasm filter for Envoy.
+//!
+//! Everything but `filter` is plain Rust that never touches the host, so it is
+//! tested natively; `filter` is the thin proxy-wasm glue.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod jwks;
+pub mod matcher;
+pub mod policy;
+pub mod token;
+
+#[cfg(test)]
+mod testutil;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

@@ -1,0 +1,311 @@
+//! The decision for one request: pick the rule, evaluate its requirement tree
+//! (`provider_name`, `provider_and_audiences`, `requires_any`, `requires_all`,
+//! `allow_missing`, `allow_missing_or_failed`, with `jwt_authn`'s meaning), and
+//! turn the outcome into data: allow with header edits, or deny with a cause.
+
+use serde_json::Value;
+
+use crate::config::{Config, KeySource, Location, Provider, Requirement};
+use crate::error::AuthError;
+use crate::extract::{self, Found, RequestView};
+use crate::jwks::{Alg, Key};
+use crate::matcher::path_only;
+use crate::token::{self, ClaimRules, Jwt};
+
+/// Largest header value the filter writes from a claim; longer values are
+/// not written (the header stays absent, never truncated).
+pub const MAX_CLAIM_HEADER_BYTES: usize = 8 * 1024;
+
+/// An edit to the request before it goes upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderOp {
+    Set(String, String),
+    Remove(String),
+}
+
+/// What to do with the request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// No rule matched, or the rule needs no JWT.
+    NoAuth,
+    /// Allowed; apply these edits first.
+    Allow(Vec<HeaderOp>),
+    /// Denied for this cause.
+    Deny(AuthError),
+}
+
+/// A provider's verified token (signature and provider-level claims checked;
+/// audience is checked per requirement).
+struct Verified<'r> {
+    found: Found<'r>,
+    payload_b64: Option<String>,
+    claims: serde_json::Map<String, Value>,
+}
+
+/// Per-provider result, computed at most once per request.
+type ProviderResult<'r> = Result<Option<Verified<'r>>, AuthError>;
+
+/// Signature verification function (pure Rust, or the host's).
+pub type VerifyFn<'v> = &'v dyn Fn(&Key, Alg, &[u8], &[u8]) -> bool;
+
+/// Evaluates requirements for one request, remembering each provider's result.
+pub struct Evaluator<'c, 'r> {
+    config: &'c Config,
+    req: &'r RequestView,
+    now: u64,
+    verify: VerifyFn<'c>,
+    memo: Vec<Option<ProviderResult<'r>>>,
+}
+
+impl<'c, 'r> Evaluator<'c, 'r> {
+    pub fn new(config: &'c Config, req: &'r RequestView, now: u64, verify: VerifyFn<'c>) -> Self {
+        let memo = config.providers.iter().map(|_| None).collect();
+        Evaluator {
+            config,
+            req,
+            now,
+            verify,
+            memo,
+        }
+    }
+
+    /// The whole decision for the request.
+    pub fn decide(&mut self) -> Decision {
+        let config = self.config;
+        let path = path_only(self.req.path());
+        let req = self.req;
+        let rule = config
+            .rules
+            .iter()
+            .find(|r| r.matcher.matches(path, |name| req.header(name)));
+        let Some(requirement) = rule.and_then(|r| r.requirement.as_ref()) else {
+            return Decision::NoAuth;
+        };
+        match self.eval(requirement) {
+            Ok(providers) => Decision::Allow(self.annotations(&providers)),
+            Err(e) => Decision::Deny(e),
+        }
+    }
+
+    fn provider(&mut self, idx: usize) -> &ProviderResult<'r> {
+        if self.memo.get(idx).is_some_and(Option::is_none) {
+            let result = match self.config.providers.get(idx) {
+                Some(p) => verify_provider(p, self.req, self.now, self.verify),
+                None => Err(AuthError::Missing),
+            };
+            if let Some(slot) = self.memo.get_mut(idx) {
+                *slot = Some(result);
+            }
+        }
+        match self.memo.get(idx) {
+            Some(Some(r)) => r,
+            _ => &Err(AuthError::Missing),
+        }
+    }
+
+    /// Provider indices whose verified tokens satisfied the requirement.
+    fn eval(&mut self, req: &Requirement) -> Result<Vec<usize>, AuthError> {
+        match req {
+            Requirement::Provider {
+                provider,
+                audiences,
+            } => {
+                let config = self.config;
+                let allowed = match (audiences, config.providers.get(*provider)) {
+                    (Some(a), _) => a.as_slice(),
+                    (None, Some(p)) => p.audiences.as_slice(),
+                    (None, None) => &[],
+                };
+                match self.provider(*provider) {
+                    Err(e) => Err(*e),
+                    Ok(None) => Err(AuthError::Missing),
+                    Ok(Some(v)) => {
+                        token::check_audience(&v.claims, allowed)?;
+                        Ok(vec![*provider])
+                    }
+                }
+            }
+            Requirement::Any(children) => {
+                let mut best: Option<AuthError> = None;
+                for child in children {
+                    match self.eval(child) {
+                        Ok(p) => return Ok(p),
+                        Err(e) => {
+                            if best.is_none_or(|b| e.specificity() > b.specificity()) {
+                                best = Some(e);
+                            }
+                        }
+                    }
+                }
+                Err(best.unwrap_or(AuthError::Missing))
+            }
+            Requirement::All(children) => {
+                let mut all = Vec::new();
+                for child in children {
+                    for p in self.eval(child)? {
+                        if !all.contains(&p) {
+                            all.push(p);
+                        }
+                    }
+                }
+                Ok(all)
+            }
+            Requirement::AllowMissing | Requirement::AllowMissingOrFailed => {
+                let (ok, err) = self.any_provider();
+                match (ok, err) {
+                    (Some(p), _) => Ok(vec![p]),
+                    (None, None) => Ok(Vec::new()),
+                    (None, Some(_)) if matches!(req, Requirement::AllowMissingOrFailed) => {
+                        Ok(Vec::new())
+                    }
+                    (None, Some(e)) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Tries every provider (with its own audiences): the first that verifies
+    /// a token, and the most specific failure of a presented token.
+    fn any_provider(&mut self) -> (Option<usize>, Option<AuthError>) {
+        let mut err: Option<AuthError> = None;
+        for idx in 0..self.config.providers.len() {
+            let config = self.config;
+            let allowed = config
+                .providers
+                .get(idx)
+                .map(|p| p.audiences.as_slice())
+                .unwrap_or(&[]);
+            let outcome = match self.provider(idx) {
+                Ok(None) => continue,
+                Ok(Some(v)) => token::check_audience(&v.claims, allowed),
+                Err(e) => Err(*e),
+            };
+            match outcome {
+                Ok(()) => return (Some(idx), None),
+                Err(e) => {
+                    if err.is_none_or(|b| e.specificity() > b.specificity()) {
+                        err = Some(e);
+                    }
+                }
+            }
+        }
+        (None, err)
+    }
+
+    /// Header edits for the providers whose tokens were accepted.
+    fn annotations(&self, providers: &[usize]) -> Vec<HeaderOp> {
+        let mut ops = Vec::new();
+        let mut path: Option<String> = None;
+        let mut cookie: Option<Option<String>> = None;
+        for &idx in providers {
+            let (Some(p), Some(Some(Ok(Some(v))))) =
+                (self.config.providers.get(idx), self.memo.get(idx))
+            else {
+                continue;
+            };
+            if let (Some(h), Some(b64)) = (&p.payload_header, &v.payload_b64) {
+                let mut value = b64.clone();
+                if p.pad_payload_header {
+                    while value.len() % 4 != 0 {
+                        value.push('=');
+                    }
+                }
+                ops.push(HeaderOp::Set(h.clone(), value));
+            }
+            for ch in &p.claim_headers {
+                if let Some(value) = token::claim_at(&v.claims, &ch.claim_path).and_then(claim_text)
+                {
+                    ops.push(HeaderOp::Set(ch.header.clone(), value));
+                }
+            }
+            if !p.forward {
+                match p.locations.get(v.found.location) {
+                    Some(Location::Header { name, .. }) => ops.push(HeaderOp::Remove(name.clone())),
+                    Some(Location::Param(name)) => {
+                        let current = path.take().unwrap_or_else(|| self.req.path().to_string());
+                        path = Some(extract::remove_param(&current, name));
+                    }
+                    Some(Location::Cookie(name)) => {
+                        let current = match cookie.take() {
+                            Some(c) => c,
+                            None => {
+                                Some(self.req.header_all("cookie").collect::<Vec<_>>().join("; "))
+                            }
+                        };
+                        cookie = Some(current.and_then(|c| extract::remove_cookie(&c, name)));
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let Some(p) = path {
+            ops.push(HeaderOp::Set(":path".into(), p));
+        }
+        match cookie {
+            Some(Some(c)) => ops.push(HeaderOp::Set("cookie".into(), c)),
+            Some(None) => ops.push(HeaderOp::Remove("cookie".into())),
+            None => {}
+        }
+        ops
+    }
+}
+
+/// Finds and verifies one provider's token (everything but the audience).
+fn verify_provider<'r>(
+    p: &Provider,
+    req: &'r RequestView,
+    now: u64,
+    verify: VerifyFn<'_>,
+) -> ProviderResult<'r> {
+    let Some(found) = extract::extract(&p.locations, req)? else {
+        return Ok(None);
+    };
+    let token: &str = &found.token;
+    let jwt: Jwt<'_> = token::parse(token)?;
+    let rules = ClaimRules {
+        issuer: p.issuer.as_deref(),
+        clock_skew_secs: p.clock_skew_secs,
+        max_lifetime_secs: p.max_lifetime_secs,
+        require_expiration: p.require_expiration,
+    };
+    token::check_claims(&jwt, &rules, now)?;
+    let KeySource::Local(keys) = &p.keys;
+    token::verify_signature(&jwt, keys, &p.allowed_algs, verify)?;
+    // Copied only when a header will carry it.
+    let payload_b64 = p
+        .payload_header
+        .as_ref()
+        .map(|_| jwt.payload_b64.to_string());
+    let claims = jwt.claims;
+    Ok(Some(Verified {
+        found,
+        payload_b64,
+        claims,
+    }))
+}
+
+/// A claim value as header text: strings as-is, numbers and booleans in JSON
+/// form, arrays of those comma-joined. Objects, nulls, nested arrays, values
+/// with control characters, and overlong values give `None` (not written).
+pub fn claim_text(v: &Value) -> Option<String> {
+    let scalar = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    };
+    let text = match v {
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
+            parts?.join(",")
+        }
+        other => scalar(other)?,
+    };
+    let clean = !text.chars().any(|c| c.is_control());
+    (clean && text.len() <= MAX_CLAIM_HEADER_BYTES).then_some(text)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,338 @@
+use super::*;
+use crate::testutil::{hs_jwks, hs_secret, mint, mint_raw};
+use crate::token::native_verify;
+
+const NOW: u64 = 1_700_000_000;
+
+fn cfg(rules: &str, extra_a: &str) -> Config {
+    let jwks = serde_json::to_string(&hs_jwks()).unwrap();
+    let json = format!(
+        r#"{{"providers":{{
+            "a":{{"issuer":"iss-a","audiences":["api"],"local_jwks":{{"inline_string":{jwks}}},
+                 "forward_payload_header":"x-payload","claim_to_headers":[
+                   {{"header_name":"x-sub","claim_name":"sub"}},
+                   {{"header_name":"x-team","claim_name":"org.team"}},
+                   {{"header_name":"x-roles","claim_name":"roles"}},
+                   {{"header_name":"x-level","claim_name":"level"}},
+                   {{"header_name":"x-admin","claim_name":"admin"}}]{extra_a}}},
+            "b":{{"issuer":"iss-b","local_jwks":{{"inline_string":{jwks}}},
+                 "from_headers":[{{"name":"x-b-token"}}],"from_params":["b_token"],"from_cookies":["b_session"]}}
+        }},"rules":[{rules}]}}"#
+    );
+    Config::parse(json.as_bytes()).unwrap()
+}
+
+fn req(path: &str, headers: &[(&str, &str)]) -> RequestView {
+    let mut h = vec![
+        (":path".to_string(), path.to_string()),
+        (":method".into(), "GET".into()),
+    ];
+    h.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    RequestView::new(h)
+}
+
+fn decide(c: &Config, r: &RequestView) -> Decision {
+    Evaluator::new(c, r, NOW, &native_verify).decide()
+}
+
+fn tok(iss: &str, extra: &str) -> String {
+    mint(&format!(
+        r#"{{"iss":"{iss}","aud":"api","sub":"u1","exp":{}{extra}}}"#,
+        NOW + 60
+    ))
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+const A_ONLY: &str =
+    r#"{"match":{"prefix":"/public"}},{"match":{"prefix":"/"},"requires":{"provider_name":"a"}}"#;
+
+#[test]
+fn public_route_and_no_match_need_nothing() {
+    let c = cfg(A_ONLY, "");
+    assert_eq!(decide(&c, &req("/public/x", &[])), Decision::NoAuth);
+    let c = cfg(
+        r#"{"match":{"prefix":"/api"},"requires":{"provider_name":"a"}}"#,
+        "",
+    );
+    assert_eq!(decide(&c, &req("/other", &[])), Decision::NoAuth);
+}
+
+#[test]
+fn first_matching_rule_wins() {
+    let c = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"}},{"match":{"prefix":"/public"}}"#,
+        "",
+    );
+    assert_eq!(
+        decide(&c, &req("/public", &[])),
+        Decision::Deny(AuthError::Missing)
+    );
+}
+
+#[test]
+fn valid_token_allows_with_annotations() {
+    let c = cfg(A_ONLY, "");
+    let t = tok(
+        "iss-a",
+        r#","org":{"team":"blue"},"roles":["r1","r2"],"level":3,"admin":false"#,
+    );
+    let d = decide(&c, &req("/x", &[("authorization", &bearer(&t))]));
+    let payload = t.split('.').nth(1).unwrap().to_string();
+    assert_eq!(
+        d,
+        Decision::Allow(vec![
+            HeaderOp::Set("x-payload".into(), payload),
+            HeaderOp::Set("x-sub".into(), "u1".into()),
+            HeaderOp::Set("x-team".into(), "blue".into()),
+            HeaderOp::Set("x-roles".into(), "r1,r2".into()),
+            HeaderOp::Set("x-level".into(), "3".into()),
+            HeaderOp::Set("x-admin".into(), "false".into()),
+            HeaderOp::Remove("authorization".into()),
+        ])
+    );
+}
+
+#[test]
+fn forward_true_keeps_token_and_padding_pads() {
+    let c = cfg(
+        A_ONLY,
+        r#","forward":true,"pad_forward_payload_header":true"#,
+    );
+    let t = tok("iss-a", "");
+    let Decision::Allow(ops) = decide(&c, &req("/x", &[("authorization", &bearer(&t))])) else {
+        panic!("not allowed")
+    };
+    assert!(!ops.iter().any(|o| matches!(o, HeaderOp::Remove(_))));
+    let HeaderOp::Set(_, payload) = &ops[0] else {
+        panic!()
+    };
+    assert_eq!(payload.len() % 4, 0);
+    assert!(payload.starts_with(t.split('.').nth(1).unwrap()));
+}
+
+#[test]
+fn denials_map_to_causes() {
+    let c = cfg(A_ONLY, "");
+    let cases = [
+        (None, AuthError::Missing),
+        (Some(tok("iss-b", "")), AuthError::Issuer),
+        (
+            Some(mint(&format!(
+                r#"{{"iss":"iss-a","aud":"api","exp":{}}}"#,
+                NOW - 100
+            ))),
+            AuthError::Expired,
+        ),
+        (
+            Some(mint(&format!(
+                r#"{{"iss":"iss-a","aud":"other","exp":{}}}"#,
+                NOW + 100
+            ))),
+            AuthError::Audience,
+        ),
+        (Some("garbage".to_string()), AuthError::Malformed),
+        (
+            Some(mint_raw(
+                r#"{"alg":"HS256","kid":"zz"}"#,
+                r#"{"iss":"iss-a","aud":"api"}"#,
+                &hs_secret(),
+            )),
+            AuthError::UnknownKid,
+        ),
+    ];
+    for (t, want) in cases {
+        let h = t.map(|t| bearer(&t));
+        let headers: Vec<(&str, &str)> = h.iter().map(|v| ("authorization", v.as_str())).collect();
+        assert_eq!(
+            decide(&c, &req("/x", &headers)),
+            Decision::Deny(want),
+            "{want:?}"
+        );
+    }
+}
+
+#[test]
+fn provider_and_audiences_overrides() {
+    let c = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"provider_and_audiences":{"provider_name":"a","audiences":["special"]}}}"#,
+        "",
+    );
+    let t = tok("iss-a", "");
+    assert_eq!(
+        decide(&c, &req("/", &[("authorization", &bearer(&t))])),
+        Decision::Deny(AuthError::Audience)
+    );
+    let t2 = mint(&format!(
+        r#"{{"iss":"iss-a","aud":["special"],"exp":{}}}"#,
+        NOW + 60
+    ));
+    assert!(matches!(
+        decide(&c, &req("/", &[("authorization", &bearer(&t2))])),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn requires_any_and_all() {
+    let any = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"requires_any":{"requirements":[{"provider_name":"a"},{"provider_name":"b"}]}}}"#,
+        "",
+    );
+    let ta = tok("iss-a", "");
+    let tb = tok("iss-b", "");
+    assert!(matches!(
+        decide(&any, &req("/", &[("authorization", &bearer(&ta))])),
+        Decision::Allow(_)
+    ));
+    assert!(matches!(
+        decide(&any, &req("/", &[("x-b-token", &tb)])),
+        Decision::Allow(_)
+    ));
+    assert_eq!(
+        decide(&any, &req("/", &[])),
+        Decision::Deny(AuthError::Missing)
+    );
+    // A bad token with b's issuer in a's location: the issuer mismatch for a
+    // is less specific than nothing at all for b... b is missing, a says issuer.
+    assert_eq!(
+        decide(&any, &req("/", &[("authorization", &bearer(&tb))])),
+        Decision::Deny(AuthError::Issuer)
+    );
+    let all = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"requires_all":{"requirements":[{"provider_name":"a"},{"provider_name":"b"}]}}}"#,
+        "",
+    );
+    assert_eq!(
+        decide(&all, &req("/", &[("authorization", &bearer(&ta))])),
+        Decision::Deny(AuthError::Missing)
+    );
+    assert!(matches!(
+        decide(
+            &all,
+            &req("/", &[("authorization", &bearer(&ta)), ("x-b-token", &tb)])
+        ),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn allow_missing_and_allow_missing_or_failed() {
+    let am = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"allow_missing":{}}}"#,
+        "",
+    );
+    assert_eq!(decide(&am, &req("/", &[])), Decision::Allow(vec![]));
+    let expired = mint(&format!(
+        r#"{{"iss":"iss-a","aud":"api","exp":{}}}"#,
+        NOW - 1000
+    ));
+    assert_eq!(
+        decide(&am, &req("/", &[("authorization", &bearer(&expired))])),
+        Decision::Deny(AuthError::Expired)
+    );
+    let good = tok("iss-a", "");
+    assert!(matches!(
+        decide(&am, &req("/", &[("authorization", &bearer(&good))])),
+        Decision::Allow(ops) if !ops.is_empty()
+    ));
+    let amf = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"allow_missing_or_failed":{}}}"#,
+        "",
+    );
+    assert_eq!(decide(&amf, &req("/", &[])), Decision::Allow(vec![]));
+    assert_eq!(
+        decide(&amf, &req("/", &[("authorization", &bearer(&expired))])),
+        Decision::Allow(vec![])
+    );
+    // requires_any [a, allow_missing]: the jwt_authn idiom for optional auth.
+    let opt = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"requires_any":{"requirements":[{"provider_name":"a"},{"allow_missing":{}}]}}}"#,
+        "",
+    );
+    assert_eq!(decide(&opt, &req("/", &[])), Decision::Allow(vec![]));
+    assert_eq!(
+        decide(&opt, &req("/", &[("authorization", &bearer(&expired))])),
+        Decision::Deny(AuthError::Expired)
+    );
+}
+
+#[test]
+fn token_removed_from_query_and_cookie() {
+    let c = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"b"}}"#,
+        "",
+    );
+    let tb = tok("iss-b", "");
+    let d = decide(&c, &req(&format!("/p?x=1&b_token={tb}&y=2"), &[]));
+    assert_eq!(
+        d,
+        Decision::Allow(vec![HeaderOp::Set(":path".into(), "/p?x=1&y=2".into())])
+    );
+    let cookie = format!("a=1; b_session={tb}; c=3");
+    let d = decide(&c, &req("/p", &[("cookie", &cookie)]));
+    assert_eq!(
+        d,
+        Decision::Allow(vec![HeaderOp::Set("cookie".into(), "a=1; c=3".into())])
+    );
+    let cookie = format!("b_session={tb}");
+    let d = decide(&c, &req("/p", &[("cookie", &cookie)]));
+    assert_eq!(d, Decision::Allow(vec![HeaderOp::Remove("cookie".into())]));
+}
+
+#[test]
+fn two_different_tokens_are_refused() {
+    let c = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"b"}}"#,
+        "",
+    );
+    let t1 = tok("iss-b", "");
+    let t2 = tok("iss-b", r#","n":1"#);
+    let d = decide(&c, &req(&format!("/p?b_token={t2}"), &[("x-b-token", &t1)]));
+    assert_eq!(d, Decision::Deny(AuthError::Multiple));
+}
+
+#[test]
+fn header_and_regex_rules() {
+    let c = cfg(
+        r#"{"match":{"safe_regex":{"regex":"/v[0-9]+/open"}}},
+           {"match":{"prefix":"/","headers":[{"name":"x-anon","exact_match":"yes"}]}},
+           {"match":{"prefix":"/"},"requires":{"provider_name":"a"}}"#,
+        "",
+    );
+    assert_eq!(decide(&c, &req("/v2/open?q=1", &[])), Decision::NoAuth);
+    assert_eq!(
+        decide(&c, &req("/v2/open/x", &[])),
+        Decision::Deny(AuthError::Missing)
+    );
+    assert_eq!(
+        decide(&c, &req("/y", &[("x-anon", "yes")])),
+        Decision::NoAuth
+    );
+    assert_eq!(
+        decide(&c, &req("/y", &[("x-anon", "no")])),
+        Decision::Deny(AuthError::Missing)
+    );
+}
+
+#[test]
+fn claim_text_forms() {
+    use serde_json::json;
+    assert_eq!(claim_text(&json!("s")), Some("s".into()));
+    assert_eq!(claim_text(&json!(1.5)), Some("1.5".into()));
+    assert_eq!(claim_text(&json!(true)), Some("true".into()));
+    assert_eq!(
+        claim_text(&json!(["a", 1, false])),
+        Some("a,1,false".into())
+    );
+    assert_eq!(claim_text(&json!({"a": 1})), None);
+    assert_eq!(claim_text(&json!([["a"]])), None);
+    assert_eq!(claim_text(&json!(null)), None);
+    assert_eq!(claim_text(&json!("a\r\nInjected: 1")), None);
+    assert_eq!(
+        claim_text(&json!("x".repeat(MAX_CLAIM_HEADER_BYTES + 1))),
+        None
+    );
+}

@@ -1,0 +1,256 @@
+//! JWS compact parsing and JWT validation, in the order a careful verifier
+//! uses: size bound, structure, header (alg allow-list, `crit`), then the cheap
+//! claim checks (issuer, time, audience), then the key chosen by `kid` and
+//! `alg`, then the signature. The current time is an argument, so every
+//! boundary is tested exactly.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::AuthError;
+use crate::jwks::{Alg, Key, KeySet};
+
+/// Largest token accepted, in bytes (base64url text).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Keys tried for one token without a matching `kid` before giving up.
+pub const MAX_KEY_TRIES: usize = 8;
+
+/// A structurally valid JWS whose signature has not been checked yet.
+#[derive(Debug)]
+pub struct Jwt<'t> {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    /// Top-level claims (duplicate names rejected).
+    pub claims: Map<String, Value>,
+    /// The payload segment as sent (base64url, unpadded).
+    pub payload_b64: &'t str,
+    signing_input: &'t str,
+    signature: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Vec<String>>,
+}
+
+/// A JSON object whose top-level member names must be unique: RFC 7515 lets a
+/// parser reject duplicates, and accepting them invites parser-differential
+/// attacks (one component reads the first `sub`, another the last).
+struct UniqueMap(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<UniqueMap, A::Error> {
+                let mut m = Map::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    if m.insert(k, v).is_some() {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                }
+                Ok(UniqueMap(m))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn b64(segment: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::Malformed)
+}
+
+/// Splits and decodes a compact JWS. Rejects: over-long tokens, anything but
+/// three segments, padded or non-URL-safe base64, headers or payloads that are
+/// not JSON objects, duplicate header or claim names, `alg` that is `none` or
+/// unknown, and any `crit` (no extension is understood here, RFC 7515 4.1.11).
+/// `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from config.
+pub fn parse(token: &str) -> Result<Jwt<'_>, AuthError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::TooLarge);
+    }
+    let mut parts = token.splitn(4, '.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed);
+    };
+    if h.is_empty() || p.is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    let header_bytes = b64(h)?;
+    // Duplicate known members (alg, kid, crit) are refused by serde's derive.
+    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
+    let alg = Alg::from_name(&header.alg).ok_or(AuthError::AlgNotAllowed)?;
+    if header.crit.is_some() {
+        return Err(AuthError::UnsupportedCrit);
+    }
+    let payload_bytes = b64(p)?;
+    let claims = serde_json::from_slice::<UniqueMap>(&payload_bytes)
+        .map_err(|_| AuthError::Malformed)?
+        .0;
+    let signature = b64(s)?;
+    if signature.is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    let signing_input = token
+        .get(..h.len() + 1 + p.len())
+        .ok_or(AuthError::Malformed)?;
+    Ok(Jwt {
+        alg,
+        kid: header.kid,
+        claims,
+        payload_b64: p,
+        signing_input,
+        signature,
+    })
+}
+
+/// What a provider demands of a token's claims.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimRules<'a> {
+    pub issuer: Option<&'a str>,
+    pub clock_skew_secs: u64,
+    pub max_lifetime_secs: Option<u64>,
+    pub require_expiration: bool,
+}
+
+/// A numeric date claim: absent is fine, present must be a JSON number.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(AuthError::Malformed),
+        Some(_) => Err(AuthError::Malformed),
+    }
+}
+
+/// Issuer and time checks, `now` in seconds since the epoch.
+/// `exp`: rejected when `now > exp + skew`; `nbf`: when `nbf > now + skew`.
+/// `max_lifetime`: `exp` must be present and neither `exp - iat` (when `iat`
+/// is present) nor `exp - now` may exceed it.
+pub fn check_claims(jwt: &Jwt<'_>, rules: &ClaimRules<'_>, now: u64) -> Result<(), AuthError> {
+    if let Some(want) = rules.issuer {
+        match jwt.claims.get("iss") {
+            Some(Value::String(iss)) if iss == want => {}
+            _ => return Err(AuthError::Issuer),
+        }
+    }
+    let now = now as f64;
+    let skew = rules.clock_skew_secs as f64;
+    let exp = numeric_date(&jwt.claims, "exp")?;
+    let nbf = numeric_date(&jwt.claims, "nbf")?;
+    let iat = numeric_date(&jwt.claims, "iat")?;
+    if let Some(exp) = exp {
+        if now > exp + skew {
+            return Err(AuthError::Expired);
+        }
+    } else if rules.require_expiration || rules.max_lifetime_secs.is_some() {
+        return Err(AuthError::MissingExp);
+    }
+    if let Some(nbf) = nbf {
+        if nbf > now + skew {
+            return Err(AuthError::NotYetValid);
+        }
+    }
+    if let (Some(max), Some(exp)) = (rules.max_lifetime_secs, exp) {
+        let max = max as f64;
+        let from_iat = iat.is_some_and(|iat| exp - iat > max);
+        if from_iat || exp - now > max + skew {
+            return Err(AuthError::LifetimeTooLong);
+        }
+    }
+    Ok(())
+}
+
+/// Envoy's audience normalisation: a scheme prefix and a trailing `/` do not
+/// make two audiences different.
+fn normalize_aud(a: &str) -> &str {
+    let a = a
+        .strip_prefix("https://")
+        .or_else(|| a.strip_prefix("http://"))
+        .unwrap_or(a);
+    a.strip_suffix('/').unwrap_or(a)
+}
+
+/// `aud` (a string or an array of strings) must name one of `allowed`.
+/// An empty `allowed` list means any audience (and none) is accepted.
+pub fn check_audience(claims: &Map<String, Value>, allowed: &[String]) -> Result<(), AuthError> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let ok = |a: &str| {
+        let a = normalize_aud(a);
+        allowed.iter().any(|x| normalize_aud(x) == a)
+    };
+    let hit = match claims.get("aud") {
+        Some(Value::String(a)) => ok(a),
+        Some(Value::Array(list)) => list.iter().any(|v| v.as_str().is_some_and(ok)),
+        _ => false,
+    };
+    if hit {
+        Ok(())
+    } else {
+        Err(AuthError::Audience)
+    }
+}
+
+/// Verifies the signature with the provider's keys: only keys whose `kid`
+/// matches (or that have none) and whose type fits `alg` are tried, and `alg`
+/// must be allowed for the provider. An RSA key never fits an HMAC alg, so
+/// HS/RS confusion is impossible by construction.
+pub fn verify_signature(
+    jwt: &Jwt<'_>,
+    keys: &KeySet,
+    allowed: &[Alg],
+    verify: impl Fn(&Key, Alg, &[u8], &[u8]) -> bool,
+) -> Result<(), AuthError> {
+    if !allowed.contains(&jwt.alg) {
+        return Err(AuthError::AlgNotAllowed);
+    }
+    let mut tried = 0;
+    for key in keys
+        .candidates(jwt.kid.as_deref(), jwt.alg)
+        .take(MAX_KEY_TRIES)
+    {
+        tried += 1;
+        if verify(key, jwt.alg, jwt.signing_input.as_bytes(), &jwt.signature) {
+            return Ok(());
+        }
+    }
+    if tried == 0 {
+        Err(AuthError::UnknownKid)
+    } else {
+        Err(AuthError::BadSignature)
+    }
+}
+
+/// The pure-Rust signature check (the default verifier).
+pub fn native_verify(key: &Key, alg: Alg, input: &[u8], sig: &[u8]) -> bool {
+    key.verify(alg, input, sig)
+}
+
+/// A claim by dotted path (`org.team` looks into nested objects).
+pub fn claim_at<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Option<&'c Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = claims.get(first)?;
+    for seg in rest {
+        v = v.as_object()?.get(seg)?;
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests;
