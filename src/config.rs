@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::authz::{Mode, RuleAuthz};
 use crate::jwks::{Alg, KeySet};
 use crate::matcher::{HeaderMatcher, PathMatcher, RouteMatcher, StringMatch};
 
@@ -58,6 +59,15 @@ struct RawConfig {
     rules: Vec<RawRule>,
     #[serde(default, alias = "bypassCorsPreflight")]
     bypass_cors_preflight: bool,
+    /// Our addition (issue 4): default rule mode, `enforce` or `report`.
+    #[serde(default)]
+    mode: Option<String>,
+    /// Our addition: header set to the outcome on requests let through.
+    #[serde(default, alias = "statusHeader")]
+    status_header: Option<String>,
+    /// Our addition: metric name prefix (default `jwt_filter`).
+    #[serde(default, alias = "statPrefix")]
+    stat_prefix: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -69,6 +79,8 @@ struct RawProvider {
     audiences: Vec<String>,
     #[serde(default, alias = "localJwks")]
     local_jwks: Option<RawDataSource>,
+    #[serde(default, alias = "remoteJwks")]
+    remote_jwks: Option<RawRemoteJwks>,
     #[serde(default, alias = "fromHeaders")]
     from_headers: Vec<RawHeaderLocation>,
     #[serde(default, alias = "fromParams")]
@@ -103,6 +115,65 @@ struct RawDataSource {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRemoteJwks {
+    #[serde(alias = "httpUri")]
+    http_uri: RawHttpUri,
+    #[serde(default, alias = "cacheDuration")]
+    cache_duration: Option<String>,
+    #[serde(default, alias = "asyncFetch")]
+    async_fetch: Option<RawAsyncFetch>,
+    #[serde(default, alias = "retryPolicy")]
+    retry_policy: Option<RawRetryPolicy>,
+    /// Our addition: least time between two unknown-`kid` refetches.
+    #[serde(default, alias = "minRefetchInterval")]
+    min_refetch_interval: Option<String>,
+    /// Our addition: how long the last good keys are used while refreshes fail.
+    #[serde(default, alias = "maxStale")]
+    max_stale: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpUri {
+    uri: String,
+    cluster: String,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAsyncFetch {
+    #[serde(default, alias = "fastListener")]
+    fast_listener: bool,
+    #[serde(default, alias = "failedRefetchDuration")]
+    failed_refetch_duration: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetryPolicy {
+    #[serde(default, alias = "numRetries")]
+    num_retries: Option<u32>,
+    #[serde(default, alias = "retryBackOff")]
+    retry_back_off: Option<RawBackOff>,
+    /// Envoy's RetryPolicy has more fields (retry_on, ...); not used here.
+    #[serde(default, alias = "retryOn")]
+    #[allow(dead_code)]
+    retry_on: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBackOff {
+    #[serde(default, alias = "baseInterval")]
+    base_interval: Option<String>,
+    #[serde(default, alias = "maxInterval")]
+    max_interval: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawHeaderLocation {
     name: String,
     #[serde(default, alias = "valuePrefix")]
@@ -125,6 +196,15 @@ struct RawRule {
     route: RawRouteMatch,
     #[serde(default)]
     requires: Option<RawRequirement>,
+    /// Our additions (issue 4): authorization and report mode per rule.
+    #[serde(default, alias = "requiredScopes")]
+    required_scopes: Vec<String>,
+    #[serde(default, alias = "requiredClaims")]
+    required_claims: Vec<crate::authz::RawRequiredClaim>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -252,9 +332,43 @@ pub struct ClaimHeader {
     pub claim_path: Vec<String>,
 }
 
+/// A remote JWKS endpoint and how it is fetched (all times in milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteJwks {
+    pub uri: String,
+    pub cluster: String,
+    /// `:authority` and `:path` of the fetch, from `uri`.
+    pub authority: String,
+    pub path: String,
+    /// `http_uri.timeout`, default 5s.
+    pub timeout_ms: u64,
+    /// `cache_duration`, default 600s (Envoy's); a `Cache-Control: max-age`
+    /// on the response takes precedence within 1s..24h.
+    pub cache_duration_ms: u64,
+    /// `async_fetch.fast_listener`: accepted for compatibility; the listener
+    /// is never held (requests wait for the first fetch instead).
+    pub fast_listener: bool,
+    /// `async_fetch.failed_refetch_duration`, default 1s: the retry period
+    /// once `num_retries` quick retries have failed.
+    pub failed_refetch_ms: u64,
+    /// `retry_policy.num_retries`, default 3.
+    pub num_retries: u32,
+    /// `retry_policy.retry_back_off`, defaults 200ms and 10x base.
+    pub base_interval_ms: u64,
+    pub max_interval_ms: u64,
+    /// Our addition, default 30s.
+    pub min_refetch_ms: u64,
+    /// Our addition, default 24h.
+    pub max_stale_ms: u64,
+    /// Shared-data key: every VM (and every provider) naming the same
+    /// cluster and URI shares one fetch and one key set.
+    pub shared_key: String,
+}
+
 /// Where a provider's keys come from.
 pub enum KeySource {
     Local(KeySet),
+    Remote(RemoteJwks),
 }
 
 /// One identity provider: who issues tokens, how to find and check them.
@@ -292,6 +406,10 @@ pub enum Requirement {
 pub struct Rule {
     pub matcher: RouteMatcher,
     pub requirement: Option<Requirement>,
+    /// Scopes, claims and audiences checked after the requirement passed.
+    pub authz: RuleAuthz,
+    /// This rule's mode (its own `mode`, else the top-level one).
+    pub mode: Mode,
 }
 
 /// The validated, immutable plugin configuration.
@@ -304,6 +422,10 @@ pub struct Config {
     pub sanitize_headers: Vec<String>,
     /// Warnings for a valid configuration (skipped keys and the like).
     pub warnings: Vec<String>,
+    /// Header (lowercased) carrying the outcome upstream, if configured.
+    pub status_header: Option<String>,
+    /// Metric name prefix.
+    pub stat_prefix: String,
 }
 
 impl Config {
@@ -441,17 +563,30 @@ impl Validator {
             }
         }
         let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
+        let default_mode = self.mode("mode", raw.mode.as_deref(), Mode::Enforce);
         let mut rules = Vec::with_capacity(raw.rules.len());
         for (i, r) in raw.rules.into_iter().enumerate() {
             let path = format!("rules[{i}]");
             let matcher = self.route_match(&format!("{path}.match"), r.route);
+            let has_requires = r.requires.is_some();
             let requirement = r
                 .requires
                 .and_then(|req| self.requirement(&format!("{path}.requires"), req, &names, 0));
+            let authz = crate::authz::validate(
+                &path,
+                r.required_scopes,
+                r.required_claims,
+                r.audiences,
+                has_requires,
+                &mut self.errors,
+            );
+            let mode = self.mode(&format!("{path}.mode"), r.mode.as_deref(), default_mode);
             if let Some(matcher) = matcher {
                 rules.push(Rule {
                     matcher,
                     requirement,
+                    authz,
+                    mode,
                 });
             }
         }
@@ -468,12 +603,40 @@ impl Validator {
                 }
             }
         }
+        let status_header = raw
+            .status_header
+            .and_then(|h| self.written_header("status_header", &h));
+        if let Some(h) = &status_header {
+            if !sanitize.contains(h) {
+                sanitize.push(h.clone());
+            }
+        }
+        let stat_prefix = raw
+            .stat_prefix
+            .unwrap_or_else(|| crate::metrics::DEFAULT_STAT_PREFIX.to_string());
+        if let Err(e) = crate::metrics::check_prefix(&stat_prefix) {
+            self.err("stat_prefix", e);
+        }
         Config {
             providers,
             rules,
             bypass_cors_preflight: raw.bypass_cors_preflight,
             sanitize_headers: sanitize,
             warnings: std::mem::take(&mut self.warnings),
+            status_header,
+            stat_prefix,
+        }
+    }
+
+    /// A `mode` field (issue 4); absent: `default`.
+    fn mode(&mut self, path: &str, raw: Option<&str>, default: Mode) -> Mode {
+        match raw.map(|m| Mode::parse(path, m)) {
+            None => default,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                self.errors.push(e);
+                default
+            }
         }
     }
 
@@ -497,7 +660,7 @@ impl Validator {
             }
         }
 
-        let allowed_algs = match &raw.allowed_algorithms {
+        let mut allowed_algs = match &raw.allowed_algorithms {
             None => Alg::ALL.to_vec(),
             Some(list) if list.is_empty() => {
                 self.err(format!("{path}.allowed_algorithms"), "list is empty");
@@ -518,15 +681,31 @@ impl Validator {
             }
         };
 
-        let keys = match raw.local_jwks {
-            None => {
+        let keys = match (raw.local_jwks, raw.remote_jwks) {
+            (None, None) => {
                 self.err(
                     path.clone(),
-                    "provider has no key source: set local_jwks.inline_string",
+                    "provider has no key source: set local_jwks.inline_string or remote_jwks",
                 );
                 None
             }
-            Some(ds) => match ds.inline_string {
+            (Some(_), Some(_)) => {
+                self.err(path.clone(), "set only one of local_jwks and remote_jwks");
+                None
+            }
+            (None, Some(remote)) => {
+                if raw.allowed_algorithms.is_none() {
+                    allowed_algs.retain(|a| !a.is_hmac());
+                } else if allowed_algs.iter().any(|a| a.is_hmac()) {
+                    self.err(
+                        format!("{path}.allowed_algorithms"),
+                        "HS* algorithms are only allowed with local_jwks: a shared secret must not travel in a fetched JWKS",
+                    );
+                }
+                self.remote_jwks(&format!("{path}.remote_jwks"), remote)
+                    .map(KeySource::Remote)
+            }
+            (Some(ds), None) => match ds.inline_string {
                 None => {
                     self.err(format!("{path}.local_jwks"), "inline_string is required");
                     None
@@ -537,11 +716,7 @@ impl Validator {
                             self.warnings
                                 .push(format!("{path}.local_jwks: skipped key: {w}"));
                         }
-                        if !set
-                            .keys()
-                            .iter()
-                            .any(|k| allowed_algs.iter().any(|a| k.fits(*a)))
-                        {
+                        if !set.keys().iter().any(|k| allowed_algs.iter().any(|a| k.fits(*a))) {
                             self.err(
                                 format!("{path}.local_jwks.inline_string"),
                                 "no key in the JWKS can verify any allowed algorithm",
@@ -660,6 +835,89 @@ impl Validator {
             max_lifetime_secs,
             require_expiration: raw.require_expiration,
             allowed_algs,
+        })
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&str>, default_ms: u64, min_ms: u64) -> u64 {
+        match value.map(parse_duration_ms) {
+            None => default_ms,
+            Some(Ok(ms)) if ms >= min_ms => ms,
+            Some(Ok(_)) => {
+                self.err(path, format!("must be at least {min_ms}ms"));
+                default_ms
+            }
+            Some(Err(e)) => {
+                self.err(path, e);
+                default_ms
+            }
+        }
+    }
+
+    fn remote_jwks(&mut self, path: &str, raw: RawRemoteJwks) -> Option<RemoteJwks> {
+        let before = self.errors.len();
+        let (authority, uri_path) = match crate::jwks_store::split_uri(&raw.http_uri.uri) {
+            Ok(v) => v,
+            Err(e) => {
+                self.err(format!("{path}.http_uri.uri"), e);
+                (String::new(), String::new())
+            }
+        };
+        if raw.http_uri.cluster.is_empty() {
+            self.err(format!("{path}.http_uri.cluster"), "cluster is required: the Envoy cluster that reaches the JWKS host");
+        }
+        let timeout_ms = self.duration(&format!("{path}.http_uri.timeout"), raw.http_uri.timeout.as_deref(), 5_000, 1);
+        let cache_duration_ms =
+            self.duration(&format!("{path}.cache_duration"), raw.cache_duration.as_deref(), 600_000, 1_000);
+        let af = raw.async_fetch.unwrap_or_default();
+        let failed_refetch_ms = self.duration(
+            &format!("{path}.async_fetch.failed_refetch_duration"),
+            af.failed_refetch_duration.as_deref(),
+            1_000,
+            100,
+        );
+        let rp = raw.retry_policy.unwrap_or_default();
+        let bo = rp.retry_back_off.unwrap_or_default();
+        let base_interval_ms = self.duration(
+            &format!("{path}.retry_policy.retry_back_off.base_interval"),
+            bo.base_interval.as_deref(),
+            200,
+            1,
+        );
+        let max_interval_ms = self.duration(
+            &format!("{path}.retry_policy.retry_back_off.max_interval"),
+            bo.max_interval.as_deref(),
+            base_interval_ms.saturating_mul(10),
+            1,
+        );
+        if max_interval_ms < base_interval_ms {
+            self.err(format!("{path}.retry_policy.retry_back_off.max_interval"), "must not be less than base_interval");
+        }
+        let num_retries = rp.num_retries.unwrap_or(3);
+        if num_retries > 10 {
+            self.err(format!("{path}.retry_policy.num_retries"), "at most 10");
+        }
+        let min_refetch_ms =
+            self.duration(&format!("{path}.min_refetch_interval"), raw.min_refetch_interval.as_deref(), 30_000, 1_000);
+        let max_stale_ms = self.duration(&format!("{path}.max_stale"), raw.max_stale.as_deref(), 86_400_000, 0);
+        if self.errors.len() != before {
+            return None;
+        }
+        let shared_key = format!("jwt_filter.jwks|{}|{}", raw.http_uri.cluster, raw.http_uri.uri);
+        Some(RemoteJwks {
+            uri: raw.http_uri.uri,
+            cluster: raw.http_uri.cluster,
+            authority,
+            path: uri_path,
+            timeout_ms,
+            cache_duration_ms,
+            fast_listener: af.fast_listener,
+            failed_refetch_ms,
+            num_retries,
+            base_interval_ms,
+            max_interval_ms,
+            min_refetch_ms,
+            max_stale_ms,
+            shared_key,
         })
     }
 

@@ -1,64 +1,154 @@
 //! The proxy-wasm glue: the only code that talks to the host. It reads the
 //! configuration, snapshots request headers, asks `policy` for a decision and
-//! applies it. Nothing here decides anything.
+//! applies it; for remote JWKS it runs the fetches that `jwks_store` schedules
+//! and parks requests that wait for keys. Nothing here decides anything.
 
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, KeySource, RemoteJwks};
 use crate::error::{www_authenticate, AuthError};
 use crate::extract::RequestView;
+use crate::jwks::KeySet;
+use crate::jwks_store::{self, Meta, MAX_JWKS_BYTES};
 use crate::matcher::path_only;
-use crate::policy::{Decision, Evaluator, HeaderOp};
+use crate::policy::{Decision, Evaluator, HeaderOp, RemoteKeys, Wait};
 use crate::token::native_verify;
+
+/// Tick period while requests wait for keys, and otherwise.
+const FAST_TICK: Duration = Duration::from_millis(50);
+const SLOW_TICK: Duration = Duration::from_millis(500);
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     std::panic::set_hook(Box::new(|info| {
         let msg = format!("jwt_filter: panic (VM will abort): {info}");
-        let _ = proxy_wasm::hostcalls::log(LogLevel::Critical, &msg);
+        let _ = hostcalls::log(LogLevel::Critical, &msg);
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: None }) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
+        Box::new(Root { id, vm: None, fast: None })
+    });
 }}
 
-struct Root {
-    config: Option<Rc<Config>>,
+/// Per-VM state shared by the root context and its request contexts.
+struct Vm {
+    config: Rc<Config>,
+    /// Lease owner id, unique across this Envoy's VMs.
+    owner: u64,
+    /// Provider index -> fetched keys (remote providers only).
+    remote: Vec<RemoteKeys>,
+    /// Provider index -> `Meta.version` of the keys installed in `remote`.
+    installed: Vec<u64>,
+    /// In-flight fetches: call token -> provider index.
+    fetching: Vec<(u32, usize)>,
+    /// Requests parked until a fetch completes.
+    waiters: Vec<Waiter>,
 }
 
-impl Context for Root {}
+struct Waiter {
+    context_id: u32,
+    view: RequestView,
+    /// (provider, `Meta.attempts` when parked): resolved once it grows.
+    providers: Vec<(usize, u64)>,
+    deadline_ms: u64,
+}
+
+type SharedVm = Rc<RefCell<Vm>>;
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn remote_of(config: &Config, idx: usize) -> Option<&RemoteJwks> {
+    match config.providers.get(idx).map(|p| &p.keys) {
+        Some(KeySource::Remote(r)) => Some(r),
+        _ => None,
+    }
+}
+
+struct Root {
+    id: u32,
+    vm: Option<SharedVm>,
+    /// Whether the tick period is currently the fast one (`None`: initial).
+    fast: Option<bool>,
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _h: usize, body_size: usize, _t: usize) {
+        if let Some(vm) = &self.vm {
+            fetch_done(vm, token, body_size);
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match Config::parse(&bytes) {
-            Ok(cfg) => {
-                for w in &cfg.warnings {
-                    log::warn(&format!("jwt_filter: config warning: {w}"));
-                }
-                log::info(&format!(
-                    "jwt_filter: configured {} provider(s), {} rule(s)",
-                    cfg.providers.len(),
-                    cfg.rules.len()
-                ));
-                self.config = Some(Rc::new(cfg));
-                true
-            }
+        let cfg = match Config::parse(&bytes) {
+            Ok(cfg) => cfg,
             Err(errors) => {
                 log::error(&format!(
                     "jwt_filter: invalid plugin configuration, refusing to start: {}",
                     config::describe(&errors)
                 ));
-                false
+                return false;
             }
+        };
+        for w in &cfg.warnings {
+            log::warn(&format!("jwt_filter: config warning: {w}"));
+        }
+        log::info(&format!(
+            "jwt_filter: configured {} provider(s), {} rule(s)",
+            cfg.providers.len(),
+            cfg.rules.len()
+        ));
+        let n = cfg.providers.len();
+        let has_remote = (0..n).any(|i| remote_of(&cfg, i).is_some());
+        let vm = Vm {
+            config: Rc::new(cfg),
+            owner: unique_owner_id(self.id),
+            remote: vec![RemoteKeys::Pending; n],
+            installed: vec![0; n],
+            fetching: Vec::new(),
+            waiters: Vec::new(),
+        };
+        self.vm = Some(Rc::new(RefCell::new(vm)));
+        self.fast = None;
+        if has_remote {
+            // The first tick fetches (or picks up keys another VM fetched).
+            let _ = self.set_tick_period(Duration::from_millis(1));
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(vm) = self.vm.clone() else { return };
+        let now = now_ms();
+        let n = vm.borrow().config.providers.len();
+        for idx in 0..n {
+            sync_provider(&vm, idx, now, false);
+        }
+        resolve_waiters(&vm, now);
+        let fast = !vm.borrow().waiters.is_empty();
+        if self.fast != Some(fast) {
+            self.fast = Some(fast);
+            let _ = self.set_tick_period(if fast { FAST_TICK } else { SLOW_TICK });
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Request {
-            config: self.config.clone(),
+            id: context_id,
+            vm: self.vm.clone(),
         }))
     }
 
@@ -67,19 +157,264 @@ impl RootContext for Root {
     }
 }
 
-struct Request {
-    config: Option<Rc<Config>>,
+/// A lease owner id unique among this Envoy's VMs: a shared counter (with
+/// compare-and-swap) mixed with the root context id.
+fn unique_owner_id(root_id: u32) -> u64 {
+    const KEY: &str = "jwt_filter.vm_seq";
+    for _ in 0..16 {
+        let (bytes, cas) = hostcalls::get_shared_data(KEY).unwrap_or((None, None));
+        let seq: u64 = bytes
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+            + 1;
+        if hostcalls::set_shared_data(KEY, Some(seq.to_string().as_bytes()), cas).is_ok() {
+            return (seq << 32) | u64::from(root_id);
+        }
+    }
+    (now_ms() << 16) | u64::from(root_id)
 }
 
-impl Context for Request {}
+fn meta_key(r: &RemoteJwks) -> String {
+    format!("{}|meta", r.shared_key)
+}
+
+fn read_meta(r: &RemoteJwks) -> (Meta, Option<u32>) {
+    match hostcalls::get_shared_data(&meta_key(r)) {
+        Ok((Some(bytes), cas)) => (Meta::decode(&bytes).unwrap_or_default(), cas),
+        _ => (Meta::default(), None),
+    }
+}
+
+/// Installs keys another VM (or this one) fetched, marks keys that went
+/// stale, and starts a fetch when one is due (or `for_kid` asks for one).
+/// Returns whether a fetch is now in flight anywhere.
+fn sync_provider(vm: &SharedVm, idx: usize, now: u64, for_kid: bool) -> bool {
+    let config = vm.borrow().config.clone();
+    let Some(r) = remote_of(&config, idx) else {
+        return false;
+    };
+    let name = config.providers.get(idx).map(|p| p.name.as_str()).unwrap_or("");
+    let (mut meta, mut cas) = read_meta(r);
+    if cas.is_none() {
+        // First VM to get here creates the record; the CAS below elects one fetcher.
+        let _ = hostcalls::set_shared_data(&meta_key(r), Some(Meta::default().encode().as_bytes()), None);
+        (meta, cas) = read_meta(r);
+    }
+    install_if_newer(vm, idx, name, r, &meta, now);
+
+    let due = meta.fetch_due(now) || (for_kid && !meta.leased(now) && meta.kid_refetch_allowed(r, now));
+    if !due {
+        return meta.leased(now);
+    }
+    let leased = meta.with_lease(r, vm.borrow().owner, now, for_kid);
+    if hostcalls::set_shared_data(&meta_key(r), Some(leased.encode().as_bytes()), cas).is_err() {
+        return true; // another VM won the lease
+    }
+    let headers = vec![
+        (":method", "GET"),
+        (":path", r.path.as_str()),
+        (":authority", r.authority.as_str()),
+        (":scheme", "https"),
+        ("accept", "application/json"),
+        ("user-agent", "jwt-filter"),
+    ];
+    match hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], Duration::from_millis(r.timeout_ms)) {
+        Ok(token) => {
+            vm.borrow_mut().fetching.push((token, idx));
+            true
+        }
+        Err(status) => {
+            log::warn(&format!(
+                "jwt_filter: provider {name}: cannot fetch JWKS from cluster {:?} ({status:?}); \
+                 is the cluster defined in Envoy's static_resources?",
+                r.cluster
+            ));
+            record_failure(vm, idx, r, now);
+            false
+        }
+    }
+}
+
+/// Loads the shared JWKS into this VM when its version is newer, and keeps
+/// the provider's key state (ready / pending / unavailable) current.
+fn install_if_newer(vm: &SharedVm, idx: usize, name: &str, r: &RemoteJwks, meta: &Meta, now: u64) {
+    let installed = vm.borrow().installed.get(idx).copied().unwrap_or(0);
+    if meta.version != installed && meta.has_keys() {
+        let data = hostcalls::get_shared_data(&r.shared_key).ok().and_then(|(b, _)| b);
+        let parsed = data
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| KeySet::parse(t).ok());
+        if let Some((set, _)) = parsed {
+            let mut v = vm.borrow_mut();
+            if let Some(slot) = v.remote.get_mut(idx) {
+                *slot = RemoteKeys::Ready(Rc::new(set));
+            }
+            if let Some(slot) = v.installed.get_mut(idx) {
+                *slot = meta.version;
+            }
+        }
+    }
+    let mut v = vm.borrow_mut();
+    if let Some(slot) = v.remote.get_mut(idx) {
+        match slot {
+            RemoteKeys::Ready(_) if !meta.usable(r, now) => {
+                log::warn(&format!(
+                    "jwt_filter: provider {name}: keys are older than max_stale and no refresh succeeded; \
+                     requests are rejected until a fetch succeeds"
+                ));
+                *slot = RemoteKeys::Unavailable;
+            }
+            RemoteKeys::Pending if meta.failures > r.num_retries => *slot = RemoteKeys::Unavailable,
+            _ => {}
+        }
+    }
+}
+
+fn record_failure(vm: &SharedVm, idx: usize, r: &RemoteJwks, now: u64) {
+    update_meta(r, |m| m.after_failure(r, now));
+    let (meta, _) = read_meta(r);
+    let config = vm.borrow().config.clone();
+    let name = config.providers.get(idx).map(|p| p.name.as_str()).unwrap_or("");
+    install_if_newer(vm, idx, name, r, &meta, now);
+}
+
+/// Read-modify-write of the shared record with compare-and-swap.
+fn update_meta(r: &RemoteJwks, f: impl Fn(&Meta) -> Meta) {
+    for _ in 0..8 {
+        let (meta, cas) = read_meta(r);
+        let next = f(&meta);
+        if hostcalls::set_shared_data(&meta_key(r), Some(next.encode().as_bytes()), cas).is_ok() {
+            return;
+        }
+    }
+}
+
+/// A JWKS response arrived (in the root or in a request context).
+fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
+    let idx = {
+        let mut v = vm.borrow_mut();
+        let Some(pos) = v.fetching.iter().position(|(t, _)| *t == token) else {
+            return;
+        };
+        v.fetching.swap_remove(pos).1
+    };
+    let config = vm.borrow().config.clone();
+    let (Some(r), Some(p)) = (remote_of(&config, idx), config.providers.get(idx)) else {
+        return;
+    };
+    let now = now_ms();
+    let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten();
+    let cache_control =
+        hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, "cache-control")
+            .ok()
+            .flatten();
+    let body = if body_size > MAX_JWKS_BYTES {
+        vec![0u8; body_size.min(MAX_JWKS_BYTES + 1)]
+    } else {
+        hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    match jwks_store::validate_response(status.as_deref(), &body, &p.allowed_algs) {
+        Ok((set, warnings)) => {
+            for w in warnings {
+                log::warn(&format!("jwt_filter: provider {}: JWKS key skipped: {w}", p.name));
+            }
+            let _ = hostcalls::set_shared_data(&r.shared_key, Some(&body), None);
+            let max_age = cache_control.as_deref().and_then(jwks_store::parse_max_age);
+            update_meta(r, |m| m.after_success(r, now, max_age));
+            let (meta, _) = read_meta(r);
+            log::info(&format!(
+                "jwt_filter: provider {}: fetched {} key(s) from {} (version {})",
+                p.name,
+                set.len(),
+                r.uri,
+                meta.version
+            ));
+            let mut v = vm.borrow_mut();
+            if let Some(slot) = v.remote.get_mut(idx) {
+                *slot = RemoteKeys::Ready(Rc::new(set));
+            }
+            if let Some(slot) = v.installed.get_mut(idx) {
+                *slot = meta.version;
+            }
+        }
+        Err(e) => {
+            let (meta, _) = read_meta(r);
+            log::warn(&format!(
+                "jwt_filter: provider {}: JWKS fetch from {} failed (failure {} in a row): {e}; {}",
+                p.name,
+                r.uri,
+                meta.failures + 1,
+                if meta.has_keys() { "keeping the last good keys" } else { "no keys yet" }
+            ));
+            record_failure(vm, idx, r, now);
+        }
+    }
+    resolve_waiters(vm, now);
+}
+
+/// Finishes parked requests whose fetch completed or whose time ran out.
+fn resolve_waiters(vm: &SharedVm, now: u64) {
+    let ready: Vec<Waiter> = {
+        let config = vm.borrow().config.clone();
+        let mut v = vm.borrow_mut();
+        let (done, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut v.waiters)
+            .into_iter()
+            .partition(|w| {
+                now >= w.deadline_ms
+                    || w.providers.iter().all(|(idx, attempts)| {
+                        let Some(r) = remote_of(&config, *idx) else { return true };
+                        read_meta(r).0.attempts > *attempts
+                    })
+            });
+        v.waiters = keep;
+        done
+    };
+    for w in ready {
+        if hostcalls::set_effective_context(w.context_id).is_err() {
+            continue; // the request went away meanwhile
+        }
+        let action = decide_and_apply(vm, &w.view, false, w.context_id);
+        if action == Action::Continue {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+}
+
+struct Request {
+    id: u32,
+    vm: Option<SharedVm>,
+}
+
+impl Context for Request {
+    fn on_http_call_response(&mut self, token: u32, _h: usize, body_size: usize, _t: usize) {
+        if let Some(vm) = &self.vm {
+            fetch_done(vm, token, body_size);
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Some(vm) = &self.vm {
+            vm.borrow_mut().waiters.retain(|w| w.context_id != self.id);
+        }
+        true
+    }
+}
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(config) = self.config.clone() else {
+        let Some(vm) = self.vm.clone() else {
             // Never configured: fail closed.
-            self.deny(&RequestView::default(), AuthError::JwksUnavailable);
+            deny(&RequestView::default(), AuthError::JwksUnavailable);
             return Action::Pause;
         };
+        let config = vm.borrow().config.clone();
         for name in &config.sanitize_headers {
             self.set_http_request_header(name, None);
         }
@@ -87,59 +422,109 @@ impl HttpContext for Request {
         if config.bypass_cors_preflight && is_cors_preflight(&view) {
             return Action::Continue;
         }
-        let now = self
-            .get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let decision = Evaluator::new(&config, &view, now, &native_verify).decide();
-        match decision {
-            Decision::NoAuth => Action::Continue,
-            Decision::Allow(ops) => {
-                for op in ops {
-                    match op {
-                        HeaderOp::Set(name, value) => {
-                            self.set_http_request_header(&name, Some(&value))
-                        }
-                        HeaderOp::Remove(name) => self.set_http_request_header(&name, None),
-                    }
-                }
-                Action::Continue
+        decide_and_apply(&vm, &view, true, self.id)
+    }
+}
+
+/// Decides and acts on the current (effective) request context. With
+/// `may_wait`, a denial that a JWKS fetch could change parks the request.
+fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_id: u32) -> Action {
+    let now = now_ms();
+    let (config, remote) = {
+        let v = vm.borrow();
+        (v.config.clone(), v.remote.clone())
+    };
+    let mut ev = Evaluator::new(&config, &remote, view, now / 1000, &native_verify);
+    let decision = ev.decide();
+    if may_wait {
+        if let Decision::Deny(_) = decision {
+            if let Some(action) = park(vm, view, &ev.waits, now, context_id) {
+                return action;
             }
-            Decision::Deny(err) => {
-                self.deny(&view, err);
-                Action::Pause
+        }
+    }
+    match decision {
+        Decision::NoAuth => Action::Continue,
+        Decision::Allow(ops) => {
+            for op in ops {
+                let _ = match op {
+                    HeaderOp::Set(name, value) => hostcalls::set_map_value(
+                        proxy_wasm::types::MapType::HttpRequestHeaders,
+                        &name,
+                        Some(&value),
+                    ),
+                    HeaderOp::Remove(name) => hostcalls::set_map_value(
+                        proxy_wasm::types::MapType::HttpRequestHeaders,
+                        &name,
+                        None,
+                    ),
+                };
             }
+            Action::Continue
+        }
+        Decision::Deny(err) => {
+            deny(view, err);
+            Action::Pause
         }
     }
 }
 
-impl Request {
-    fn deny(&self, view: &RequestView, err: AuthError) {
-        let path = path_only(view.path());
-        let realm = format!(
-            "{}://{}{}",
-            view.header(":scheme").unwrap_or("http"),
-            view.header(":authority").unwrap_or(""),
-            path
-        );
-        log::info(&format!(
-            "jwt_filter: denied status={} reason={} method={} path={}",
-            err.status(),
-            err.reason(),
-            view.header(":method").unwrap_or("-"),
-            path
-        ));
-        let challenge = www_authenticate(&realm, err, None);
-        self.send_http_response(
-            err.status(),
-            vec![
-                ("www-authenticate", challenge.as_str()),
-                ("content-type", "text/plain"),
-            ],
-            Some(err.body().as_bytes()),
-        );
+/// Parks the request when a fetch may change the outcome: keys not fetched
+/// yet, or an unknown `kid` while a refetch is in flight or allowed by the
+/// rate limit. `None`: nothing to wait for, decide now.
+fn park(vm: &SharedVm, view: &RequestView, waits: &[(usize, Wait)], now: u64, context_id: u32) -> Option<Action> {
+    let config = vm.borrow().config.clone();
+    let mut providers = Vec::new();
+    let mut deadline = now;
+    for (idx, wait) in waits {
+        let Some(r) = remote_of(&config, *idx) else { continue };
+        let (meta, _) = read_meta(r);
+        let in_flight = match wait {
+            Wait::FirstFetch => sync_provider(vm, *idx, now, false) || meta.leased(now),
+            Wait::UnknownKid => sync_provider(vm, *idx, now, true),
+        };
+        if in_flight {
+            providers.push((*idx, meta.attempts));
+            deadline = deadline.max(now + r.timeout_ms + 2_000);
+        }
     }
+    if providers.is_empty() {
+        return None;
+    }
+    vm.borrow_mut().waiters.push(Waiter {
+        context_id,
+        view: view.clone(),
+        providers,
+        deadline_ms: deadline,
+    });
+    Some(Action::Pause)
+}
+
+/// Sends the local reply for a denial on the current context.
+fn deny(view: &RequestView, err: AuthError) {
+    let path = path_only(view.path());
+    let realm = format!(
+        "{}://{}{}",
+        view.header(":scheme").unwrap_or("http"),
+        view.header(":authority").unwrap_or(""),
+        path
+    );
+    log::info(&format!(
+        "jwt_filter: denied status={} reason={} method={} path={}",
+        err.status(),
+        err.reason(),
+        view.header(":method").unwrap_or("-"),
+        path
+    ));
+    let challenge = www_authenticate(&realm, err, None);
+    let _ = hostcalls::send_http_response(
+        err.status(),
+        vec![
+            ("www-authenticate", challenge.as_str()),
+            ("content-type", "text/plain"),
+        ],
+        Some(err.body().as_bytes()),
+    );
 }
 
 /// A CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.

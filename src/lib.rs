@@ -12,11 +12,15 @@
     )
 )]
 
+pub mod authz;
 pub mod config;
+pub mod decision_log;
 pub mod error;
 pub mod extract;
 pub mod jwks;
+pub mod jwks_store;
 pub mod matcher;
+pub mod metrics;
 pub mod policy;
 pub mod token;
 

@@ -5,10 +5,12 @@
 
 use serde_json::Value;
 
+use crate::authz::{self, Mode, RuleAuthz, TokenStatus};
 use crate::config::{Config, KeySource, Location, Provider, Requirement};
+use crate::decision_log::TokenFacts;
 use crate::error::AuthError;
 use crate::extract::{self, Found, RequestView};
-use crate::jwks::{Alg, Key};
+use crate::jwks::{Alg, Key, KeySet};
 use crate::matcher::path_only;
 use crate::token::{self, ClaimRules, Jwt};
 
@@ -48,49 +50,89 @@ type ProviderResult<'r> = Result<Option<Verified<'r>>, AuthError>;
 /// Signature verification function (pure Rust, or the host's).
 pub type VerifyFn<'v> = &'v dyn Fn(&Key, Alg, &[u8], &[u8]) -> bool;
 
+/// What a remote-JWKS provider has right now (kept by the glue per VM).
+#[derive(Clone, Debug, Default)]
+pub enum RemoteKeys {
+    Ready(std::rc::Rc<KeySet>),
+    /// Never fetched yet; the first fetch is under way.
+    #[default]
+    Pending,
+    /// Fetching failed and no usable (non-stale) keys are left.
+    Unavailable,
+}
+
+/// Why a request could be worth parking until a JWKS fetch completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The provider's keys have not been fetched yet.
+    FirstFetch,
+    /// The token's `kid` is not in the provider's current key set.
+    UnknownKid,
+}
+
 /// Evaluates requirements for one request, remembering each provider's result.
 pub struct Evaluator<'c, 'r> {
     config: &'c Config,
     req: &'r RequestView,
     now: u64,
     verify: VerifyFn<'c>,
+    remote: &'c [RemoteKeys],
     memo: Vec<Option<ProviderResult<'r>>>,
+    /// Remote providers whose failure a JWKS fetch might turn into success.
+    pub waits: Vec<(usize, Wait)>,
 }
 
 impl<'c, 'r> Evaluator<'c, 'r> {
-    pub fn new(config: &'c Config, req: &'r RequestView, now: u64, verify: VerifyFn<'c>) -> Self {
+    /// `remote[i]` holds provider `i`'s fetched keys (ignored for local keys).
+    pub fn new(
+        config: &'c Config,
+        remote: &'c [RemoteKeys],
+        req: &'r RequestView,
+        now: u64,
+        verify: VerifyFn<'c>,
+    ) -> Self {
         let memo = config.providers.iter().map(|_| None).collect();
         Evaluator {
             config,
             req,
             now,
             verify,
+            remote,
             memo,
+            waits: Vec::new(),
         }
     }
 
-    /// The whole decision for the request.
+    /// The whole decision for the request (see [`Evaluator::outcome`] for
+    /// the context around it).
     pub fn decide(&mut self) -> Decision {
-        let config = self.config;
-        let path = path_only(self.req.path());
-        let req = self.req;
-        let rule = config
-            .rules
-            .iter()
-            .find(|r| r.matcher.matches(path, |name| req.header(name)));
-        let Some(requirement) = rule.and_then(|r| r.requirement.as_ref()) else {
-            return Decision::NoAuth;
-        };
-        match self.eval(requirement) {
-            Ok(providers) => Decision::Allow(self.annotations(&providers)),
-            Err(e) => Decision::Deny(e),
-        }
+        self.outcome().decision
     }
 
     fn provider(&mut self, idx: usize) -> &ProviderResult<'r> {
         if self.memo.get(idx).is_some_and(Option::is_none) {
             let result = match self.config.providers.get(idx) {
-                Some(p) => verify_provider(p, self.req, self.now, self.verify),
+                Some(p) => {
+                    let keys = match &p.keys {
+                        KeySource::Local(set) => Ok(set),
+                        KeySource::Remote(_) => match self.remote.get(idx) {
+                            Some(RemoteKeys::Ready(set)) => Ok(&**set),
+                            Some(RemoteKeys::Pending) | None => Err(Wait::FirstFetch),
+                            Some(RemoteKeys::Unavailable) => Err(Wait::UnknownKid),
+                        },
+                    };
+                    let r = verify_provider(p, keys, self.req, self.now, self.verify);
+                    match (&r, &p.keys) {
+                        (Err(AuthError::JwksUnavailable), _) if matches!(keys, Err(Wait::FirstFetch)) => {
+                            self.waits.push((idx, Wait::FirstFetch));
+                        }
+                        (Err(AuthError::UnknownKid), KeySource::Remote(_)) => {
+                            self.waits.push((idx, Wait::UnknownKid));
+                        }
+                        _ => {}
+                    }
+                    r
+                }
                 None => Err(AuthError::Missing),
             };
             if let Some(slot) = self.memo.get_mut(idx) {
@@ -250,9 +292,149 @@ impl<'c, 'r> Evaluator<'c, 'r> {
     }
 }
 
+/// Everything the glue needs to act on, count and log one request's decision.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What enforcement means for the request. Under a `report` rule a `Deny`
+    /// is only counted and logged; the request goes through.
+    pub decision: Decision,
+    /// Index of the matched rule.
+    pub rule: Option<usize>,
+    /// The matched rule's mode (`Enforce` when no rule matched).
+    pub mode: Mode,
+    /// The `status_header` value; `None` when no JWT was needed.
+    pub status: Option<TokenStatus>,
+    /// Allow: providers whose tokens were accepted.
+    pub accepted: Vec<usize>,
+    /// Deny: the provider blamed, when one can be named.
+    pub blamed: Option<usize>,
+    /// Deny: unverified facts about the blamed provider's token (for the log).
+    pub token: Option<TokenFacts>,
+    /// Allow: the verified claims (JSON object text) of the token that
+    /// satisfied the rule.
+    pub payload: Option<String>,
+}
+
+impl Evaluator<'_, '_> {
+    /// The decision plus its context: rule, mode, status, providers, and
+    /// for denials who is blamed and what the token said (issue 4).
+    pub fn outcome(&mut self) -> Outcome {
+        let config = self.config;
+        let path = path_only(self.req.path());
+        let req = self.req;
+        let found = config
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matcher.matches(path, |name| req.header(name)));
+        let mut out = Outcome {
+            decision: Decision::NoAuth,
+            rule: found.map(|(i, _)| i),
+            mode: found.map_or(Mode::Enforce, |(_, r)| r.mode),
+            status: None,
+            accepted: Vec::new(),
+            blamed: None,
+            token: None,
+            payload: None,
+        };
+        let Some((_, rule)) = found else {
+            return out;
+        };
+        let Some(requirement) = rule.requirement.as_ref() else {
+            return out;
+        };
+        let (result, accepted) = match self.eval(requirement) {
+            Ok(p) => (self.authorize(&rule.authz, &p), p),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        match result {
+            Ok(passed) => {
+                let failed = self.memo.iter().any(|m| matches!(m, Some(Err(_))));
+                out.status = Some(match (accepted.is_empty(), failed) {
+                    (false, _) => TokenStatus::Valid,
+                    (true, true) => TokenStatus::Invalid,
+                    (true, false) => TokenStatus::Missing,
+                });
+                out.payload = passed
+                    .and_then(|i| self.claims(i))
+                    .and_then(|c| serde_json::to_string(c).ok());
+                out.decision = Decision::Allow(self.annotations(&accepted));
+                out.accepted = accepted;
+            }
+            Err(e) => {
+                out.status = Some(TokenStatus::from_error(e));
+                out.blamed = self.blame(e, requirement, &accepted);
+                out.token = out.blamed.and_then(|i| self.token_facts(i));
+                out.decision = Decision::Deny(e);
+            }
+        }
+        out
+    }
+
+    /// Verified claims of a provider's accepted token.
+    fn claims(&self, idx: usize) -> Option<&serde_json::Map<String, Value>> {
+        match self.memo.get(idx) {
+            Some(Some(Ok(Some(v)))) => Some(&v.claims),
+            _ => None,
+        }
+    }
+
+    /// The rule's scopes, claims and audiences against the accepted tokens;
+    /// Ok: the provider whose token satisfied them (the first accepted one
+    /// when the rule asks for nothing more).
+    fn authorize(&self, authz: &RuleAuthz, accepted: &[usize]) -> Result<Option<usize>, AuthError> {
+        if authz.is_empty() {
+            return Ok(accepted.first().copied());
+        }
+        let pairs: Vec<(usize, &serde_json::Map<String, Value>)> = accepted
+            .iter()
+            .filter_map(|&i| self.claims(i).map(|c| (i, c)))
+            .collect();
+        let tokens: Vec<&serde_json::Map<String, Value>> = pairs.iter().map(|(_, c)| *c).collect();
+        let i = authz::check(authz, &tokens)?;
+        Ok(pairs.get(i).map(|(p, _)| *p))
+    }
+
+    /// Which provider to blame for a denial, when one can be named.
+    fn blame(&self, err: AuthError, requirement: &Requirement, accepted: &[usize]) -> Option<usize> {
+        if !accepted.is_empty() {
+            // Rejected by the rule's scopes/claims/audiences after acceptance.
+            return accepted.first().copied();
+        }
+        let own = |want: &dyn Fn(&ProviderResult<'_>) -> bool| {
+            self.memo
+                .iter()
+                .position(|m| m.as_ref().is_some_and(|r| want(r)))
+        };
+        own(&|r| matches!(r, Err(e) if *e == err))
+            .or_else(|| {
+                // Audience is checked per requirement, after verification.
+                (err == AuthError::Audience)
+                    .then(|| own(&|r| matches!(r, Ok(Some(_)))))
+                    .flatten()
+            })
+            .or(match requirement {
+                Requirement::Provider { provider, .. } => Some(*provider),
+                _ => None,
+            })
+    }
+
+    /// Unverified kid/iss/sub and the fingerprint of a provider's token.
+    fn token_facts(&self, idx: usize) -> Option<TokenFacts> {
+        let p = self.config.providers.get(idx)?;
+        match extract::extract(&p.locations, self.req) {
+            Ok(Some(found)) => Some(TokenFacts::from_token(&found.token)),
+            _ => None,
+        }
+    }
+}
+
 /// Finds and verifies one provider's token (everything but the audience).
+/// `keys`: the provider's key set, or why it has none (`FirstFetch`: not
+/// fetched yet; `UnknownKid`: unavailable).
 fn verify_provider<'r>(
     p: &Provider,
+    keys: Result<&KeySet, Wait>,
     req: &'r RequestView,
     now: u64,
     verify: VerifyFn<'_>,
@@ -269,7 +451,7 @@ fn verify_provider<'r>(
         require_expiration: p.require_expiration,
     };
     token::check_claims(&jwt, &rules, now)?;
-    let KeySource::Local(keys) = &p.keys;
+    let keys = keys.map_err(|_| AuthError::JwksUnavailable)?;
     token::verify_signature(&jwt, keys, &p.allowed_algs, verify)?;
     // Copied only when a header will carry it.
     let payload_b64 = p

@@ -32,7 +32,7 @@ fn req(path: &str, headers: &[(&str, &str)]) -> RequestView {
 }
 
 fn decide(c: &Config, r: &RequestView) -> Decision {
-    Evaluator::new(c, r, NOW, &native_verify).decide()
+    Evaluator::new(c, &[], r, NOW, &native_verify).decide()
 }
 
 fn tok(iss: &str, extra: &str) -> String {

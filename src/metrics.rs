@@ -1,0 +1,402 @@
+//! Counter and gauge names, defined once per VM, and the request-path events
+//! that move them. The host (proxy-wasm `define_metric` / `increment_metric` /
+//! `record_metric`) sits behind [`MetricHost`], so this module is pure and
+//! tested natively with a fake.
+//!
+//! Names are `<stat_prefix>.<name>`; Envoy stores proxy-wasm metrics under the
+//! `wasmcustom.` namespace (`/stats` shows `wasmcustom.jwt_filter.allowed`),
+//! and `/stats/prometheus` drops that namespace and turns `.` into `_`
+//! (`jwt_filter_allowed`), with no `envoy_` prefix. See the README.
+//!
+//! Envoy runs one VM per worker; defining a name that already exists returns
+//! the same underlying stat, so counters aggregate across workers.
+
+use crate::error::AuthError;
+
+/// Default `stat_prefix`.
+pub const DEFAULT_STAT_PREFIX: &str = "jwt_filter";
+
+/// Kind of metric (mapped to proxy-wasm's `MetricType` by the glue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+/// What the host offers. Ids are whatever the host returns.
+pub trait MetricHost {
+    /// Defines (or looks up) a metric; `None` if the host refused.
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32>;
+    fn increment(&self, id: u32, delta: i64);
+    fn record(&self, id: u32, value: u64);
+}
+
+/// Filter-wide counters with Envoy `jwt_authn`'s names.
+pub const GLOBAL_COUNTERS: [&str; 7] = [
+    "allowed",
+    "denied",
+    "cors_preflight_bypassed",
+    "jwks_fetch_success",
+    "jwks_fetch_failed",
+    "jwt_cache_hit",
+    "jwt_cache_miss",
+];
+
+/// Per-provider counters (`provider.<name>.<counter>`).
+pub const PROVIDER_COUNTERS: [&str; 2] = ["allowed", "denied"];
+/// Per-provider gauges (`provider.<name>.<gauge>`).
+pub const PROVIDER_GAUGES: [&str; 2] = ["jwks_keys", "jwks_age_seconds"];
+
+/// Every metric name for a prefix and the provider names, in definition order.
+pub fn metric_names(prefix: &str, providers: &[&str]) -> Vec<(MetricKind, String)> {
+    let mut out = Vec::new();
+    for c in GLOBAL_COUNTERS {
+        out.push((MetricKind::Counter, format!("{prefix}.{c}")));
+    }
+    for e in AuthError::ALL {
+        out.push((
+            MetricKind::Counter,
+            format!("{prefix}.denied_{}", e.reason()),
+        ));
+    }
+    out.push((MetricKind::Counter, format!("{prefix}.report_would_deny")));
+    for e in AuthError::ALL {
+        out.push((
+            MetricKind::Counter,
+            format!("{prefix}.report_would_deny_{}", e.reason()),
+        ));
+    }
+    for p in providers {
+        for c in PROVIDER_COUNTERS {
+            out.push((MetricKind::Counter, provider_metric(prefix, p, c)));
+        }
+        for g in PROVIDER_GAUGES {
+            out.push((MetricKind::Gauge, provider_metric(prefix, p, g)));
+        }
+    }
+    out
+}
+
+/// `<prefix>.provider.<name>.<metric>`; characters of the provider name
+/// outside `[A-Za-z0-9_-]` become `_` (a `.` would add a level to the name).
+pub fn provider_metric(prefix: &str, provider: &str, metric: &str) -> String {
+    let name: String = provider
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .collect();
+    format!("{prefix}.provider.{name}.{metric}")
+}
+
+/// A `stat_prefix` is non-empty `[A-Za-z0-9_]` segments joined by `.`.
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix.split('.').all(|seg| {
+            !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid stat_prefix {prefix:?}: use up to 64 characters of [A-Za-z0-9_] \
+             segments separated by '.'"
+        ))
+    }
+}
+
+/// How Envoy's `/stats/prometheus` renders a proxy-wasm metric name: the
+/// `wasmcustom.` namespace is dropped and every character outside
+/// `[a-zA-Z0-9_]` becomes `_` (counters get no `_total` suffix).
+pub fn prometheus_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// Per-provider metric ids.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderIds {
+    pub allowed: Option<u32>,
+    pub denied: Option<u32>,
+    pub jwks_keys: Option<u32>,
+    pub jwks_age_seconds: Option<u32>,
+}
+
+/// Every metric id, built once at configure time; the request path only
+/// calls `increment` with these ids (no name formatting per request).
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    pub allowed: Option<u32>,
+    pub denied: Option<u32>,
+    pub cors_preflight_bypassed: Option<u32>,
+    pub jwks_fetch_success: Option<u32>,
+    pub jwks_fetch_failed: Option<u32>,
+    pub jwt_cache_hit: Option<u32>,
+    pub jwt_cache_miss: Option<u32>,
+    /// Indexed like `AuthError::ALL`.
+    pub denied_by_reason: Vec<Option<u32>>,
+    pub report_would_deny: Option<u32>,
+    /// Indexed like `AuthError::ALL`.
+    pub would_deny_by_reason: Vec<Option<u32>>,
+    /// Indexed like `Config::providers`.
+    pub providers: Vec<ProviderIds>,
+    /// Names the host refused to define (logged by the glue).
+    pub failed: Vec<String>,
+}
+
+fn reason_index(err: AuthError) -> usize {
+    AuthError::ALL
+        .iter()
+        .position(|e| *e == err)
+        .unwrap_or_default()
+}
+
+impl Metrics {
+    /// Defines every metric for the prefix and providers.
+    pub fn define(host: &mut dyn MetricHost, prefix: &str, providers: &[&str]) -> Metrics {
+        let mut m = Metrics::default();
+        let mut def = |kind: MetricKind, name: String, failed: &mut Vec<String>| {
+            let id = host.define(kind, &name);
+            if id.is_none() {
+                failed.push(name);
+            }
+            id
+        };
+        let mut failed = Vec::new();
+        let c = MetricKind::Counter;
+        m.allowed = def(c, format!("{prefix}.allowed"), &mut failed);
+        m.denied = def(c, format!("{prefix}.denied"), &mut failed);
+        m.cors_preflight_bypassed = def(c, format!("{prefix}.cors_preflight_bypassed"), &mut failed);
+        m.jwks_fetch_success = def(c, format!("{prefix}.jwks_fetch_success"), &mut failed);
+        m.jwks_fetch_failed = def(c, format!("{prefix}.jwks_fetch_failed"), &mut failed);
+        m.jwt_cache_hit = def(c, format!("{prefix}.jwt_cache_hit"), &mut failed);
+        m.jwt_cache_miss = def(c, format!("{prefix}.jwt_cache_miss"), &mut failed);
+        for e in AuthError::ALL {
+            let id = def(c, format!("{prefix}.denied_{}", e.reason()), &mut failed);
+            m.denied_by_reason.push(id);
+        }
+        m.report_would_deny = def(c, format!("{prefix}.report_would_deny"), &mut failed);
+        for e in AuthError::ALL {
+            let name = format!("{prefix}.report_would_deny_{}", e.reason());
+            let id = def(c, name, &mut failed);
+            m.would_deny_by_reason.push(id);
+        }
+        for p in providers {
+            let g = MetricKind::Gauge;
+            let ids = ProviderIds {
+                allowed: def(c, provider_metric(prefix, p, "allowed"), &mut failed),
+                denied: def(c, provider_metric(prefix, p, "denied"), &mut failed),
+                jwks_keys: def(g, provider_metric(prefix, p, "jwks_keys"), &mut failed),
+                jwks_age_seconds: def(g, provider_metric(prefix, p, "jwks_age_seconds"), &mut failed),
+            };
+            m.providers.push(ids);
+        }
+        m.failed = failed;
+        m
+    }
+
+    fn inc(host: &dyn MetricHost, id: Option<u32>) {
+        if let Some(id) = id {
+            host.increment(id, 1);
+        }
+    }
+
+    /// A request allowed by a rule (`accepted`: providers whose tokens were accepted).
+    pub fn on_allow(&self, host: &dyn MetricHost, accepted: &[usize]) {
+        Self::inc(host, self.allowed);
+        for &p in accepted {
+            Self::inc(host, self.providers.get(p).and_then(|ids| ids.allowed));
+        }
+    }
+
+    /// A request rejected; `provider`: the provider blamed, when known.
+    pub fn on_deny(&self, host: &dyn MetricHost, err: AuthError, provider: Option<usize>) {
+        Self::inc(host, self.denied);
+        Self::inc(
+            host,
+            self.denied_by_reason.get(reason_index(err)).copied().flatten(),
+        );
+        if let Some(p) = provider {
+            Self::inc(host, self.providers.get(p).and_then(|ids| ids.denied));
+        }
+    }
+
+    /// A report-mode rule would have rejected the request (it was let through).
+    pub fn on_would_deny(&self, host: &dyn MetricHost, err: AuthError) {
+        Self::inc(host, self.report_would_deny);
+        Self::inc(
+            host,
+            self.would_deny_by_reason.get(reason_index(err)).copied().flatten(),
+        );
+    }
+
+    /// A CORS preflight passed without a token.
+    pub fn on_cors_bypass(&self, host: &dyn MetricHost) {
+        Self::inc(host, self.cors_preflight_bypassed);
+    }
+
+    /// Key-health gauges for a provider: key count and seconds since the last
+    /// good JWKS (0 for local keys, which never age).
+    pub fn record_jwks(&self, host: &dyn MetricHost, provider: usize, keys: usize, age_secs: u64) {
+        if let Some(ids) = self.providers.get(provider) {
+            if let Some(id) = ids.jwks_keys {
+                host.record(id, keys as u64);
+            }
+            if let Some(id) = ids.jwks_age_seconds {
+                host.record(id, age_secs);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Fake {
+        names: Vec<(MetricKind, String)>,
+        values: RefCell<HashMap<u32, i64>>,
+        refuse: Option<String>,
+    }
+
+    impl MetricHost for Fake {
+        fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+            if self.refuse.as_deref() == Some(name) {
+                return None;
+            }
+            if let Some(i) = self.names.iter().position(|(_, n)| n == name) {
+                return Some(i as u32);
+            }
+            self.names.push((kind, name.to_string()));
+            Some(self.names.len() as u32 - 1)
+        }
+        fn increment(&self, id: u32, delta: i64) {
+            *self.values.borrow_mut().entry(id).or_default() += delta;
+        }
+        fn record(&self, id: u32, value: u64) {
+            self.values.borrow_mut().insert(id, value as i64);
+        }
+    }
+
+    impl Fake {
+        fn get(&self, name: &str) -> i64 {
+            let id = self.names.iter().position(|(_, n)| n == name).unwrap() as u32;
+            self.values.borrow().get(&id).copied().unwrap_or(0)
+        }
+    }
+
+    #[test]
+    fn names_cover_envoy_reasons_report_and_providers() {
+        let names = metric_names("jwt_filter", &["a", "b"]);
+        let has = |n: &str| names.iter().any(|(_, x)| x == n);
+        for n in [
+            "jwt_filter.allowed",
+            "jwt_filter.denied",
+            "jwt_filter.cors_preflight_bypassed",
+            "jwt_filter.jwks_fetch_success",
+            "jwt_filter.jwks_fetch_failed",
+            "jwt_filter.jwt_cache_hit",
+            "jwt_filter.jwt_cache_miss",
+            "jwt_filter.denied_missing",
+            "jwt_filter.denied_expired",
+            "jwt_filter.denied_insufficient_scope",
+            "jwt_filter.denied_jwks_unavailable",
+            "jwt_filter.denied_too_large",
+            "jwt_filter.report_would_deny",
+            "jwt_filter.report_would_deny_expired",
+            "jwt_filter.provider.a.allowed",
+            "jwt_filter.provider.b.denied",
+        ] {
+            assert!(has(n), "{n}");
+        }
+        let gauges: Vec<&String> = names
+            .iter()
+            .filter(|(k, _)| *k == MetricKind::Gauge)
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(
+            gauges,
+            [
+                "jwt_filter.provider.a.jwks_keys",
+                "jwt_filter.provider.a.jwks_age_seconds",
+                "jwt_filter.provider.b.jwks_keys",
+                "jwt_filter.provider.b.jwks_age_seconds"
+            ]
+        );
+        // 7 + 16 + 1 + 16 + 2 providers * 4
+        assert_eq!(names.len(), 7 + 16 + 1 + 16 + 8);
+        let unique: std::collections::HashSet<_> = names.iter().map(|(_, n)| n).collect();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn define_matches_metric_names() {
+        let mut host = Fake::default();
+        let m = Metrics::define(&mut host, "edge", &["okta"]);
+        assert!(m.failed.is_empty());
+        assert_eq!(host.names, metric_names("edge", &["okta"]));
+    }
+
+    #[test]
+    fn prefix_and_provider_names_are_sanitized() {
+        assert!(check_prefix("jwt_filter").is_ok());
+        assert!(check_prefix("edge.jwt").is_ok());
+        for bad in ["", ".x", "x.", "a..b", "a-b", "a b", &"x".repeat(65)] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            provider_metric("p", "a.b c", "allowed"),
+            "p.provider.a_b_c.allowed"
+        );
+    }
+
+    #[test]
+    fn prometheus_rendering() {
+        assert_eq!(
+            prometheus_name("jwt_filter.provider.my-idp.allowed"),
+            "jwt_filter_provider_my_idp_allowed"
+        );
+        assert_eq!(prometheus_name("jwt_filter.denied_expired"), "jwt_filter_denied_expired");
+    }
+
+    #[test]
+    fn events_move_the_right_counters() {
+        let mut host = Fake::default();
+        let m = Metrics::define(&mut host, "jwt_filter", &["a", "b"]);
+        m.on_allow(&host, &[0, 1]);
+        m.on_allow(&host, &[]);
+        m.on_deny(&host, AuthError::Expired, Some(1));
+        m.on_deny(&host, AuthError::Missing, None);
+        m.on_would_deny(&host, AuthError::InsufficientScope);
+        m.on_cors_bypass(&host);
+        m.record_jwks(&host, 0, 3, 0);
+        assert_eq!(host.get("jwt_filter.allowed"), 2);
+        assert_eq!(host.get("jwt_filter.provider.a.allowed"), 1);
+        assert_eq!(host.get("jwt_filter.provider.b.allowed"), 1);
+        assert_eq!(host.get("jwt_filter.denied"), 2);
+        assert_eq!(host.get("jwt_filter.denied_expired"), 1);
+        assert_eq!(host.get("jwt_filter.denied_missing"), 1);
+        assert_eq!(host.get("jwt_filter.provider.b.denied"), 1);
+        assert_eq!(host.get("jwt_filter.provider.a.denied"), 0);
+        assert_eq!(host.get("jwt_filter.report_would_deny"), 1);
+        assert_eq!(host.get("jwt_filter.report_would_deny_insufficient_scope"), 1);
+        assert_eq!(host.get("jwt_filter.denied_insufficient_scope"), 0);
+        assert_eq!(host.get("jwt_filter.cors_preflight_bypassed"), 1);
+        assert_eq!(host.get("jwt_filter.provider.a.jwks_keys"), 3);
+    }
+
+    #[test]
+    fn refused_definitions_are_reported_and_skipped() {
+        let mut host = Fake {
+            refuse: Some("jwt_filter.denied".into()),
+            ..Fake::default()
+        };
+        let m = Metrics::define(&mut host, "jwt_filter", &[]);
+        assert_eq!(m.failed, vec!["jwt_filter.denied".to_string()]);
+        m.on_deny(&host, AuthError::Expired, None);
+        assert_eq!(host.get("jwt_filter.denied_expired"), 1);
+    }
+}
