@@ -12,13 +12,15 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::{self, Config, KeySource, RemoteJwks};
-use crate::error::{www_authenticate, AuthError};
+use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::jwks::KeySet;
 use crate::jwks_store::{self, Meta, MAX_JWKS_BYTES};
-use crate::matcher::path_only;
-use crate::policy::{Decision, Evaluator, HeaderOp, RemoteKeys, Wait};
+use crate::policy::{Decision, Evaluator, RemoteKeys, Wait};
+use crate::metrics::Metrics;
 use crate::token::native_verify;
+
+mod observe;
 
 /// Tick period while requests wait for keys, and otherwise.
 const FAST_TICK: Duration = Duration::from_millis(50);
@@ -38,6 +40,8 @@ proxy_wasm::main! {{
 /// Per-VM state shared by the root context and its request contexts.
 struct Vm {
     config: Rc<Config>,
+    /// Metric ids, defined once per VM (issue 4).
+    metrics: Rc<Metrics>,
     /// Lease owner id, unique across this Envoy's VMs.
     owner: u64,
     /// Provider index -> fetched keys (remote providers only).
@@ -53,8 +57,10 @@ struct Vm {
 struct Waiter {
     context_id: u32,
     view: RequestView,
-    /// (provider, `Meta.attempts` when parked): resolved once it grows.
-    providers: Vec<(usize, u64)>,
+    /// (provider, why, `Meta.attempts` when parked). A first-fetch wait ends
+    /// when the provider has keys or has run out of retries; an unknown-kid
+    /// wait when one more fetch attempt has completed.
+    providers: Vec<(usize, Wait, u64)>,
     deadline_ms: u64,
 }
 
@@ -113,8 +119,10 @@ impl RootContext for Root {
         ));
         let n = cfg.providers.len();
         let has_remote = (0..n).any(|i| remote_of(&cfg, i).is_some());
+        let metrics = Rc::new(observe::define_metrics(&cfg));
         let vm = Vm {
             config: Rc::new(cfg),
+            metrics,
             owner: unique_owner_id(self.id),
             remote: vec![RemoteKeys::Pending; n],
             installed: vec![0; n],
@@ -124,8 +132,9 @@ impl RootContext for Root {
         self.vm = Some(Rc::new(RefCell::new(vm)));
         self.fast = None;
         if has_remote {
-            // The first tick fetches (or picks up keys another VM fetched).
-            let _ = self.set_tick_period(Duration::from_millis(1));
+            // The first tick fetches (or picks up keys another VM fetched);
+            // a short delay lets Envoy finish initialising its clusters.
+            let _ = self.set_tick_period(Duration::from_millis(100));
         }
         true
     }
@@ -138,7 +147,14 @@ impl RootContext for Root {
             sync_provider(&vm, idx, now, false);
         }
         resolve_waiters(&vm, now);
-        let fast = !vm.borrow().waiters.is_empty();
+        // Fast while requests wait or keys have not arrived yet.
+        let fast = {
+            let v = vm.borrow();
+            !v.waiters.is_empty()
+                || v.remote.iter().enumerate().any(|(i, k)| {
+                    matches!(k, RemoteKeys::Pending) && remote_of(&v.config, i).is_some()
+                })
+        };
         if self.fast != Some(fast) {
             self.fast = Some(fast);
             let _ = self.set_tick_period(if fast { FAST_TICK } else { SLOW_TICK });
@@ -215,7 +231,7 @@ fn sync_provider(vm: &SharedVm, idx: usize, now: u64, for_kid: bool) -> bool {
         (":method", "GET"),
         (":path", r.path.as_str()),
         (":authority", r.authority.as_str()),
-        (":scheme", "https"),
+        (":scheme", if r.uri.starts_with("https:") { "https" } else { "http" }),
         ("accept", "application/json"),
         ("user-agent", "jwt-filter"),
     ];
@@ -368,9 +384,12 @@ fn resolve_waiters(vm: &SharedVm, now: u64) {
             .into_iter()
             .partition(|w| {
                 now >= w.deadline_ms
-                    || w.providers.iter().all(|(idx, attempts)| {
+                    || w.providers.iter().all(|(idx, wait, attempts)| {
                         let Some(r) = remote_of(&config, *idx) else { return true };
-                        read_meta(r).0.attempts > *attempts
+                        match wait {
+                            Wait::FirstFetch => !matches!(v.remote.get(*idx), Some(RemoteKeys::Pending)),
+                            Wait::UnknownKid => read_meta(r).0.attempts > *attempts,
+                        }
                     })
             });
         v.waiters = keep;
@@ -420,6 +439,7 @@ impl HttpContext for Request {
         }
         let view = RequestView::new(self.get_http_request_headers());
         if config.bypass_cors_preflight && is_cors_preflight(&view) {
+            vm.borrow().metrics.on_cors_bypass(&observe::Host);
             return Action::Continue;
         }
         decide_and_apply(&vm, &view, true, self.id)
@@ -430,43 +450,34 @@ impl HttpContext for Request {
 /// `may_wait`, a denial that a JWKS fetch could change parks the request.
 fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_id: u32) -> Action {
     let now = now_ms();
+    if may_wait {
+        // Keys another VM fetched may be waiting in shared data: look first.
+        let pending: Vec<usize> = {
+            let v = vm.borrow();
+            (0..v.remote.len())
+                .filter(|i| matches!(v.remote.get(*i), Some(RemoteKeys::Pending)))
+                .filter(|i| remote_of(&v.config, *i).is_some())
+                .collect()
+        };
+        for idx in pending {
+            sync_provider(vm, idx, now, false);
+        }
+    }
     let (config, remote) = {
         let v = vm.borrow();
         (v.config.clone(), v.remote.clone())
     };
     let mut ev = Evaluator::new(&config, &remote, view, now / 1000, &native_verify);
-    let decision = ev.decide();
+    let outcome = ev.outcome();
     if may_wait {
-        if let Decision::Deny(_) = decision {
+        if let Decision::Deny(_) = outcome.decision {
             if let Some(action) = park(vm, view, &ev.waits, now, context_id) {
                 return action;
             }
         }
     }
-    match decision {
-        Decision::NoAuth => Action::Continue,
-        Decision::Allow(ops) => {
-            for op in ops {
-                let _ = match op {
-                    HeaderOp::Set(name, value) => hostcalls::set_map_value(
-                        proxy_wasm::types::MapType::HttpRequestHeaders,
-                        &name,
-                        Some(&value),
-                    ),
-                    HeaderOp::Remove(name) => hostcalls::set_map_value(
-                        proxy_wasm::types::MapType::HttpRequestHeaders,
-                        &name,
-                        None,
-                    ),
-                };
-            }
-            Action::Continue
-        }
-        Decision::Deny(err) => {
-            deny(view, err);
-            Action::Pause
-        }
-    }
+    let metrics = vm.borrow().metrics.clone();
+    observe::apply(&config, &metrics, view, outcome)
 }
 
 /// Parks the request when a fetch may change the outcome: keys not fetched
@@ -479,13 +490,23 @@ fn park(vm: &SharedVm, view: &RequestView, waits: &[(usize, Wait)], now: u64, co
     for (idx, wait) in waits {
         let Some(r) = remote_of(&config, *idx) else { continue };
         let (meta, _) = read_meta(r);
-        let in_flight = match wait {
-            Wait::FirstFetch => sync_provider(vm, *idx, now, false) || meta.leased(now),
+        let worth_waiting = match wait {
+            // Still pending: a fetch is under way or a retry is scheduled.
+            Wait::FirstFetch => {
+                sync_provider(vm, *idx, now, false);
+                matches!(vm.borrow().remote.get(*idx), Some(RemoteKeys::Pending))
+            }
             Wait::UnknownKid => sync_provider(vm, *idx, now, true),
         };
-        if in_flight {
-            providers.push((*idx, meta.attempts));
-            deadline = deadline.max(now + r.timeout_ms + 2_000);
+        if worth_waiting {
+            providers.push((*idx, *wait, meta.attempts));
+            let budget = match wait {
+                Wait::FirstFetch => (r.timeout_ms + r.max_interval_ms)
+                    .saturating_mul(u64::from(r.num_retries) + 1)
+                    .min(30_000),
+                Wait::UnknownKid => r.timeout_ms + 2_000,
+            };
+            deadline = deadline.max(now + budget);
         }
     }
     if providers.is_empty() {
@@ -502,29 +523,7 @@ fn park(vm: &SharedVm, view: &RequestView, waits: &[(usize, Wait)], now: u64, co
 
 /// Sends the local reply for a denial on the current context.
 fn deny(view: &RequestView, err: AuthError) {
-    let path = path_only(view.path());
-    let realm = format!(
-        "{}://{}{}",
-        view.header(":scheme").unwrap_or("http"),
-        view.header(":authority").unwrap_or(""),
-        path
-    );
-    log::info(&format!(
-        "jwt_filter: denied status={} reason={} method={} path={}",
-        err.status(),
-        err.reason(),
-        view.header(":method").unwrap_or("-"),
-        path
-    ));
-    let challenge = www_authenticate(&realm, err, None);
-    let _ = hostcalls::send_http_response(
-        err.status(),
-        vec![
-            ("www-authenticate", challenge.as_str()),
-            ("content-type", "text/plain"),
-        ],
-        Some(err.body().as_bytes()),
-    );
+    observe::send_denial(view, err, None);
 }
 
 /// A CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.

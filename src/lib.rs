@@ -24,6 +24,12 @@ pub mod metrics;
 pub mod policy;
 pub mod token;
 
+// Native tooling (config checker and converter for `jwt-filter-check`); not in the wasm.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod lint;
+
 #[cfg(test)]
 mod testutil;
 

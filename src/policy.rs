@@ -404,7 +404,7 @@ impl Evaluator<'_, '_> {
         let own = |want: &dyn Fn(&ProviderResult<'_>) -> bool| {
             self.memo
                 .iter()
-                .position(|m| m.as_ref().is_some_and(|r| want(r)))
+                .position(|m| m.as_ref().is_some_and(want))
         };
         own(&|r| matches!(r, Err(e) if *e == err))
             .or_else(|| {

@@ -47,7 +47,7 @@ fn errors_are_the_parsers_with_paths() {
     assert!(r.has_errors());
     let e: Vec<&Finding> = r.errors().collect();
     assert_eq!(e.len(), 1, "serde stops at the first unknown field: {e:?}");
-    assert_eq!(e[0].path, "providers.p");
+    assert_eq!(e[0].path, "providers.p.bogus");
     assert!(e[0].message.contains("unknown field `bogus`"), "{}", e[0].message);
 
     // Several semantic errors are all reported, each with its path.

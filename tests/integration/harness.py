@@ -78,7 +78,22 @@ def wasm_filter(plugin_config: Any, wasm: pathlib.Path | None = None, fail_open:
     }
 
 
-def bootstrap(upstream_port: int, http_filters: list[dict]) -> dict:
+def static_cluster(name: str, port: int, host: str = "127.0.0.1") -> dict:
+    """A plain HTTP/1.1 cluster to host:port (e.g. a test JWKS server)."""
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": host, "port_value": port}}}}]}],
+        },
+    }
+
+
+def bootstrap(upstream_port: int, http_filters: list[dict],
+              extra_clusters: list[dict] | None = None) -> dict:
     router = {
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -107,16 +122,7 @@ def bootstrap(upstream_port: int, http_filters: list[dict]) -> dict:
                     },
                 }]}],
             }],
-            "clusters": [{
-                "name": "echo",
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {
-                    "cluster_name": "echo",
-                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                        "address": "127.0.0.1", "port_value": upstream_port}}}}]}],
-                },
-            }],
+            "clusters": [static_cluster("echo", upstream_port)] + list(extra_clusters or []),
         },
     }
 
@@ -131,7 +137,7 @@ class Envoy:
     def __init__(self, upstream_port: int, plugin_config: Any = None, concurrency: int = 2,
                  with_filter: bool = True, wasm: pathlib.Path | None = None,
                  log_level: str = "info", component_log_level: str | None = "wasm:debug",
-                 extra_filters: list[dict] | None = None):
+                 extra_filters: list[dict] | None = None, extra_clusters: list[dict] | None = None):
         n = next(_counter)
         self.dir = run_dir() / f"envoy-{n}"
         self.dir.mkdir()
@@ -139,7 +145,8 @@ class Envoy:
         if with_filter:
             filters.append(wasm_filter(plugin_config, wasm))
         self.config_path = self.dir / "envoy.yaml"
-        self.config_path.write_text(yaml.safe_dump(bootstrap(upstream_port, filters), sort_keys=False))
+        self.config_path.write_text(yaml.safe_dump(bootstrap(upstream_port, filters, extra_clusters),
+                                                   sort_keys=False))
         self.admin_address_path = self.dir / "admin_address"
         self.log_path = self.dir / "envoy.log"
         ALL_LOGS.append(self.log_path)

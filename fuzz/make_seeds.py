@@ -1,0 +1,73 @@
+"""Writes the committed seed corpora under fuzz/seeds/<target>/ (run from anywhere with
+the test venv: .tools/venv/bin/python fuzz/make_seeds.py). Tokens are minted with the
+TEST-ONLY keys in tests/fixtures/keys at the fuzz targets' fixed time (NOW)."""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+import configs  # noqa: E402
+import tokens  # noqa: E402
+
+NOW = 1_700_000_000
+SEEDS = HERE / "seeds"
+
+
+def write(target: str, name: str, data: str | bytes) -> None:
+    d = SEEDS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def claims(**extra):
+    c = {"iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "sub": "user-1", "iat": NOW, "exp": NOW + 600,
+         "org": {"team": "blue"}, "roles": ["a", "b"]}
+    c.update(extra)
+    return c
+
+
+def main() -> None:
+    minted = {}
+    for alg in tokens.DEFAULT_KEYS:
+        minted[alg] = tokens.make_token(alg, claims=claims())
+        write("token", f"valid_{alg}", minted[alg])
+    write("token", "no_kid_RS256", tokens.make_token("RS256", kid=None, claims=claims()))
+    write("token", "alg_none", tokens.unsigned_token(claims(), signature=""))
+    write("token", "crit", tokens.make_token("ES256", claims=claims(), headers={"crit": ["exp"], "exp": 1}))
+    write("token", "expired", tokens.make_token("HS256", claims=claims(exp=NOW - 3600)))
+    write("token", "aud_list", tokens.make_token("HS256", claims=claims(aud=["x", "api"], nbf=NOW + 1.5)))
+    write("token", "two_dots", "e30.e30")
+    for target in ("extract", "decide"):
+        tok = minted["RS256"]
+        write(target, "bearer", f":path:/api?x=1\nauthorization:Bearer {tok}\n")
+        write(target, "query", f":path:/re/12?jwt={tok}&a=b\n")
+        write(target, "cookie", f":path:/all\nauthorization:bearer  {minted['ES256']} \n"
+                                f"cookie:a=1; session=\"{minted['ES256']}\"; b=2\n")
+        write(target, "two", f":path:/any?access_token={minted['HS256']}\nx-token:Token {tok}\n"
+                              f"authorization:Bearer {tok}\n:method:OPTIONS\norigin:x\n")
+        write(target, "public", ":path:/public/a?access_token=%41%zz+b#frag\n")
+    jwks = (tokens.KEYS_DIR / "jwks.json").read_text()
+    write("jwks", "fixture", jwks)
+    write("jwks", "weak", (tokens.KEYS_DIR / "jwks_weak.json").read_text())
+    keys = json.loads(jwks)["keys"]
+    write("jwks", "single_ec", json.dumps(keys[3]))
+    write("jwks", "mixed", json.dumps({"keys": [keys[0], {"kty": "RSA", "n": "AQAB", "e": "AQAB"},
+                                                {"kty": "EC", "crv": "P-521"}, keys[5],
+                                                {"kty": "oct", "k": "", "use": "enc"}]}))
+    write("config", "main", json.dumps(configs.MAIN))
+    write("config", "minimal", json.dumps({"providers": {"p": {"local_jwks": {"inline_string": jwks}}},
+                                           "rules": [{"match": {"prefix": "/"},
+                                                      "requires": {"provider_name": "p"}}]}))
+    write("config", "remote", json.dumps({"providers": {"p": {"issuer": "https://i", "remote_jwks": {
+        "http_uri": {"uri": "http://jwks.local/jwks", "cluster": "jwks", "timeout": "1s"},
+        "cache_duration": "2s"}}}, "rules": [{"match": {"path": "/x"}, "requires": {"requires_all": {
+            "requirements": [{"provider_name": "p"}, {"allow_missing": {}}]}}}]}))
+
+
+if __name__ == "__main__":
+    main()

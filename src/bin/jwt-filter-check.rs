@@ -1,0 +1,192 @@
+//! `jwt-filter-check`: checks plugin configurations exactly as the filter
+//! parses them, and converts Envoy `jwt_authn` / Istio configs into one.
+//!
+//! ```text
+//! jwt-filter-check check FILE...     validate (exit 1 on errors; warnings exit 0)
+//! jwt-filter-check convert FILE...   jwt_authn or Istio YAML/JSON -> plugin config JSON on stdout
+//! ```
+//!
+//! `check` takes a plugin config (JSON or YAML), an Istio `WasmPlugin`
+//! manifest (its `spec.pluginConfig`), or an Envoy bootstrap (every
+//! `envoy.filters.http.wasm` filter's configuration). Native only: built with
+//! `--features cli` (see Cargo.toml).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use jwt_filter::{convert, lint};
+use serde_json::Value;
+
+const USAGE: &str = "\
+usage: jwt-filter-check check FILE...     check plugin configs (JSON/YAML, WasmPlugin, Envoy bootstrap)
+       jwt-filter-check convert FILE...   convert Envoy jwt_authn or Istio RequestAuthentication
+                                          (+ AuthorizationPolicy) YAML/JSON to a plugin config (stdout)
+       jwt-filter-check -h | --help
+Exit status: 0 ok (warnings allowed), 1 errors found, 2 usage or I/O error.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, files) = match args.split_first() {
+        Some((c, rest)) => (c.as_str(), rest),
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        "check" if !files.is_empty() => run_check(files),
+        "convert" if !files.is_empty() => run_convert(files),
+        // `jwt-filter-check config.json` is `check`.
+        _ if Path::new(cmd).exists() => run_check(&args),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads a file as JSON (kept as raw bytes too) or as (multi-document) YAML.
+struct Input {
+    raw: Vec<u8>,
+    docs: Vec<Value>,
+    is_json: bool,
+}
+
+fn read(path: &str) -> Result<Input, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    if let Ok(v) = serde_json::from_slice::<Value>(&raw) {
+        return Ok(Input {
+            raw,
+            docs: vec![v],
+            is_json: true,
+        });
+    }
+    let text = String::from_utf8(raw.clone()).map_err(|_| format!("{path}: not UTF-8"))?;
+    let mut docs = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(&text) {
+        let v: Value = serde::Deserialize::deserialize(de)
+            .map_err(|e| format!("{path}: neither JSON nor YAML: {e}"))?;
+        if !v.is_null() {
+            docs.push(v);
+        }
+    }
+    Ok(Input {
+        raw,
+        docs,
+        is_json: false,
+    })
+}
+
+/// A document that is neither a plugin config nor holds one (another
+/// Kubernetes kind, an Envoy config without the wasm filter).
+fn is_foreign(doc: &Value) -> bool {
+    doc.get("kind").is_some() && doc.get("apiVersion").is_some()
+        || ["static_resources", "admin", "node", "dynamic_resources"]
+            .iter()
+            .any(|k| doc.get(k).is_some())
+}
+
+fn run_check(files: &[String]) -> ExitCode {
+    let mut status = 0u8;
+    for file in files {
+        let input = match read(file) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                status = status.max(2);
+                continue;
+            }
+        };
+        // (label, bytes) of every plugin config in the file.
+        let mut configs: Vec<(String, Vec<u8>)> = Vec::new();
+        let many = input.docs.len() > 1;
+        for (i, doc) in input.docs.iter().enumerate() {
+            let found = lint::plugin_configs(doc);
+            let prefix = if many { format!("doc {i}: ") } else { String::new() };
+            if !found.is_empty() {
+                configs.extend(found.into_iter().map(|(l, b)| (format!("{prefix}{l}"), b)));
+            } else if !is_foreign(doc) {
+                // The document is the plugin config itself: give the filter's
+                // parser the file's bytes when it is one JSON document.
+                let bytes = if input.is_json {
+                    input.raw.clone()
+                } else {
+                    serde_json::to_vec(doc).unwrap_or_default()
+                };
+                configs.push((prefix.trim_end_matches(": ").to_string(), bytes));
+            }
+        }
+        if configs.is_empty() {
+            eprintln!("{file}: error: no plugin configuration found");
+            status = status.max(1);
+            continue;
+        }
+        for (label, bytes) in configs {
+            let at = if label.is_empty() {
+                file.clone()
+            } else {
+                format!("{file}: {label}")
+            };
+            let report = lint::check(&bytes);
+            for f in &report.findings {
+                println!("{at}: {f}");
+            }
+            let (e, w) = (report.errors().count(), report.warnings().count());
+            if report.has_errors() {
+                println!("{at}: INVALID ({e} error(s), {w} warning(s)): the filter would refuse to start");
+                status = status.max(1);
+            } else {
+                println!("{at}: OK ({w} warning(s))");
+            }
+        }
+    }
+    ExitCode::from(status)
+}
+
+fn run_convert(files: &[String]) -> ExitCode {
+    let mut docs = Vec::new();
+    for file in files {
+        match read(file) {
+            Ok(i) => docs.extend(i.docs),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let conversion = match convert::convert(&docs) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("conversion failed: nothing written");
+            return ExitCode::from(1);
+        }
+    };
+    for n in &conversion.notes {
+        eprintln!("note: {n}");
+    }
+    let text = match serde_json::to_string_pretty(&conversion.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{text}");
+    // The result goes through the same check as any config.
+    let report = lint::check(text.as_bytes());
+    for f in &report.findings {
+        eprintln!("converted config: {f}");
+    }
+    if report.has_errors() {
+        eprintln!("the converted config is not accepted by the filter (see errors above)");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}

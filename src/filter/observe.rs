@@ -1,0 +1,179 @@
+//! Host side of a decision (issue 4): the local reply or the pass-through,
+//! the status header, filter state for access logs and other filters,
+//! counters, and the decision log line. What to write is decided by the pure
+//! modules (`policy::Outcome`, `metrics`, `decision_log`); this only calls
+//! the host.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{Action, LogLevel, MapType, MetricType};
+
+use crate::authz::{Mode, TokenStatus};
+use crate::config::{Config, KeySource};
+use crate::decision_log::{self, Entry, Verdict};
+use crate::error::{www_authenticate, AuthError};
+use crate::extract::RequestView;
+use crate::matcher::path_only;
+use crate::metrics::{MetricHost, MetricKind, Metrics};
+use crate::policy::{Decision, HeaderOp, Outcome};
+
+/// Filter state keys written per request. Envoy stores a proxy-wasm property
+/// `<key>` as filter state `wasm.<key>`, readable in access logs as
+/// `%FILTER_STATE(wasm.<key>:PLAIN)%`.
+///
+/// `allow` | `deny` | `would_deny` (report mode).
+pub const STATE_DECISION: &str = "jwt_filter_decision";
+/// `valid` | `missing` | `invalid` | `unauthorized` (as the status header).
+pub const STATE_STATUS: &str = "jwt_filter_status";
+/// Denial reason (`expired`, `missing`, ...), on deny and would-deny.
+pub const STATE_REASON: &str = "jwt_filter_reason";
+/// Name of the provider whose token was accepted (or blamed).
+pub const STATE_PROVIDER: &str = "jwt_filter_provider";
+/// Verified claims (JSON) of the accepted token.
+pub const STATE_PAYLOAD: &str = "jwt_filter_payload";
+
+/// proxy-wasm metrics.
+pub struct Host;
+
+impl MetricHost for Host {
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+        let t = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+        };
+        hostcalls::define_metric(t, name).ok()
+    }
+    fn increment(&self, id: u32, delta: i64) {
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+    fn record(&self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+/// Defines this VM's metrics (the same names in every VM share one stat)
+/// and sets the key gauges of providers with local keys (age 0).
+pub fn define_metrics(config: &Config) -> Metrics {
+    let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+    let m = Metrics::define(&mut Host, &config.stat_prefix, &names);
+    if !m.failed.is_empty() {
+        log(
+            LogLevel::Warn,
+            &format!("jwt_filter: could not define metrics: {}", m.failed.join(", ")),
+        );
+    }
+    for (i, p) in config.providers.iter().enumerate() {
+        if let KeySource::Local(set) = &p.keys {
+            m.record_jwks(&Host, i, set.len(), 0);
+        }
+    }
+    m
+}
+
+/// Acts on the outcome for the current request context.
+pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Outcome) -> Action {
+    let provider_name = |i: Option<usize>| -> Option<&str> {
+        i.and_then(|i| config.providers.get(i)).map(|p| p.name.as_str())
+    };
+    match outcome.decision {
+        Decision::NoAuth => Action::Continue,
+        Decision::Allow(ops) => {
+            for op in ops {
+                match op {
+                    HeaderOp::Set(name, value) => set_header(&name, Some(&value)),
+                    HeaderOp::Remove(name) => set_header(&name, None),
+                }
+            }
+            metrics.on_allow(&Host, &outcome.accepted);
+            set_status_header(config, outcome.status);
+            set_state(STATE_DECISION, "allow");
+            set_state_status(outcome.status);
+            if let Some(p) = provider_name(outcome.accepted.first().copied()) {
+                set_state(STATE_PROVIDER, p);
+            }
+            if let Some(payload) = &outcome.payload {
+                set_state(STATE_PAYLOAD, payload);
+            }
+            Action::Continue
+        }
+        Decision::Deny(err) => {
+            let report = outcome.mode == Mode::Report;
+            if report {
+                metrics.on_would_deny(&Host, err);
+            } else {
+                metrics.on_deny(&Host, err, outcome.blamed);
+            }
+            let provider = provider_name(outcome.blamed);
+            let line = decision_log::format(&Entry {
+                verdict: if report { Verdict::WouldDeny } else { Verdict::Deny },
+                error: err,
+                provider,
+                rule: outcome.rule,
+                token: outcome.token.as_ref(),
+                method: view.header(":method").unwrap_or("-"),
+                path: view.path(),
+            });
+            log(LogLevel::Info, &line);
+            set_state(STATE_DECISION, if report { "would_deny" } else { "deny" });
+            set_state_status(outcome.status);
+            set_state(STATE_REASON, err.reason());
+            if let Some(p) = provider {
+                set_state(STATE_PROVIDER, p);
+            }
+            if report {
+                set_status_header(config, outcome.status);
+                return Action::Continue;
+            }
+            let scope = outcome
+                .rule
+                .and_then(|r| config.rules.get(r))
+                .and_then(|r| r.authz.scope_text.as_deref())
+                .filter(|_| err == AuthError::InsufficientScope);
+            send_denial(view, err, scope);
+            Action::Pause
+        }
+    }
+}
+
+/// Sends the local reply for a denial on the current context.
+pub fn send_denial(view: &RequestView, err: AuthError, scope: Option<&str>) {
+    let path = path_only(view.path());
+    let realm = format!(
+        "{}://{}{}",
+        view.header(":scheme").unwrap_or("http"),
+        view.header(":authority").unwrap_or(""),
+        path
+    );
+    let challenge = www_authenticate(&realm, err, scope);
+    let _ = hostcalls::send_http_response(
+        err.status(),
+        vec![
+            ("www-authenticate", challenge.as_str()),
+            ("content-type", "text/plain"),
+        ],
+        Some(err.body().as_bytes()),
+    );
+}
+
+fn set_header(name: &str, value: Option<&str>) {
+    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+}
+
+fn set_status_header(config: &Config, status: Option<TokenStatus>) {
+    if let (Some(h), Some(s)) = (&config.status_header, status) {
+        set_header(h, Some(s.as_str()));
+    }
+}
+
+fn set_state_status(status: Option<TokenStatus>) {
+    if let Some(s) = status {
+        set_state(STATE_STATUS, s.as_str());
+    }
+}
+
+fn set_state(key: &str, value: &str) {
+    let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
+}
+
+fn log(level: LogLevel, msg: &str) {
+    let _ = hostcalls::log(level, msg);
+}

@@ -1,0 +1,71 @@
+"""A JWKS server on 127.0.0.1 that a test controls: what it serves, how it fails,
+and how many requests it has answered."""
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+
+class JwksServer:
+    """mode: "ok" (serve `jwks`), "500", "garbage", "hang" (sleep `hang_seconds`, then
+    answer), "empty" (a JWKS with no keys). `max_age` adds Cache-Control: max-age.
+    `delay` slows every answer (e.g. to keep the first fetch in flight)."""
+
+    def __init__(self, jwks: str):
+        self.jwks = jwks
+        self.mode = "ok"
+        self.max_age: int | None = None
+        self.delay = 0.0
+        self.hang_seconds = 3.0
+        self.requests: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                with server._lock:
+                    server.requests.append((time.monotonic(), self.path))
+                    mode, body, max_age, delay = server.mode, server.jwks, server.max_age, server.delay
+                if delay:
+                    time.sleep(delay)
+                if mode == "hang":
+                    time.sleep(server.hang_seconds)
+                status, ctype = 200, "application/json"
+                if mode == "500":
+                    status, body = 500, "internal error"
+                elif mode == "garbage":
+                    body = "<html>not a jwks</html>"
+                elif mode == "empty":
+                    body = '{"keys": []}'
+                data = body.encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", ctype)
+                    self.send_header("content-length", str(len(data)))
+                    if max_age is not None:
+                        self.send_header("cache-control", f"public, max-age={max_age}")
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,102 @@
+"""Report-only mode and the status header (issue 4): nothing is rejected under a report
+rule; the would-be denial is counted; the status header tells the backend the outcome and
+cannot be spoofed."""
+import pytest
+
+from checks import assert_missing, assert_passed
+from configs import provider
+from observability import prometheus
+from tokens import make_token, tamper_payload
+
+REPORT = {
+    "mode": "report",
+    "status_header": "x-jwt-status",
+    "providers": {"main": provider(claim_to_headers=[{"header_name": "x-jwt-sub", "claim_name": "sub"}])},
+    "rules": [
+        {"match": {"prefix": "/public"}},
+        {"match": {"prefix": "/enforced"}, "requires": {"provider_name": "main"}, "mode": "enforce"},
+        {"match": {"prefix": "/scoped"}, "requires": {"provider_name": "main"}, "required_scopes": ["admin"]},
+        {"match": {"prefix": "/maybe"}, "requires": {"requires_any": {"requirements": [
+            {"provider_name": "main"}, {"allow_missing_or_failed": {}}]}}, "mode": "enforce"},
+        {"match": {"prefix": "/"}, "requires": {"provider_name": "main"}},
+    ],
+}
+
+
+@pytest.fixture
+def proxy(shared_envoy):
+    return shared_envoy(REPORT)
+
+
+def status_of(reply):
+    return assert_passed(reply)["headers"].get("x-jwt-status")
+
+
+def test_missing_token_passes_marked_missing(proxy):
+    assert status_of(proxy.get("/api")) == "missing"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: make_token(claims={"exp": 1000}),
+    lambda: tamper_payload(make_token(), sub="admin"),
+    lambda: make_token(claims={"iss": "https://evil.test"}),
+    lambda: "not-a-jwt",
+])
+def test_bad_tokens_pass_marked_invalid(proxy, make):
+    token = make()
+    up = assert_passed(proxy.get("/api", token=token))
+    assert up["headers"]["x-jwt-status"] == "invalid"
+    # Nothing else changes: no claim headers, the token is left where it was.
+    assert "x-jwt-sub" not in up["headers"]
+    assert up["headers"]["authorization"] == f"Bearer {token}"
+
+
+def test_valid_token_is_valid_with_annotations(proxy):
+    up = assert_passed(proxy.get("/api", token=make_token()))
+    assert up["headers"]["x-jwt-status"] == "valid"
+    assert up["headers"]["x-jwt-sub"] == "user-1"
+    assert "authorization" not in up["headers"]  # forward: false still applies
+
+
+def test_insufficient_scope_is_unauthorized(proxy):
+    assert status_of(proxy.get("/scoped", token=make_token())) == "unauthorized"
+    assert status_of(proxy.get("/scoped", token=make_token(claims={"scope": "admin"}))) == "valid"
+
+
+def test_rule_mode_overrides_top_level(proxy):
+    assert_missing(proxy.get("/enforced"), proxy, "/enforced")
+    assert status_of(proxy.get("/enforced", token=make_token())) == "valid"
+
+
+def test_allow_missing_or_failed_statuses(proxy):
+    assert status_of(proxy.get("/maybe")) == "missing"
+    assert status_of(proxy.get("/maybe", token=make_token(claims={"exp": 1000}))) == "invalid"
+    assert status_of(proxy.get("/maybe", token=make_token())) == "valid"
+
+
+@pytest.mark.parametrize("spoof", ["valid", "unauthorized"])
+def test_status_header_cannot_be_spoofed(proxy, spoof):
+    assert status_of(proxy.get("/api", headers={"X-Jwt-Status": spoof})) == "missing"
+    # No JWT needed: the header is not set, but the client's copy is still stripped.
+    up = assert_passed(proxy.get("/public", headers={"x-jwt-status": spoof}))
+    assert "x-jwt-status" not in up["headers"]
+
+
+def test_would_deny_counters_move_and_nothing_is_denied(envoy):
+    proxy = envoy(REPORT)
+    proxy.get("/api")                                         # missing
+    proxy.get("/api", token=make_token(claims={"exp": 1000}))  # expired
+    proxy.get("/api", token=make_token(claims={"exp": 1000}))  # expired
+    proxy.get("/scoped", token=make_token())                  # insufficient_scope
+    proxy.get("/api", token=make_token())                     # allowed
+    proxy.get("/enforced")                                    # enforced: denied missing
+    m = {k: v for k, (_, v) in prometheus(proxy).items() if k.startswith("jwt_filter_")}
+    assert m["jwt_filter_report_would_deny"] == 4
+    assert m["jwt_filter_report_would_deny_missing"] == 1
+    assert m["jwt_filter_report_would_deny_expired"] == 2
+    assert m["jwt_filter_report_would_deny_insufficient_scope"] == 1
+    assert m["jwt_filter_allowed"] == 1
+    assert m["jwt_filter_denied"] == 1
+    assert m["jwt_filter_denied_missing"] == 1
+    assert m["jwt_filter_denied_expired"] == 0
+    assert m["jwt_filter_provider_main_denied"] == 1
