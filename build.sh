@@ -10,6 +10,12 @@
 #                        shipped Envoy config, and the integration tests against real Envoy
 #                        (extra arguments go to pytest, e.g. ./build.sh test -k cookie)
 #   ./build.sh validate  envoy --mode validate on every shipped Envoy config
+#   ./build.sh check FILE...    check plugin configs as the filter would (JSON/YAML, Istio
+#                        WasmPlugin, Envoy bootstrap): errors with JSON paths, unsafe setups
+#   ./build.sh convert FILE...  Envoy jwt_authn or Istio RequestAuthentication (+ AuthorizationPolicy)
+#                        YAML/JSON -> plugin config JSON on stdout
+#   ./build.sh image [TAG]      build + OCI image (Dockerfile: FROM scratch, /plugin.wasm) with
+#                        docker, podman or buildah; default tag jwt-filter:dev
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT="$(pwd)"
@@ -104,7 +110,7 @@ cmd_setup() {
 
 # Every Envoy bootstrap config the repo ships (YAML files under envoy/ with a bootstrap top-level key).
 envoy_configs() {
-  find "$ROOT/envoy" -name '*.yaml' -type f 2>/dev/null | sort | while read -r f; do
+  find "$ROOT/envoy" "$ROOT/examples" -name '*.yaml' -type f 2>/dev/null | sort | while read -r f; do
     if grep -qE '^(static_resources|dynamic_resources|admin|node|layered_runtime):' "$f"; then
       printf '%s\n' "${f#"$ROOT"/}"
     fi
@@ -139,6 +145,38 @@ cmd_test() {
   cmd_validate
   log "integration tests against the real Envoy"
   "$PY" -m pytest -q tests/integration "$@"
+}
+
+# Native config checker / converter (src/bin/jwt-filter-check.rs; needs the `cli` feature).
+cmd_checker() {
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+  cargo run -q --features cli --bin jwt-filter-check -- "$@"
+}
+
+# A container tool that works here (installed and, for docker, with a reachable daemon).
+container_tool() {
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo docker; return; fi
+  if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then echo podman; return; fi
+  if command -v buildah >/dev/null 2>&1 && buildah version >/dev/null 2>&1; then echo buildah; return; fi
+  return 1
+}
+
+cmd_image() {
+  local tag="${1:-jwt-filter:dev}" tool
+  if ! tool=$(container_tool); then
+    die "no working container tool: install docker (with a running daemon), podman or buildah.
+The image is just dist/jwt_filter.wasm as /plugin.wasm in an empty (FROM scratch) image;
+any OCI tool can build it from ./Dockerfile, e.g. 'buildah build -t $tag .'"
+  fi
+  cmd_build
+  log "$tool: building $tag from Dockerfile"
+  case "$tool" in
+    # The annotation marks the Wasm image "compat" variant in the manifest (the label in the
+    # Dockerfile only reaches the image config).
+    podman | buildah) "$tool" build --annotation module.wasm.image/variant=compat -t "$tag" -f Dockerfile . ;;
+    docker) docker build -t "$tag" -f Dockerfile . ;;
+  esac
+  log "built $tag; push it, then use url: oci://<registry>/$tag in a WasmPlugin (pin it with sha256: the pushed digest)"
 }
 
 cmd_run() {
@@ -197,6 +235,8 @@ case "${1:-build}" in
   run) cmd_run ;;
   test) shift; cmd_test "$@" ;;
   validate) [ -f "$DIST" ] || cmd_build; cmd_setup; cmd_validate ;;
-  -h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (build | setup | run | test)" ;;
+  check | convert) cmd_checker "$@" ;;
+  image) shift; cmd_image "$@" ;;
+  -h | --help | help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | run | test | validate | check | convert | image)" ;;
 esac

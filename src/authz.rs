@@ -138,7 +138,12 @@ pub(crate) fn validate(
     has_requires: bool,
     errors: &mut Vec<ConfigError>,
 ) -> RuleAuthz {
-    let mut err = |p: String, m: String| errors.push(ConfigError { path: p, message: m });
+    let mut err = |p: String, m: String| {
+        errors.push(ConfigError {
+            path: p,
+            message: m,
+        })
+    };
     if scopes.len() > MAX_REQUIRED_SCOPES {
         err(
             format!("{path}.required_scopes"),
@@ -146,7 +151,9 @@ pub(crate) fn validate(
         );
     }
     for (i, s) in scopes.iter().enumerate() {
-        if s.is_empty() || s.chars().any(|c| c == ' ' || c == '"' || c == '\\' || c.is_control())
+        if s.is_empty()
+            || s.chars()
+                .any(|c| c == ' ' || c == '"' || c == '\\' || c.is_control())
         {
             err(
                 format!("{path}.required_scopes[{i}]"),
@@ -269,7 +276,8 @@ pub fn check(authz: &RuleAuthz, tokens: &[&Map<String, Value>]) -> Result<usize,
             }
             continue;
         }
-        if has_scopes(claims, &authz.scopes) && authz.claims.iter().all(|c| claim_matches(claims, c))
+        if has_scopes(claims, &authz.scopes)
+            && authz.claims.iter().all(|c| claim_matches(claims, c))
         {
             return Ok(i);
         }
@@ -313,13 +321,15 @@ pub fn claim_matches(claims: &Map<String, Value>, req: &RequiredClaim) -> bool {
 }
 
 fn scalar_matches(v: &Value, req: &RequiredClaim) -> bool {
-    req.values.iter().any(|want| match (want, v, req.match_kind) {
-        (ClaimValue::Str(w), Value::String(s), ClaimMatch::Exact) => s == w,
-        (ClaimValue::Str(w), Value::String(s), ClaimMatch::Prefix) => s.starts_with(w.as_str()),
-        (ClaimValue::Num(w), Value::Number(n), ClaimMatch::Exact) => n.as_f64() == Some(*w),
-        (ClaimValue::Bool(w), Value::Bool(b), ClaimMatch::Exact) => b == w,
-        _ => false,
-    })
+    req.values
+        .iter()
+        .any(|want| match (want, v, req.match_kind) {
+            (ClaimValue::Str(w), Value::String(s), ClaimMatch::Exact) => s == w,
+            (ClaimValue::Str(w), Value::String(s), ClaimMatch::Prefix) => s.starts_with(w.as_str()),
+            (ClaimValue::Num(w), Value::Number(n), ClaimMatch::Exact) => n.as_f64() == Some(*w),
+            (ClaimValue::Bool(w), Value::Bool(b), ClaimMatch::Exact) => b == w,
+            _ => false,
+        })
 }
 
 #[cfg(test)]

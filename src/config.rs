@@ -68,6 +68,23 @@ struct RawConfig {
     /// Our addition: metric name prefix (default `jwt_filter`).
     #[serde(default, alias = "statPrefix")]
     stat_prefix: Option<String>,
+    /// Our addition (issue 5): verify RS*/ES* through Envoy's
+    /// `verify_signature` when it passes the start-up probe (default true);
+    /// false forces the pure-Rust path.
+    #[serde(default, alias = "hostCrypto")]
+    host_crypto: Option<bool>,
+}
+
+/// `jwt_authn`'s `jwt_cache_config` (issue 5).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawJwtCacheConfig {
+    /// Entries; 0 or absent: the default (100, as Envoy).
+    #[serde(default, alias = "jwtCacheSize")]
+    jwt_cache_size: u32,
+    /// Our addition: turn the provider's cache off.
+    #[serde(default)]
+    disabled: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,6 +121,9 @@ struct RawProvider {
     /// Our addition: which JWS algorithms this provider accepts.
     #[serde(default, alias = "allowedAlgorithms")]
     allowed_algorithms: Option<Vec<String>>,
+    /// Verified-token cache (issue 5); on by default, unlike `jwt_authn`.
+    #[serde(default, alias = "jwtCacheConfig")]
+    jwt_cache_config: Option<RawJwtCacheConfig>,
 }
 
 #[derive(Deserialize)]
@@ -130,12 +150,16 @@ struct RawRemoteJwks {
     /// Our addition: how long the last good keys are used while refreshes fail.
     #[serde(default, alias = "maxStale")]
     max_stale: Option<String>,
+    /// Our addition: find `jwks_uri` in the issuer's OpenID discovery document.
+    #[serde(default, alias = "oidcDiscovery")]
+    oidc_discovery: bool,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHttpUri {
-    uri: String,
+    #[serde(default)]
+    uri: Option<String>,
     cluster: String,
     #[serde(default)]
     timeout: Option<String>,
@@ -335,7 +359,12 @@ pub struct ClaimHeader {
 /// A remote JWKS endpoint and how it is fetched (all times in milliseconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteJwks {
+    /// The JWKS URI, or with `oidc_discovery` the discovery document's URI
+    /// (default `<issuer>/.well-known/openid-configuration`).
     pub uri: String,
+    /// Our addition: `uri` is an OpenID discovery document whose `jwks_uri`
+    /// (fetched through the same cluster) holds the keys.
+    pub oidc_discovery: bool,
     pub cluster: String,
     /// `:authority` and `:path` of the fetch, from `uri`.
     pub authority: String,
@@ -386,6 +415,8 @@ pub struct Provider {
     pub max_lifetime_secs: Option<u64>,
     pub require_expiration: bool,
     pub allowed_algs: Vec<Alg>,
+    /// Verified-token cache entries for this provider (0: no cache).
+    pub jwt_cache_size: usize,
 }
 
 /// A requirement tree with provider names resolved to indices.
@@ -426,6 +457,8 @@ pub struct Config {
     pub status_header: Option<String>,
     /// Metric name prefix.
     pub stat_prefix: String,
+    /// Offload RS*/ES* verification to the host when it can (issue 5).
+    pub host_crypto: bool,
 }
 
 impl Config {
@@ -625,6 +658,7 @@ impl Validator {
             warnings: std::mem::take(&mut self.warnings),
             status_header,
             stat_prefix,
+            host_crypto: raw.host_crypto.unwrap_or(true),
         }
     }
 
@@ -702,7 +736,7 @@ impl Validator {
                         "HS* algorithms are only allowed with local_jwks: a shared secret must not travel in a fetched JWKS",
                     );
                 }
-                self.remote_jwks(&format!("{path}.remote_jwks"), remote)
+                self.remote_jwks(&format!("{path}.remote_jwks"), remote, raw.issuer.as_deref())
                     .map(KeySource::Remote)
             }
             (Some(ds), None) => match ds.inline_string {
@@ -818,6 +852,20 @@ impl Validator {
             },
         };
 
+        let jwt_cache_size = match &raw.jwt_cache_config {
+            None => crate::token_cache::DEFAULT_ENTRIES,
+            Some(c) if c.disabled => 0,
+            Some(c) if c.jwt_cache_size == 0 => crate::token_cache::DEFAULT_ENTRIES,
+            Some(c) if c.jwt_cache_size as usize > crate::token_cache::MAX_ENTRIES => {
+                self.err(
+                    format!("{path}.jwt_cache_config.jwt_cache_size"),
+                    format!("at most {}", crate::token_cache::MAX_ENTRIES),
+                );
+                0
+            }
+            Some(c) => c.jwt_cache_size as usize,
+        };
+
         if self.errors.len() != before {
             return None;
         }
@@ -835,6 +883,7 @@ impl Validator {
             max_lifetime_secs,
             require_expiration: raw.require_expiration,
             allowed_algs,
+            jwt_cache_size,
         })
     }
 
@@ -853,9 +902,23 @@ impl Validator {
         }
     }
 
-    fn remote_jwks(&mut self, path: &str, raw: RawRemoteJwks) -> Option<RemoteJwks> {
+    fn remote_jwks(&mut self, path: &str, raw: RawRemoteJwks, issuer: Option<&str>) -> Option<RemoteJwks> {
         let before = self.errors.len();
-        let (authority, uri_path) = match crate::jwks_store::split_uri(&raw.http_uri.uri) {
+        let uri = match (&raw.http_uri.uri, raw.oidc_discovery, issuer) {
+            (Some(u), _, _) => u.clone(),
+            (None, true, Some(iss)) => {
+                format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'))
+            }
+            (None, true, None) => {
+                self.err(format!("{path}.oidc_discovery"), "OIDC discovery needs the provider's issuer");
+                String::new()
+            }
+            (None, false, _) => {
+                self.err(format!("{path}.http_uri.uri"), "uri is required (or set oidc_discovery: true)");
+                String::new()
+            }
+        };
+        let (authority, uri_path) = match crate::jwks_store::split_uri(&uri) {
             Ok(v) => v,
             Err(e) => {
                 self.err(format!("{path}.http_uri.uri"), e);
@@ -902,9 +965,10 @@ impl Validator {
         if self.errors.len() != before {
             return None;
         }
-        let shared_key = format!("jwt_filter.jwks|{}|{}", raw.http_uri.cluster, raw.http_uri.uri);
+        let shared_key = format!("jwt_filter.jwks|{}|{}", raw.http_uri.cluster, uri);
         Some(RemoteJwks {
-            uri: raw.http_uri.uri,
+            uri,
+            oidc_discovery: raw.oidc_discovery,
             cluster: raw.http_uri.cluster,
             authority,
             path: uri_path,

@@ -82,11 +82,7 @@ fn normalize(v: &Value) -> Value {
             if let Some(d) = duration_object(map) {
                 return Value::String(d);
             }
-            Value::Object(
-                map.iter()
-                    .map(|(k, v)| (snake(k), normalize(v)))
-                    .collect(),
-            )
+            Value::Object(map.iter().map(|(k, v)| (snake(k), normalize(v))).collect())
         }
         Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
         other => other.clone(),
@@ -203,10 +199,7 @@ fn from_jwt_authn(ja: &Value) -> Result<Conversion, Vec<String>> {
         .into_iter()
         .flatten()
     {
-        providers.insert(
-            name.clone(),
-            jwt_provider(name, p, &mut errors, &mut notes),
-        );
+        providers.insert(name.clone(), jwt_provider(name, p, &mut errors, &mut notes));
     }
     let requirement_map = get(ja, "requirement_map");
     let mut rules = Vec::new();
@@ -360,9 +353,11 @@ pub fn istio_cluster(uri: &str) -> Result<String, String> {
         other => return Err(format!("unsupported scheme {other:?} in {uri:?}")),
     };
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || p.is_empty() => {
-            (h, p.parse::<u16>().map_err(|_| format!("bad port in {uri:?}"))?)
-        }
+        Some((h, p)) if !h.ends_with(']') || p.is_empty() => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad port in {uri:?}"))?,
+        ),
         _ => (authority, default_port),
     };
     if host.is_empty() {
@@ -392,7 +387,11 @@ fn provider_name(issuer: &str, taken: &Map<String, Value>) -> String {
         slug = slug.replace("--", "-");
     }
     let slug = slug.trim_matches('-').to_string();
-    let slug = if slug.is_empty() { "jwt".to_string() } else { slug };
+    let slug = if slug.is_empty() {
+        "jwt".to_string()
+    } else {
+        slug
+    };
     let mut name = slug.clone();
     let mut n = 2;
     while taken.contains_key(&name) {
@@ -404,7 +403,12 @@ fn provider_name(issuer: &str, taken: &Map<String, Value>) -> String {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -516,7 +520,9 @@ fn request_principals(
             continue;
         }
         let Some((iss, sub)) = rp.rsplit_once('/') else {
-            errors.push(format!("{path}: requestPrincipal {rp:?} is not \"issuer/subject\""));
+            errors.push(format!(
+                "{path}: requestPrincipal {rp:?} is not \"issuer/subject\""
+            ));
             continue;
         };
         if iss.contains('*') || (sub.contains('*') && sub != "*") {
@@ -600,7 +606,9 @@ fn claim_key(key: &str) -> Option<String> {
 fn claim_entry(name: &str, values: &[String], path: &str, errors: &mut Vec<String>) -> Value {
     let prefixed: Vec<&String> = values.iter().filter(|v| v.ends_with('*')).collect();
     if values.iter().any(|v| v.starts_with('*') && v.len() > 1) {
-        errors.push(format!("{path}: suffix patterns (\"*x\") on claims cannot be converted"));
+        errors.push(format!(
+            "{path}: suffix patterns (\"*x\") on claims cannot be converted"
+        ));
     }
     if prefixed.is_empty() {
         return json!({ "name": name, "values": values });
@@ -624,7 +632,10 @@ fn requirement_for(providers: &[String]) -> Value {
 
 /// A valid token from one of the providers, or none at all.
 fn optional_requirement(providers: &[String]) -> Value {
-    let mut any: Vec<Value> = providers.iter().map(|p| json!({ "provider_name": p })).collect();
+    let mut any: Vec<Value> = providers
+        .iter()
+        .map(|p| json!({ "provider_name": p }))
+        .collect();
     any.push(json!({"allow_missing": {}}));
     json!({"requires_any": {"requirements": any}})
 }
@@ -635,7 +646,12 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
     let mut providers = Map::new();
     // (issuer, provider name)
     let mut issuers: Vec<(String, String)> = Vec::new();
-    let kind = |d: &Value| d.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = |d: &Value| {
+        d.get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let name_of = |d: &Value| {
         d.get("metadata")
             .and_then(|m| m.get("name"))
@@ -679,10 +695,15 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
     for d in docs.iter().filter(|d| kind(d) == "AuthorizationPolicy") {
         let doc_name = name_of(d);
         let spec = d.get("spec").cloned().unwrap_or(json!({}));
-        let action = get(&spec, "action").and_then(Value::as_str).unwrap_or("ALLOW");
+        let action = get(&spec, "action")
+            .and_then(Value::as_str)
+            .unwrap_or("ALLOW");
         let base = format!("AuthorizationPolicy {doc_name}");
         for (k, _) in obj_entries(&spec) {
-            if !matches!(k.as_str(), "action" | "rules" | "selector" | "target_refs" | "target_ref") {
+            if !matches!(
+                k.as_str(),
+                "action" | "rules" | "selector" | "target_refs" | "target_ref"
+            ) {
                 errors.push(format!("{base}: spec.{k} cannot be converted"));
             }
         }
@@ -695,7 +716,12 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
             let path = format!("{base}: spec.rules[{ri}]");
             let mut principals: Vec<String> = Vec::new();
             let mut not_principals: Vec<String> = Vec::new();
-            for (fi, f) in get(r, "from").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (fi, f) in get(r, "from")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 for (k, v) in obj_entries(get(f, "source").unwrap_or(&Value::Null)) {
                     match k.as_str() {
                         "request_principals" => principals.extend(strings(Some(v))),
@@ -707,7 +733,12 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
                 }
             }
             let mut paths: Vec<String> = Vec::new();
-            for (ti, t) in get(r, "to").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (ti, t) in get(r, "to")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 for (k, v) in obj_entries(get(t, "operation").unwrap_or(&Value::Null)) {
                     match k.as_str() {
                         "paths" => paths.extend(strings(Some(v))),
@@ -719,7 +750,12 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
             }
             let mut claims: Vec<Value> = Vec::new();
             let mut audiences: Vec<String> = Vec::new();
-            for (wi, w) in get(r, "when").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (wi, w) in get(r, "when")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let key = get(w, "key").and_then(Value::as_str).unwrap_or("");
                 let values = strings(get(w, "values"));
                 let wpath = format!("{path}.when[{wi}]");
@@ -741,7 +777,10 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
 
             // An ALLOW rule without principals or claims admits anyone (no token
             // needed); a token that is present must still be valid (RequestAuthentication).
-            let open = action == "ALLOW" && principals.is_empty() && claims.is_empty() && audiences.is_empty();
+            let open = action == "ALLOW"
+                && principals.is_empty()
+                && claims.is_empty()
+                && audiences.is_empty();
             let requires = match action {
                 "ALLOW" if open => Vec::new(),
                 "ALLOW" => {
@@ -749,7 +788,11 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
                     if !pr.subjects.is_empty() {
                         claims.push(json!({"name": "sub", "values": pr.subjects}));
                     }
-                    if pr.providers.is_empty() { all.clone() } else { pr.providers }
+                    if pr.providers.is_empty() {
+                        all.clone()
+                    } else {
+                        pr.providers
+                    }
                 }
                 "DENY" => {
                     if not_principals != ["*"] || !principals.is_empty() || !claims.is_empty() {
@@ -766,7 +809,9 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
                 }
             };
             if action == "ALLOW" && !not_principals.is_empty() {
-                errors.push(format!("{path}: notRequestPrincipals in an ALLOW rule cannot be converted"));
+                errors.push(format!(
+                    "{path}: notRequestPrincipals in an ALLOW rule cannot be converted"
+                ));
             }
             if paths.is_empty() {
                 paths.push("*".to_string());
@@ -774,7 +819,11 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
             for p in &paths {
                 let mut rule = Map::new();
                 rule.insert("match".into(), path_match(p));
-                let req = if open { optional_requirement(&all) } else { requirement_for(&requires) };
+                let req = if open {
+                    optional_requirement(&all)
+                } else {
+                    requirement_for(&requires)
+                };
                 rule.insert("requires".into(), req);
                 if !claims.is_empty() {
                     rule.insert("required_claims".into(), Value::Array(claims.clone()));

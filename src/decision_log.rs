@@ -122,9 +122,24 @@ pub fn format(e: &Entry<'_>) -> String {
         None => out.push('-'),
     }
     let t = e.token;
-    field(&mut out, "kid", t.and_then(|t| t.kid.as_deref()), MAX_FIELD_CHARS);
-    field(&mut out, "iss", t.and_then(|t| t.iss.as_deref()), MAX_FIELD_CHARS);
-    field(&mut out, "sub", t.and_then(|t| t.sub.as_deref()), MAX_FIELD_CHARS);
+    field(
+        &mut out,
+        "kid",
+        t.and_then(|t| t.kid.as_deref()),
+        MAX_FIELD_CHARS,
+    );
+    field(
+        &mut out,
+        "iss",
+        t.and_then(|t| t.iss.as_deref()),
+        MAX_FIELD_CHARS,
+    );
+    field(
+        &mut out,
+        "sub",
+        t.and_then(|t| t.sub.as_deref()),
+        MAX_FIELD_CHARS,
+    );
     field(&mut out, "method", Some(e.method), 16);
     let path = e.path.split(['?', '#']).next().unwrap_or("");
     field(&mut out, "path", Some(path), MAX_PATH_CHARS);
@@ -251,12 +266,16 @@ mod tests {
         };
         let line = format(&entry(Some(&facts), "/a b"));
         assert!(!line.contains('\n'));
-        assert!(line.contains(r#" sub="x decision=allow\u{a}\"\\ \u{e9}""#), "{line}");
+        assert!(
+            line.contains(r#" sub="x decision=allow\u{a}\"\\ \u{e9}""#),
+            "{line}"
+        );
         assert!(line.contains(r#" iss="a b""#), "{line}");
         assert!(line.contains(&format!(" kid=\"{}...\"", "k".repeat(MAX_FIELD_CHARS))));
         assert!(line.contains(r#" path="/a b""#), "{line}");
         // A quote-aware split still finds exactly one `decision` key.
-        let (mut keys, mut quoted, mut escaped, mut cur) = (Vec::new(), false, false, String::new());
+        let (mut keys, mut quoted, mut escaped, mut cur) =
+            (Vec::new(), false, false, String::new());
         for c in line.chars() {
             match c {
                 _ if escaped => escaped = false,
@@ -273,7 +292,13 @@ mod tests {
 
     #[test]
     fn facts_from_garbage_keep_only_the_fingerprint() {
-        for t in ["", "a.b", "!!!.???.x", "e30.e30.e30", &"a".repeat(MAX_TOKEN_BYTES + 10)] {
+        for t in [
+            "",
+            "a.b",
+            "!!!.???.x",
+            "e30.e30.e30",
+            &"a".repeat(MAX_TOKEN_BYTES + 10),
+        ] {
             let f = TokenFacts::from_token(t);
             assert_eq!(f.fingerprint.len(), 16);
             assert_eq!((f.kid, f.iss, f.sub), (None, None, None), "{t:.20}");

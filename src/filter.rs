@@ -49,7 +49,7 @@ struct Vm {
     /// Provider index -> `Meta.version` of the keys installed in `remote`.
     installed: Vec<u64>,
     /// In-flight fetches: call token -> provider index.
-    fetching: Vec<(u32, usize)>,
+    fetching: Vec<(u32, usize, FetchKind)>,
     /// Requests parked until a fetch completes.
     waiters: Vec<Waiter>,
 }
@@ -227,22 +227,54 @@ fn sync_provider(vm: &SharedVm, idx: usize, now: u64, for_kid: bool) -> bool {
     if hostcalls::set_shared_data(&meta_key(r), Some(leased.encode().as_bytes()), cas).is_err() {
         return true; // another VM won the lease
     }
+    start_fetch(vm, idx, r, name, now)
+}
+
+/// What an in-flight call fetches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FetchKind {
+    Discovery,
+    Jwks,
+}
+
+fn discovered_key(r: &RemoteJwks) -> String {
+    format!("{}|jwks_uri", r.shared_key)
+}
+
+/// Dispatches the next call of a fetch this VM holds the lease for: the
+/// JWKS itself, or first the OpenID discovery document when `jwks_uri` is
+/// not known yet. Returns whether a call is in flight.
+fn start_fetch(vm: &SharedVm, idx: usize, r: &RemoteJwks, name: &str, now: u64) -> bool {
+    let discovered = if r.oidc_discovery {
+        hostcalls::get_shared_data(&discovered_key(r))
+            .ok()
+            .and_then(|(b, _)| b)
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|u| !u.is_empty())
+    } else {
+        None
+    };
+    let (kind, authority, path, uri) = match discovered.as_deref().map(jwks_store::split_uri) {
+        Some(Ok((a, p))) => (FetchKind::Jwks, a, p, discovered.clone().unwrap_or_default()),
+        _ if r.oidc_discovery => (FetchKind::Discovery, r.authority.clone(), r.path.clone(), r.uri.clone()),
+        _ => (FetchKind::Jwks, r.authority.clone(), r.path.clone(), r.uri.clone()),
+    };
     let headers = vec![
         (":method", "GET"),
-        (":path", r.path.as_str()),
-        (":authority", r.authority.as_str()),
-        (":scheme", if r.uri.starts_with("https:") { "https" } else { "http" }),
+        (":path", path.as_str()),
+        (":authority", authority.as_str()),
+        (":scheme", if uri.starts_with("https:") { "https" } else { "http" }),
         ("accept", "application/json"),
         ("user-agent", "jwt-filter"),
     ];
     match hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], Duration::from_millis(r.timeout_ms)) {
         Ok(token) => {
-            vm.borrow_mut().fetching.push((token, idx));
+            vm.borrow_mut().fetching.push((token, idx, kind));
             true
         }
         Err(status) => {
             log::warn(&format!(
-                "jwt_filter: provider {name}: cannot fetch JWKS from cluster {:?} ({status:?}); \
+                "jwt_filter: provider {name}: cannot fetch {uri} through cluster {:?} ({status:?}); \
                  is the cluster defined in Envoy's static_resources?",
                 r.cluster
             ));
@@ -309,12 +341,13 @@ fn update_meta(r: &RemoteJwks, f: impl Fn(&Meta) -> Meta) {
 
 /// A JWKS response arrived (in the root or in a request context).
 fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
-    let idx = {
+    let (idx, kind) = {
         let mut v = vm.borrow_mut();
-        let Some(pos) = v.fetching.iter().position(|(t, _)| *t == token) else {
+        let Some(pos) = v.fetching.iter().position(|(t, _, _)| *t == token) else {
             return;
         };
-        v.fetching.swap_remove(pos).1
+        let (_, idx, kind) = v.fetching.swap_remove(pos);
+        (idx, kind)
     };
     let config = vm.borrow().config.clone();
     let (Some(r), Some(p)) = (remote_of(&config, idx), config.providers.get(idx)) else {
@@ -336,6 +369,21 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
             .flatten()
             .unwrap_or_default()
     };
+    if kind == FetchKind::Discovery {
+        match jwks_store::discovered_jwks_uri(status.as_deref(), &body, p.issuer.as_deref()) {
+            Ok(uri) => {
+                log::info(&format!("jwt_filter: provider {}: discovered jwks_uri {uri}", p.name));
+                let _ = hostcalls::set_shared_data(&discovered_key(r), Some(uri.as_bytes()), None);
+                start_fetch(vm, idx, r, &p.name, now);
+            }
+            Err(e) => {
+                log::warn(&format!("jwt_filter: provider {}: OIDC discovery at {} failed: {e}", p.name, r.uri));
+                record_failure(vm, idx, r, now);
+                resolve_waiters(vm, now);
+            }
+        }
+        return;
+    }
     match jwks_store::validate_response(status.as_deref(), &body, &p.allowed_algs) {
         Ok((set, warnings)) => {
             for w in warnings {
@@ -369,6 +417,10 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
                 meta.failures + 1,
                 if meta.has_keys() { "keeping the last good keys" } else { "no keys yet" }
             ));
+            if r.oidc_discovery {
+                // The IdP may have moved its keys: discover again next time.
+                let _ = hostcalls::set_shared_data(&discovered_key(r), Some(b""), None);
+            }
             record_failure(vm, idx, r, now);
         }
     }

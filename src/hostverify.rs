@@ -15,6 +15,7 @@
 
 use crate::jwks::{Alg, Key};
 
+#[allow(dead_code)] // the JWK members are for the tests
 mod vectors;
 
 /// Name of Envoy's foreign function.

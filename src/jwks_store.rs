@@ -200,6 +200,35 @@ pub fn validate_response(
     Ok((set, warnings))
 }
 
+/// `jwks_uri` from an OpenID Provider discovery document, which must name
+/// the same `issuer` (OpenID Connect Discovery 1.0, section 4.3).
+pub fn discovered_jwks_uri(status: Option<&str>, body: &[u8], issuer: Option<&str>) -> Result<String, String> {
+    match status {
+        Some("200") => {}
+        Some(s) => return Err(format!("discovery document: HTTP {s}")),
+        None => return Err("discovery document: no response (timeout, reset, or unknown cluster)".into()),
+    }
+    if body.len() > MAX_JWKS_BYTES {
+        return Err("discovery document exceeds the size limit".into());
+    }
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "discovery document is not JSON".to_string())?;
+    if let Some(want) = issuer {
+        if doc.get("issuer").and_then(|v| v.as_str()) != Some(want) {
+            return Err("discovery document names a different issuer".into());
+        }
+    }
+    let uri = doc
+        .get("jwks_uri")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| "discovery document has no jwks_uri".to_string())?;
+    if uri.len() > 2048 {
+        return Err("jwks_uri is too long".into());
+    }
+    split_uri(uri)?;
+    Ok(uri.to_string())
+}
+
 /// Splits an `http(s)://host[:port]/path?query` URI into `:authority` and
 /// `:path`.
 pub fn split_uri(uri: &str) -> Result<(String, String), String> {
@@ -229,6 +258,7 @@ mod tests {
     fn remote() -> RemoteJwks {
         RemoteJwks {
             uri: "https://idp.test/jwks".into(),
+            oidc_discovery: false,
             cluster: "idp".into(),
             authority: "idp.test".into(),
             path: "/jwks".into(),
@@ -341,6 +371,21 @@ mod tests {
         // Only an HMAC key, but only asymmetric algorithms allowed.
         let hs = crate::testutil::hs_jwks();
         assert!(validate_response(Some("200"), hs.as_bytes(), &[Alg::RS256]).is_err());
+    }
+
+    #[test]
+    fn discovery_documents() {
+        let doc = br#"{"issuer":"https://idp.test","jwks_uri":"https://idp.test/keys"}"#;
+        assert_eq!(
+            discovered_jwks_uri(Some("200"), doc, Some("https://idp.test")).unwrap(),
+            "https://idp.test/keys"
+        );
+        assert!(discovered_jwks_uri(Some("200"), doc, Some("https://other")).is_err());
+        assert!(discovered_jwks_uri(Some("404"), doc, None).is_err());
+        assert!(discovered_jwks_uri(None, doc, None).is_err());
+        assert!(discovered_jwks_uri(Some("200"), b"nope", None).is_err());
+        assert!(discovered_jwks_uri(Some("200"), br#"{"jwks_uri":5}"#, None).is_err());
+        assert!(discovered_jwks_uri(Some("200"), br#"{"jwks_uri":"ftp://x/k"}"#, None).is_err());
     }
 
     #[test]

@@ -17,12 +17,14 @@ pub mod config;
 pub mod decision_log;
 pub mod error;
 pub mod extract;
+pub mod hostverify;
 pub mod jwks;
 pub mod jwks_store;
 pub mod matcher;
 pub mod metrics;
 pub mod policy;
 pub mod token;
+pub mod token_cache;
 
 // Native tooling (config checker and converter for `jwt-filter-check`); not in the wasm.
 #[cfg(not(target_arch = "wasm32"))]
@@ -35,3 +37,5 @@ mod testutil;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+#[cfg(target_arch = "wasm32")]
+mod filter_host;

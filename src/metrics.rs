@@ -82,7 +82,13 @@ pub fn metric_names(prefix: &str, providers: &[&str]) -> Vec<(MetricKind, String
 pub fn provider_metric(prefix: &str, provider: &str, metric: &str) -> String {
     let name: String = provider
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{prefix}.provider.{name}.{metric}")
 }
@@ -109,7 +115,13 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
 /// `[a-zA-Z0-9_]` becomes `_` (counters get no `_total` suffix).
 pub fn prometheus_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -166,7 +178,8 @@ impl Metrics {
         let c = MetricKind::Counter;
         m.allowed = def(c, format!("{prefix}.allowed"), &mut failed);
         m.denied = def(c, format!("{prefix}.denied"), &mut failed);
-        m.cors_preflight_bypassed = def(c, format!("{prefix}.cors_preflight_bypassed"), &mut failed);
+        m.cors_preflight_bypassed =
+            def(c, format!("{prefix}.cors_preflight_bypassed"), &mut failed);
         m.jwks_fetch_success = def(c, format!("{prefix}.jwks_fetch_success"), &mut failed);
         m.jwks_fetch_failed = def(c, format!("{prefix}.jwks_fetch_failed"), &mut failed);
         m.jwt_cache_hit = def(c, format!("{prefix}.jwt_cache_hit"), &mut failed);
@@ -187,7 +200,11 @@ impl Metrics {
                 allowed: def(c, provider_metric(prefix, p, "allowed"), &mut failed),
                 denied: def(c, provider_metric(prefix, p, "denied"), &mut failed),
                 jwks_keys: def(g, provider_metric(prefix, p, "jwks_keys"), &mut failed),
-                jwks_age_seconds: def(g, provider_metric(prefix, p, "jwks_age_seconds"), &mut failed),
+                jwks_age_seconds: def(
+                    g,
+                    provider_metric(prefix, p, "jwks_age_seconds"),
+                    &mut failed,
+                ),
             };
             m.providers.push(ids);
         }
@@ -214,7 +231,10 @@ impl Metrics {
         Self::inc(host, self.denied);
         Self::inc(
             host,
-            self.denied_by_reason.get(reason_index(err)).copied().flatten(),
+            self.denied_by_reason
+                .get(reason_index(err))
+                .copied()
+                .flatten(),
         );
         if let Some(p) = provider {
             Self::inc(host, self.providers.get(p).and_then(|ids| ids.denied));
@@ -226,13 +246,29 @@ impl Metrics {
         Self::inc(host, self.report_would_deny);
         Self::inc(
             host,
-            self.would_deny_by_reason.get(reason_index(err)).copied().flatten(),
+            self.would_deny_by_reason
+                .get(reason_index(err))
+                .copied()
+                .flatten(),
         );
     }
 
     /// A CORS preflight passed without a token.
     pub fn on_cors_bypass(&self, host: &dyn MetricHost) {
         Self::inc(host, self.cors_preflight_bypassed);
+    }
+
+    /// A remote JWKS fetch finished (issue 3 glue): moves
+    /// `jwks_fetch_success` / `jwks_fetch_failed`.
+    pub fn on_jwks_fetch(&self, host: &dyn MetricHost, ok: bool) {
+        Self::inc(
+            host,
+            if ok {
+                self.jwks_fetch_success
+            } else {
+                self.jwks_fetch_failed
+            },
+        );
     }
 
     /// Key-health gauges for a provider: key count and seconds since the last
@@ -359,7 +395,10 @@ mod tests {
             prometheus_name("jwt_filter.provider.my-idp.allowed"),
             "jwt_filter_provider_my_idp_allowed"
         );
-        assert_eq!(prometheus_name("jwt_filter.denied_expired"), "jwt_filter_denied_expired");
+        assert_eq!(
+            prometheus_name("jwt_filter.denied_expired"),
+            "jwt_filter_denied_expired"
+        );
     }
 
     #[test]
@@ -372,6 +411,9 @@ mod tests {
         m.on_deny(&host, AuthError::Missing, None);
         m.on_would_deny(&host, AuthError::InsufficientScope);
         m.on_cors_bypass(&host);
+        m.on_jwks_fetch(&host, true);
+        m.on_jwks_fetch(&host, false);
+        m.on_jwks_fetch(&host, false);
         m.record_jwks(&host, 0, 3, 0);
         assert_eq!(host.get("jwt_filter.allowed"), 2);
         assert_eq!(host.get("jwt_filter.provider.a.allowed"), 1);
@@ -382,10 +424,15 @@ mod tests {
         assert_eq!(host.get("jwt_filter.provider.b.denied"), 1);
         assert_eq!(host.get("jwt_filter.provider.a.denied"), 0);
         assert_eq!(host.get("jwt_filter.report_would_deny"), 1);
-        assert_eq!(host.get("jwt_filter.report_would_deny_insufficient_scope"), 1);
+        assert_eq!(
+            host.get("jwt_filter.report_would_deny_insufficient_scope"),
+            1
+        );
         assert_eq!(host.get("jwt_filter.denied_insufficient_scope"), 0);
         assert_eq!(host.get("jwt_filter.cors_preflight_bypassed"), 1);
         assert_eq!(host.get("jwt_filter.provider.a.jwks_keys"), 3);
+        assert_eq!(host.get("jwt_filter.jwks_fetch_success"), 1);
+        assert_eq!(host.get("jwt_filter.jwks_fetch_failed"), 2);
     }
 
     #[test]

@@ -142,17 +142,26 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
 /// `max_lifetime`: `exp` must be present and neither `exp - iat` (when `iat`
 /// is present) nor `exp - now` may exceed it.
 pub fn check_claims(jwt: &Jwt<'_>, rules: &ClaimRules<'_>, now: u64) -> Result<(), AuthError> {
+    check_claim_map(&jwt.claims, rules, now)
+}
+
+/// [`check_claims`] on a claims map (a cached token's, issue 5).
+pub fn check_claim_map(
+    claims: &Map<String, Value>,
+    rules: &ClaimRules<'_>,
+    now: u64,
+) -> Result<(), AuthError> {
     if let Some(want) = rules.issuer {
-        match jwt.claims.get("iss") {
+        match claims.get("iss") {
             Some(Value::String(iss)) if iss == want => {}
             _ => return Err(AuthError::Issuer),
         }
     }
     let now = now as f64;
     let skew = rules.clock_skew_secs as f64;
-    let exp = numeric_date(&jwt.claims, "exp")?;
-    let nbf = numeric_date(&jwt.claims, "nbf")?;
-    let iat = numeric_date(&jwt.claims, "iat")?;
+    let exp = numeric_date(claims, "exp")?;
+    let nbf = numeric_date(claims, "nbf")?;
+    let iat = numeric_date(claims, "iat")?;
     if let Some(exp) = exp {
         if now > exp + skew {
             return Err(AuthError::Expired);

@@ -173,7 +173,10 @@ impl Walker {
                     s.push(Step::Key(k.clone()));
                     self.probe_leaf(&s, child);
                     // Requirements nest (requires_any.requirements[]): one level is enough.
-                    let recursive = steps.iter().filter(|st| matches!(st, Step::Key(key) if key == "requirements")).count();
+                    let recursive = steps
+                        .iter()
+                        .filter(|st| matches!(st, Step::Key(key) if key == "requirements"))
+                        .count();
                     if recursive > 0 && (k == "requires_any" || k == "requires_all") {
                         continue;
                     }
@@ -205,9 +208,16 @@ impl Walker {
             Value::Object(m)
         });
         let at = path_string(steps);
-        let want_path = if at.is_empty() { PROBE.to_string() } else { format!("{at}.{PROBE}") };
+        let want_path = if at.is_empty() {
+            PROBE.to_string()
+        } else {
+            format!("{at}.{PROBE}")
+        };
         let errors = self.parse(&doc);
-        let Some((_, msg)) = errors.iter().find(|(p, m)| *p == want_path && m.contains(PROBE)) else {
+        let Some((_, msg)) = errors
+            .iter()
+            .find(|(p, m)| *p == want_path && m.contains(PROBE))
+        else {
             self.problems.push(format!(
                 "{at:?}: the filter did not refuse an unknown field there (schema object with properties {:?}); errors: {errors:?}; doc: {doc}",
                 props.keys().collect::<Vec<_>>()
@@ -224,10 +234,14 @@ impl Walker {
             .collect();
         let in_schema: BTreeSet<String> = props.keys().cloned().collect();
         for f in accepted.difference(&in_schema) {
-            self.problems.push(format!("{at:?}: the filter accepts field `{f}` but the schema does not describe it"));
+            self.problems.push(format!(
+                "{at:?}: the filter accepts field `{f}` but the schema does not describe it"
+            ));
         }
         for f in in_schema.difference(&accepted) {
-            self.problems.push(format!("{at:?}: the schema describes field `{f}` but the filter does not accept it"));
+            self.problems.push(format!(
+                "{at:?}: the schema describes field `{f}` but the filter does not accept it"
+            ));
         }
     }
 
@@ -245,7 +259,10 @@ impl Walker {
             self.leaves_probed += 1;
             let doc = self.build(&root, steps, &|_| wrong.clone());
             let errors = self.parse(&doc);
-            if !errors.iter().any(|(p, m)| *p == at && m.contains("invalid type")) {
+            if !errors
+                .iter()
+                .any(|(p, m)| *p == at && m.contains("invalid type"))
+            {
                 self.problems.push(format!(
                     "{at:?}: schema type {types:?}, but the filter did not refuse a {wrong} there: {errors:?}"
                 ));
@@ -253,18 +270,33 @@ impl Walker {
             let right = self.minimal(&prop);
             let doc = self.build(&root, steps, &|_| right.clone());
             let errors = self.parse(&doc);
-            if let Some(e) = errors.iter().find(|(p, m)| p.starts_with(&at) && m.contains("invalid type")) {
-                self.problems.push(format!("{at:?}: schema type {types:?}, but the filter refused {right}: {e:?}"));
+            if let Some(e) = errors
+                .iter()
+                .find(|(p, m)| p.starts_with(&at) && m.contains("invalid type"))
+            {
+                self.problems.push(format!(
+                    "{at:?}: schema type {types:?}, but the filter refused {right}: {e:?}"
+                ));
             }
         }
-        let enum_values = prop
-            .get("enum")
-            .or_else(|| prop.get("items").map(|i| self.resolve(i)).and_then(|i| i.get("enum")));
+        let enum_values = prop.get("enum").or_else(|| {
+            prop.get("items")
+                .map(|i| self.resolve(i))
+                .and_then(|i| i.get("enum"))
+        });
         if enum_values.is_some() {
             self.leaves_probed += 1;
             let is_array = types.first().map(String::as_str) == Some("array");
-            let bad = if is_array { json!([PROBE]) } else { json!(PROBE) };
-            let want = if is_array { format!("{at}[0]") } else { at.clone() };
+            let bad = if is_array {
+                json!([PROBE])
+            } else {
+                json!(PROBE)
+            };
+            let want = if is_array {
+                format!("{at}[0]")
+            } else {
+                at.clone()
+            };
             let doc = self.build(&root, steps, &|_| bad.clone());
             let errors = self.parse(&doc);
             if !errors.iter().any(|(p, _)| *p == want) {
@@ -286,8 +318,16 @@ fn schema_and_parser_accept_the_same_fields_and_types() {
         leaves_probed: 0,
     };
     w.walk(&root, Vec::new(), 0);
-    assert!(w.objects_probed >= 15, "walked only {} objects", w.objects_probed);
-    assert!(w.leaves_probed >= 40, "probed only {} fields", w.leaves_probed);
+    assert!(
+        w.objects_probed >= 15,
+        "walked only {} objects",
+        w.objects_probed
+    );
+    assert!(
+        w.leaves_probed >= 40,
+        "probed only {} fields",
+        w.leaves_probed
+    );
     assert!(
         w.problems.is_empty(),
         "schema/plugin-config.schema.json and src/config.rs disagree:\n  {}",
@@ -300,7 +340,12 @@ fn schema_minimal_instances_reach_the_validator() {
     // The probes rely on the schema's minimal instances deserializing: the
     // minimal whole config (no providers, no rules) is valid.
     let root: Value = serde_json::from_str(SCHEMA).expect("schema is JSON");
-    let w = Walker { root: root.clone(), problems: Vec::new(), objects_probed: 0, leaves_probed: 0 };
+    let w = Walker {
+        root: root.clone(),
+        problems: Vec::new(),
+        objects_probed: 0,
+        leaves_probed: 0,
+    };
     let min = w.minimal(&root);
     assert_eq!(min, json!({}));
     assert!(Config::parse(min.to_string().as_bytes()).is_ok());

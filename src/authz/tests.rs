@@ -45,11 +45,17 @@ fn rule_authz(json: &str) -> Result<RuleAuthz, Vec<ConfigError>> {
 #[test]
 fn scope_string_scp_array_and_scp_string() {
     let want = scopes(&["read", "write"]);
-    assert!(has_scopes(&claims(r#"{"scope":"openid read write"}"#), &want));
+    assert!(has_scopes(
+        &claims(r#"{"scope":"openid read write"}"#),
+        &want
+    ));
     assert!(has_scopes(&claims(r#"{"scp":["write","read"]}"#), &want));
     assert!(has_scopes(&claims(r#"{"scp":"read write"}"#), &want));
     // One of them in each claim also counts.
-    assert!(has_scopes(&claims(r#"{"scope":"read","scp":["write"]}"#), &want));
+    assert!(has_scopes(
+        &claims(r#"{"scope":"read","scp":["write"]}"#),
+        &want
+    ));
     assert!(has_scopes(&claims(r#"{}"#), &[]));
 }
 
@@ -79,9 +85,7 @@ fn required_claims_string_number_bool_array_nested() {
             {"name":"groups","values":["ops"]}]}"#,
     )
     .unwrap();
-    let ok = claims(
-        r#"{"org":{"tier":"platinum"},"level":3,"admin":true,"groups":["dev","ops"]}"#,
-    );
+    let ok = claims(r#"{"org":{"tier":"platinum"},"level":3,"admin":true,"groups":["dev","ops"]}"#);
     assert_eq!(check(&a, &[&ok]), Ok(0));
     let float = claims(r#"{"org":{"tier":"gold"},"level":4.5,"admin":true,"groups":"ops"}"#);
     assert_eq!(check(&a, &[&float]), Ok(0));
@@ -109,7 +113,10 @@ fn prefix_match() {
     )
     .unwrap();
     assert_eq!(check(&a, &[&claims(r#"{"email":"ops-1@x"}"#)]), Ok(0));
-    assert_eq!(check(&a, &[&claims(r#"{"email":["u@x","admin-b"]}"#)]), Ok(0));
+    assert_eq!(
+        check(&a, &[&claims(r#"{"email":["u@x","admin-b"]}"#)]),
+        Ok(0)
+    );
     assert_eq!(
         check(&a, &[&claims(r#"{"email":"user-ops-1"}"#)]),
         Err(AuthError::InsufficientScope)
@@ -118,8 +125,8 @@ fn prefix_match() {
 
 #[test]
 fn audiences_then_scopes_on_one_token() {
-    let a = rule_authz(r#"{"required_scopes":["read"],"audiences":["https://api.example/"]}"#)
-        .unwrap();
+    let a =
+        rule_authz(r#"{"required_scopes":["read"],"audiences":["https://api.example/"]}"#).unwrap();
     assert_eq!(a.scope_text.as_deref(), Some("read"));
     let good = claims(r#"{"aud":"api.example","scope":"read"}"#);
     let wrong_aud = claims(r#"{"aud":"other","scope":"read"}"#);
@@ -140,14 +147,35 @@ fn audiences_then_scopes_on_one_token() {
 #[test]
 fn bad_authz_config_names_the_field() {
     let cases = [
-        (r#"{"required_scopes":["a b"]}"#, "rules[0].required_scopes[0]"),
+        (
+            r#"{"required_scopes":["a b"]}"#,
+            "rules[0].required_scopes[0]",
+        ),
         (r#"{"required_scopes":[""]}"#, "rules[0].required_scopes[0]"),
-        (r#"{"required_claims":[{"name":"a..b","values":["x"]}]}"#, "rules[0].required_claims[0].name"),
-        (r#"{"required_claims":[{"name":"a","values":[]}]}"#, "rules[0].required_claims[0].values"),
-        (r#"{"required_claims":[{"name":"a","values":[null]}]}"#, "rules[0].required_claims[0].values[0]"),
-        (r#"{"required_claims":[{"name":"a","values":[{"x":1}]}]}"#, "rules[0].required_claims[0].values[0]"),
-        (r#"{"required_claims":[{"name":"a","values":[1],"match":"prefix"}]}"#, "rules[0].required_claims[0].values[0]"),
-        (r#"{"required_claims":[{"name":"a","values":["x"],"match":"regex"}]}"#, "rules[0].required_claims[0].match"),
+        (
+            r#"{"required_claims":[{"name":"a..b","values":["x"]}]}"#,
+            "rules[0].required_claims[0].name",
+        ),
+        (
+            r#"{"required_claims":[{"name":"a","values":[]}]}"#,
+            "rules[0].required_claims[0].values",
+        ),
+        (
+            r#"{"required_claims":[{"name":"a","values":[null]}]}"#,
+            "rules[0].required_claims[0].values[0]",
+        ),
+        (
+            r#"{"required_claims":[{"name":"a","values":[{"x":1}]}]}"#,
+            "rules[0].required_claims[0].values[0]",
+        ),
+        (
+            r#"{"required_claims":[{"name":"a","values":[1],"match":"prefix"}]}"#,
+            "rules[0].required_claims[0].values[0]",
+        ),
+        (
+            r#"{"required_claims":[{"name":"a","values":["x"],"match":"regex"}]}"#,
+            "rules[0].required_claims[0].match",
+        ),
         (r#"{"audiences":[""]}"#, "rules[0].audiences[0]"),
     ];
     for (json, path) in cases {
@@ -229,7 +257,10 @@ fn scopes_and_claims_through_the_evaluator() {
         r#"{{"iss":"iss-a","aud":["api","special"],"exp":{}}}"#,
         NOW + 60
     ));
-    assert!(matches!(outcome(&c, "/aud", Some(&t)).decision, Decision::Allow(_)));
+    assert!(matches!(
+        outcome(&c, "/aud", Some(&t)).decision,
+        Decision::Allow(_)
+    ));
 }
 
 #[test]
@@ -293,7 +324,11 @@ fn expired_token_denial_has_context() {
 
 #[test]
 fn top_level_fields_and_errors() {
-    let c = config(r#","status_header":"X-Jwt-Status","stat_prefix":"edge.jwt""#, RULES).unwrap();
+    let c = config(
+        r#","status_header":"X-Jwt-Status","stat_prefix":"edge.jwt""#,
+        RULES,
+    )
+    .unwrap();
     assert_eq!(c.status_header.as_deref(), Some("x-jwt-status"));
     assert!(c.sanitize_headers.contains(&"x-jwt-status".to_string()));
     assert_eq!(c.stat_prefix, "edge.jwt");
@@ -311,10 +346,16 @@ fn top_level_fields_and_errors() {
     let any = r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"}}"#;
     assert_eq!(path(r#","mode":"audit""#, any), "mode");
     assert_eq!(path(r#","status_header":":path""#, any), "status_header");
-    assert_eq!(path(r#","status_header":"bad header""#, any), "status_header");
+    assert_eq!(
+        path(r#","status_header":"bad header""#, any),
+        "status_header"
+    );
     assert_eq!(path(r#","stat_prefix":"a-b""#, any), "stat_prefix");
     assert_eq!(
-        path("", r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"},"mode":"x"}"#),
+        path(
+            "",
+            r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"},"mode":"x"}"#
+        ),
         "rules[0].mode"
     );
     assert_eq!(
@@ -329,7 +370,10 @@ fn top_level_fields_and_errors() {
         "rules[0].requires"
     );
     assert_eq!(
-        path("", r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"},"scopes":["x"]}"#),
+        path(
+            "",
+            r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"},"scopes":["x"]}"#
+        ),
         "rules[0].scopes"
     );
 }

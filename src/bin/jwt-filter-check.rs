@@ -85,9 +85,15 @@ fn read(path: &str) -> Result<Input, String> {
 /// Kubernetes kind, an Envoy config without the wasm filter).
 fn is_foreign(doc: &Value) -> bool {
     doc.get("kind").is_some() && doc.get("apiVersion").is_some()
-        || ["static_resources", "admin", "node", "dynamic_resources"]
-            .iter()
-            .any(|k| doc.get(k).is_some())
+        || [
+            "static_resources",
+            "admin",
+            "node",
+            "dynamic_resources",
+            "services",
+        ]
+        .iter()
+        .any(|k| doc.get(k).is_some())
 }
 
 fn run_check(files: &[String]) -> ExitCode {
@@ -106,7 +112,11 @@ fn run_check(files: &[String]) -> ExitCode {
         let many = input.docs.len() > 1;
         for (i, doc) in input.docs.iter().enumerate() {
             let found = lint::plugin_configs(doc);
-            let prefix = if many { format!("doc {i}: ") } else { String::new() };
+            let prefix = if many {
+                format!("doc {i}: ")
+            } else {
+                String::new()
+            };
             if !found.is_empty() {
                 configs.extend(found.into_iter().map(|(l, b)| (format!("{prefix}{l}"), b)));
             } else if !is_foreign(doc) {

@@ -59,11 +59,23 @@ fn jwt_authn_typed_config_camel_case_to_snake_case() {
     assert_parses(&c);
     let p = &c.config["providers"]["demo"];
     assert_eq!(p["local_jwks"]["inline_string"], DEMO_JWKS);
-    assert_eq!(p["from_headers"][0], json!({"name": "x-token", "value_prefix": "Token "}));
-    assert_eq!(p["claim_to_headers"][0], json!({"header_name": "x-sub", "claim_name": "sub"}));
+    assert_eq!(
+        p["from_headers"][0],
+        json!({"name": "x-token", "value_prefix": "Token "})
+    );
+    assert_eq!(
+        p["claim_to_headers"][0],
+        json!({"header_name": "x-sub", "claim_name": "sub"})
+    );
     assert_eq!(p["max_lifetime"], "3600s");
     assert!(p.get("payload_in_metadata").is_none());
-    assert!(c.notes.iter().any(|n| n.contains("payload_in_metadata dropped")), "{:?}", c.notes);
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("payload_in_metadata dropped")),
+        "{:?}",
+        c.notes
+    );
     let rules = c.config["rules"].as_array().unwrap();
     assert_eq!(rules[0], json!({"match": {"prefix": "/public"}}));
     // requirement_name resolved through requirement_map.
@@ -106,7 +118,10 @@ fn jwt_authn_inline_bytes_decoded() {
     let b64 = base64::engine::general_purpose::STANDARD.encode(DEMO_JWKS);
     let doc = json!({"providers": {"p": {"issuer": "i", "local_jwks": {"inline_bytes": b64}}}});
     let c = converted(&[doc]);
-    assert_eq!(c.config["providers"]["p"]["local_jwks"]["inline_string"], DEMO_JWKS);
+    assert_eq!(
+        c.config["providers"]["p"]["local_jwks"]["inline_string"],
+        DEMO_JWKS
+    );
 }
 
 #[test]
@@ -124,8 +139,14 @@ fn jwt_authn_unsafe_drops_are_errors() {
     let e = errors(&[doc]);
     let joined = e.join("\n");
     assert!(joined.contains("providers.p.subjects"), "{joined}");
-    assert!(joined.contains("providers.p.local_jwks: filename"), "{joined}");
-    assert!(joined.contains("rules[0].match.query_parameters"), "{joined}");
+    assert!(
+        joined.contains("providers.p.local_jwks: filename"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("rules[0].match.query_parameters"),
+        "{joined}"
+    );
     assert!(joined.contains("filter_state_rules"), "{joined}");
 }
 
@@ -137,8 +158,14 @@ fn nothing_to_convert_is_an_error() {
 
 #[test]
 fn istio_cluster_names() {
-    assert_eq!(istio_cluster("https://idp.example.com/.well-known/jwks.json").unwrap(), "outbound|443||idp.example.com");
-    assert_eq!(istio_cluster("http://jwks.auth.svc.cluster.local:8080/keys").unwrap(), "outbound|8080||jwks.auth.svc.cluster.local");
+    assert_eq!(
+        istio_cluster("https://idp.example.com/.well-known/jwks.json").unwrap(),
+        "outbound|443||idp.example.com"
+    );
+    assert_eq!(
+        istio_cluster("http://jwks.auth.svc.cluster.local:8080/keys").unwrap(),
+        "outbound|8080||jwks.auth.svc.cluster.local"
+    );
     assert_eq!(istio_cluster("http://idp").unwrap(), "outbound|80||idp");
     assert!(istio_cluster("idp.example.com/jwks").is_err());
     assert!(istio_cluster("ftp://idp/jwks").is_err());
@@ -187,7 +214,10 @@ fn istio_request_authentication_alone() {
     assert_eq!(names, ["demo-jwt-filter-local", "idp-example-com"]);
     let demo = &providers["demo-jwt-filter-local"];
     assert_eq!(demo["local_jwks"]["inline_string"], DEMO_JWKS);
-    assert_eq!(demo["claim_to_headers"][0], json!({"header_name": "x-jwt-sub", "claim_name": "sub"}));
+    assert_eq!(
+        demo["claim_to_headers"][0],
+        json!({"header_name": "x-jwt-sub", "claim_name": "sub"})
+    );
     assert_eq!(demo["forward_payload_header"], "x-jwt-payload");
     let idp = &providers["idp-example-com"];
     assert_eq!(
@@ -195,7 +225,10 @@ fn istio_request_authentication_alone() {
         json!({"uri": "https://idp.example.com/.well-known/jwks.json",
                "cluster": "outbound|443||idp.example.com", "timeout": "5s"})
     );
-    assert_eq!(idp["from_headers"][0], json!({"name": "x-idp-token", "value_prefix": "Bearer "}));
+    assert_eq!(
+        idp["from_headers"][0],
+        json!({"name": "x-idp-token", "value_prefix": "Bearer "})
+    );
     assert_eq!(idp["forward"], true);
     // Missing token passes; a present token must be valid for one of them.
     assert_eq!(
@@ -221,7 +254,10 @@ fn istio_allow_policy_with_principals_paths_and_claims() {
         "ALLOW",
     );
     let mut ap = ap;
-    ap["spec"]["rules"].as_array_mut().unwrap().push(json!({"to": [{"operation": {"paths": ["/public/*"]}}]}));
+    ap["spec"]["rules"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"to": [{"operation": {"paths": ["/public/*"]}}]}));
     let c = converted(&[request_authentication(), ap]);
     let rules = c.config["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 5, "{rules:?}");
@@ -230,10 +266,22 @@ fn istio_allow_policy_with_principals_paths_and_claims() {
     assert_eq!(rules[3]["requires"], rules[4]["requires"]);
     let any = json!({"requires_any": {"requirements": [
         {"provider_name": "demo-jwt-filter-local"}, {"provider_name": "idp-example-com"}]}});
-    assert_eq!(rules[0], json!({"match": {"prefix": "/api/"}, "requires": any}));
-    assert_eq!(rules[1], json!({"match": {"path": "/exact"}, "requires": any}));
-    assert_eq!(rules[2]["match"], json!({"safe_regex": {"regex": ".*\\.admin"}}));
-    assert_eq!(rules[2]["requires"], json!({"provider_name": "demo-jwt-filter-local"}));
+    assert_eq!(
+        rules[0],
+        json!({"match": {"prefix": "/api/"}, "requires": any})
+    );
+    assert_eq!(
+        rules[1],
+        json!({"match": {"path": "/exact"}, "requires": any})
+    );
+    assert_eq!(
+        rules[2]["match"],
+        json!({"safe_regex": {"regex": ".*\\.admin"}})
+    );
+    assert_eq!(
+        rules[2]["requires"],
+        json!({"provider_name": "demo-jwt-filter-local"})
+    );
     assert_eq!(
         rules[2]["required_claims"],
         json!([{"name": "groups", "values": ["admins"]},
@@ -288,15 +336,24 @@ fn istio_unconvertible_conditions_are_errors() {
     assert!(e.contains("action CUSTOM"), "{e}");
 
     let mut ra = request_authentication();
-    ra["spec"]["jwtRules"][0].as_object_mut().unwrap().remove("jwks");
+    ra["spec"]["jwtRules"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("jwks");
     let e = errors(&[ra]).join("\n");
     assert!(e.contains("neither jwks nor jwksUri"), "{e}");
 }
 
 #[test]
 fn claim_keys() {
-    assert_eq!(claim_key("request.auth.claims[groups]").as_deref(), Some("groups"));
-    assert_eq!(claim_key("request.auth.claims[a][b]").as_deref(), Some("a.b"));
+    assert_eq!(
+        claim_key("request.auth.claims[groups]").as_deref(),
+        Some("groups")
+    );
+    assert_eq!(
+        claim_key("request.auth.claims[a][b]").as_deref(),
+        Some("a.b")
+    );
     assert_eq!(claim_key("request.auth.claims[]"), None);
     assert_eq!(claim_key("request.auth.claims[a"), None);
     assert_eq!(claim_key("request.auth.claims"), None);
@@ -307,6 +364,12 @@ fn claim_keys() {
 fn snake_and_durations() {
     assert_eq!(snake("fromHeaders"), "from_headers");
     assert_eq!(snake("from_headers"), "from_headers");
-    assert_eq!(normalize(&json!({"cacheDuration": {"seconds": "300"}})), json!({"cache_duration": "300s"}));
-    assert_eq!(normalize(&json!({"t": {"seconds": 1, "nanos": 500000000}})), json!({"t": "1.500000000s"}));
+    assert_eq!(
+        normalize(&json!({"cacheDuration": {"seconds": "300"}})),
+        json!({"cache_duration": "300s"})
+    );
+    assert_eq!(
+        normalize(&json!({"t": {"seconds": 1, "nanos": 500000000}})),
+        json!({"t": "1.500000000s"})
+    );
 }

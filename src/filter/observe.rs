@@ -58,7 +58,10 @@ pub fn define_metrics(config: &Config) -> Metrics {
     if !m.failed.is_empty() {
         log(
             LogLevel::Warn,
-            &format!("jwt_filter: could not define metrics: {}", m.failed.join(", ")),
+            &format!(
+                "jwt_filter: could not define metrics: {}",
+                m.failed.join(", ")
+            ),
         );
     }
     for (i, p) in config.providers.iter().enumerate() {
@@ -72,7 +75,8 @@ pub fn define_metrics(config: &Config) -> Metrics {
 /// Acts on the outcome for the current request context.
 pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Outcome) -> Action {
     let provider_name = |i: Option<usize>| -> Option<&str> {
-        i.and_then(|i| config.providers.get(i)).map(|p| p.name.as_str())
+        i.and_then(|i| config.providers.get(i))
+            .map(|p| p.name.as_str())
     };
     match outcome.decision {
         Decision::NoAuth => Action::Continue,
@@ -104,7 +108,11 @@ pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Ou
             }
             let provider = provider_name(outcome.blamed);
             let line = decision_log::format(&Entry {
-                verdict: if report { Verdict::WouldDeny } else { Verdict::Deny },
+                verdict: if report {
+                    Verdict::WouldDeny
+                } else {
+                    Verdict::Deny
+                },
                 error: err,
                 provider,
                 rule: outcome.rule,

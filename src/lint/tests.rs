@@ -48,17 +48,33 @@ fn errors_are_the_parsers_with_paths() {
     let e: Vec<&Finding> = r.errors().collect();
     assert_eq!(e.len(), 1, "serde stops at the first unknown field: {e:?}");
     assert_eq!(e[0].path, "providers.p.bogus");
-    assert!(e[0].message.contains("unknown field `bogus`"), "{}", e[0].message);
+    assert!(
+        e[0].message.contains("unknown field `bogus`"),
+        "{}",
+        e[0].message
+    );
 
     // Several semantic errors are all reported, each with its path.
     let mut p = safe_provider();
     p["audiences"] = json!([""]);
     p["max_lifetime"] = json!("ten");
-    let r = run(&config(p, json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "nope"}}])));
+    let r = run(&config(
+        p,
+        json!([{"match": {"prefix": "/"}, "requires": {"provider_name": "nope"}}]),
+    ));
     let paths: Vec<String> = r.errors().map(|f| f.path.clone()).collect();
-    assert!(paths.contains(&"providers.p.audiences[0]".to_string()), "{paths:?}");
-    assert!(paths.contains(&"providers.p.max_lifetime".to_string()), "{paths:?}");
-    assert!(paths.contains(&"rules[0].requires.provider_name".to_string()), "{paths:?}");
+    assert!(
+        paths.contains(&"providers.p.audiences[0]".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"providers.p.max_lifetime".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"rules[0].requires.provider_name".to_string()),
+        "{paths:?}"
+    );
     // No lint warnings on an invalid config.
     assert_eq!(r.warnings().count(), 0);
 }
@@ -73,7 +89,11 @@ fn same_verdict_as_config_parse() {
         "{\"rules\": [{\"match\": {}}]}",
     ] {
         let r = check(text.as_bytes());
-        assert_eq!(r.has_errors(), Config::parse(text.as_bytes()).is_err(), "{text}");
+        assert_eq!(
+            r.has_errors(),
+            Config::parse(text.as_bytes()).is_err(),
+            "{text}"
+        );
     }
 }
 
@@ -106,7 +126,12 @@ fn require_expiration_false_warns() {
     p["require_expiration"] = json!(false);
     let r = run(&config(p, required_rule()));
     assert_eq!(warning_paths(&r), ["providers.p.require_expiration"]);
-    assert!(r.warnings().next().unwrap().message.contains("never expires"));
+    assert!(r
+        .warnings()
+        .next()
+        .unwrap()
+        .message
+        .contains("never expires"));
 }
 
 #[test]
@@ -129,7 +154,12 @@ fn query_parameters_warn_explicit_and_default() {
     p.as_object_mut().unwrap().remove("from_headers");
     let r = run(&config(p, required_rule()));
     assert_eq!(warning_paths(&r), ["providers.p"]);
-    assert!(r.warnings().next().unwrap().message.contains("access_token"));
+    assert!(r
+        .warnings()
+        .next()
+        .unwrap()
+        .message
+        .contains("access_token"));
 
     // Cookies only: no query parameter involved.
     let mut p = safe_provider();
@@ -160,7 +190,10 @@ fn short_hmac_secrets_warn() {
     let r = hs(&[7u8; 16], None, None);
     assert_eq!(warning_paths(&r), ["providers.p.local_jwks.inline_string"]);
     let msg = &r.warnings().next().unwrap().message;
-    assert!(msg.contains("16-byte") && msg.contains("HS256 needs 32") && msg.contains("HS512 needs 64"), "{msg}");
+    assert!(
+        msg.contains("16-byte") && msg.contains("HS256 needs 32") && msg.contains("HS512 needs 64"),
+        "{msg}"
+    );
     assert!(msg.contains("\"hs\""), "names the kid: {msg}");
 
     // 32 bytes pinned to HS256: fine.
@@ -168,9 +201,14 @@ fn short_hmac_secrets_warn() {
     // 32 bytes, alg free: short for HS384/HS512 only.
     let r = hs(&[7u8; 32], None, None);
     let msg = &r.warnings().next().unwrap().message;
-    assert!(!msg.contains("HS256") && msg.contains("HS384 needs 48"), "{msg}");
+    assert!(
+        !msg.contains("HS256") && msg.contains("HS384 needs 48"),
+        "{msg}"
+    );
     // 32 bytes, provider allows HS256 only: fine.
-    assert!(hs(&[7u8; 32], None, Some(json!(["HS256"]))).findings.is_empty());
+    assert!(hs(&[7u8; 32], None, Some(json!(["HS256"])))
+        .findings
+        .is_empty());
     // 48 bytes pinned to HS512: short.
     assert_eq!(hs(&[7u8; 48], Some("HS512"), None).warnings().count(), 1);
 }
@@ -271,7 +309,13 @@ fn plugin_configs_from_wasmplugin_and_envoy_bootstrap() {
 #[test]
 fn report_mode_and_plain_http_jwks_warn() {
     let doc = json!({"mode": "report"});
-    assert_eq!(lint(&doc).iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["mode"]);
+    assert_eq!(
+        lint(&doc)
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect::<Vec<_>>(),
+        ["mode"]
+    );
 
     let mut p = safe_provider();
     p.as_object_mut().unwrap().remove("local_jwks");

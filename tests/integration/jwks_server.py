@@ -18,6 +18,8 @@ class JwksServer:
         self.max_age: int | None = None
         self.delay = 0.0
         self.hang_seconds = 3.0
+        #: When set, GET .../openid-configuration answers this JSON document.
+        self.discovery: str | None = None
         self.requests: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         server = self
@@ -37,7 +39,9 @@ class JwksServer:
                 if mode == "hang":
                     time.sleep(server.hang_seconds)
                 status, ctype = 200, "application/json"
-                if mode == "500":
+                if server.discovery is not None and self.path.endswith("/openid-configuration"):
+                    body = server.discovery
+                elif mode == "500":
                     status, body = 500, "internal error"
                 elif mode == "garbage":
                     body = "<html>not a jwks</html>"

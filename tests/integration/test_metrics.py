@@ -89,7 +89,8 @@ def documented_metric_names() -> set[str]:
     names: set[str] = set()
     for doc in (ROOT / "README.md", ROOT / "docs" / "authz-and-observability.md"):
         if doc.exists():
-            names |= set(re.findall(r"`(jwt_filter_[a-z0-9_<>]+)`", doc.read_text()))
+            # First column of the metric table rows: | `jwt_filter_...` | ...
+            names |= set(re.findall(r"^\| `(jwt_filter_[a-z0-9_<>]+)` \|", doc.read_text(), re.M))
     return names
 
 

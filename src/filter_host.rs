@@ -1,0 +1,94 @@
+//! Host glue for offloaded signature verification: the raw
+//! `proxy_call_foreign_function` call (every status handled, the result
+//! buffer owned and freed), the configure-time probe, and the verifier the
+//! request path uses. The logic is in [`crate::hostverify`].
+//!
+//! Why the raw host function: proxy-wasm 0.2.5's
+//! `hostcalls::call_foreign_function` panics on statuses it does not expect,
+//! and with `panic = "abort"` that kills the VM.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{LogLevel, MetricType};
+
+use crate::hostverify::{self, status, HostAlgs};
+use crate::jwks::{Alg, Key};
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK declares the same import with its `Status` enum as the return
+    // type; a u32 is the same ABI and cannot hold an invalid discriminant.
+    #[link_name = "proxy_call_foreign_function"]
+    fn raw_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
+}
+
+/// Calls a foreign function: `Ok(result bytes)` or `Err(status)`.
+fn call_foreign(name: &str, args: &[u8]) -> Result<Vec<u8>, u32> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the pointers are valid for the call; on return the host has
+    // either left `data` null or pointed it at `size` bytes it allocated
+    // through this module's `proxy_on_memory_allocate` (a boxed `[u8]` of
+    // exactly `size` bytes), which we then own, as the SDK does.
+    let code = unsafe {
+        raw_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            args.as_ptr(),
+            args.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    let bytes = if data.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: see above; capacity == length == size, like the SDK.
+        unsafe { Vec::from_raw_parts(data, size, size) }
+    };
+    if code == status::OK {
+        Ok(bytes)
+    } else {
+        Err(code)
+    }
+}
+
+fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
+    call_foreign(hostverify::FUNCTION, args)
+}
+
+/// Decides which algorithms the host verifies in this VM: none when
+/// `enabled` is false (config `host_crypto: false`), else those that pass
+/// the known-answer probe. Logs one line, and sets one gauge per
+/// offloadable algorithm, `<prefix>.host_crypto.<alg>` (1 host, 0 wasm).
+pub fn setup(enabled: bool, stat_prefix: &str) -> HostAlgs {
+    let (algs, why) = if enabled {
+        let p = hostverify::probe(host_call);
+        (p.host, p.problems)
+    } else {
+        (HostAlgs::NONE, vec!["host_crypto is false in the configuration".to_string()])
+    };
+    let mut line = format!("jwt_filter: signature verification: {}", algs.describe());
+    if !why.is_empty() {
+        line.push_str(&format!(" ({})", why.join("; ")));
+    }
+    let _ = hostcalls::log(if enabled && !why.is_empty() { LogLevel::Warn } else { LogLevel::Info }, &line);
+    for alg in hostverify::OFFLOADABLE {
+        let name = format!("{stat_prefix}.host_crypto.{}", alg.name());
+        if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, &name) {
+            let _ = hostcalls::record_metric(id, u64::from(algs.contains(alg)));
+        }
+    }
+    algs
+}
+
+/// Verifies one signature, through the host for the algorithms in `host`.
+pub fn verify(host: HostAlgs, key: &Key, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
+    hostverify::verify_with(host, host_call, key, alg, input, signature)
+}
