@@ -16,6 +16,10 @@
 #                        YAML/JSON -> plugin config JSON on stdout
 #   ./build.sh image [TAG]      build + OCI image (Dockerfile: FROM scratch, /plugin.wasm) with
 #                        docker, podman or buildah; default tag jwt-filter:dev
+#   ./build.sh fuzz [SECONDS]   each cargo-fuzz target (fuzz/) for SECONDS (default 60); installs
+#                        cargo-fuzz when missing (needs the nightly toolchain); a crash fails
+#   ./build.sh load [SECONDS]   long load-with-faults run (tests/load/load_faults.py, default 300 s):
+#                        Envoy --concurrency 2, remote JWKS rotating / failing / hanging
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT="$(pwd)"
@@ -141,6 +145,7 @@ cmd_test() {
   cmd_setup
   log "cargo test (native unit tests)"
   cargo test
+  fuzz_smoke
   log "envoy --mode validate on every shipped Envoy config"
   cmd_validate
   log "integration tests against the real Envoy"
@@ -229,6 +234,59 @@ EOF
   wait -n "${PIDS[@]}" || true
 }
 
+# --- fuzzing (fuzz/) and the long load run (tests/load/); see README "Security" ---------
+FUZZ_TARGETS=(token jwks config extract decide)
+
+has_nightly() {
+  command -v rustup >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | grep -q '^nightly'
+}
+
+# fuzz_targets_run SECONDS: builds the fuzz crate, runs every target for SECONDS; any crash,
+# leak, timeout or OOM fails (the reproducer is left in fuzz/artifacts/<target>/).
+fuzz_targets_run() {
+  local secs=$1 t
+  log "cargo +nightly fuzz build (fuzz/)"
+  cargo +nightly fuzz build
+  for t in "${FUZZ_TARGETS[@]}"; do
+    mkdir -p "fuzz/corpus/$t"
+    log "fuzz target $t for ${secs}s"
+    cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+      -max_total_time="$secs" -max_len=20000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      2>"fuzz/last-$t.log" || { tail -n 40 "fuzz/last-$t.log" >&2; die "fuzz target $t failed (see fuzz/artifacts/$t/)"; }
+    grep -E '^(stat::number_of_executed_units|Done)' "fuzz/last-$t.log" >&2 || true
+  done
+}
+
+cmd_fuzz() {
+  local secs=${1:-60}
+  has_nightly || die "the nightly toolchain is needed: rustup toolchain install nightly"
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
+  fuzz_targets_run "$secs"
+}
+
+# Part of ./build.sh test: a few seconds per target, only when nightly and cargo-fuzz are
+# already there (CI without them prints why it skips); when present, a crash fails the test.
+fuzz_smoke() {
+  local secs=${FUZZ_SMOKE_SECONDS:-4}
+  if ! has_nightly; then
+    log "fuzz smoke SKIPPED: no nightly toolchain (rustup toolchain install nightly)"
+  elif ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    log "fuzz smoke SKIPPED: cargo-fuzz not installed (./build.sh fuzz installs it)"
+  else
+    log "fuzz smoke: ${secs}s per target"
+    fuzz_targets_run "$secs"
+  fi
+}
+
+cmd_load() {
+  cmd_build
+  cmd_setup
+  "$PY" tests/load/load_faults.py --duration "${1:-300}" --report "$ROOT/dist/load-report.json"
+}
+
 case "${1:-build}" in
   build) cmd_build ;;
   setup) ensure_wasm_opt; cmd_setup ;;
@@ -237,6 +295,8 @@ case "${1:-build}" in
   validate) [ -f "$DIST" ] || cmd_build; cmd_setup; cmd_validate ;;
   check | convert) cmd_checker "$@" ;;
   image) shift; cmd_image "$@" ;;
-  -h | --help | help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (build | setup | run | test | validate | check | convert | image)" ;;
+  fuzz) shift; cmd_fuzz "$@" ;;
+  load) shift; cmd_load "$@" ;;
+  -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | run | test | validate | check | convert | image | fuzz | load)" ;;
 esac

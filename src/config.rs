@@ -489,6 +489,12 @@ fn parse_raw(json: &[u8]) -> Result<RawConfig, Vec<ConfigError>> {
             message: "the plugin configuration is empty; expected a JSON object".into(),
         }]);
     }
+    if trimmed.first() != Some(&b'{') {
+        return Err(vec![ConfigError {
+            path: String::new(),
+            message: "the plugin configuration must be a JSON object".into(),
+        }]);
+    }
     let de = &mut serde_json::Deserializer::from_slice(trimmed);
     match serde_path_to_error::deserialize::<_, RawConfig>(de) {
         Ok(raw) => Ok(raw),

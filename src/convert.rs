@@ -174,9 +174,10 @@ const PROVIDER_FIELDS: &[&str] = &[
     "clock_skew_seconds",
     "max_lifetime",
     "require_expiration",
+    "jwt_cache_config",
 ];
 
-/// Provider fields that only feed other filters (metadata) or caching:
+/// Provider fields that only feed other filters (metadata) or the route cache:
 /// dropping them does not change which requests pass.
 const PROVIDER_DROPPABLE: &[&str] = &[
     "payload_in_metadata",
@@ -184,7 +185,6 @@ const PROVIDER_DROPPABLE: &[&str] = &[
     "failed_status_in_metadata",
     "normalize_payload_in_metadata",
     "clear_route_cache",
-    "jwt_cache_config",
 ];
 
 /// Route match fields this plugin supports.
@@ -301,7 +301,7 @@ fn jwt_provider(name: &str, p: &Value, errors: &mut Vec<String>, notes: &mut Vec
             }
         } else if PROVIDER_DROPPABLE.contains(&k.as_str()) {
             notes.push(format!(
-                "{path}.{k} dropped: it only feeds other filters or caching, not the decision"
+                "{path}.{k} dropped: it only feeds other filters, not the decision"
             ));
         } else if k == "subjects" {
             errors.push(format!(
@@ -412,7 +412,12 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn istio_provider(rule: &Value, path: &str, errors: &mut Vec<String>) -> Value {
+fn istio_provider(
+    rule: &Value,
+    path: &str,
+    errors: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Value {
     let mut p = Map::new();
     for (k, v) in obj_entries(rule) {
         match k.as_str() {
@@ -487,10 +492,28 @@ fn istio_provider(rule: &Value, path: &str, errors: &mut Vec<String>) -> Value {
         }
     }
     if !p.contains_key("local_jwks") && !p.contains_key("remote_jwks") {
-        errors.push(format!(
-            "{path}: neither jwks nor jwksUri (Istio would use OIDC discovery from the issuer): \
-             set jwksUri"
-        ));
+        // Neither jwks nor jwksUri: Istio finds the JWKS by OIDC discovery from the issuer.
+        let issuer = get(rule, "issuer").and_then(Value::as_str).unwrap_or("");
+        match istio_cluster(issuer) {
+            Ok(cluster) => {
+                let timeout = get(rule, "timeout").cloned().unwrap_or(json!("5s"));
+                p.insert(
+                    "remote_jwks".into(),
+                    json!({
+                        "http_uri": {"cluster": cluster, "timeout": timeout},
+                        "oidc_discovery": true,
+                        "cache_duration": "1200s",
+                    }),
+                );
+                notes.push(format!(
+                    "{path}: no jwks/jwksUri: OIDC discovery from the issuer through {cluster} \
+                     (the JWKS host must use the same cluster, or set jwksUri)"
+                ));
+            }
+            Err(e) => errors.push(format!(
+                "{path}: neither jwks nor jwksUri, and OIDC discovery needs an http(s) issuer: {e}"
+            )),
+        }
     }
     Value::Object(p)
 }
@@ -676,7 +699,10 @@ fn from_istio(docs: &[&Value]) -> Result<Conversion, Vec<String>> {
                 continue;
             }
             let name = provider_name(issuer, &providers);
-            providers.insert(name.clone(), istio_provider(rule, &path, &mut errors));
+            providers.insert(
+                name.clone(),
+                istio_provider(rule, &path, &mut errors, &mut notes),
+            );
             issuers.push((issuer.to_string(), name));
         }
         if get(&spec, "selector").is_some() || get(&spec, "target_refs").is_some() {

@@ -16,9 +16,9 @@ use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::jwks::KeySet;
 use crate::jwks_store::{self, Meta, MAX_JWKS_BYTES};
-use crate::policy::{Decision, Evaluator, RemoteKeys, Wait};
+use crate::filter_host;
+use crate::policy::{Decision, RemoteKeys, Wait};
 use crate::metrics::Metrics;
-use crate::token::native_verify;
 
 mod observe;
 
@@ -52,6 +52,10 @@ struct Vm {
     fetching: Vec<(u32, usize, FetchKind)>,
     /// Requests parked until a fetch completes.
     waiters: Vec<Waiter>,
+    /// Algorithms Envoy's `verify_signature` checks for us (issue 5).
+    host_algs: crate::hostverify::HostAlgs,
+    /// Provider index -> verified-token cache (issue 5).
+    caches: RefCell<Vec<crate::token_cache::TokenCache>>,
 }
 
 struct Waiter {
@@ -120,6 +124,8 @@ impl RootContext for Root {
         let n = cfg.providers.len();
         let has_remote = (0..n).any(|i| remote_of(&cfg, i).is_some());
         let metrics = Rc::new(observe::define_metrics(&cfg));
+        let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
+        let caches = RefCell::new(filter_host::token_caches(&cfg));
         let vm = Vm {
             config: Rc::new(cfg),
             metrics,
@@ -128,6 +134,8 @@ impl RootContext for Root {
             installed: vec![0; n],
             fetching: Vec::new(),
             waiters: Vec::new(),
+            host_algs,
+            caches,
         };
         self.vm = Some(Rc::new(RefCell::new(vm)));
         self.fast = None;
@@ -318,9 +326,17 @@ fn install_if_newer(vm: &SharedVm, idx: usize, name: &str, r: &RemoteJwks, meta:
             _ => {}
         }
     }
+    // Gauges: key count in use, and seconds since the last good fetch.
+    let keys = match v.remote.get(idx) {
+        Some(RemoteKeys::Ready(set)) => set.len(),
+        _ => 0,
+    };
+    let age = if meta.has_keys() { now.saturating_sub(meta.fetched_ms) / 1000 } else { 0 };
+    v.metrics.record_jwks(&observe::Host, idx, keys, age);
 }
 
 fn record_failure(vm: &SharedVm, idx: usize, r: &RemoteJwks, now: u64) {
+    vm.borrow().metrics.on_jwks_fetch(&observe::Host, false);
     update_meta(r, |m| m.after_failure(r, now));
     let (meta, _) = read_meta(r);
     let config = vm.borrow().config.clone();
@@ -390,6 +406,7 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
                 log::warn(&format!("jwt_filter: provider {}: JWKS key skipped: {w}", p.name));
             }
             let _ = hostcalls::set_shared_data(&r.shared_key, Some(&body), None);
+            vm.borrow().metrics.on_jwks_fetch(&observe::Host, true);
             let max_age = cache_control.as_deref().and_then(jwks_store::parse_max_age);
             update_meta(r, |m| m.after_success(r, now, max_age));
             let (meta, _) = read_meta(r);
@@ -515,15 +532,19 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
             sync_provider(vm, idx, now, false);
         }
     }
-    let (config, remote) = {
+    // Evaluated under a shared borrow of the VM (no per-request copy of the
+    // key state); host-offloaded crypto and the token cache (issue 5).
+    let (outcome, waits) = {
         let v = vm.borrow();
-        (v.config.clone(), v.remote.clone())
+        let (caches, host) = (&v.caches, v.host_algs);
+        filter_host::evaluate(&v.config, &v.remote, caches, host, &v.metrics, view, now / 1000, |ev| {
+            (ev.outcome(), std::mem::take(&mut ev.waits))
+        })
     };
-    let mut ev = Evaluator::new(&config, &remote, view, now / 1000, &native_verify);
-    let outcome = ev.outcome();
+    let config = vm.borrow().config.clone();
     if may_wait {
         if let Decision::Deny(_) = outcome.decision {
-            if let Some(action) = park(vm, view, &ev.waits, now, context_id) {
+            if let Some(action) = park(vm, view, &waits, now, context_id) {
                 return action;
             }
         }

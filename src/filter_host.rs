@@ -7,11 +7,18 @@
 //! `hostcalls::call_foreign_function` panics on statuses it does not expect,
 //! and with `panic = "abort"` that kills the VM.
 
+use std::cell::RefCell;
+
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MetricType};
 
+use crate::config::Config;
+use crate::extract::RequestView;
 use crate::hostverify::{self, status, HostAlgs};
 use crate::jwks::{Alg, Key};
+use crate::metrics::Metrics;
+use crate::policy::{Evaluator, RemoteKeys};
+use crate::token_cache::{self, TokenCache};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -91,4 +98,41 @@ pub fn setup(enabled: bool, stat_prefix: &str) -> HostAlgs {
 /// Verifies one signature, through the host for the algorithms in `host`.
 pub fn verify(host: HostAlgs, key: &Key, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
     hostverify::verify_with(host, host_call, key, alg, input, signature)
+}
+
+/// One verified-token cache per provider, sized by its `jwt_cache_config`.
+pub fn token_caches(config: &Config) -> Vec<TokenCache> {
+    config
+        .providers
+        .iter()
+        .map(|p| TokenCache::new(p.jwt_cache_size, token_cache::MAX_BYTES))
+        .collect()
+}
+
+/// Moves `jwt_cache_hit` / `jwt_cache_miss`.
+pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
+    for (id, n) in [(metrics.jwt_cache_hit, hits), (metrics.jwt_cache_miss, misses)] {
+        if let (Some(id), true) = (id, n > 0) {
+            let _ = hostcalls::increment_metric(id, i64::from(n));
+        }
+    }
+}
+
+/// Runs one evaluation with this VM's host algorithms and token caches.
+/// `f` gets the evaluator; its cache counts are recorded afterwards.
+pub fn evaluate<T>(
+    config: &Config,
+    remote: &[RemoteKeys],
+    caches: &RefCell<Vec<TokenCache>>,
+    host: HostAlgs,
+    metrics: &Metrics,
+    view: &RequestView,
+    now_secs: u64,
+    f: impl FnOnce(&mut Evaluator<'_, '_>) -> T,
+) -> T {
+    let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
+    let mut ev = Evaluator::new(config, remote, view, now_secs, &verify).with_cache(caches);
+    let out = f(&mut ev);
+    count_cache(metrics, ev.cache_counts());
+    out
 }

@@ -3,6 +3,9 @@
 //! `allow_missing`, `allow_missing_or_failed`, with `jwt_authn`'s meaning), and
 //! turn the outcome into data: allow with header edits, or deny with a cause.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use crate::authz::{self, Mode, RuleAuthz, TokenStatus};
@@ -13,6 +16,7 @@ use crate::extract::{self, Found, RequestView};
 use crate::jwks::{Alg, Key, KeySet};
 use crate::matcher::path_only;
 use crate::token::{self, ClaimRules, Jwt};
+use crate::token_cache::TokenCache;
 
 /// Largest header value the filter writes from a claim; longer values are
 /// not written (the header stays absent, never truncated).
@@ -41,7 +45,7 @@ pub enum Decision {
 struct Verified<'r> {
     found: Found<'r>,
     payload_b64: Option<String>,
-    claims: serde_json::Map<String, Value>,
+    claims: Rc<serde_json::Map<String, Value>>,
 }
 
 /// Per-provider result, computed at most once per request.
@@ -80,6 +84,10 @@ pub struct Evaluator<'c, 'r> {
     memo: Vec<Option<ProviderResult<'r>>>,
     /// Remote providers whose failure a JWKS fetch might turn into success.
     pub waits: Vec<(usize, Wait)>,
+    /// Verified-token caches, indexed like `Config::providers` (issue 5).
+    caches: Option<&'c RefCell<Vec<TokenCache>>>,
+    /// Cache (hits, misses) during this evaluation.
+    cache_counts: Cell<(u32, u32)>,
 }
 
 impl<'c, 'r> Evaluator<'c, 'r> {
@@ -100,7 +108,20 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             remote,
             memo,
             waits: Vec::new(),
+            caches: None,
+            cache_counts: Cell::new((0, 0)),
         }
+    }
+
+    /// Uses (and fills) these per-provider verified-token caches.
+    pub fn with_cache(mut self, caches: &'c RefCell<Vec<TokenCache>>) -> Self {
+        self.caches = Some(caches);
+        self
+    }
+
+    /// Token cache (hits, misses) so far.
+    pub fn cache_counts(&self) -> (u32, u32) {
+        self.cache_counts.get()
     }
 
     /// The whole decision for the request (see [`Evaluator::outcome`] for
@@ -113,15 +134,25 @@ impl<'c, 'r> Evaluator<'c, 'r> {
         if self.memo.get(idx).is_some_and(Option::is_none) {
             let result = match self.config.providers.get(idx) {
                 Some(p) => {
+                    let mut fetched = None;
                     let keys = match &p.keys {
                         KeySource::Local(set) => Ok(set),
                         KeySource::Remote(_) => match self.remote.get(idx) {
-                            Some(RemoteKeys::Ready(set)) => Ok(&**set),
+                            Some(RemoteKeys::Ready(set)) => {
+                                fetched = Some(set);
+                                Ok(&**set)
+                            }
                             Some(RemoteKeys::Pending) | None => Err(Wait::FirstFetch),
                             Some(RemoteKeys::Unavailable) => Err(Wait::UnknownKid),
                         },
                     };
-                    let r = verify_provider(p, keys, self.req, self.now, self.verify);
+                    let cache = self.caches.map(|all| CacheRef {
+                        all,
+                        idx,
+                        keys: fetched,
+                        counts: &self.cache_counts,
+                    });
+                    let r = verify_provider(p, keys, self.req, self.now, self.verify, cache);
                     match (&r, &p.keys) {
                         (Err(AuthError::JwksUnavailable), _) if matches!(keys, Err(Wait::FirstFetch)) => {
                             self.waits.push((idx, Wait::FirstFetch));
@@ -374,7 +405,7 @@ impl Evaluator<'_, '_> {
     /// Verified claims of a provider's accepted token.
     fn claims(&self, idx: usize) -> Option<&serde_json::Map<String, Value>> {
         match self.memo.get(idx) {
-            Some(Some(Ok(Some(v)))) => Some(&v.claims),
+            Some(Some(Ok(Some(v)))) => Some(&*v.claims),
             _ => None,
         }
     }
@@ -429,27 +460,73 @@ impl Evaluator<'_, '_> {
     }
 }
 
+/// One provider's verified-token cache and the fetched key set (`None`:
+/// local keys) its entries must have been verified with.
+struct CacheRef<'a> {
+    all: &'a RefCell<Vec<TokenCache>>,
+    idx: usize,
+    keys: Option<&'a Rc<KeySet>>,
+    counts: &'a Cell<(u32, u32)>,
+}
+
+impl CacheRef<'_> {
+    fn get(&self, token: &str, now: u64) -> Option<Rc<serde_json::Map<String, Value>>> {
+        let mut all = self.all.try_borrow_mut().ok()?;
+        let cache = all.get_mut(self.idx).filter(|c| c.is_enabled())?;
+        let hit = cache.get(token, self.keys, now);
+        let (h, m) = self.counts.get();
+        self.counts.set(if hit.is_some() { (h + 1, m) } else { (h, m + 1) });
+        hit.map(|c| c.claims.clone())
+    }
+
+    fn put(&self, token: &str, claims: &Rc<serde_json::Map<String, Value>>, payload_len: usize, now: u64) {
+        if let Ok(mut all) = self.all.try_borrow_mut() {
+            if let Some(cache) = all.get_mut(self.idx) {
+                let exp = claims.get("exp").and_then(Value::as_f64);
+                cache.insert(token, self.keys, claims.clone(), exp, payload_len, now);
+            }
+        }
+    }
+}
+
 /// Finds and verifies one provider's token (everything but the audience).
 /// `keys`: the provider's key set, or why it has none (`FirstFetch`: not
-/// fetched yet; `UnknownKid`: unavailable).
+/// fetched yet; `UnknownKid`: unavailable). With a cache, a token verified
+/// before with the same keys skips parsing and the signature; the claim
+/// checks still run.
 fn verify_provider<'r>(
     p: &Provider,
     keys: Result<&KeySet, Wait>,
     req: &'r RequestView,
     now: u64,
     verify: VerifyFn<'_>,
+    cache: Option<CacheRef<'_>>,
 ) -> ProviderResult<'r> {
     let Some(found) = extract::extract(&p.locations, req)? else {
         return Ok(None);
     };
     let token: &str = &found.token;
-    let jwt: Jwt<'_> = token::parse(token)?;
     let rules = ClaimRules {
         issuer: p.issuer.as_deref(),
         clock_skew_secs: p.clock_skew_secs,
         max_lifetime_secs: p.max_lifetime_secs,
         require_expiration: p.require_expiration,
     };
+    let cache = cache.filter(|_| keys.is_ok());
+    if let Some(claims) = cache.as_ref().and_then(|c| c.get(token, now)) {
+        token::check_claim_map(&claims, &rules, now)?;
+        let payload_b64 = p
+            .payload_header
+            .as_ref()
+            .and_then(|_| token.split('.').nth(1))
+            .map(str::to_string);
+        return Ok(Some(Verified {
+            found,
+            payload_b64,
+            claims,
+        }));
+    }
+    let jwt: Jwt<'_> = token::parse(token)?;
     token::check_claims(&jwt, &rules, now)?;
     let keys = keys.map_err(|_| AuthError::JwksUnavailable)?;
     token::verify_signature(&jwt, keys, &p.allowed_algs, verify)?;
@@ -458,7 +535,10 @@ fn verify_provider<'r>(
         .payload_header
         .as_ref()
         .map(|_| jwt.payload_b64.to_string());
-    let claims = jwt.claims;
+    let claims = Rc::new(jwt.claims);
+    if let Some(c) = &cache {
+        c.put(token, &claims, jwt.payload_b64.len(), now);
+    }
     Ok(Some(Verified {
         found,
         payload_b64,

@@ -373,3 +373,6 @@ mod tests {
         assert_eq!(c.bytes(), 0);
     }
 }
+
+#[cfg(test)]
+mod policy_tests;

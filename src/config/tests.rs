@@ -132,6 +132,9 @@ fn wrong_type_is_named() {
     assert_eq!(first_path(&json), "providers.a.clock_skew_seconds");
     assert_eq!(first_path(r#"{"rules":{}}"#), "rules");
     assert!(!errors("[1]").is_empty());
+    assert!(!errors("[]").is_empty());
+    assert!(!errors("null").is_empty());
+    assert!(!errors("\"{}\"").is_empty());
     assert!(!errors("not json").is_empty());
 }
 

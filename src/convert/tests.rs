@@ -340,8 +340,32 @@ fn istio_unconvertible_conditions_are_errors() {
         .as_object_mut()
         .unwrap()
         .remove("jwks");
+    ra["spec"]["jwtRules"][0]["issuer"] = json!("demo-issuer");
     let e = errors(&[ra]).join("\n");
     assert!(e.contains("neither jwks nor jwksUri"), "{e}");
+}
+
+#[test]
+fn istio_without_jwks_uses_oidc_discovery() {
+    let mut ra = request_authentication();
+    ra["spec"]["jwtRules"].as_array_mut().unwrap().truncate(1);
+    ra["spec"]["jwtRules"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("jwks");
+    let c = converted(&[ra]);
+    assert_parses(&c);
+    let remote = &c.config["providers"]["demo-jwt-filter-local"]["remote_jwks"];
+    assert_eq!(remote["oidc_discovery"], true);
+    assert_eq!(
+        remote["http_uri"],
+        json!({"cluster": "outbound|443||demo.jwt-filter.local", "timeout": "5s"})
+    );
+    assert!(
+        c.notes.iter().any(|n| n.contains("OIDC discovery")),
+        "{:?}",
+        c.notes
+    );
 }
 
 #[test]

@@ -93,6 +93,11 @@ def test_keys_fetched_valid_token_accepted_once_for_all_workers(start, jwks_serv
     # Two workers plus the main thread each run a VM: still a single fetch.
     assert jwks_server.count == 1, jwks_server.requests
     assert proxy.log_text().count("fetched 1 key(s)") == 1
+    stats = proxy.stats("wasmcustom")
+    assert stats["wasmcustom.jwt_filter.jwks_fetch_success"] == 1
+    assert stats["wasmcustom.jwt_filter.jwks_fetch_failed"] == 0
+    assert stats["wasmcustom.jwt_filter.provider.idp.jwks_keys"] == 1
+    assert 0 <= stats["wasmcustom.jwt_filter.provider.idp.jwks_age_seconds"] <= 5
 
 
 def test_rotation_with_short_cache_duration(start, jwks_server):
@@ -152,6 +157,9 @@ def test_refresh_faults_keep_last_good_keys(start, jwks_server, fault):
         assert status(proxy, token) == 200
         time.sleep(0.1)
     assert "keeping the last good keys" in proxy.log_text()
+    stats = proxy.stats("wasmcustom")
+    assert stats["wasmcustom.jwt_filter.jwks_fetch_failed"] >= 2
+    assert stats["wasmcustom.jwt_filter.provider.idp.jwks_keys"] == 1
     # And it recovers.
     jwks_server.mode = "ok"
     jwks_server.jwks = jwks_subset("rsa-b")
