@@ -20,6 +20,8 @@
 #                        cargo-fuzz when missing (needs the nightly toolchain); a crash fails
 #   ./build.sh load [SECONDS]   long load-with-faults run (tests/load/load_faults.py, default 300 s):
 #                        Envoy --concurrency 2, remote JWKS rotating / failing / hanging
+#   ./build.sh bench     no auth / jwt_authn / jwt_authn + cache / this filter under wrk (bench/run.py;
+#                        BENCH_SECONDS, BENCH_ROUNDS, BENCH_TOKENS...); table in bench/results/latest.md
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT="$(pwd)"
@@ -287,8 +289,19 @@ cmd_load() {
   "$PY" tests/load/load_faults.py --duration "${1:-300}" --report "$ROOT/dist/load-report.json"
 }
 
+# Issue 5 benchmark (not part of `test`): needs an otherwise idle machine to mean anything.
+cmd_bench() {
+  ensure_wasm_opt
+  cmd_build
+  cmd_setup
+  command -v wrk >/dev/null 2>&1 || { log "installing wrk"; apt_install wrk; }
+  command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
+  "$PY" bench/run.py
+}
+
 case "${1:-build}" in
   build) cmd_build ;;
+  bench) cmd_bench ;;
   setup) ensure_wasm_opt; cmd_setup ;;
   run) cmd_run ;;
   test) shift; cmd_test "$@" ;;
@@ -297,6 +310,6 @@ case "${1:-build}" in
   image) shift; cmd_image "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
-  -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (build | setup | run | test | validate | check | convert | image | fuzz | load)" ;;
+  -h | --help | help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | run | test | validate | check | convert | image | fuzz | load | bench)" ;;
 esac

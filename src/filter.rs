@@ -52,10 +52,8 @@ struct Vm {
     fetching: Vec<(u32, usize, FetchKind)>,
     /// Requests parked until a fetch completes.
     waiters: Vec<Waiter>,
-    /// Algorithms Envoy's `verify_signature` checks for us (issue 5).
-    host_algs: crate::hostverify::HostAlgs,
-    /// Provider index -> verified-token cache (issue 5).
-    caches: RefCell<Vec<crate::token_cache::TokenCache>>,
+    /// Host-offloaded algorithms and verified-token caches (issue 5).
+    crypto: filter_host::Crypto,
 }
 
 struct Waiter {
@@ -102,7 +100,10 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let cfg = match Config::parse(&bytes) {
             Ok(cfg) => cfg,
             Err(errors) => {
@@ -124,8 +125,7 @@ impl RootContext for Root {
         let n = cfg.providers.len();
         let has_remote = (0..n).any(|i| remote_of(&cfg, i).is_some());
         let metrics = Rc::new(observe::define_metrics(&cfg));
-        let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
-        let caches = RefCell::new(filter_host::token_caches(&cfg));
+        let crypto = filter_host::Crypto::new(&cfg);
         let vm = Vm {
             config: Rc::new(cfg),
             metrics,
@@ -134,15 +134,14 @@ impl RootContext for Root {
             installed: vec![0; n],
             fetching: Vec::new(),
             waiters: Vec::new(),
-            host_algs,
-            caches,
+            crypto,
         };
         self.vm = Some(Rc::new(RefCell::new(vm)));
         self.fast = None;
         if has_remote {
             // The first tick fetches (or picks up keys another VM fetched);
             // a short delay lets Envoy finish initialising its clusters.
-            let _ = self.set_tick_period(Duration::from_millis(100));
+            let _ = hostcalls::set_tick_period(Duration::from_millis(100));
         }
         true
     }
@@ -165,7 +164,7 @@ impl RootContext for Root {
         };
         if self.fast != Some(fast) {
             self.fast = Some(fast);
-            let _ = self.set_tick_period(if fast { FAST_TICK } else { SLOW_TICK });
+            let _ = hostcalls::set_tick_period(if fast { FAST_TICK } else { SLOW_TICK });
         }
     }
 
@@ -370,13 +369,8 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
         return;
     };
     let now = now_ms();
-    let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten();
-    let cache_control =
-        hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, "cache-control")
-            .ok()
-            .flatten();
+    let status = response_header(":status");
+    let cache_control = response_header("cache-control");
     let body = if body_size > MAX_JWKS_BYTES {
         vec![0u8; body_size.min(MAX_JWKS_BYTES + 1)]
     } else {
@@ -504,9 +498,9 @@ impl HttpContext for Request {
         };
         let config = vm.borrow().config.clone();
         for name in &config.sanitize_headers {
-            self.set_http_request_header(name, None);
+            let _ = hostcalls::set_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name, None);
         }
-        let view = RequestView::new(self.get_http_request_headers());
+        let view = RequestView::new(request_headers());
         if config.bypass_cors_preflight && is_cors_preflight(&view) {
             vm.borrow().metrics.on_cors_bypass(&observe::Host);
             return Action::Continue;
@@ -536,8 +530,7 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
     // key state); host-offloaded crypto and the token cache (issue 5).
     let (outcome, waits) = {
         let v = vm.borrow();
-        let (caches, host) = (&v.caches, v.host_algs);
-        filter_host::evaluate(&v.config, &v.remote, caches, host, &v.metrics, view, now / 1000, |ev| {
+        filter_host::evaluate(&v.config, &v.remote, &v.crypto, &v.metrics, view, now / 1000, |ev| {
             (ev.outcome(), std::mem::take(&mut ev.waits))
         })
     };
@@ -597,6 +590,25 @@ fn park(vm: &SharedVm, view: &RequestView, waits: &[(usize, Wait)], now: u64, co
 /// Sends the local reply for a denial on the current context.
 fn deny(view: &RequestView, err: AuthError) {
     observe::send_denial(view, err, None);
+}
+
+/// The request headers. Read as bytes: the SDK's string accessors panic on a
+/// header value that is not UTF-8 (HTTP allows obs-text), which would kill
+/// the VM; such bytes become U+FFFD here and can never form a valid token.
+fn request_headers() -> Vec<(String, String)> {
+    hostcalls::get_map_bytes(proxy_wasm::types::MapType::HttpRequestHeaders)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect()
+}
+
+/// A header of the JWKS response, read as bytes for the same reason.
+fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(proxy_wasm::types::MapType::HttpCallResponseHeaders, name)
+        .ok()
+        .flatten()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 /// A CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.

@@ -79,13 +79,23 @@ pub fn setup(enabled: bool, stat_prefix: &str) -> HostAlgs {
         let p = hostverify::probe(host_call);
         (p.host, p.problems)
     } else {
-        (HostAlgs::NONE, vec!["host_crypto is false in the configuration".to_string()])
+        (
+            HostAlgs::NONE,
+            vec!["host_crypto is false in the configuration".to_string()],
+        )
     };
     let mut line = format!("jwt_filter: signature verification: {}", algs.describe());
     if !why.is_empty() {
         line.push_str(&format!(" ({})", why.join("; ")));
     }
-    let _ = hostcalls::log(if enabled && !why.is_empty() { LogLevel::Warn } else { LogLevel::Info }, &line);
+    let _ = hostcalls::log(
+        if enabled && !why.is_empty() {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        },
+        &line,
+    );
     for alg in hostverify::OFFLOADABLE {
         let name = format!("{stat_prefix}.host_crypto.{}", alg.name());
         if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, &name) {
@@ -100,18 +110,35 @@ pub fn verify(host: HostAlgs, key: &Key, alg: Alg, input: &[u8], signature: &[u8
     hostverify::verify_with(host, host_call, key, alg, input, signature)
 }
 
-/// One verified-token cache per provider, sized by its `jwt_cache_config`.
-pub fn token_caches(config: &Config) -> Vec<TokenCache> {
-    config
-        .providers
-        .iter()
-        .map(|p| TokenCache::new(p.jwt_cache_size, token_cache::MAX_BYTES))
-        .collect()
+/// A VM's verification state: which algorithms the host checks, and one
+/// verified-token cache per provider.
+pub struct Crypto {
+    pub host: HostAlgs,
+    pub caches: RefCell<Vec<TokenCache>>,
+}
+
+impl Crypto {
+    /// Probes the host (see [`setup`]) and sizes each provider's cache by
+    /// its `jwt_cache_config`.
+    pub fn new(config: &Config) -> Crypto {
+        let caches = config
+            .providers
+            .iter()
+            .map(|p| TokenCache::new(p.jwt_cache_size, token_cache::MAX_BYTES))
+            .collect();
+        Crypto {
+            host: setup(config.host_crypto, &config.stat_prefix),
+            caches: RefCell::new(caches),
+        }
+    }
 }
 
 /// Moves `jwt_cache_hit` / `jwt_cache_miss`.
 pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
-    for (id, n) in [(metrics.jwt_cache_hit, hits), (metrics.jwt_cache_miss, misses)] {
+    for (id, n) in [
+        (metrics.jwt_cache_hit, hits),
+        (metrics.jwt_cache_miss, misses),
+    ] {
         if let (Some(id), true) = (id, n > 0) {
             let _ = hostcalls::increment_metric(id, i64::from(n));
         }
@@ -123,15 +150,15 @@ pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
 pub fn evaluate<T>(
     config: &Config,
     remote: &[RemoteKeys],
-    caches: &RefCell<Vec<TokenCache>>,
-    host: HostAlgs,
+    crypto: &Crypto,
     metrics: &Metrics,
     view: &RequestView,
     now_secs: u64,
     f: impl FnOnce(&mut Evaluator<'_, '_>) -> T,
 ) -> T {
+    let host = crypto.host;
     let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
-    let mut ev = Evaluator::new(config, remote, view, now_secs, &verify).with_cache(caches);
+    let mut ev = Evaluator::new(config, remote, view, now_secs, &verify).with_cache(&crypto.caches);
     let out = f(&mut ev);
     count_cache(metrics, ev.cache_counts());
     out

@@ -16,6 +16,7 @@
 use crate::jwks::{Alg, Key};
 
 #[allow(dead_code)] // the JWK members are for the tests
+#[rustfmt::skip] // generated
 mod vectors;
 
 /// Name of Envoy's foreign function.
@@ -139,7 +140,8 @@ fn put_bytes(buf: &mut Vec<u8>, field: u8, value: &[u8]) {
 /// `VerifySignatureArguments { hash_function = 1, public_key = 2,
 /// signature = 3, text = 4 }` (the PEM field 5 is never used).
 pub fn encode_args(hash: &str, spki_der: &[u8], signature: &[u8], text: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(hash.len() + spki_der.len() + signature.len() + text.len() + 16);
+    let mut buf =
+        Vec::with_capacity(hash.len() + spki_der.len() + signature.len() + text.len() + 16);
     put_bytes(&mut buf, 1, hash.as_bytes());
     put_bytes(&mut buf, 2, spki_der);
     put_bytes(&mut buf, 3, signature);
@@ -393,7 +395,12 @@ fn probe_args(alg: Alg, tamper: bool) -> Option<Vec<u8>> {
         Alg::ES384 => ecdsa_raw_to_der(&sig, &P384_ORDER)?,
         _ => sig,
     };
-    Some(encode_args(hash_function(alg)?, spki, &sig, vectors::MESSAGE))
+    Some(encode_args(
+        hash_function(alg)?,
+        spki,
+        &sig,
+        vectors::MESSAGE,
+    ))
 }
 
 /// The probe's findings.
@@ -420,8 +427,9 @@ pub fn probe(mut call: impl FnMut(&[u8]) -> Result<Vec<u8>, u32>) -> Probe {
         };
         let good = call(&good).map(|b| decode_result(&b));
         if good == Err(status::NOT_FOUND) {
-            out.problems
-                .push(format!("Envoy has no {FUNCTION:?} foreign function (needs Envoy 1.31+)"));
+            out.problems.push(format!(
+                "Envoy has no {FUNCTION:?} foreign function (needs Envoy 1.31+)"
+            ));
             return out;
         }
         let bad = call(&bad).map(|b| decode_result(&b));

@@ -177,7 +177,9 @@ impl TokenCache {
         if let Some(&idx) = self.map.get(&TokenRef(token)) {
             self.remove(idx);
         }
-        while self.map.len() >= self.max_entries || self.bytes.saturating_add(bytes) > self.max_bytes {
+        while self.map.len() >= self.max_entries
+            || self.bytes.saturating_add(bytes) > self.max_bytes
+        {
             if !self.evict_one() {
                 break;
             }
@@ -300,7 +302,10 @@ mod tests {
         assert!(c.get("t", Some(&v1), 0).is_some());
         let v2 = keyset();
         assert!(c.get("t", Some(&v2), 0).is_none());
-        assert!(c.get("t", Some(&v1), 0).is_none(), "the stale entry is gone");
+        assert!(
+            c.get("t", Some(&v1), 0).is_none(),
+            "the stale entry is gone"
+        );
         // Local (None) vs remote never mix.
         c.insert("t", None, claims("a"), None, 1, 0);
         assert!(c.get("t", Some(&v1), 0).is_none());

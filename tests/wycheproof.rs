@@ -237,7 +237,11 @@ fn valid_vectors_fail_under_other_algs() {
             Alg::ES256,
             &[Alg::ES384, Alg::HS256, Alg::EdDSA][..],
         ),
-        ("ed25519_test.json", Alg::EdDSA, &[Alg::ES256, Alg::HS512][..]),
+        (
+            "ed25519_test.json",
+            Alg::EdDSA,
+            &[Alg::ES256, Alg::HS512][..],
+        ),
     ] {
         let doc = load(name);
         let mut checked = 0;

@@ -71,7 +71,13 @@ fn der_to_raw(der: &[u8], size: usize) -> Vec<u8> {
 fn fake_host(key: &Key, alg: Alg) -> impl Fn(&[u8]) -> Result<Vec<u8>, u32> + '_ {
     move |args: &[u8]| {
         let fields = decode_args(args);
-        let get = |f: u8| fields.iter().find(|(n, _)| *n == f).map(|(_, v)| v.clone()).unwrap();
+        let get = |f: u8| {
+            fields
+                .iter()
+                .find(|(n, _)| *n == f)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
         assert_eq!(get(1), hash_function(alg).unwrap().as_bytes());
         assert_eq!(get(2), key.spki_der().unwrap());
         let sig = match alg {
@@ -80,7 +86,11 @@ fn fake_host(key: &Key, alg: Alg) -> impl Fn(&[u8]) -> Result<Vec<u8>, u32> + '_
             _ => get(3),
         };
         let ok = key.verify(alg, &get(4), &sig);
-        Ok(if ok { vec![0x08, 0x01] } else { b"\x12\x05wrong".to_vec() })
+        Ok(if ok {
+            vec![0x08, 0x01]
+        } else {
+            b"\x12\x05wrong".to_vec()
+        })
     }
 }
 
@@ -176,9 +186,14 @@ fn result_decoding() {
         HostVerdict::Invalid(Some("Failed to verify signature.".into()))
     );
     // Last result wins; unknown fields of every wire type are skipped.
-    assert_eq!(decode_result(&[0x08, 0x01, 0x08, 0x00]), HostVerdict::Invalid(None));
     assert_eq!(
-        decode_result(&[0x18, 0x05, 0x21, 1, 2, 3, 4, 5, 6, 7, 8, 0x2a, 1, 9, 0x35, 1, 2, 3, 4, 0x08, 0x01]),
+        decode_result(&[0x08, 0x01, 0x08, 0x00]),
+        HostVerdict::Invalid(None)
+    );
+    assert_eq!(
+        decode_result(&[
+            0x18, 0x05, 0x21, 1, 2, 3, 4, 5, 6, 7, 8, 0x2a, 1, 9, 0x35, 1, 2, 3, 4, 0x08, 0x01
+        ]),
         HostVerdict::Valid
     );
     // Non-canonical but valid varint for true (0x81 0x00 = 1).
@@ -190,21 +205,30 @@ fn result_decoding() {
         HostVerdict::Invalid(Some(e)) => assert_eq!(e.len(), MAX_ERROR_CHARS),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(decode_result(&[0x12, 1, 0xff]), HostVerdict::Invalid(Some(_))));
+    assert!(matches!(
+        decode_result(&[0x12, 1, 0xff]),
+        HostVerdict::Invalid(Some(_))
+    ));
     for garbage in [
-        &[0x08][..],               // truncated varint
-        &[0xff],                   // truncated tag
-        &[0x12, 5, b'a'],          // length past the end
-        &[0x00, 0x01],             // field 0
-        &[0x0b],                   // wire type 3 (group)
+        &[0x08][..],                     // truncated varint
+        &[0xff],                         // truncated tag
+        &[0x12, 5, b'a'],                // length past the end
+        &[0x00, 0x01],                   // field 0
+        &[0x0b],                         // wire type 3 (group)
         &[0x09, 1, 2, 3, 4, 5, 6, 7, 8], // result with the wrong wire type
-        &[0x10, 0x01],             // error as a varint
-        &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // 11-byte varint
+        &[0x10, 0x01],                   // error as a varint
+        &[
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ], // 11-byte varint
         &[0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f], // huge length
-        &[0x21, 1, 2],             // truncated fixed64
-        &[0x35, 1],                // truncated fixed32
+        &[0x21, 1, 2],                   // truncated fixed64
+        &[0x35, 1],                      // truncated fixed32
     ] {
-        assert_eq!(decode_result(garbage), HostVerdict::Malformed, "{garbage:?}");
+        assert_eq!(
+            decode_result(garbage),
+            HostVerdict::Malformed,
+            "{garbage:?}"
+        );
     }
 }
 
@@ -240,8 +264,16 @@ fn vectors_match_our_key_encoding_and_the_pure_path() {
 #[test]
 fn probe_against_a_faithful_host_offloads_everything() {
     let p = probe(|args| {
-        let hash = decode_args(args).into_iter().find(|(f, _)| *f == 1).unwrap().1;
-        let spki = decode_args(args).into_iter().find(|(f, _)| *f == 2).unwrap().1;
+        let hash = decode_args(args)
+            .into_iter()
+            .find(|(f, _)| *f == 1)
+            .unwrap()
+            .1;
+        let spki = decode_args(args)
+            .into_iter()
+            .find(|(f, _)| *f == 2)
+            .unwrap()
+            .1;
         let alg = OFFLOADABLE
             .into_iter()
             .find(|a| {
@@ -274,14 +306,24 @@ fn probe_refuses_hosts_that_lie_or_lack_the_function() {
     let p = probe(|_| Ok(vec![0x08, 0x01]));
     assert_eq!(p.host, HostAlgs::NONE);
     assert_eq!(p.problems.len(), 5);
-    assert!(p.problems[0].contains("bad vector: valid"), "{}", p.problems[0]);
+    assert!(
+        p.problems[0].contains("bad vector: valid"),
+        "{}",
+        p.problems[0]
+    );
     // Always false, with Envoy's key error.
     let p = probe(|_| Ok(b"\x12\x1eFailed to initialize digest verify.".to_vec()));
     assert_eq!(p.host, HostAlgs::NONE);
     // Other statuses and garbage.
-    assert_eq!(probe(|_| Err(status::INTERNAL_FAILURE)).host, HostAlgs::NONE);
+    assert_eq!(
+        probe(|_| Err(status::INTERNAL_FAILURE)).host,
+        HostAlgs::NONE
+    );
     assert_eq!(probe(|_| Ok(vec![0xff])).host, HostAlgs::NONE);
-    assert_eq!(HostAlgs::NONE.describe(), format!("host: none; wasm: {}", Alg::ALL.map(|a| a.name()).join(" ")));
+    assert_eq!(
+        HostAlgs::NONE.describe(),
+        format!("host: none; wasm: {}", Alg::ALL.map(|a| a.name()).join(" "))
+    );
 }
 
 #[test]
@@ -324,10 +366,24 @@ fn offloaded_verdicts_match_the_pure_path() {
             assert_eq!(pure, offloaded, "{alg} {sig:02x?}");
         }
         // Host failures and garbage fall back to the pure verdict.
-        assert!(verify_with(host, |_| Err(status::INTERNAL_FAILURE), &key, alg, msg, sig));
+        assert!(verify_with(
+            host,
+            |_| Err(status::INTERNAL_FAILURE),
+            &key,
+            alg,
+            msg,
+            sig
+        ));
         assert!(verify_with(host, |_| Ok(vec![0xff]), &key, alg, msg, sig));
         // Not offloaded: the host is never asked.
-        assert!(verify_with(HostAlgs::NONE, |_| panic!("called"), &key, alg, msg, sig));
+        assert!(verify_with(
+            HostAlgs::NONE,
+            |_| panic!("called"),
+            &key,
+            alg,
+            msg,
+            sig
+        ));
     }
 }
 
@@ -337,15 +393,33 @@ fn shape_rejections_never_reach_the_host() {
     let never = |_: &[u8]| -> Result<Vec<u8>, u32> { panic!("host called") };
     let rsa = rsa_key();
     let msg = vectors::MESSAGE;
-    assert_eq!(prepare(host, &rsa, Alg::RS256, msg, &[1; 255]), Prepared::Reject);
-    assert_eq!(prepare(host, &rsa, Alg::RS256, msg, &[1; 257]), Prepared::Reject);
+    assert_eq!(
+        prepare(host, &rsa, Alg::RS256, msg, &[1; 255]),
+        Prepared::Reject
+    );
+    assert_eq!(
+        prepare(host, &rsa, Alg::RS256, msg, &[1; 257]),
+        Prepared::Reject
+    );
     assert!(!verify_with(host, never, &rsa, Alg::RS256, msg, &[1; 255]));
     // RSA key with an EC alg, EC key with RS / the other curve.
-    assert_eq!(prepare(host, &rsa, Alg::ES256, msg, &[1; 64]), Prepared::Reject);
+    assert_eq!(
+        prepare(host, &rsa, Alg::ES256, msg, &[1; 64]),
+        Prepared::Reject
+    );
     let p256 = ec_key("P-256");
-    assert_eq!(prepare(host, &p256, Alg::RS256, msg, &[1; 256]), Prepared::Reject);
-    assert_eq!(prepare(host, &p256, Alg::ES384, msg, &[1; 96]), Prepared::Reject);
-    assert_eq!(prepare(host, &p256, Alg::ES256, msg, &[0; 64]), Prepared::Reject);
+    assert_eq!(
+        prepare(host, &p256, Alg::RS256, msg, &[1; 256]),
+        Prepared::Reject
+    );
+    assert_eq!(
+        prepare(host, &p256, Alg::ES384, msg, &[1; 96]),
+        Prepared::Reject
+    );
+    assert_eq!(
+        prepare(host, &p256, Alg::ES256, msg, &[0; 64]),
+        Prepared::Reject
+    );
     // PS*, EdDSA and HS* are never offloaded.
     for alg in [Alg::PS256, Alg::PS384, Alg::PS512, Alg::EdDSA, Alg::HS256] {
         let mut h = host;
@@ -355,6 +429,10 @@ fn shape_rejections_never_reach_the_host() {
     }
     // An RSA-JWK pinned to RS256 does not fit RS384.
     let pinned =
-        Key::from_jwk(&json!({"kty": "RSA", "alg": "RS256", "n": vectors::RSA_JWK_N, "e": "AQAB"})).unwrap();
-    assert_eq!(prepare(host, &pinned, Alg::RS384, msg, &[1; 256]), Prepared::Reject);
+        Key::from_jwk(&json!({"kty": "RSA", "alg": "RS256", "n": vectors::RSA_JWK_N, "e": "AQAB"}))
+            .unwrap();
+    assert_eq!(
+        prepare(host, &pinned, Alg::RS384, msg, &[1; 256]),
+        Prepared::Reject
+    );
 }

@@ -42,7 +42,13 @@ fn caches(c: &Config) -> RefCell<Vec<TokenCache>> {
 }
 
 /// Decides with the cache and a verifier that counts its calls.
-fn decide(c: &Config, cache: &RefCell<Vec<TokenCache>>, t: &str, now: u64, calls: &Cell<u32>) -> (Decision, (u32, u32)) {
+fn decide(
+    c: &Config,
+    cache: &RefCell<Vec<TokenCache>>,
+    t: &str,
+    now: u64,
+    calls: &Cell<u32>,
+) -> (Decision, (u32, u32)) {
     let verify = |k: &Key, a: Alg, i: &[u8], s: &[u8]| {
         calls.set(calls.get() + 1);
         native_verify(k, a, i, s)
@@ -59,7 +65,10 @@ fn second_request_hits_and_skips_the_signature() {
     assert_eq!(c.providers[0].jwt_cache_size, super::DEFAULT_ENTRIES);
     let cache = caches(&c);
     let calls = Cell::new(0);
-    let t = mint(&format!(r#"{{"iss":"iss-a","aud":"api","sub":"u1","exp":{}}}"#, NOW + 60));
+    let t = mint(&format!(
+        r#"{{"iss":"iss-a","aud":"api","sub":"u1","exp":{}}}"#,
+        NOW + 60
+    ));
     let (d1, n1) = decide(&c, &cache, &t, NOW, &calls);
     assert!(matches!(d1, Decision::Allow(_)), "{d1:?}");
     assert_eq!((n1, calls.get()), ((0, 1), 1));
@@ -78,13 +87,19 @@ fn claim_checks_still_run_on_a_hit() {
         NOW + 10,
         NOW - 10
     ));
-    assert!(matches!(decide(&c, &cache, &t, NOW, &calls).0, Decision::Allow(_)));
+    assert!(matches!(
+        decide(&c, &cache, &t, NOW, &calls).0,
+        Decision::Allow(_)
+    ));
     // Expired while cached (skew 0): denied, and the entry is gone.
     let (d, _) = decide(&c, &cache, &t, NOW + 11, &calls);
     assert_eq!(d, Decision::Deny(AuthError::Expired));
     assert!(cache.borrow()[0].is_empty());
     // Not yet valid at an earlier time, even though cached.
-    assert!(matches!(decide(&c, &cache, &t, NOW, &calls).0, Decision::Allow(_)));
+    assert!(matches!(
+        decide(&c, &cache, &t, NOW, &calls).0,
+        Decision::Allow(_)
+    ));
     let (d, n) = decide(&c, &cache, &t, NOW - 11, &calls);
     assert_eq!((d, n), (Decision::Deny(AuthError::NotYetValid), (1, 0)));
 }
@@ -94,19 +109,37 @@ fn failures_are_never_cached() {
     let c = cfg("");
     let cache = caches(&c);
     let calls = Cell::new(0);
-    let good = mint(&format!(r#"{{"iss":"iss-a","aud":"api","exp":{}}}"#, NOW + 60));
+    let good = mint(&format!(
+        r#"{{"iss":"iss-a","aud":"api","exp":{}}}"#,
+        NOW + 60
+    ));
     let bad_sig = format!("{}AAAA", &good[..good.len() - 4]);
-    let wrong_aud = mint(&format!(r#"{{"iss":"iss-a","aud":"other","exp":{}}}"#, NOW + 60));
-    let wrong_iss = mint(&format!(r#"{{"iss":"iss-b","aud":"api","exp":{}}}"#, NOW + 60));
+    let wrong_aud = mint(&format!(
+        r#"{{"iss":"iss-a","aud":"other","exp":{}}}"#,
+        NOW + 60
+    ));
+    let wrong_iss = mint(&format!(
+        r#"{{"iss":"iss-b","aud":"api","exp":{}}}"#,
+        NOW + 60
+    ));
     for _ in 0..2 {
-        assert_eq!(decide(&c, &cache, &bad_sig, NOW, &calls).0, Decision::Deny(AuthError::BadSignature));
-        assert_eq!(decide(&c, &cache, &wrong_iss, NOW, &calls).0, Decision::Deny(AuthError::Issuer));
+        assert_eq!(
+            decide(&c, &cache, &bad_sig, NOW, &calls).0,
+            Decision::Deny(AuthError::BadSignature)
+        );
+        assert_eq!(
+            decide(&c, &cache, &wrong_iss, NOW, &calls).0,
+            Decision::Deny(AuthError::Issuer)
+        );
     }
     assert!(cache.borrow()[0].is_empty());
     // A verified token with the wrong audience is cached (the signature is
     // fine) but still denied on every hit: audience is per requirement.
     for _ in 0..2 {
-        assert_eq!(decide(&c, &cache, &wrong_aud, NOW, &calls).0, Decision::Deny(AuthError::Audience));
+        assert_eq!(
+            decide(&c, &cache, &wrong_aud, NOW, &calls).0,
+            Decision::Deny(AuthError::Audience)
+        );
     }
 }
 
@@ -116,12 +149,21 @@ fn disabled_and_sized_by_config() {
     assert_eq!(c.providers[0].jwt_cache_size, 0);
     let cache = caches(&c);
     let calls = Cell::new(0);
-    let t = mint(&format!(r#"{{"iss":"iss-a","aud":"api","exp":{}}}"#, NOW + 60));
+    let t = mint(&format!(
+        r#"{{"iss":"iss-a","aud":"api","exp":{}}}"#,
+        NOW + 60
+    ));
     decide(&c, &cache, &t, NOW, &calls);
     let (_, n) = decide(&c, &cache, &t, NOW, &calls);
     assert_eq!((n, calls.get()), ((0, 0), 2));
-    assert_eq!(cfg(r#","jwt_cache_config":{"jwt_cache_size":7}"#).providers[0].jwt_cache_size, 7);
-    assert_eq!(cfg(r#","jwt_cache_config":{"jwt_cache_size":0}"#).providers[0].jwt_cache_size, 100);
+    assert_eq!(
+        cfg(r#","jwt_cache_config":{"jwt_cache_size":7}"#).providers[0].jwt_cache_size,
+        7
+    );
+    assert_eq!(
+        cfg(r#","jwt_cache_config":{"jwt_cache_size":0}"#).providers[0].jwt_cache_size,
+        100
+    );
     let too_big = format!(
         r#"{{"providers":{{"a":{{"local_jwks":{{"inline_string":{}}},"jwt_cache_config":{{"jwt_cache_size":100001}}}}}}}}"#,
         serde_json::to_string(&hs_jwks()).unwrap()

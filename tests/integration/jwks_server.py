@@ -9,7 +9,7 @@ import time
 
 class JwksServer:
     """mode: "ok" (serve `jwks`), "500", "garbage", "hang" (sleep `hang_seconds`, then
-    answer), "empty" (a JWKS with no keys). `max_age` adds Cache-Control: max-age.
+    answer), "empty" (a JWKS with no keys), "huge" (over 256 KiB), "weak" (`weak_jwks`). `max_age` adds Cache-Control: max-age.
     `delay` slows every answer (e.g. to keep the first fetch in flight)."""
 
     def __init__(self, jwks: str):
@@ -18,6 +18,8 @@ class JwksServer:
         self.max_age: int | None = None
         self.delay = 0.0
         self.hang_seconds = 3.0
+        #: Served in mode "weak": a set whose only key is unusable (RSA 1024).
+        self.weak_jwks = '{"keys": []}'
         #: When set, GET .../openid-configuration answers this JSON document.
         self.discovery: str | None = None
         self.requests: list[tuple[float, str]] = []
@@ -47,6 +49,11 @@ class JwksServer:
                     body = "<html>not a jwks</html>"
                 elif mode == "empty":
                     body = '{"keys": []}'
+                elif mode == "huge":
+                    # A valid JWKS padded past the filter's 256 KiB bound.
+                    body = body.rstrip()[:-1] + ', "padding": "' + "x" * 300_000 + '"}'
+                elif mode == "weak":
+                    body = server.weak_jwks
                 data = body.encode()
                 try:
                     self.send_response(status)

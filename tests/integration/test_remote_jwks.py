@@ -15,7 +15,7 @@ import pytest
 import harness
 from harness import Envoy, EnvoyStartError
 from jwks_server import JwksServer
-from tokens import ISSUER, jwks_subset, make_token
+from tokens import ISSUER, jwks_subset, jwks_text, make_token
 
 
 def remote_config(port_cluster: str = "jwks", **remote) -> dict:
@@ -142,9 +142,10 @@ def test_random_kid_flood_on_fresh_envoy_fetches_at_most_once(start, jwks_server
     assert jwks_server.count - before <= 1
 
 
-@pytest.mark.parametrize("fault", ["500", "garbage", "empty", "hang"])
+@pytest.mark.parametrize("fault", ["500", "garbage", "empty", "hang", "huge", "weak"])
 def test_refresh_faults_keep_last_good_keys(start, jwks_server, fault):
     jwks_server.hang_seconds = 2.5
+    jwks_server.weak_jwks = jwks_text("jwks_weak.json")
     proxy = start(remote_config(cache_duration="1s", http_uri={
         "uri": "http://idp.test/.well-known/jwks.json", "cluster": "jwks", "timeout": "0.5s"}),
         jwks_server.port)

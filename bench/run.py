@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Throughput and latency of this filter against Envoy's native jwt_authn (issue 5).
+
+Run through `./build.sh bench` (builds the module, installs wrk if missing). One run starts
+four Envoys, each with --concurrency 2 and the same direct_response route (no upstream
+cost, identical for all), the same provider (issuer, audience, local JWKS with the
+TEST-ONLY keys rsa-a, ec-256, ed-1 from tests/fixtures/keys):
+
+    A  no auth filter
+    B  native jwt_authn, no token cache
+    C  native jwt_authn with jwt_cache_config (jwt_cache_size BENCH_NATIVE_CACHE, default 100)
+    D  this filter (dist/jwt_filter.wasm, default config: host crypto on, cache 100/provider)
+
+and drives them with wrk (-t2 -cBENCH_CONNECTIONS) on these workloads:
+
+    W1        one RS256 token, reused
+    W2        BENCH_TOKENS distinct valid RS256 tokens in rotation (cache-hostile)
+    W3-ES256  as W2 with ES256
+    W3-EdDSA  as W2 with EdDSA
+    W4        as W2 with a bad signature (every request must be denied, except by A)
+
+Configurations alternate inside each round (A B C D, A B C D, ...) for every workload;
+BENCH_ROUNDS rounds (default 3) of BENCH_SECONDS seconds (default 10) each. The table
+shows medians over rounds, the spread (min..max req/s relative to the median), ratios
+D/C, D/B, D/A, the module size and Envoy's RSS per worker. It goes to stdout and to
+bench/results/latest.md. Environment knobs:
+
+    BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_TOKENS=100000 BENCH_CONNECTIONS=32
+    BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4   BENCH_CONFIGS=A,B,C,D
+    BENCH_NATIVE_CACHE=100   BENCH_WASM=dist/jwt_filter.wasm   BENCH_FILTER_CONFIG='{...}'
+    (extra top-level fields merged into D's plugin config, e.g. '{"host_crypto": false}')
+
+Tokens are minted once into bench/.cache/ (100,000 RS256 signatures take a minute or two)
+and reused while they have more than a day to live.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+KEYS = ROOT / "tests" / "fixtures" / "keys"
+CACHE = HERE / ".cache"
+RESULTS = HERE / "results"
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+N_TOKENS = int(os.environ.get("BENCH_TOKENS", "100000"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+WORKLOADS = os.environ.get("BENCH_WORKLOADS", "W1,W2,W3-ES256,W3-EdDSA,W4").split(",")
+CONFIGS = os.environ.get("BENCH_CONFIGS", "A,B,C,D").split(",")
+NATIVE_CACHE = int(os.environ.get("BENCH_NATIVE_CACHE", "100"))
+WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "dist" / "jwt_filter.wasm")).resolve()
+FILTER_EXTRA = json.loads(os.environ.get("BENCH_FILTER_CONFIG", "{}"))
+ENVOY = os.environ.get("ENVOY", str(ROOT / ".tools" / "venv" / "bin" / "envoy"))
+CONCURRENCY = 2
+ISSUER, AUDIENCE = "https://issuer.test", "api"
+
+CONFIG_NAMES = {
+    "A": "no auth filter",
+    "B": "jwt_authn, no cache",
+    "C": f"jwt_authn + jwt_cache_config ({NATIVE_CACHE})",
+    "D": "this filter (wasm)",
+}
+WORKLOAD_ALG = {"W1": "RS256", "W2": "RS256", "W3-ES256": "ES256", "W3-EdDSA": "EdDSA", "W4": "RS256"}
+
+LUA = r"""
+local tokens = {}
+local idx = 0
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  for line in io.lines(args[1]) do
+    if #line > 0 then tokens[#tokens + 1] = line end
+  end
+  local n = tonumber(args[2]) or 1
+  idx = math.floor((id or 0) * #tokens / n)
+end
+function request()
+  idx = idx % #tokens + 1
+  return wrk.format("GET", "/api", {["Authorization"] = "Bearer " .. tokens[idx]})
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non2xx":%d,"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+# --------------------------------------------------------------------------- tokens
+def _b64u(b: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def _mint_chunk(args: tuple[str, int, int, int]) -> list[str]:
+    alg, start, count, exp = args
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+    key_file, kid = {"RS256": ("rsa2048.pem", "rsa-a"), "ES256": ("ec256.pem", "ec-256"),
+                     "EdDSA": ("ed25519.pem", "ed-1")}[alg]
+    key = serialization.load_pem_private_key((KEYS / key_file).read_bytes(), None)
+    head = _b64u(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}, separators=(",", ":")).encode())
+    out = []
+    for i in range(start, start + count):
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": f"user-{i}", "iat": exp - 172800, "exp": exp}
+        body = _b64u(json.dumps(claims, separators=(",", ":")).encode())
+        data = f"{head}.{body}".encode()
+        if alg == "RS256":
+            sig = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        elif alg == "ES256":
+            r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+            sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        else:
+            sig = key.sign(data)
+        out.append(f"{head}.{body}.{_b64u(sig)}")
+    return out
+
+
+def tokens_file(alg: str, n: int) -> pathlib.Path:
+    """n distinct valid tokens (one per line), cached while they have > 1 day left."""
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"{alg}-{n}.txt"
+    meta = CACHE / f"{alg}-{n}.exp"
+    now = int(time.time())
+    if path.exists() and meta.exists() and int(meta.read_text()) > now + 86400:
+        return path
+    exp = now + 3 * 86400
+    print(f"minting {n} {alg} tokens into {path} ...", file=sys.stderr, flush=True)
+    chunk = max(1, n // 16)
+    jobs = [(alg, s, min(chunk, n - s), exp) for s in range(0, n, chunk)]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        lines = [t for part in pool.map(_mint_chunk, jobs) for t in part]
+    path.write_text("\n".join(lines) + "\n")
+    meta.write_text(str(exp))
+    return path
+
+
+def bad_signature_file(src: pathlib.Path) -> pathlib.Path:
+    """The same tokens with one signature byte flipped (still well-formed)."""
+    path = src.with_name(src.stem + "-badsig.txt")
+    if path.exists() and path.stat().st_mtime >= src.stat().st_mtime:
+        return path
+    out = []
+    for line in src.read_text().split():
+        head, body, sig = line.split(".")
+        flipped = ("A" if sig[10] != "A" else "B")
+        out.append(f"{head}.{body}.{sig[:10]}{flipped}{sig[11:]}")
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def workload_file(name: str) -> pathlib.Path:
+    if name == "W1":
+        src = tokens_file("RS256", N_TOKENS)
+        path = CACHE / "W1.txt"
+        path.write_text(src.read_text().split("\n", 1)[0] + "\n")
+        return path
+    if name == "W4":
+        return bad_signature_file(tokens_file("RS256", N_TOKENS))
+    return tokens_file(WORKLOAD_ALG[name], N_TOKENS)
+
+
+# --------------------------------------------------------------------------- envoy
+def jwks() -> str:
+    keys = json.loads((KEYS / "jwks.json").read_text())["keys"]
+    return json.dumps({"keys": [k for k in keys if k.get("kid") in ("rsa-a", "ec-256", "ed-1")]})
+
+
+def provider() -> dict:
+    return {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": {"inline_string": jwks()}}
+
+
+def http_filters(config: str) -> list[dict]:
+    rules = [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]
+    if config == "A":
+        return []
+    if config in ("B", "C"):
+        p = provider()
+        if config == "C":
+            p["jwt_cache_config"] = {"jwt_cache_size": NATIVE_CACHE}
+        return [{"name": "envoy.filters.http.jwt_authn", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": p}, "rules": rules}}]
+    plugin = {"providers": {"bench": provider()}, "rules": rules}
+    plugin.update(FILTER_EXTRA)
+    return [{"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": "jwt_filter", "root_id": "jwt_filter",
+            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                              "value": json.dumps(plugin)},
+            "vm_config": {"vm_id": "jwt_filter", "runtime": "envoy.wasm.runtime.v8",
+                          "code": {"local": {"filename": str(WASM)}}},
+        }}}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Envoy:
+    def __init__(self, config: str, workdir: pathlib.Path, base_id: int):
+        self.config = config
+        self.port, self.admin = free_port(), free_port()
+        router = {"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+        boot = {
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin}}},
+            "static_resources": {"listeners": [{
+                "name": "bench",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.port}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                                 "http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "bench",
+                        "route_config": {"virtual_hosts": [{
+                            "name": "all", "domains": ["*"],
+                            "routes": [{"match": {"prefix": "/"},
+                                        "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+                        "http_filters": http_filters(config) + [router],
+                    }}]}],
+            }]},
+        }
+        self.cfg_path = workdir / f"envoy-{config}.json"
+        self.cfg_path.write_text(json.dumps(boot))
+        self.log_path = workdir / f"envoy-{config}.log"
+        self.base_id = base_id
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Envoy":
+        self.proc = subprocess.Popen(
+            [ENVOY, "-c", str(self.cfg_path), "--concurrency", str(CONCURRENCY), "--base-id",
+             str(self.base_id), "--log-level", "warn", "--log-path", str(self.log_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"Envoy {self.config} exited; see {self.log_path}:\n"
+                                 + self.log_path.read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
+                    if r.read().strip() == b"LIVE":
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"Envoy {self.config} not ready; see {self.log_path}")
+
+    def rss_kib(self) -> int:
+        assert self.proc
+        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def run_wrk(envoy: Envoy, tokens: pathlib.Path, lua: pathlib.Path) -> dict:
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(lua),
+           f"http://127.0.0.1:{envoy.port}/api", "--", str(tokens), "2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH "):
+            r = json.loads(line[6:])
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+            return r
+    raise SystemExit(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
+
+
+# --------------------------------------------------------------------------- report
+def fmt_us(us: float) -> str:
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} us"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    envoy_version = subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout.strip()
+    envoy_version = envoy_version.split("version:")[-1].strip().split()[0] if envoy_version else "?"
+    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
+            f"Envoy {envoy_version}, --concurrency {CONCURRENCY}, wrk -t2 -c{CONNECTIONS}")
+
+
+def report(results: dict, rss: dict) -> str:
+    lines = [
+        f"# Benchmark {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"Machine: {machine()}.",
+        f"Rounds: {ROUNDS} x {SECONDS}s per configuration and workload, configurations alternating; "
+        f"{N_TOKENS} distinct tokens for W2-W4.",
+        f"Module: {WASM.name} {WASM.stat().st_size} bytes ({WASM.stat().st_size / 1024:.0f} KiB).",
+        f"Filter config extras: {json.dumps(FILTER_EXTRA) if FILTER_EXTRA else 'none (defaults)'}.",
+        "",
+        "| workload | config | req/s (median) | spread | p50 | p99 | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    medians: dict[tuple[str, str], float] = {}
+    for w in WORKLOADS:
+        for c in CONFIGS:
+            runs = results.get((w, c), [])
+            if not runs:
+                continue
+            rps = [r["rps"] for r in runs]
+            med = statistics.median(rps)
+            medians[(w, c)] = med
+            spread = f"{(min(rps) / med - 1) * 100:+.0f}%..{(max(rps) / med - 1) * 100:+.0f}%" if med else "-"
+            p50 = statistics.median(r["p50_us"] for r in runs)
+            p99 = statistics.median(r["p99_us"] for r in runs)
+            total = sum(r["requests"] for r in runs)
+            non2xx = sum(r["non2xx"] for r in runs) / total * 100 if total else 0
+            lines.append(f"| {w} | {c}: {CONFIG_NAMES[c]} | {med:,.0f} | {spread} | {fmt_us(p50)} | "
+                         f"{fmt_us(p99)} | {non2xx:.0f}% |")
+    lines += ["", "| workload | D/C | D/B | D/A | p99 D vs C |", "|---|---:|---:|---:|---:|"]
+    for w in WORKLOADS:
+        def ratio(other: str) -> str:
+            d, o = medians.get((w, "D")), medians.get((w, other))
+            return f"{d / o:.2f}" if d and o else "-"
+        p99 = "-"
+        if results.get((w, "D")) and results.get((w, "C")):
+            pd = statistics.median(r["p99_us"] for r in results[(w, "D")])
+            pc = statistics.median(r["p99_us"] for r in results[(w, "C")])
+            p99 = f"{fmt_us(pd)} vs {fmt_us(pc)}"
+        lines.append(f"| {w} | {ratio('C')} | {ratio('B')} | {ratio('A')} | {p99} |")
+    lines += ["", "Envoy RSS after the run, per worker (RSS / concurrency):", ""]
+    for c in CONFIGS:
+        if c in rss:
+            lines.append(f"- {c} ({CONFIG_NAMES[c]}): {rss[c] / 1024:.1f} MiB total, "
+                         f"{rss[c] / 1024 / CONCURRENCY:.1f} MiB per worker")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found (apt-get install wrk)")
+    if "D" in CONFIGS and not WASM.exists():
+        raise SystemExit(f"{WASM} missing: run ./build.sh build")
+    files = {w: workload_file(w) for w in WORKLOADS}
+    work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-bench-"))
+    lua = work / "tokens.lua"
+    lua.write_text(LUA)
+    envoys = {}
+    try:
+        for i, c in enumerate(CONFIGS):
+            envoys[c] = Envoy(c, work, base_id=(os.getpid() % 10000) * 10 + i).start()
+        results: dict[tuple[str, str], list[dict]] = {}
+        for rnd in range(ROUNDS):
+            for w in WORKLOADS:
+                for c in CONFIGS:
+                    r = run_wrk(envoys[c], files[w], lua)
+                    results.setdefault((w, c), []).append(r)
+                    print(f"round {rnd + 1}/{ROUNDS} {w:9} {c}: {r['rps']:9,.0f} req/s  p50 {fmt_us(r['p50_us']):>8}  "
+                          f"p99 {fmt_us(r['p99_us']):>8}  non-2xx {r['non2xx']}", file=sys.stderr, flush=True)
+        rss = {c: e.rss_kib() for c, e in envoys.items()}
+    finally:
+        for e in envoys.values():
+            e.stop()
+    text = report(results, rss)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text(text)
+    print(text)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

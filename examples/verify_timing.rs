@@ -1,0 +1,81 @@
+//! Native timing of the pure-Rust signature paths (issue 5, item 4): our
+//! `Key::verify` (RustCrypto `rsa`, `p256`, `ed25519-compact`) against
+//! jwt-simple's pure-Rust verification, same keys and tokens.
+//!
+//!     cargo run --release --example verify_timing [ITERATIONS]
+//!
+//! Needs an otherwise idle machine for meaningful numbers. Keys: the TEST-ONLY
+//! keys in tests/fixtures/keys.
+use std::time::Instant;
+
+use jwt_filter::jwks::{Alg, KeySet};
+use jwt_simple::prelude::*;
+
+const JWKS: &str = include_str!("../tests/fixtures/keys/jwks.json");
+const RSA: &str = include_str!("../tests/fixtures/keys/rsa2048.pem");
+const EC: &str = include_str!("../tests/fixtures/keys/ec256.pem");
+const ED: &str = include_str!("../tests/fixtures/keys/ed25519.pem");
+
+fn time<F: FnMut() -> bool>(iters: u32, mut f: F) -> f64 {
+    assert!(f(), "verification failed");
+    let start = Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(f());
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(iters)
+}
+
+fn split(token: &str) -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine;
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .unwrap();
+    (input.as_bytes().to_vec(), sig)
+}
+
+fn main() {
+    let iters: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let (set, _) = KeySet::parse(JWKS).unwrap();
+    let key = |kid: &str| {
+        set.keys()
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .unwrap()
+    };
+    let claims = || Claims::create(Duration::from_hours(1)).with_issuer("https://issuer.test");
+
+    let rsa = RS256KeyPair::from_pem(RSA).unwrap();
+    let t = rsa.sign(claims()).unwrap();
+    let (input, sig) = split(&t);
+    let ours = time(iters, || key("rsa-a").verify(Alg::RS256, &input, &sig));
+    let pk = rsa.public_key();
+    let theirs = time(iters, || {
+        pk.verify_token::<NoCustomClaims>(&t, None).is_ok()
+    });
+    println!("RS256  ours {ours:8.1} us   jwt-simple {theirs:8.1} us");
+
+    let ec = ES256KeyPair::from_pem(EC).unwrap();
+    let t = ec.sign(claims()).unwrap();
+    let (input, sig) = split(&t);
+    let ours = time(iters, || key("ec-256").verify(Alg::ES256, &input, &sig));
+    let pk = ec.public_key();
+    let theirs = time(iters, || {
+        pk.verify_token::<NoCustomClaims>(&t, None).is_ok()
+    });
+    println!("ES256  ours {ours:8.1} us   jwt-simple {theirs:8.1} us");
+
+    let ed = Ed25519KeyPair::from_pem(ED).unwrap();
+    let t = ed.sign(claims()).unwrap();
+    let (input, sig) = split(&t);
+    let ours = time(iters, || key("ed-1").verify(Alg::EdDSA, &input, &sig));
+    let pk = ed.public_key();
+    let theirs = time(iters, || {
+        pk.verify_token::<NoCustomClaims>(&t, None).is_ok()
+    });
+    println!("EdDSA  ours {ours:8.1} us   jwt-simple {theirs:8.1} us");
+    println!("(jwt-simple's figure includes parsing the token and its claims; ours is the signature only)");
+}
