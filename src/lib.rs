@@ -33,6 +33,7 @@ pub mod convert;
 pub mod lint;
 
 #[cfg(test)]
+#[path = "testutil/tests.rs"]
 mod testutil;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,8 +4,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-pub const HS_SECRET_B64: &str = include_str!("../tests/fixtures/keys/hs.secret");
-pub const FIXTURE_JWKS: &str = include_str!("../tests/fixtures/keys/jwks.json");
+pub const HS_SECRET_B64: &str = include_str!("../../tests/fixtures/keys/hs.secret");
+pub const FIXTURE_JWKS: &str = include_str!("../../tests/fixtures/keys/jwks.json");
 
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

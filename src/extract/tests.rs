@@ -1,0 +1,143 @@
+use super::*;
+
+fn req(h: &[(&str, &str)]) -> RequestView {
+    RequestView::new(
+        h.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn bearer() -> Vec<Location> {
+    vec![
+        Location::Header {
+            name: "authorization".into(),
+            prefix: "Bearer ".into(),
+        },
+        Location::Param("access_token".into()),
+    ]
+}
+
+#[test]
+fn default_bearer_and_query() {
+    let r = req(&[(":path", "/x"), ("Authorization", "Bearer abc")]);
+    let f = extract(&bearer(), &r).unwrap().unwrap();
+    assert_eq!(f.token, "abc");
+    assert_eq!(f.location, 0);
+    let r = req(&[(":path", "/x?a=1&access_token=q%2Eb")]);
+    let f = extract(&bearer(), &r).unwrap().unwrap();
+    assert_eq!(f.token, "q.b");
+    assert_eq!(f.location, 1);
+}
+
+#[test]
+fn scheme_is_case_insensitive_and_whitespace_trimmed() {
+    for v in [
+        "bearer abc",
+        "BEARER abc",
+        "Bearer   abc  ",
+        "  Bearer abc\t",
+    ] {
+        let r = req(&[(":path", "/"), ("authorization", v)]);
+        assert_eq!(extract(&bearer(), &r).unwrap().unwrap().token, "abc", "{v}");
+    }
+}
+
+#[test]
+fn other_scheme_or_empty_is_missing() {
+    for v in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+        let r = req(&[(":path", "/"), ("authorization", v)]);
+        assert_eq!(extract(&bearer(), &r).unwrap(), None, "{v:?}");
+    }
+}
+
+#[test]
+fn same_token_twice_is_one_different_is_refused() {
+    let r = req(&[
+        (":path", "/?access_token=abc"),
+        ("authorization", "Bearer abc"),
+    ]);
+    assert_eq!(extract(&bearer(), &r).unwrap().unwrap().location, 0);
+    let r = req(&[
+        (":path", "/?access_token=xyz"),
+        ("authorization", "Bearer abc"),
+    ]);
+    assert_eq!(extract(&bearer(), &r), Err(AuthError::Multiple));
+    let r = req(&[
+        (":path", "/"),
+        ("authorization", "Bearer a"),
+        ("authorization", "Bearer b"),
+    ]);
+    assert_eq!(extract(&bearer(), &r), Err(AuthError::Multiple));
+}
+
+#[test]
+fn cookies() {
+    let locs = vec![Location::Cookie("session".into())];
+    let r = req(&[(":path", "/"), ("cookie", "a=1; session=tok; b=2")]);
+    assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "tok");
+    let r = req(&[
+        (":path", "/"),
+        ("cookie", "a=1"),
+        ("cookie", "session=\"q\""),
+    ]);
+    assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "q");
+    let r = req(&[(":path", "/"), ("cookie", "xsession=1; sessionx=2")]);
+    assert_eq!(extract(&locs, &r).unwrap(), None);
+    let many: Vec<String> = (0..100).map(|i| format!("c{i}=v{i}")).collect();
+    let h = format!("{}; session=deep", many.join("; "));
+    let r = req(&[(":path", "/"), ("cookie", &h)]);
+    assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "deep");
+}
+
+#[test]
+fn custom_header_without_prefix() {
+    let locs = vec![Location::Header {
+        name: "x-jwt".into(),
+        prefix: String::new(),
+    }];
+    let r = req(&[(":path", "/"), ("X-JWT", " t ")]);
+    assert_eq!(extract(&locs, &r).unwrap().unwrap().token, "t");
+}
+
+#[test]
+fn oversized_header_is_too_large() {
+    let big = format!("Bearer {}", "a".repeat(MAX_HEADER_VALUE_BYTES));
+    let r = req(&[(":path", "/"), ("authorization", &big)]);
+    assert_eq!(extract(&bearer(), &r), Err(AuthError::TooLarge));
+}
+
+#[test]
+fn remove_param_keeps_others() {
+    assert_eq!(
+        remove_param("/a?access_token=t&b=1", "access_token"),
+        "/a?b=1"
+    );
+    assert_eq!(
+        remove_param("/a?b=1&access_token=t", "access_token"),
+        "/a?b=1"
+    );
+    assert_eq!(remove_param("/a?access_token=t", "access_token"), "/a");
+    assert_eq!(
+        remove_param("/a?access%5Ftoken=t#f", "access_token"),
+        "/a#f"
+    );
+    assert_eq!(remove_param("/a", "access_token"), "/a");
+}
+
+#[test]
+fn remove_cookie_keeps_others() {
+    assert_eq!(
+        remove_cookie("a=1; s=t; b=2", "s").as_deref(),
+        Some("a=1; b=2")
+    );
+    assert_eq!(remove_cookie("s=t", "s"), None);
+}
+
+#[test]
+fn percent_decoding_edge_cases() {
+    assert_eq!(percent_decode("a%2"), "a%2");
+    assert_eq!(percent_decode("%zz"), "%zz");
+    assert_eq!(percent_decode("a+b"), "a b");
+    assert_eq!(percent_decode("%ff"), "\u{fffd}");
+}

@@ -1,0 +1,54 @@
+use super::*;
+
+fn rm(p: PathMatcher, cs: bool) -> RouteMatcher {
+    RouteMatcher::new(p, cs, vec![])
+}
+
+#[test]
+fn prefix_exact_regex() {
+    let none = |_: &str| None;
+    assert!(rm(PathMatcher::Prefix("/api".into()), true).matches("/api/x", none));
+    assert!(!rm(PathMatcher::Prefix("/api".into()), true).matches("/API/x", none));
+    assert!(rm(PathMatcher::Prefix("/api".into()), false).matches("/API/x", none));
+    assert!(rm(PathMatcher::Exact("/a".into()), true).matches("/a", none));
+    assert!(!rm(PathMatcher::Exact("/a".into()), true).matches("/ab", none));
+    let re = Regex::new("^(?:/v[0-9]+/items)$").unwrap();
+    assert!(rm(PathMatcher::Regex(re), true).matches("/v2/items", none));
+}
+
+#[test]
+fn path_only_strips_query_and_fragment() {
+    assert_eq!(path_only("/a?b=c"), "/a");
+    assert_eq!(path_only("/a#x"), "/a");
+    assert_eq!(path_only("/a"), "/a");
+}
+
+#[test]
+fn header_matchers() {
+    let m = HeaderMatcher::new("x".into(), StringMatch::Exact("v".into(), false), false);
+    assert!(m.matches(Some("v")));
+    assert!(!m.matches(Some("V")));
+    assert!(!m.matches(None));
+    let inv = HeaderMatcher::new("x".into(), StringMatch::Exact("v".into(), false), true);
+    assert!(inv.matches(Some("w")));
+    assert!(!inv.matches(None));
+    let p = HeaderMatcher::new("x".into(), StringMatch::Present(true), false);
+    assert!(p.matches(Some("")));
+    assert!(!p.matches(None));
+    let ab = HeaderMatcher::new("x".into(), StringMatch::Present(false), false);
+    assert!(ab.matches(None));
+    let s = HeaderMatcher::new("x".into(), StringMatch::Suffix("ZZ".into(), true), false);
+    assert!(s.matches(Some("aazz")));
+    assert!(!s.matches(Some("z")));
+    let c = HeaderMatcher::new("x".into(), StringMatch::Contains("Mid".into(), true), false);
+    assert!(c.matches(Some("xxmidxx")));
+}
+
+#[test]
+fn multibyte_boundaries_do_not_panic() {
+    let m = HeaderMatcher::new("x".into(), StringMatch::Prefix("é".into(), false), false);
+    assert!(!m.matches(Some("e")));
+    assert!(!m.matches(Some("")));
+    let s = HeaderMatcher::new("x".into(), StringMatch::Suffix("a".into(), false), false);
+    assert!(!s.matches(Some("é")));
+}
