@@ -41,12 +41,17 @@ def prometheus(proxy: Envoy) -> dict[str, tuple[str, float]]:
     return out
 
 
+#: Algorithms that can be verified by Envoy's `verify_signature` (one gauge each).
+HOST_CRYPTO_ALGS = ["RS256", "RS384", "RS512", "ES256", "ES384"]
+
+
 def all_metric_names(prefix: str, providers: list[str]) -> dict[str, str]:
     """Prometheus name -> type for every metric the filter defines."""
     p = prefix.replace(".", "_")
     names = {f"{p}_{c}": "counter" for c in GLOBAL_COUNTERS}
     names.update({f"{p}_denied_{r}": "counter" for r in REASONS})
     names[f"{p}_report_would_deny"] = "counter"
+    names.update({f"{p}_host_crypto_{a}": "gauge" for a in HOST_CRYPTO_ALGS})
     names.update({f"{p}_report_would_deny_{r}": "counter" for r in REASONS})
     for prov in providers:
         q = re.sub(r"[^A-Za-z0-9_]", "_", prov)
