@@ -51,6 +51,13 @@ impl RequestView {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Drops every value of a header (lowercased name); whether any was there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.headers.len();
+        self.headers.retain(|(k, _)| k != name);
+        self.headers.len() != before
+    }
+
     /// The full `:path`, query string included.
     pub fn path(&self) -> &str {
         self.header(":path").unwrap_or("/")

@@ -497,10 +497,14 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         let config = vm.borrow().config.clone();
+        let mut view = RequestView::new(request_headers());
+        // Strip inbound copies of every header the filter writes (only the
+        // ones present: one host call saved per absent header).
         for name in &config.sanitize_headers {
-            let _ = hostcalls::set_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name, None);
+            if view.remove(name) {
+                let _ = hostcalls::set_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name, None);
+            }
         }
-        let view = RequestView::new(request_headers());
         if config.bypass_cors_preflight && is_cors_preflight(&view) {
             vm.borrow().metrics.on_cors_bypass(&observe::Host);
             return Action::Continue;

@@ -141,3 +141,12 @@ fn percent_decoding_edge_cases() {
     assert_eq!(percent_decode("a+b"), "a b");
     assert_eq!(percent_decode("%ff"), "\u{fffd}");
 }
+
+#[test]
+fn remove_drops_every_value() {
+    let mut r = req(&[(":path", "/"), ("x-a", "1"), ("X-A", "2"), ("x-b", "3")]);
+    assert!(r.remove("x-a"));
+    assert_eq!(r.header("x-a"), None);
+    assert_eq!(r.header("x-b"), Some("3"));
+    assert!(!r.remove("x-a"));
+}
