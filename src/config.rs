@@ -73,6 +73,12 @@ struct RawConfig {
     /// false forces the pure-Rust path.
     #[serde(default, alias = "hostCrypto")]
     host_crypto: Option<bool>,
+    /// Our addition: write the decision, status, reason, provider and
+    /// verified payload as filter state for access logs and other filters
+    /// (like `jwt_authn`'s `payload_in_metadata`; off by default, it costs
+    /// host calls and a JSON serialisation per request).
+    #[serde(default, alias = "filterState")]
+    filter_state: bool,
 }
 
 /// `jwt_authn`'s `jwt_cache_config` (issue 5).
@@ -459,6 +465,8 @@ pub struct Config {
     pub stat_prefix: String,
     /// Offload RS*/ES* verification to the host when it can (issue 5).
     pub host_crypto: bool,
+    /// Write the outcome as filter state (`wasm.jwt_filter_*`).
+    pub filter_state: bool,
 }
 
 impl Config {
@@ -665,6 +673,7 @@ impl Validator {
             status_header,
             stat_prefix,
             host_crypto: raw.host_crypto.unwrap_or(true),
+            filter_state: raw.filter_state,
         }
     }
 

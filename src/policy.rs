@@ -386,9 +386,11 @@ impl Evaluator<'_, '_> {
                     (true, true) => TokenStatus::Invalid,
                     (true, false) => TokenStatus::Missing,
                 });
-                out.payload = passed
-                    .and_then(|i| self.claims(i))
-                    .and_then(|c| serde_json::to_string(c).ok());
+                if self.config.filter_state {
+                    out.payload = passed
+                        .and_then(|i| self.claims(i))
+                        .and_then(|c| serde_json::to_string(c).ok());
+                }
                 out.decision = Decision::Allow(self.annotations(&accepted));
                 out.accepted = accepted;
             }

@@ -89,13 +89,15 @@ pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Ou
             }
             metrics.on_allow(&Host, &outcome.accepted);
             set_status_header(config, outcome.status);
-            set_state(STATE_DECISION, "allow");
-            set_state_status(outcome.status);
-            if let Some(p) = provider_name(outcome.accepted.first().copied()) {
-                set_state(STATE_PROVIDER, p);
-            }
-            if let Some(payload) = &outcome.payload {
-                set_state(STATE_PAYLOAD, payload);
+            if config.filter_state {
+                set_state(STATE_DECISION, "allow");
+                set_state_status(outcome.status);
+                if let Some(p) = provider_name(outcome.accepted.first().copied()) {
+                    set_state(STATE_PROVIDER, p);
+                }
+                if let Some(payload) = &outcome.payload {
+                    set_state(STATE_PAYLOAD, payload);
+                }
             }
             Action::Continue
         }
@@ -121,11 +123,13 @@ pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Ou
                 path: view.path(),
             });
             log(LogLevel::Info, &line);
-            set_state(STATE_DECISION, if report { "would_deny" } else { "deny" });
-            set_state_status(outcome.status);
-            set_state(STATE_REASON, err.reason());
-            if let Some(p) = provider {
-                set_state(STATE_PROVIDER, p);
+            if config.filter_state {
+                set_state(STATE_DECISION, if report { "would_deny" } else { "deny" });
+                set_state_status(outcome.status);
+                set_state(STATE_REASON, err.reason());
+                if let Some(p) = provider {
+                    set_state(STATE_PROVIDER, p);
+                }
             }
             if report {
                 set_status_header(config, outcome.status);

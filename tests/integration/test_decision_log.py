@@ -119,7 +119,7 @@ def test_no_line_for_allowed_requests(proxy):
 
 
 def test_filter_state_for_access_logs(echo_port):
-    proxy = envoy_with_access_log(echo_port, LOGGED).start()
+    proxy = envoy_with_access_log(echo_port, dict(LOGGED, filter_state=True)).start()
     try:
         token = make_token(claims={"scope": "read"})
         proxy.get("/api", token=token)
@@ -142,3 +142,16 @@ def test_filter_state_for_access_logs(echo_port):
     assert (report["status"], report["decision"], report["reason"]) == ("200", "would_deny", "missing")
     assert (scoped["status"], scoped["decision"], scoped["reason"]) == ("403", "deny", "insufficient_scope")
     assert (public["status"], public["decision"]) == ("200", "-")
+
+
+def test_no_filter_state_unless_asked(echo_port):
+    proxy = envoy_with_access_log(echo_port, LOGGED).start()
+    try:
+        proxy.get("/api", token=make_token(claims={"scope": "read"}))
+        proxy.get("/api", token=make_token(claims={"exp": 1000}))
+        lines = access_log_lines(proxy, 2)
+    finally:
+        proxy.stop()
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert "decision=- jwt_status=- reason=- provider=- payload=-" in line, line
