@@ -751,8 +751,12 @@ impl Validator {
                         "HS* algorithms are only allowed with local_jwks: a shared secret must not travel in a fetched JWKS",
                     );
                 }
-                self.remote_jwks(&format!("{path}.remote_jwks"), remote, raw.issuer.as_deref())
-                    .map(KeySource::Remote)
+                self.remote_jwks(
+                    &format!("{path}.remote_jwks"),
+                    remote,
+                    raw.issuer.as_deref(),
+                )
+                .map(KeySource::Remote)
             }
             (Some(ds), None) => match ds.inline_string {
                 None => {
@@ -765,7 +769,11 @@ impl Validator {
                             self.warnings
                                 .push(format!("{path}.local_jwks: skipped key: {w}"));
                         }
-                        if !set.keys().iter().any(|k| allowed_algs.iter().any(|a| k.fits(*a))) {
+                        if !set
+                            .keys()
+                            .iter()
+                            .any(|k| allowed_algs.iter().any(|a| k.fits(*a)))
+                        {
                             self.err(
                                 format!("{path}.local_jwks.inline_string"),
                                 "no key in the JWKS can verify any allowed algorithm",
@@ -917,19 +925,33 @@ impl Validator {
         }
     }
 
-    fn remote_jwks(&mut self, path: &str, raw: RawRemoteJwks, issuer: Option<&str>) -> Option<RemoteJwks> {
+    fn remote_jwks(
+        &mut self,
+        path: &str,
+        raw: RawRemoteJwks,
+        issuer: Option<&str>,
+    ) -> Option<RemoteJwks> {
         let before = self.errors.len();
         let uri = match (&raw.http_uri.uri, raw.oidc_discovery, issuer) {
             (Some(u), _, _) => u.clone(),
             (None, true, Some(iss)) => {
-                format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'))
+                format!(
+                    "{}/.well-known/openid-configuration",
+                    iss.trim_end_matches('/')
+                )
             }
             (None, true, None) => {
-                self.err(format!("{path}.oidc_discovery"), "OIDC discovery needs the provider's issuer");
+                self.err(
+                    format!("{path}.oidc_discovery"),
+                    "OIDC discovery needs the provider's issuer",
+                );
                 String::new()
             }
             (None, false, _) => {
-                self.err(format!("{path}.http_uri.uri"), "uri is required (or set oidc_discovery: true)");
+                self.err(
+                    format!("{path}.http_uri.uri"),
+                    "uri is required (or set oidc_discovery: true)",
+                );
                 String::new()
             }
         };
@@ -941,11 +963,23 @@ impl Validator {
             }
         };
         if raw.http_uri.cluster.is_empty() {
-            self.err(format!("{path}.http_uri.cluster"), "cluster is required: the Envoy cluster that reaches the JWKS host");
+            self.err(
+                format!("{path}.http_uri.cluster"),
+                "cluster is required: the Envoy cluster that reaches the JWKS host",
+            );
         }
-        let timeout_ms = self.duration(&format!("{path}.http_uri.timeout"), raw.http_uri.timeout.as_deref(), 5_000, 1);
-        let cache_duration_ms =
-            self.duration(&format!("{path}.cache_duration"), raw.cache_duration.as_deref(), 600_000, 1_000);
+        let timeout_ms = self.duration(
+            &format!("{path}.http_uri.timeout"),
+            raw.http_uri.timeout.as_deref(),
+            5_000,
+            1,
+        );
+        let cache_duration_ms = self.duration(
+            &format!("{path}.cache_duration"),
+            raw.cache_duration.as_deref(),
+            600_000,
+            1_000,
+        );
         let af = raw.async_fetch.unwrap_or_default();
         let failed_refetch_ms = self.duration(
             &format!("{path}.async_fetch.failed_refetch_duration"),
@@ -968,15 +1002,27 @@ impl Validator {
             1,
         );
         if max_interval_ms < base_interval_ms {
-            self.err(format!("{path}.retry_policy.retry_back_off.max_interval"), "must not be less than base_interval");
+            self.err(
+                format!("{path}.retry_policy.retry_back_off.max_interval"),
+                "must not be less than base_interval",
+            );
         }
         let num_retries = rp.num_retries.unwrap_or(3);
         if num_retries > 10 {
             self.err(format!("{path}.retry_policy.num_retries"), "at most 10");
         }
-        let min_refetch_ms =
-            self.duration(&format!("{path}.min_refetch_interval"), raw.min_refetch_interval.as_deref(), 30_000, 1_000);
-        let max_stale_ms = self.duration(&format!("{path}.max_stale"), raw.max_stale.as_deref(), 86_400_000, 0);
+        let min_refetch_ms = self.duration(
+            &format!("{path}.min_refetch_interval"),
+            raw.min_refetch_interval.as_deref(),
+            30_000,
+            1_000,
+        );
+        let max_stale_ms = self.duration(
+            &format!("{path}.max_stale"),
+            raw.max_stale.as_deref(),
+            86_400_000,
+            0,
+        );
         if self.errors.len() != before {
             return None;
         }

@@ -14,11 +14,11 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use crate::config::{self, Config, KeySource, RemoteJwks};
 use crate::error::AuthError;
 use crate::extract::RequestView;
+use crate::filter_host;
 use crate::jwks::KeySet;
 use crate::jwks_store::{self, Meta, MAX_JWKS_BYTES};
-use crate::filter_host;
-use crate::policy::{Decision, RemoteKeys, Wait};
 use crate::metrics::Metrics;
+use crate::policy::{Decision, RemoteKeys, Wait};
 
 mod observe;
 
@@ -100,10 +100,14 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes = hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
         let cfg = match Config::parse(&bytes) {
             Ok(cfg) => cfg,
             Err(errors) => {
@@ -217,16 +221,25 @@ fn sync_provider(vm: &SharedVm, idx: usize, now: u64, for_kid: bool) -> bool {
     let Some(r) = remote_of(&config, idx) else {
         return false;
     };
-    let name = config.providers.get(idx).map(|p| p.name.as_str()).unwrap_or("");
+    let name = config
+        .providers
+        .get(idx)
+        .map(|p| p.name.as_str())
+        .unwrap_or("");
     let (mut meta, mut cas) = read_meta(r);
     if cas.is_none() {
         // First VM to get here creates the record; the CAS below elects one fetcher.
-        let _ = hostcalls::set_shared_data(&meta_key(r), Some(Meta::default().encode().as_bytes()), None);
+        let _ = hostcalls::set_shared_data(
+            &meta_key(r),
+            Some(Meta::default().encode().as_bytes()),
+            None,
+        );
         (meta, cas) = read_meta(r);
     }
     install_if_newer(vm, idx, name, r, &meta, now);
 
-    let due = meta.fetch_due(now) || (for_kid && !meta.leased(now) && meta.kid_refetch_allowed(r, now));
+    let due =
+        meta.fetch_due(now) || (for_kid && !meta.leased(now) && meta.kid_refetch_allowed(r, now));
     if !due {
         return meta.leased(now);
     }
@@ -262,19 +275,47 @@ fn start_fetch(vm: &SharedVm, idx: usize, r: &RemoteJwks, name: &str, now: u64) 
         None
     };
     let (kind, authority, path, uri) = match discovered.as_deref().map(jwks_store::split_uri) {
-        Some(Ok((a, p))) => (FetchKind::Jwks, a, p, discovered.clone().unwrap_or_default()),
-        _ if r.oidc_discovery => (FetchKind::Discovery, r.authority.clone(), r.path.clone(), r.uri.clone()),
-        _ => (FetchKind::Jwks, r.authority.clone(), r.path.clone(), r.uri.clone()),
+        Some(Ok((a, p))) => (
+            FetchKind::Jwks,
+            a,
+            p,
+            discovered.clone().unwrap_or_default(),
+        ),
+        _ if r.oidc_discovery => (
+            FetchKind::Discovery,
+            r.authority.clone(),
+            r.path.clone(),
+            r.uri.clone(),
+        ),
+        _ => (
+            FetchKind::Jwks,
+            r.authority.clone(),
+            r.path.clone(),
+            r.uri.clone(),
+        ),
     };
     let headers = vec![
         (":method", "GET"),
         (":path", path.as_str()),
         (":authority", authority.as_str()),
-        (":scheme", if uri.starts_with("https:") { "https" } else { "http" }),
+        (
+            ":scheme",
+            if uri.starts_with("https:") {
+                "https"
+            } else {
+                "http"
+            },
+        ),
         ("accept", "application/json"),
         ("user-agent", "jwt-filter"),
     ];
-    match hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], Duration::from_millis(r.timeout_ms)) {
+    match hostcalls::dispatch_http_call(
+        &r.cluster,
+        headers,
+        None,
+        vec![],
+        Duration::from_millis(r.timeout_ms),
+    ) {
         Ok(token) => {
             vm.borrow_mut().fetching.push((token, idx, kind));
             true
@@ -296,7 +337,9 @@ fn start_fetch(vm: &SharedVm, idx: usize, r: &RemoteJwks, name: &str, now: u64) 
 fn install_if_newer(vm: &SharedVm, idx: usize, name: &str, r: &RemoteJwks, meta: &Meta, now: u64) {
     let installed = vm.borrow().installed.get(idx).copied().unwrap_or(0);
     if meta.version != installed && meta.has_keys() {
-        let data = hostcalls::get_shared_data(&r.shared_key).ok().and_then(|(b, _)| b);
+        let data = hostcalls::get_shared_data(&r.shared_key)
+            .ok()
+            .and_then(|(b, _)| b);
         let parsed = data
             .as_deref()
             .and_then(|b| std::str::from_utf8(b).ok())
@@ -330,7 +373,11 @@ fn install_if_newer(vm: &SharedVm, idx: usize, name: &str, r: &RemoteJwks, meta:
         Some(RemoteKeys::Ready(set)) => set.len(),
         _ => 0,
     };
-    let age = if meta.has_keys() { now.saturating_sub(meta.fetched_ms) / 1000 } else { 0 };
+    let age = if meta.has_keys() {
+        now.saturating_sub(meta.fetched_ms) / 1000
+    } else {
+        0
+    };
     v.metrics.record_jwks(&observe::Host, idx, keys, age);
 }
 
@@ -339,7 +386,11 @@ fn record_failure(vm: &SharedVm, idx: usize, r: &RemoteJwks, now: u64) {
     update_meta(r, |m| m.after_failure(r, now));
     let (meta, _) = read_meta(r);
     let config = vm.borrow().config.clone();
-    let name = config.providers.get(idx).map(|p| p.name.as_str()).unwrap_or("");
+    let name = config
+        .providers
+        .get(idx)
+        .map(|p| p.name.as_str())
+        .unwrap_or("");
     install_if_newer(vm, idx, name, r, &meta, now);
 }
 
@@ -374,20 +425,30 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
     let body = if body_size > MAX_JWKS_BYTES {
         vec![0u8; body_size.min(MAX_JWKS_BYTES + 1)]
     } else {
-        hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::HttpCallResponseBody,
+            0,
+            body_size,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default()
     };
     if kind == FetchKind::Discovery {
         match jwks_store::discovered_jwks_uri(status.as_deref(), &body, p.issuer.as_deref()) {
             Ok(uri) => {
-                log::info(&format!("jwt_filter: provider {}: discovered jwks_uri {uri}", p.name));
+                log::info(&format!(
+                    "jwt_filter: provider {}: discovered jwks_uri {uri}",
+                    p.name
+                ));
                 let _ = hostcalls::set_shared_data(&discovered_key(r), Some(uri.as_bytes()), None);
                 start_fetch(vm, idx, r, &p.name, now);
             }
             Err(e) => {
-                log::warn(&format!("jwt_filter: provider {}: OIDC discovery at {} failed: {e}", p.name, r.uri));
+                log::warn(&format!(
+                    "jwt_filter: provider {}: OIDC discovery at {} failed: {e}",
+                    p.name, r.uri
+                ));
                 record_failure(vm, idx, r, now);
                 resolve_waiters(vm, now);
             }
@@ -397,7 +458,10 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
     match jwks_store::validate_response(status.as_deref(), &body, &p.allowed_algs) {
         Ok((set, warnings)) => {
             for w in warnings {
-                log::warn(&format!("jwt_filter: provider {}: JWKS key skipped: {w}", p.name));
+                log::warn(&format!(
+                    "jwt_filter: provider {}: JWKS key skipped: {w}",
+                    p.name
+                ));
             }
             let _ = hostcalls::set_shared_data(&r.shared_key, Some(&body), None);
             vm.borrow().metrics.on_jwks_fetch(&observe::Host, true);
@@ -426,7 +490,11 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
                 p.name,
                 r.uri,
                 meta.failures + 1,
-                if meta.has_keys() { "keeping the last good keys" } else { "no keys yet" }
+                if meta.has_keys() {
+                    "keeping the last good keys"
+                } else {
+                    "no keys yet"
+                }
             ));
             if r.oidc_discovery {
                 // The IdP may have moved its keys: discover again next time.
@@ -443,14 +511,17 @@ fn resolve_waiters(vm: &SharedVm, now: u64) {
     let ready: Vec<Waiter> = {
         let config = vm.borrow().config.clone();
         let mut v = vm.borrow_mut();
-        let (done, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut v.waiters)
-            .into_iter()
-            .partition(|w| {
+        let (done, keep): (Vec<Waiter>, Vec<Waiter>) =
+            std::mem::take(&mut v.waiters).into_iter().partition(|w| {
                 now >= w.deadline_ms
                     || w.providers.iter().all(|(idx, wait, attempts)| {
-                        let Some(r) = remote_of(&config, *idx) else { return true };
+                        let Some(r) = remote_of(&config, *idx) else {
+                            return true;
+                        };
                         match wait {
-                            Wait::FirstFetch => !matches!(v.remote.get(*idx), Some(RemoteKeys::Pending)),
+                            Wait::FirstFetch => {
+                                !matches!(v.remote.get(*idx), Some(RemoteKeys::Pending))
+                            }
                             Wait::UnknownKid => read_meta(r).0.attempts > *attempts,
                         }
                     })
@@ -502,7 +573,11 @@ impl HttpContext for Request {
         // ones present: one host call saved per absent header).
         for name in &config.sanitize_headers {
             if view.remove(name) {
-                let _ = hostcalls::set_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name, None);
+                let _ = hostcalls::set_map_value(
+                    proxy_wasm::types::MapType::HttpRequestHeaders,
+                    name,
+                    None,
+                );
             }
         }
         if config.bypass_cors_preflight && is_cors_preflight(&view) {
@@ -534,9 +609,15 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
     // key state); host-offloaded crypto and the token cache (issue 5).
     let (outcome, waits) = {
         let v = vm.borrow();
-        filter_host::evaluate(&v.config, &v.remote, &v.crypto, &v.metrics, view, now / 1000, |ev| {
-            (ev.outcome(), std::mem::take(&mut ev.waits))
-        })
+        filter_host::evaluate(
+            &v.config,
+            &v.remote,
+            &v.crypto,
+            &v.metrics,
+            view,
+            now / 1000,
+            |ev| (ev.outcome(), std::mem::take(&mut ev.waits)),
+        )
     };
     let config = vm.borrow().config.clone();
     if may_wait {
@@ -553,12 +634,20 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
 /// Parks the request when a fetch may change the outcome: keys not fetched
 /// yet, or an unknown `kid` while a refetch is in flight or allowed by the
 /// rate limit. `None`: nothing to wait for, decide now.
-fn park(vm: &SharedVm, view: &RequestView, waits: &[(usize, Wait)], now: u64, context_id: u32) -> Option<Action> {
+fn park(
+    vm: &SharedVm,
+    view: &RequestView,
+    waits: &[(usize, Wait)],
+    now: u64,
+    context_id: u32,
+) -> Option<Action> {
     let config = vm.borrow().config.clone();
     let mut providers = Vec::new();
     let mut deadline = now;
     for (idx, wait) in waits {
-        let Some(r) = remote_of(&config, *idx) else { continue };
+        let Some(r) = remote_of(&config, *idx) else {
+            continue;
+        };
         let (meta, _) = read_meta(r);
         let worth_waiting = match wait {
             // Still pending: a fetch is under way or a retry is scheduled.

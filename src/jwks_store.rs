@@ -169,7 +169,11 @@ pub fn parse_max_age(cache_control: &str) -> Option<u64> {
         if !k.trim().eq_ignore_ascii_case("max-age") {
             return None;
         }
-        v.trim().trim_matches('"').parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+        v.trim()
+            .trim_matches('"')
+            .parse::<u64>()
+            .ok()
+            .map(|s| s.saturating_mul(1000))
     })
 }
 
@@ -194,7 +198,11 @@ pub fn validate_response(
     }
     let text = std::str::from_utf8(body).map_err(|_| "JWKS response is not UTF-8".to_string())?;
     let (set, warnings) = KeySet::parse(text)?;
-    if !set.keys().iter().any(|k| allowed.iter().any(|a| k.fits(*a))) {
+    if !set
+        .keys()
+        .iter()
+        .any(|k| allowed.iter().any(|a| k.fits(*a)))
+    {
         return Err("no key in the JWKS can verify any allowed algorithm".into());
     }
     Ok((set, warnings))
@@ -202,11 +210,19 @@ pub fn validate_response(
 
 /// `jwks_uri` from an OpenID Provider discovery document, which must name
 /// the same `issuer` (OpenID Connect Discovery 1.0, section 4.3).
-pub fn discovered_jwks_uri(status: Option<&str>, body: &[u8], issuer: Option<&str>) -> Result<String, String> {
+pub fn discovered_jwks_uri(
+    status: Option<&str>,
+    body: &[u8],
+    issuer: Option<&str>,
+) -> Result<String, String> {
     match status {
         Some("200") => {}
         Some(s) => return Err(format!("discovery document: HTTP {s}")),
-        None => return Err("discovery document: no response (timeout, reset, or unknown cluster)".into()),
+        None => {
+            return Err(
+                "discovery document: no response (timeout, reset, or unknown cluster)".into(),
+            )
+        }
     }
     if body.len() > MAX_JWKS_BYTES {
         return Err("discovery document exceeds the size limit".into());

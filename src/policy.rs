@@ -154,7 +154,9 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                     });
                     let r = verify_provider(p, keys, self.req, self.now, self.verify, cache);
                     match (&r, &p.keys) {
-                        (Err(AuthError::JwksUnavailable), _) if matches!(keys, Err(Wait::FirstFetch)) => {
+                        (Err(AuthError::JwksUnavailable), _)
+                            if matches!(keys, Err(Wait::FirstFetch)) =>
+                        {
                             self.waits.push((idx, Wait::FirstFetch));
                         }
                         (Err(AuthError::UnknownKid), KeySource::Remote(_)) => {
@@ -429,15 +431,18 @@ impl Evaluator<'_, '_> {
     }
 
     /// Which provider to blame for a denial, when one can be named.
-    fn blame(&self, err: AuthError, requirement: &Requirement, accepted: &[usize]) -> Option<usize> {
+    fn blame(
+        &self,
+        err: AuthError,
+        requirement: &Requirement,
+        accepted: &[usize],
+    ) -> Option<usize> {
         if !accepted.is_empty() {
             // Rejected by the rule's scopes/claims/audiences after acceptance.
             return accepted.first().copied();
         }
         let own = |want: &dyn Fn(&ProviderResult<'_>) -> bool| {
-            self.memo
-                .iter()
-                .position(|m| m.as_ref().is_some_and(want))
+            self.memo.iter().position(|m| m.as_ref().is_some_and(want))
         };
         own(&|r| matches!(r, Err(e) if *e == err))
             .or_else(|| {
@@ -477,11 +482,21 @@ impl CacheRef<'_> {
         let cache = all.get_mut(self.idx).filter(|c| c.is_enabled())?;
         let hit = cache.get(token, self.keys, now);
         let (h, m) = self.counts.get();
-        self.counts.set(if hit.is_some() { (h + 1, m) } else { (h, m + 1) });
+        self.counts.set(if hit.is_some() {
+            (h + 1, m)
+        } else {
+            (h, m + 1)
+        });
         hit.map(|c| c.claims.clone())
     }
 
-    fn put(&self, token: &str, claims: &Rc<serde_json::Map<String, Value>>, payload_len: usize, now: u64) {
+    fn put(
+        &self,
+        token: &str,
+        claims: &Rc<serde_json::Map<String, Value>>,
+        payload_len: usize,
+        now: u64,
+    ) {
         if let Ok(mut all) = self.all.try_borrow_mut() {
             if let Some(cache) = all.get_mut(self.idx) {
                 let exp = claims.get("exp").and_then(Value::as_f64);

@@ -36,8 +36,15 @@ struct Header {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
-    #[serde(default)]
-    crit: Option<Vec<String>>,
+    /// Any `crit` at all, even `null` or `[]` (both invalid per RFC 7515
+    /// 4.1.11), is refused: no extension is understood here.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// True whenever the member is present, whatever its value (even `null`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// A JSON object whose top-level member names must be unique: RFC 7515 lets a
@@ -95,7 +102,7 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, AuthError> {
     // Duplicate known members (alg, kid, crit) are refused by serde's derive.
     let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
     let alg = Alg::from_name(&header.alg).ok_or(AuthError::AlgNotAllowed)?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(AuthError::UnsupportedCrit);
     }
     let payload_bytes = b64(p)?;

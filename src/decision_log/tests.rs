@@ -79,8 +79,7 @@ fn hostile_claims_are_quoted_escaped_and_capped() {
     assert!(line.contains(&format!(" kid=\"{}...\"", "k".repeat(MAX_FIELD_CHARS))));
     assert!(line.contains(r#" path="/a b""#), "{line}");
     // A quote-aware split still finds exactly one `decision` key.
-    let (mut keys, mut quoted, mut escaped, mut cur) =
-        (Vec::new(), false, false, String::new());
+    let (mut keys, mut quoted, mut escaped, mut cur) = (Vec::new(), false, false, String::new());
     for c in line.chars() {
         match c {
             _ if escaped => escaped = false,

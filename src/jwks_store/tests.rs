@@ -36,7 +36,13 @@ fn meta_round_trips_and_rejects_garbage() {
         attempts: 4,
     };
     assert_eq!(Meta::decode(m.encode().as_bytes()), Some(m));
-    for bad in ["", "2 1 2 3 4 5 6 7 8 9", "1 1 2", "1 a b c d e f g h i", "\u{0}"] {
+    for bad in [
+        "",
+        "2 1 2 3 4 5 6 7 8 9",
+        "1 1 2",
+        "1 a b c d e f g h i",
+        "\u{0}",
+    ] {
         assert_eq!(Meta::decode(bad.as_bytes()), None, "{bad:?}");
     }
 }
@@ -65,8 +71,14 @@ fn max_age_overrides_cache_duration_within_bounds() {
     let r = remote();
     let m = Meta::default();
     assert_eq!(m.after_success(&r, T, Some(5_000)).refresh_ms, T + 5_000);
-    assert_eq!(m.after_success(&r, T, Some(0)).refresh_ms, T + MIN_MAX_AGE_MS);
-    assert_eq!(m.after_success(&r, T, Some(u64::MAX)).refresh_ms, T + MAX_MAX_AGE_MS);
+    assert_eq!(
+        m.after_success(&r, T, Some(0)).refresh_ms,
+        T + MIN_MAX_AGE_MS
+    );
+    assert_eq!(
+        m.after_success(&r, T, Some(u64::MAX)).refresh_ms,
+        T + MAX_MAX_AGE_MS
+    );
     assert_eq!(parse_max_age("public, max-age=300"), Some(300_000));
     assert_eq!(parse_max_age("MAX-AGE = \"7\""), Some(7_000));
     assert_eq!(parse_max_age("no-store"), None);
@@ -82,7 +94,9 @@ fn failures_back_off_then_settle() {
     assert_eq!(backoff_ms(&r, 4), 1_000);
     assert_eq!(backoff_ms(&r, u32::MAX), 1_000);
     let good = Meta::default().after_success(&r, T, None);
-    let bad = good.with_lease(&r, 1, T + 600_000, false).after_failure(&r, T + 600_000);
+    let bad = good
+        .with_lease(&r, 1, T + 600_000, false)
+        .after_failure(&r, T + 600_000);
     assert_eq!(bad.failures, 1);
     assert_eq!(bad.version, good.version, "last good keys kept");
     assert!(bad.usable(&r, T + 600_001));
@@ -107,12 +121,16 @@ fn kid_refetch_is_rate_limited() {
 fn responses_are_validated() {
     let jwks = crate::testutil::FIXTURE_JWKS.as_bytes();
     assert!(validate_response(Some("200"), jwks, &Alg::ALL).is_ok());
-    assert!(validate_response(Some("500"), jwks, &Alg::ALL).unwrap_err().contains("500"));
+    assert!(validate_response(Some("500"), jwks, &Alg::ALL)
+        .unwrap_err()
+        .contains("500"));
     assert!(validate_response(None, jwks, &Alg::ALL).is_err());
     assert!(validate_response(Some("200"), b"<html>", &Alg::ALL).is_err());
     assert!(validate_response(Some("200"), br#"{"keys":[]}"#, &Alg::ALL).is_err());
     let big = vec![b' '; MAX_JWKS_BYTES + 1];
-    assert!(validate_response(Some("200"), &big, &Alg::ALL).unwrap_err().contains("limit"));
+    assert!(validate_response(Some("200"), &big, &Alg::ALL)
+        .unwrap_err()
+        .contains("limit"));
     // Only an HMAC key, but only asymmetric algorithms allowed.
     let hs = crate::testutil::hs_jwks();
     assert!(validate_response(Some("200"), hs.as_bytes(), &[Alg::RS256]).is_err());
@@ -139,8 +157,14 @@ fn uris_split() {
         split_uri("https://idp.example.com/.well-known/jwks.json").unwrap(),
         ("idp.example.com".into(), "/.well-known/jwks.json".into())
     );
-    assert_eq!(split_uri("http://h:8080").unwrap(), ("h:8080".into(), "/".into()));
-    assert_eq!(split_uri("http://h?x=1").unwrap(), ("h".into(), "/?x=1".into()));
+    assert_eq!(
+        split_uri("http://h:8080").unwrap(),
+        ("h:8080".into(), "/".into())
+    );
+    assert_eq!(
+        split_uri("http://h?x=1").unwrap(),
+        ("h".into(), "/?x=1".into())
+    );
     assert!(split_uri("ftp://h/x").is_err());
     assert!(split_uri("https:///x").is_err());
 }

@@ -15,6 +15,8 @@ at the bound (accepted) and just past it (refused). The bounds are the constants
     requirement nesting   8               config.rs MAX_REQUIREMENT_DEPTH    -> config refused
     regex length          1024 bytes      config.rs MAX_REGEX_LEN            -> config refused
     claim path segments   16              config.rs MAX_CLAIM_PATH_SEGMENTS  -> config refused
+    scopes/claims/values  64/32/256       authz.rs MAX_REQUIRED_*            -> config refused
+    jwt_cache_size        100,000         token_cache.rs MAX_ENTRIES         -> config refused
 
 Envoy's own limit comes first for whole requests: request headers over
 `max_request_headers_kb` (60 KiB by default) get 431 before the filter runs. The tests of
@@ -236,6 +238,15 @@ CONFIG_BOUNDS = {
         {"provider_name": "p"})}]), "nested"),
     "claim_path_over_16_segments": (_cfg(provider(claim_to_headers=[
         {"header_name": "x-deep", "claim_name": ".".join(["a"] * 17)}])), "claim"),
+    "required_scopes_over_64": (_cfg(provider(), [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"},
+                                                   "required_scopes": [f"s{i}" for i in range(65)]}]), "64"),
+    "required_claims_over_32": (_cfg(provider(), [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"},
+                                                   "required_claims": [{"name": f"c{i}", "values": ["v"]}
+                                                                       for i in range(33)]}]), "32"),
+    "claim_values_over_256": (_cfg(provider(), [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"},
+                                                 "required_claims": [{"name": "c", "values": [
+                                                     f"v{i}" for i in range(257)]}]}]), "256"),
+    "jwt_cache_size_over_100000": (_cfg(provider(jwt_cache_config={"jwt_cache_size": 100_001})), "cache"),
 }
 
 
