@@ -228,13 +228,18 @@ const RULES: &str = r#"
 
 #[test]
 fn scopes_and_claims_through_the_evaluator() {
-    let c = config("", RULES).unwrap();
+    let c = config(r#","filter_state":true"#, RULES).unwrap();
     let o = outcome(&c, "/admin", Some(&tok(r#","scope":"write admin""#)));
     assert!(matches!(o.decision, Decision::Allow(_)));
     assert_eq!(o.status, Some(TokenStatus::Valid));
     assert_eq!(o.accepted, vec![0]);
     let payload: Value = serde_json::from_str(o.payload.as_deref().unwrap()).unwrap();
     assert_eq!(payload["sub"], "u1");
+    // Without filter_state the payload is not serialised at all.
+    let plain = config("", RULES).unwrap();
+    let o = outcome(&plain, "/admin", Some(&tok(r#","scope":"write admin""#)));
+    assert!(matches!(o.decision, Decision::Allow(_)));
+    assert_eq!(o.payload, None);
 
     let t = tok(r#","scope":"write""#);
     let o = outcome(&c, "/admin", Some(&t));
