@@ -2,9 +2,11 @@
 """Throughput and latency of this filter against Envoy's native jwt_authn (issue 5).
 
 Run through `./build.sh bench` (builds the module, installs wrk if missing). One run starts
-four Envoys, each with --concurrency 2 and the same direct_response route (no upstream
-cost, identical for all), the same provider (issuer, audience, local JWKS with the
-TEST-ONLY keys rsa-a, ec-256, ed-1 from tests/fixtures/keys):
+four Envoys, each with --concurrency 2, routing to the same upstream on 127.0.0.1 (one
+more Envoy, 1 worker, answering 200 by direct_response: fast and identical for all;
+BENCH_UPSTREAM=direct makes the Envoys under test answer themselves instead), and the
+same provider (issuer, audience, local JWKS with the TEST-ONLY keys rsa-a, ec-256, ed-1
+from tests/fixtures/keys):
 
     A  no auth filter
     B  native jwt_authn, no token cache
@@ -28,6 +30,7 @@ bench/results/latest.md. Environment knobs:
     BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_TOKENS=100000 BENCH_CONNECTIONS=32
     BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4   BENCH_CONFIGS=A,B,C,D
     BENCH_NATIVE_CACHE=100   BENCH_WASM=dist/jwt_filter.wasm   BENCH_FILTER_CONFIG='{...}'
+    BENCH_UPSTREAM=envoy|direct
     (extra top-level fields merged into D's plugin config, e.g. '{"host_crypto": false}')
 
 Tokens are minted once into bench/.cache/ (100,000 RS256 signatures take a minute or two)
@@ -65,6 +68,12 @@ CONFIGS = os.environ.get("BENCH_CONFIGS", "A,B,C,D").split(",")
 NATIVE_CACHE = int(os.environ.get("BENCH_NATIVE_CACHE", "100"))
 WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "dist" / "jwt_filter.wasm")).resolve()
 FILTER_EXTRA = json.loads(os.environ.get("BENCH_FILTER_CONFIG", "{}"))
+# "envoy" (default, as the issue specifies): every Envoy under test proxies to one
+# shared upstream on 127.0.0.1 (a separate Envoy, 1 worker, answering 200 "ok" by
+# direct_response, so the upstream is fast and identical for A-D); "direct": the
+# Envoys under test answer by direct_response themselves (no upstream hop: the
+# harshest view of the filter's own cost).
+UPSTREAM = os.environ.get("BENCH_UPSTREAM", "envoy")
 ENVOY = os.environ.get("ENVOY", str(ROOT / ".tools" / "venv" / "bin" / "envoy"))
 CONCURRENCY = 2
 ISSUER, AUDIENCE = "https://issuer.test", "api"
@@ -221,9 +230,21 @@ def free_port() -> int:
 
 
 class Envoy:
-    def __init__(self, config: str, workdir: pathlib.Path, base_id: int):
+    def __init__(self, config: str, workdir: pathlib.Path, base_id: int,
+                 upstream_port: int | None = None, concurrency: int | None = None):
         self.config = config
+        self.concurrency = concurrency or CONCURRENCY
         self.port, self.admin = free_port(), free_port()
+        if upstream_port is None:
+            route = {"match": {"prefix": "/"},
+                     "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}
+            clusters = []
+        else:
+            route = {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}
+            clusters = [{"name": "upstream", "type": "STATIC", "connect_timeout": "1s",
+                         "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [
+                             {"endpoint": {"address": {"socket_address": {
+                                 "address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}]
         router = {"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
         boot = {
@@ -238,12 +259,10 @@ class Envoy:
                                  "http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "bench",
                         "route_config": {"virtual_hosts": [{
-                            "name": "all", "domains": ["*"],
-                            "routes": [{"match": {"prefix": "/"},
-                                        "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+                            "name": "all", "domains": ["*"], "routes": [route]}]},
                         "http_filters": http_filters(config) + [router],
                     }}]}],
-            }]},
+            }], "clusters": clusters},
         }
         self.cfg_path = workdir / f"envoy-{config}.json"
         self.cfg_path.write_text(json.dumps(boot))
@@ -253,7 +272,7 @@ class Envoy:
 
     def start(self) -> "Envoy":
         self.proc = subprocess.Popen(
-            [ENVOY, "-c", str(self.cfg_path), "--concurrency", str(CONCURRENCY), "--base-id",
+            [ENVOY, "-c", str(self.cfg_path), "--concurrency", str(self.concurrency), "--base-id",
              str(self.base_id), "--log-level", "warn", "--log-path", str(self.log_path)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
@@ -327,6 +346,8 @@ def report(results: dict, rss: dict) -> str:
         f"{N_TOKENS} distinct tokens for W2-W4.",
         f"Module: {WASM.name} {WASM.stat().st_size} bytes ({WASM.stat().st_size / 1024:.0f} KiB).",
         f"Filter config extras: {json.dumps(FILTER_EXTRA) if FILTER_EXTRA else 'none (defaults)'}.",
+        "Upstream: " + ("one shared Envoy on 127.0.0.1 (1 worker, direct_response 200)" if UPSTREAM == "envoy"
+                        else "none (direct_response in the Envoy under test)") + ".",
         "",
         "| workload | config | req/s (median) | spread | p50 | p99 | non-2xx |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -376,9 +397,19 @@ def main() -> None:
     lua = work / "tokens.lua"
     lua.write_text(LUA)
     envoys = {}
+    upstream = None
     try:
+        upstream_port = None
+        if UPSTREAM == "envoy":
+            (work / "upstream").mkdir()
+            upstream = Envoy("A", work / "upstream", base_id=(os.getpid() % 10000) * 10 + 9,
+                             concurrency=1)
+            upstream.config = "upstream"
+            upstream.start()
+            upstream_port = upstream.port
         for i, c in enumerate(CONFIGS):
-            envoys[c] = Envoy(c, work, base_id=(os.getpid() % 10000) * 10 + i).start()
+            envoys[c] = Envoy(c, work, base_id=(os.getpid() % 10000) * 10 + i,
+                              upstream_port=upstream_port).start()
         results: dict[tuple[str, str], list[dict]] = {}
         for rnd in range(ROUNDS):
             for w in WORKLOADS:
@@ -391,6 +422,8 @@ def main() -> None:
     finally:
         for e in envoys.values():
             e.stop()
+        if upstream:
+            upstream.stop()
     text = report(results, rss)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(text)
