@@ -616,7 +616,10 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
             &v.metrics,
             view,
             now / 1000,
-            |ev| (ev.outcome(), std::mem::take(&mut ev.waits)),
+            |ev| {
+                ev.token_facts = observe::decision_log_enabled();
+                (ev.outcome(), std::mem::take(&mut ev.waits))
+            },
         )
     };
     let config = vm.borrow().config.clone();

@@ -84,6 +84,9 @@ pub struct Evaluator<'c, 'r> {
     memo: Vec<Option<ProviderResult<'r>>>,
     /// Remote providers whose failure a JWKS fetch might turn into success.
     pub waits: Vec<(usize, Wait)>,
+    /// Whether a denial's outcome carries the token facts for the decision
+    /// log (`kid`, `iss`, `sub`, fingerprint); off when nothing will log them.
+    pub token_facts: bool,
     /// Verified-token caches, indexed like `Config::providers` (issue 5).
     caches: Option<&'c RefCell<Vec<TokenCache>>>,
     /// Cache (hits, misses) during this evaluation.
@@ -108,6 +111,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             remote,
             memo,
             waits: Vec::new(),
+            token_facts: true,
             caches: None,
             cache_counts: Cell::new((0, 0)),
         }
@@ -399,7 +403,9 @@ impl Evaluator<'_, '_> {
             Err(e) => {
                 out.status = Some(TokenStatus::from_error(e));
                 out.blamed = self.blame(e, requirement, &accepted);
-                out.token = out.blamed.and_then(|i| self.token_facts(i));
+                if self.token_facts {
+                    out.token = out.blamed.and_then(|i| self.token_facts(i));
+                }
                 out.decision = Decision::Deny(e);
             }
         }

@@ -109,20 +109,22 @@ pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Ou
                 metrics.on_deny(&Host, err, outcome.blamed);
             }
             let provider = provider_name(outcome.blamed);
-            let line = decision_log::format(&Entry {
-                verdict: if report {
-                    Verdict::WouldDeny
-                } else {
-                    Verdict::Deny
-                },
-                error: err,
-                provider,
-                rule: outcome.rule,
-                token: outcome.token.as_ref(),
-                method: view.header(":method").unwrap_or("-"),
-                path: view.path(),
-            });
-            log(LogLevel::Info, &line);
+            if decision_log_enabled() {
+                let line = decision_log::format(&Entry {
+                    verdict: if report {
+                        Verdict::WouldDeny
+                    } else {
+                        Verdict::Deny
+                    },
+                    error: err,
+                    provider,
+                    rule: outcome.rule,
+                    token: outcome.token.as_ref(),
+                    method: view.header(":method").unwrap_or("-"),
+                    path: view.path(),
+                });
+                log(LogLevel::Info, &line);
+            }
             if config.filter_state {
                 set_state(STATE_DECISION, if report { "would_deny" } else { "deny" });
                 set_state_status(outcome.status);
@@ -184,6 +186,24 @@ fn set_state_status(status: Option<TokenStatus>) {
 
 fn set_state(key: &str, value: &str) {
     let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK declares this import with its `LogLevel` enum and panics on an
+    // unexpected status; a u32 is the same ABI and every value is handled.
+    #[link_name = "proxy_get_log_level"]
+    fn raw_get_log_level(return_level: *mut u32) -> u32;
+}
+
+/// Whether Envoy would keep an info-level line from this plugin: the
+/// decision log (and the token facts it needs, including a SHA-256) is only
+/// built when it will be written. On any doubt, it is.
+pub fn decision_log_enabled() -> bool {
+    let mut level: u32 = 0;
+    // SAFETY: the host writes one u32 through the pointer we own.
+    let status = unsafe { raw_get_log_level(&mut level) };
+    status != 0 || level <= LogLevel::Info as u32
 }
 
 fn log(level: LogLevel, msg: &str) {

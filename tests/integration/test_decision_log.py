@@ -155,3 +155,4 @@ def test_no_filter_state_unless_asked(echo_port):
     assert len(lines) == 2, lines
     for line in lines:
         assert "decision=- jwt_status=- reason=- provider=- payload=-" in line, line
+
