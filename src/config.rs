@@ -482,11 +482,6 @@ impl Config {
             Err(v.errors)
         }
     }
-
-    /// Index of the provider with this name.
-    pub fn provider_by_name(&self, name: &str) -> Option<usize> {
-        self.providers.iter().position(|p| p.name == name)
-    }
 }
 
 fn parse_raw(json: &[u8]) -> Result<RawConfig, Vec<ConfigError>> {

@@ -564,7 +564,7 @@ impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(vm) = self.vm.clone() else {
             // Never configured: fail closed.
-            deny(&RequestView::default(), AuthError::JwksUnavailable);
+            observe::send_denial(&RequestView::default(), AuthError::JwksUnavailable, None);
             return Action::Pause;
         };
         let config = vm.borrow().config.clone();
@@ -681,11 +681,6 @@ fn park(
         deadline_ms: deadline,
     });
     Some(Action::Pause)
-}
-
-/// Sends the local reply for a denial on the current context.
-fn deny(view: &RequestView, err: AuthError) {
-    observe::send_denial(view, err, None);
 }
 
 /// The request headers. Read as bytes: the SDK's string accessors panic on a

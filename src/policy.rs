@@ -140,14 +140,13 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                 Some(p) => {
                     let mut fetched = None;
                     let keys = match &p.keys {
-                        KeySource::Local(set) => Ok(set),
+                        KeySource::Local(set) => Some(set),
                         KeySource::Remote(_) => match self.remote.get(idx) {
                             Some(RemoteKeys::Ready(set)) => {
                                 fetched = Some(set);
-                                Ok(&**set)
+                                Some(&**set)
                             }
-                            Some(RemoteKeys::Pending) | None => Err(Wait::FirstFetch),
-                            Some(RemoteKeys::Unavailable) => Err(Wait::UnknownKid),
+                            Some(RemoteKeys::Pending | RemoteKeys::Unavailable) | None => None,
                         },
                     };
                     let cache = self.caches.map(|all| CacheRef {
@@ -159,7 +158,11 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                     let r = verify_provider(p, keys, self.req, self.now, self.verify, cache);
                     match (&r, &p.keys) {
                         (Err(AuthError::JwksUnavailable), _)
-                            if matches!(keys, Err(Wait::FirstFetch)) =>
+                            if keys.is_none()
+                                && matches!(
+                                    self.remote.get(idx),
+                                    Some(RemoteKeys::Pending) | None
+                                ) =>
                         {
                             self.waits.push((idx, Wait::FirstFetch));
                         }
@@ -513,13 +516,13 @@ impl CacheRef<'_> {
 }
 
 /// Finds and verifies one provider's token (everything but the audience).
-/// `keys`: the provider's key set, or why it has none (`FirstFetch`: not
-/// fetched yet; `UnknownKid`: unavailable). With a cache, a token verified
+/// `keys`: the provider's key set, `None` while remote keys are pending or
+/// unavailable. With a cache, a token verified
 /// before with the same keys skips parsing and the signature; the claim
 /// checks still run.
 fn verify_provider<'r>(
     p: &Provider,
-    keys: Result<&KeySet, Wait>,
+    keys: Option<&KeySet>,
     req: &'r RequestView,
     now: u64,
     verify: VerifyFn<'_>,
@@ -535,7 +538,7 @@ fn verify_provider<'r>(
         max_lifetime_secs: p.max_lifetime_secs,
         require_expiration: p.require_expiration,
     };
-    let cache = cache.filter(|_| keys.is_ok());
+    let cache = cache.filter(|_| keys.is_some());
     if let Some(claims) = cache.as_ref().and_then(|c| c.get(token, now)) {
         token::check_claim_map(&claims, &rules, now)?;
         let payload_b64 = p
@@ -551,7 +554,7 @@ fn verify_provider<'r>(
     }
     let jwt: Jwt<'_> = token::parse(token)?;
     token::check_claims(&jwt, &rules, now)?;
-    let keys = keys.map_err(|_| AuthError::JwksUnavailable)?;
+    let keys = keys.ok_or(AuthError::JwksUnavailable)?;
     token::verify_signature(&jwt, keys, &p.allowed_algs, verify)?;
     // Copied only when a header will carry it.
     let payload_b64 = p

@@ -8,9 +8,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     match Config::parse(data) {
         Ok(cfg) => {
-            for p in &cfg.providers {
-                let _ = cfg.provider_by_name(&p.name);
-            }
+            // A valid config must describe itself consistently.
+            assert!(cfg.rules.len() <= config::MAX_RULES);
+            assert!(cfg.providers.len() <= config::MAX_PROVIDERS);
         }
         Err(errors) => {
             let _ = config::describe(&errors);
