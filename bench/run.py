@@ -296,6 +296,12 @@ class Envoy:
                 return int(line.split()[1])
         return 0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the Envoy process has used so far."""
+        assert self.proc
+        fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -308,11 +314,17 @@ class Envoy:
 def run_wrk(envoy: Envoy, tokens: pathlib.Path, lua: pathlib.Path) -> dict:
     cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(lua),
            f"http://127.0.0.1:{envoy.port}/api", "--", str(tokens), "2"]
+    cpu0 = envoy.cpu_seconds()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60)
+    cpu = envoy.cpu_seconds() - cpu0
     for line in out.stdout.splitlines():
         if line.startswith("BENCH "):
             r = json.loads(line[6:])
             r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+            # CPU the Envoy under test spent per request (all its threads): far
+            # steadier than req/s on a machine where wrk and the upstream share
+            # the two cores with it.
+            r["cpu_us"] = cpu * 1e6 / r["requests"] if r["requests"] else 0.0
             return r
     raise SystemExit(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
 
@@ -349,10 +361,11 @@ def report(results: dict, rss: dict) -> str:
         "Upstream: " + ("one shared Envoy on 127.0.0.1 (1 worker, direct_response 200)" if UPSTREAM == "envoy"
                         else "none (direct_response in the Envoy under test)") + ".",
         "",
-        "| workload | config | req/s (median) | spread | p50 | p99 | non-2xx |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| workload | config | req/s (median) | spread | p50 | p99 | Envoy CPU/req | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     medians: dict[tuple[str, str], float] = {}
+    cpus: dict[tuple[str, str], float] = {}
     for w in WORKLOADS:
         for c in CONFIGS:
             runs = results.get((w, c), [])
@@ -364,11 +377,15 @@ def report(results: dict, rss: dict) -> str:
             spread = f"{(min(rps) / med - 1) * 100:+.0f}%..{(max(rps) / med - 1) * 100:+.0f}%" if med else "-"
             p50 = statistics.median(r["p50_us"] for r in runs)
             p99 = statistics.median(r["p99_us"] for r in runs)
+            cpu = cpus[(w, c)] = statistics.median(r["cpu_us"] for r in runs)
             total = sum(r["requests"] for r in runs)
             non2xx = sum(r["non2xx"] for r in runs) / total * 100 if total else 0
             lines.append(f"| {w} | {c}: {CONFIG_NAMES[c]} | {med:,.0f} | {spread} | {fmt_us(p50)} | "
-                         f"{fmt_us(p99)} | {non2xx:.0f}% |")
-    lines += ["", "| workload | D/C | D/B | D/A | p99 D vs C |", "|---|---:|---:|---:|---:|"]
+                         f"{fmt_us(p99)} | {cpu:.1f} us | {non2xx:.0f}% |")
+    lines += ["", "Ratios of req/s medians; the CPU columns are Envoy CPU per request of D over C and B "
+              "(below 1.00: D costs less).", "",
+              "| workload | D/C | D/B | D/A | p99 D vs C | CPU D/C | CPU D/B |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for w in WORKLOADS:
         def ratio(other: str) -> str:
             d, o = medians.get((w, "D")), medians.get((w, other))
@@ -378,7 +395,11 @@ def report(results: dict, rss: dict) -> str:
             pd = statistics.median(r["p99_us"] for r in results[(w, "D")])
             pc = statistics.median(r["p99_us"] for r in results[(w, "C")])
             p99 = f"{fmt_us(pd)} vs {fmt_us(pc)}"
-        lines.append(f"| {w} | {ratio('C')} | {ratio('B')} | {ratio('A')} | {p99} |")
+        def cpu_ratio(other: str) -> str:
+            d, o = cpus.get((w, "D")), cpus.get((w, other))
+            return f"{d / o:.2f}" if d and o else "-"
+        lines.append(f"| {w} | {ratio('C')} | {ratio('B')} | {ratio('A')} | {p99} | "
+                     f"{cpu_ratio('C')} | {cpu_ratio('B')} |")
     lines += ["", "Envoy RSS after the run, per worker (RSS / concurrency):", ""]
     for c in CONFIGS:
         if c in rss:
@@ -417,7 +438,7 @@ def main() -> None:
                     r = run_wrk(envoys[c], files[w], lua)
                     results.setdefault((w, c), []).append(r)
                     print(f"round {rnd + 1}/{ROUNDS} {w:9} {c}: {r['rps']:9,.0f} req/s  p50 {fmt_us(r['p50_us']):>8}  "
-                          f"p99 {fmt_us(r['p99_us']):>8}  non-2xx {r['non2xx']}", file=sys.stderr, flush=True)
+                          f"p99 {fmt_us(r['p99_us']):>8}  cpu {r['cpu_us']:5.1f} us/req  non-2xx {r['non2xx']}", file=sys.stderr, flush=True)
         rss = {c: e.rss_kib() for c, e in envoys.items()}
     finally:
         for e in envoys.values():

@@ -16,28 +16,94 @@ pub const MAX_PARAMS: usize = 256;
 
 /// The request as the filter sees it: its headers (names lowercased, in order,
 /// repeated names kept) including the `:path` pseudo-header.
+///
+/// Every name and value is a span of one text buffer, so a request costs two
+/// allocations however many headers it has: in the filter that buffer is the
+/// one the host wrote ([`RequestView::from_serialized`]), taken over as is.
 #[derive(Debug, Default, Clone)]
 pub struct RequestView {
-    headers: Vec<(String, String)>,
+    /// Names and values back to back (plus the host's separators).
+    text: String,
+    /// `[name start, name end, value start, value end]` into `text`, in
+    /// request order; every bound is a char boundary.
+    spans: Vec<[usize; 4]>,
 }
 
 impl RequestView {
-    /// `headers` as delivered by the host; names are lowercased here.
-    pub fn new(mut headers: Vec<(String, String)>) -> Self {
-        for (k, _) in headers.iter_mut() {
-            if k.bytes().any(|b| b.is_ascii_uppercase()) {
-                *k = k.to_ascii_lowercase();
+    /// `headers` as (name, value) pairs; names are lowercased here.
+    pub fn new(headers: Vec<(String, String)>) -> Self {
+        let mut view = RequestView {
+            text: String::with_capacity(headers.iter().map(|(k, v)| k.len() + v.len()).sum()),
+            spans: Vec::with_capacity(headers.len()),
+        };
+        for (k, v) in &headers {
+            view.push(k, v);
+        }
+        view
+    }
+
+    /// Takes over proxy-wasm's serialized header map (`proxy_get_header_map_pairs`:
+    /// a little-endian `u32` count, a `(name length, value length)` `u32` pair
+    /// per header, then each name and value followed by a NUL byte).
+    ///
+    /// Envoy hands over lowercase, UTF-8 headers, and then the buffer becomes
+    /// the view's text without a copy. A value that is not UTF-8 (HTTP allows
+    /// obs-text) has its bad bytes replaced by U+FFFD, so it can never form a
+    /// valid token; an uppercase name is lowercased. A malformed buffer gives
+    /// an empty view: no token, so every rule that needs one denies.
+    pub fn from_serialized(mut buf: Vec<u8>) -> Self {
+        let Some(spans) = parse_serialized(&buf) else {
+            return RequestView::default();
+        };
+        // The size table is binary; zeroed, the buffer is text exactly when
+        // every name and value is.
+        let table = 4 + 8 * spans.len();
+        if let Some(t) = buf.get_mut(..table) {
+            t.fill(0);
+        }
+        let lowercase = spans.iter().all(|s| {
+            buf.get(s[0]..s[1])
+                .is_some_and(|n| !n.iter().any(u8::is_ascii_uppercase))
+        });
+        if lowercase {
+            match String::from_utf8(buf) {
+                Ok(text) => return RequestView { text, spans },
+                Err(e) => buf = e.into_bytes(),
             }
         }
-        RequestView { headers }
+        let mut view = RequestView {
+            text: String::with_capacity(buf.len()),
+            spans: Vec::with_capacity(spans.len()),
+        };
+        for s in &spans {
+            let part =
+                |a: usize, b: usize| String::from_utf8_lossy(buf.get(a..b).unwrap_or_default());
+            view.push(&part(s[0], s[1]), &part(s[2], s[3]));
+        }
+        view
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        let a = self.text.len();
+        self.text.push_str(name);
+        let b = self.text.len();
+        if name.bytes().any(|c| c.is_ascii_uppercase()) {
+            // In place: ASCII case changes keep every byte offset.
+            if let Some(n) = self.text.get_mut(a..b) {
+                n.make_ascii_lowercase();
+            }
+        }
+        self.text.push_str(value);
+        self.spans.push([a, b, b, self.text.len()]);
+    }
+
+    fn span(&self, a: usize, b: usize) -> &str {
+        self.text.get(a..b).unwrap_or_default()
     }
 
     /// First value of a header (lowercased name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.header_all(name).next()
     }
 
     /// Every value of a header, in order.
@@ -45,23 +111,58 @@ impl RequestView {
         &'s self,
         name: &'n str,
     ) -> impl Iterator<Item = &'s str> + use<'s, 'n> {
-        self.headers
+        self.spans
             .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .filter(move |s| self.span(s[0], s[1]) == name)
+            .map(move |s| self.span(s[2], s[3]))
     }
 
     /// Drops every value of a header (lowercased name); whether any was there.
+    /// The text stays; only the spans go.
     pub fn remove(&mut self, name: &str) -> bool {
-        let before = self.headers.len();
-        self.headers.retain(|(k, _)| k != name);
-        self.headers.len() != before
+        let before = self.spans.len();
+        let text = &self.text;
+        self.spans
+            .retain(|s| text.get(s[0]..s[1]).unwrap_or_default() != name);
+        self.spans.len() != before
     }
 
     /// The full `:path`, query string included.
     pub fn path(&self) -> &str {
         self.header(":path").unwrap_or("/")
     }
+}
+
+/// The spans of a serialized header map, or `None` when the buffer is not
+/// one (sizes past its end, a missing NUL). An empty buffer is no headers.
+fn parse_serialized(buf: &[u8]) -> Option<Vec<[usize; 4]>> {
+    if buf.is_empty() {
+        return Some(Vec::new());
+    }
+    let word = |at: usize| -> Option<usize> {
+        let b = buf.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
+    };
+    let n = word(0)?;
+    let mut pos = n.checked_mul(8)?.checked_add(4)?;
+    if pos > buf.len() {
+        return None;
+    }
+    let mut spans = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut span = [0usize; 4];
+        for (j, len) in [word(4 + 8 * i)?, word(8 + 8 * i)?].into_iter().enumerate() {
+            let end = pos.checked_add(len)?;
+            if *buf.get(end)? != 0 {
+                return None;
+            }
+            span[2 * j] = pos;
+            span[2 * j + 1] = end;
+            pos = end + 1;
+        }
+        spans.push(span);
+    }
+    Some(spans)
 }
 
 /// A token found in a request, and where.

@@ -568,7 +568,7 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         let config = vm.borrow().config.clone();
-        let mut view = RequestView::new(request_headers());
+        let mut view = RequestView::from_serialized(request_headers());
         // Strip inbound copies of every header the filter writes (only the
         // ones present: one host call saved per absent header).
         for name in &config.sanitize_headers {
@@ -683,15 +683,43 @@ fn park(
     Some(Action::Pause)
 }
 
-/// The request headers. Read as bytes: the SDK's string accessors panic on a
-/// header value that is not UTF-8 (HTTP allows obs-text), which would kill
-/// the VM; such bytes become U+FFFD here and can never form a valid token.
-fn request_headers() -> Vec<(String, String)> {
-    hostcalls::get_map_bytes(proxy_wasm::types::MapType::HttpRequestHeaders)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect()
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK declares this import with enum types and panics on an
+    // unexpected status; plain integers are the same ABI.
+    #[link_name = "proxy_get_header_map_pairs"]
+    fn raw_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The request headers, serialized as the host wrote them (see
+/// [`RequestView::from_serialized`]): one buffer, no copy, no per-header
+/// allocation. Read as bytes, not through the SDK's string accessors, which
+/// panic on a value that is not UTF-8 and would kill the VM. Empty on any
+/// host error.
+fn request_headers() -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the pointers are valid for the call; on success the host has
+    // either left `data` null or pointed it at `size` bytes it allocated
+    // through this module's `proxy_on_memory_allocate` (a `Vec<u8>` of
+    // exactly `size` bytes), which we then own, as the SDK does.
+    let status = unsafe {
+        raw_get_header_map_pairs(
+            proxy_wasm::types::MapType::HttpRequestHeaders as u32,
+            &mut data,
+            &mut size,
+        )
+    };
+    if data.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: see above; capacity == length == size, like the SDK.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    if status == 0 {
+        bytes
+    } else {
+        Vec::new()
+    }
 }
 
 /// A header of the JWKS response, read as bytes for the same reason.

@@ -150,3 +150,91 @@ fn remove_drops_every_value() {
     assert_eq!(r.header("x-b"), Some("3"));
     assert!(!r.remove("x-a"));
 }
+
+/// proxy-wasm's serialized header map, as `proxy_get_header_map_pairs` writes it.
+fn serialized(h: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut out = (h.len() as u32).to_le_bytes().to_vec();
+    for (k, v) in h {
+        out.extend((k.len() as u32).to_le_bytes());
+        out.extend((v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in h {
+        out.extend(*k);
+        out.push(0);
+        out.extend(*v);
+        out.push(0);
+    }
+    out
+}
+
+#[test]
+fn serialized_headers_are_read_in_order_with_repeats() {
+    let view = RequestView::from_serialized(serialized(&[
+        (b":path", b"/a?b=c"),
+        (b"authorization", b"Bearer one"),
+        (b"x-empty", b""),
+        (b"authorization", b"Bearer two"),
+    ]));
+    assert_eq!(view.path(), "/a?b=c");
+    assert_eq!(view.header("x-empty"), Some(""));
+    assert_eq!(
+        view.header_all("authorization").collect::<Vec<_>>(),
+        ["Bearer one", "Bearer two"]
+    );
+    assert_eq!(view.header("missing"), None);
+}
+
+#[test]
+fn serialized_headers_are_lowercased_and_made_text() {
+    let view = RequestView::from_serialized(serialized(&[
+        (b"X-Token", b"abc"),
+        (b"x-bin", b"a\xffb"),
+        (b"authorization", b"Bearer t"),
+    ]));
+    assert_eq!(view.header("x-token"), Some("abc"));
+    assert_eq!(view.header("x-bin"), Some("a\u{fffd}b"));
+    assert_eq!(view.header("authorization"), Some("Bearer t"));
+}
+
+#[test]
+fn malformed_serialized_headers_give_an_empty_view() {
+    let good = serialized(&[(b"authorization", b"Bearer t")]);
+    // Truncated anywhere, a count past the end, a missing NUL.
+    for cut in 1..good.len() {
+        let view = RequestView::from_serialized(good[..cut].to_vec());
+        assert_eq!(view.header("authorization"), None, "cut at {cut}");
+    }
+    let mut huge = good.clone();
+    huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(
+        RequestView::from_serialized(huge).header("authorization"),
+        None
+    );
+    let mut no_nul = good.clone();
+    let last = no_nul.len() - 1;
+    no_nul[last] = b'x';
+    assert_eq!(
+        RequestView::from_serialized(no_nul).header("authorization"),
+        None
+    );
+    assert_eq!(
+        RequestView::from_serialized(Vec::new()).header(":path"),
+        None
+    );
+    assert_eq!(RequestView::from_serialized(Vec::new()).path(), "/");
+}
+
+#[test]
+fn removing_a_header_keeps_the_others() {
+    let mut view = RequestView::from_serialized(serialized(&[
+        (b"x-jwt-payload", b"forged"),
+        (b"authorization", b"Bearer t"),
+        (b"x-jwt-payload", b"forged again"),
+    ]));
+    assert!(view.remove("x-jwt-payload"));
+    assert!(!view.remove("x-jwt-payload"));
+    assert_eq!(view.header("x-jwt-payload"), None);
+    assert_eq!(view.header("authorization"), Some("Bearer t"));
+    let copy = view.clone();
+    assert_eq!(copy.header("authorization"), Some("Bearer t"));
+}
