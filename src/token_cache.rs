@@ -15,13 +15,14 @@
 //!   (second-chance: a hit sets the entry's bit; the hand clears bits and
 //!   evicts the first entry found without one).
 //!
-//! The key is the exact token text (hashed by hashbrown's hasher, compared
-//! in full), so two tokens can never share an entry.
+//! The key is the exact token text (compared in full, so two tokens can
+//! never share an entry), hashed once per lookup or insert: a slot keeps its
+//! token's hash, so evicting or replacing never rehashes a token.
 
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::rc::{Rc, Weak};
 
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::{DefaultHashBuilder, HashTable};
 use serde_json::{Map, Value};
 
 use crate::jwks::KeySet;
@@ -44,33 +45,9 @@ pub struct Cached {
     pub exp: Option<f64>,
 }
 
-/// The cache key: the token text, shared with the slot that owns it.
-#[derive(Clone, PartialEq, Eq)]
-struct TokenKey(Rc<str>);
-
-impl Hash for TokenKey {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.0.as_bytes().hash(h);
-    }
-}
-
-/// A borrowed token to look up without allocating.
-struct TokenRef<'a>(&'a str);
-
-impl Hash for TokenRef<'_> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.0.as_bytes().hash(h);
-    }
-}
-
-impl Equivalent<TokenKey> for TokenRef<'_> {
-    fn equivalent(&self, key: &TokenKey) -> bool {
-        *key.0 == *self.0
-    }
-}
-
 struct Slot {
-    key: TokenKey,
+    token: Box<str>,
+    hash: u64,
     value: Rc<Cached>,
     /// The key set that verified it (`None`: the provider's local keys).
     keys: Option<Weak<KeySet>>,
@@ -91,7 +68,9 @@ fn same_keys(stored: &Option<Weak<KeySet>>, current: Option<&Rc<KeySet>>) -> boo
 
 /// One provider's cache.
 pub struct TokenCache {
-    map: HashMap<TokenKey, usize>,
+    /// Slot indices, by token hash.
+    table: HashTable<usize>,
+    hasher: DefaultHashBuilder,
     slots: Vec<Option<Slot>>,
     /// Indices of empty slots.
     free: Vec<usize>,
@@ -106,7 +85,8 @@ impl TokenCache {
     /// (`max_entries == 0`: disabled, every lookup misses).
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
         TokenCache {
-            map: HashMap::new(),
+            table: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
             slots: Vec::new(),
             free: Vec::new(),
             hand: 0,
@@ -121,11 +101,25 @@ impl TokenCache {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
+    }
+
+    fn hash(&self, token: &str) -> u64 {
+        self.hasher.hash_one(token)
+    }
+
+    /// The slot holding `token` (whose hash is `hash`).
+    fn find(&self, hash: u64, token: &str) -> Option<usize> {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&i| {
+                matches!(slots.get(i), Some(Some(s)) if &*s.token == token)
+            })
+            .copied()
     }
 
     /// Estimated bytes held.
@@ -136,7 +130,7 @@ impl TokenCache {
     /// The verified claims of `token`, if it was verified with the same key
     /// set and has not expired (`now` in seconds). A stale entry is dropped.
     pub fn get(&mut self, token: &str, keys: Option<&Rc<KeySet>>, now: u64) -> Option<Rc<Cached>> {
-        let idx = *self.map.get(&TokenRef(token))?;
+        let idx = self.find(self.hash(token), token)?;
         let fresh = match self.slots.get(idx) {
             Some(Some(slot)) => {
                 same_keys(&slot.keys, keys) && slot.value.exp.is_none_or(|exp| now as f64 <= exp)
@@ -174,19 +168,20 @@ impl TokenCache {
         if bytes > self.max_bytes {
             return;
         }
-        if let Some(&idx) = self.map.get(&TokenRef(token)) {
+        let hash = self.hash(token);
+        if let Some(idx) = self.find(hash, token) {
             self.remove(idx);
         }
-        while self.map.len() >= self.max_entries
+        while self.table.len() >= self.max_entries
             || self.bytes.saturating_add(bytes) > self.max_bytes
         {
             if !self.evict_one() {
                 break;
             }
         }
-        let key = TokenKey(Rc::from(token));
         let slot = Slot {
-            key: key.clone(),
+            token: Box::from(token),
+            hash,
             value: Rc::new(Cached { claims, exp }),
             keys: keys.map(Rc::downgrade),
             bytes,
@@ -202,13 +197,17 @@ impl TokenCache {
         if let Some(s) = self.slots.get_mut(idx) {
             *s = Some(slot);
             self.bytes = self.bytes.saturating_add(bytes);
-            self.map.insert(key, idx);
+            let slots = &self.slots;
+            self.table.insert_unique(hash, idx, |&i| match slots.get(i) {
+                Some(Some(s)) => s.hash,
+                _ => 0,
+            });
         }
     }
 
     /// Drops every entry.
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.table.clear();
         self.slots.clear();
         self.free.clear();
         self.hand = 0;
@@ -217,7 +216,9 @@ impl TokenCache {
 
     fn remove(&mut self, idx: usize) {
         if let Some(slot) = self.slots.get_mut(idx).and_then(Option::take) {
-            self.map.remove(&slot.key);
+            if let Ok(entry) = self.table.find_entry(slot.hash, |&i| i == idx) {
+                entry.remove();
+            }
             self.bytes = self.bytes.saturating_sub(slot.bytes);
             self.free.push(idx);
         }
@@ -226,7 +227,7 @@ impl TokenCache {
     /// CLOCK: clears reference bits until an unreferenced entry comes up,
     /// and evicts it. `false` when there is nothing to evict.
     fn evict_one(&mut self) -> bool {
-        if self.map.is_empty() || self.slots.is_empty() {
+        if self.table.is_empty() || self.slots.is_empty() {
             return false;
         }
         // Two sweeps always find a victim (the first clears every bit).
