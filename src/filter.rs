@@ -551,12 +551,18 @@ impl Context for Request {
             fetch_done(vm, token, body_size);
         }
     }
+}
 
-    fn on_done(&mut self) -> bool {
+/// A request that ends while parked stops waiting. This runs when the SDK
+/// drops the context (`proxy_on_delete`), so `proxy_on_done` need not be
+/// exported: one crossing into the VM less per request.
+impl Drop for Request {
+    fn drop(&mut self) {
         if let Some(vm) = &self.vm {
-            vm.borrow_mut().waiters.retain(|w| w.context_id != self.id);
+            if let Ok(mut v) = vm.try_borrow_mut() {
+                v.waiters.retain(|w| w.context_id != self.id);
+            }
         }
-        true
     }
 }
 

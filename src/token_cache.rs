@@ -116,9 +116,10 @@ impl TokenCache {
     fn find(&self, hash: u64, token: &str) -> Option<usize> {
         let slots = &self.slots;
         self.table
-            .find(hash, |&i| {
-                matches!(slots.get(i), Some(Some(s)) if &*s.token == token)
-            })
+            .find(
+                hash,
+                |&i| matches!(slots.get(i), Some(Some(s)) if &*s.token == token),
+            )
             .copied()
     }
 
@@ -198,10 +199,11 @@ impl TokenCache {
             *s = Some(slot);
             self.bytes = self.bytes.saturating_add(bytes);
             let slots = &self.slots;
-            self.table.insert_unique(hash, idx, |&i| match slots.get(i) {
-                Some(Some(s)) => s.hash,
-                _ => 0,
-            });
+            self.table
+                .insert_unique(hash, idx, |&i| match slots.get(i) {
+                    Some(Some(s)) => s.hash,
+                    _ => 0,
+                });
         }
     }
 

@@ -13,12 +13,13 @@ import sys
 
 # Callbacks the filter does not implement: the request/response body and trailer
 # phases, the response headers, the access-log phase, network-filter and gRPC
-# callbacks, shared queues. Everything else (configure, context create/done/delete,
+# callbacks, shared queues, and done (the filter cleans up when the context is
+# deleted). Everything else (configure, context create/delete,
 # request headers, tick, http call response, foreign function, memory) is kept.
 DROP = {
     "proxy_on_request_body", "proxy_on_request_trailers",
     "proxy_on_response_headers", "proxy_on_response_body", "proxy_on_response_trailers",
-    "proxy_on_log",
+    "proxy_on_log", "proxy_on_done",
     "proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data",
     "proxy_on_downstream_connection_close", "proxy_on_upstream_connection_close",
     "proxy_on_grpc_close", "proxy_on_grpc_receive", "proxy_on_grpc_receive_initial_metadata",
