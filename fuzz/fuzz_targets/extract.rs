@@ -2,6 +2,8 @@
 //! `extract::extract` over header, query-parameter and cookie locations),
 //! then `remove_param` / `remove_cookie` on what was seen.
 //! Input format: lines `name:value` (the first line without `:` is `:path`).
+//! The same bytes are also read as the host's serialized header map
+//! (`RequestView::from_serialized`), which must never panic either.
 #![no_main]
 
 use jwt_filter::config::Location;
@@ -12,6 +14,8 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
+    let raw = RequestView::from_serialized(data.to_vec());
+    let _ = (raw.path(), raw.header("authorization"), raw.header_all("cookie").count());
     let view = RequestView::new(common::headers(data));
     let location_sets = [
         vec![
