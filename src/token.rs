@@ -109,6 +109,7 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, AuthError> {
     let claims = serde_json::from_slice::<UniqueMap>(&payload_bytes)
         .map_err(|_| AuthError::Malformed)?
         .0;
+    check_registered_types(&claims)?;
     let signature = b64(s)?;
     if signature.is_empty() {
         return Err(AuthError::Malformed);
@@ -133,6 +134,38 @@ pub struct ClaimRules<'a> {
     pub clock_skew_secs: u64,
     pub max_lifetime_secs: Option<u64>,
     pub require_expiration: bool,
+}
+
+/// The registered claims (RFC 7519 section 4.1) must have their types
+/// whether or not a rule reads them, as `jwt_authn` demands: `iss` a string
+/// (else [`AuthError::Issuer`]), `aud` a string or an array of strings only
+/// (else [`AuthError::Audience`]), `sub` and `jti` strings and `exp`, `nbf`,
+/// `iat` numbers (else [`AuthError::Malformed`]). A lenient reading (say,
+/// `aud: ["api", 1]` matching on its one string) is how two components come
+/// to disagree about what a token says.
+fn check_registered_types(claims: &Map<String, Value>) -> Result<(), AuthError> {
+    let ok = |name: &str, valid: fn(&Value) -> bool| claims.get(name).is_none_or(valid);
+    let aud = |v: &Value| match v {
+        Value::String(_) => true,
+        Value::Array(items) => items.iter().all(Value::is_string),
+        _ => false,
+    };
+    if !ok("iss", Value::is_string) {
+        return Err(AuthError::Issuer);
+    }
+    if !ok("aud", aud) {
+        return Err(AuthError::Audience);
+    }
+    let rest = ok("sub", Value::is_string)
+        && ok("jti", Value::is_string)
+        && ok("exp", Value::is_number)
+        && ok("nbf", Value::is_number)
+        && ok("iat", Value::is_number);
+    if rest {
+        Ok(())
+    } else {
+        Err(AuthError::Malformed)
+    }
 }
 
 /// A numeric date claim: absent is fine, present must be a JSON number.

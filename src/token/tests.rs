@@ -161,6 +161,7 @@ fn issuer_must_match_exactly() {
         check(r#"{"iss":"https://issuer.test/"}"#, &rules(), NOW),
         Err(AuthError::Issuer)
     );
+    // A non-string `iss` never gets this far: parsing refuses it.
     assert_eq!(check(r#"{"iss":5}"#, &rules(), NOW), Err(AuthError::Issuer));
     assert_eq!(check(r#"{}"#, &rules(), NOW), Err(AuthError::Issuer));
     let any = ClaimRules {
@@ -173,7 +174,9 @@ fn issuer_must_match_exactly() {
 #[test]
 fn audience_rules() {
     let allowed = vec!["api".to_string(), "https://b.example/".to_string()];
-    let m = |j: &str| parse(&mint(j)).unwrap().claims;
+    // Raw maps: parsing would already refuse the ill-typed ones
+    // (`registered_claims_must_have_their_types`); this checks the matcher.
+    let m = |j: &str| serde_json::from_str::<Map<String, Value>>(j).unwrap();
     assert_eq!(check_audience(&m(r#"{"aud":"api"}"#), &allowed), Ok(()));
     assert_eq!(
         check_audience(&m(r#"{"aud":["x","api"]}"#), &allowed),
@@ -368,4 +371,43 @@ fn claim_at_walks_nested_objects() {
     assert!(claim_at(&jwt.claims, &p("org.missing")).is_none());
     assert!(claim_at(&jwt.claims, &p("roles.a")).is_none());
     assert!(claim_at(&jwt.claims, &[]).is_none());
+}
+
+#[test]
+fn registered_claims_must_have_their_types() {
+    let t = |extra: &str| parse(&mint(&claims_with(extra))).map(|_| ());
+    for good in [
+        r#","aud":"api""#,
+        r#","aud":["api","other"]"#,
+        r#","aud":[]"#,
+        r#","jti":"x","exp":1.5,"nbf":0,"iat":-1"#,
+        r#","custom":[1,{}],"scope":"a b""#,
+    ] {
+        assert_eq!(t(good), Ok(()), "{good}");
+    }
+    for bad in [
+        r#","aud":["api",1]"#,
+        r#","aud":["api",null]"#,
+        r#","aud":5"#,
+        r#","aud":{"api":true}"#,
+    ] {
+        assert_eq!(t(bad), Err(AuthError::Audience), "{bad}");
+    }
+    for bad in [
+        r#","jti":7"#,
+        r#","exp":"1700000000""#,
+        r#","nbf":null"#,
+        r#","iat":[1]"#,
+    ] {
+        assert_eq!(t(bad), Err(AuthError::Malformed), "{bad}");
+    }
+    // `iss` and `sub` (set by `claims_with`) are checked the same way.
+    assert_eq!(
+        parse(&mint(r#"{"iss":1,"sub":"u"}"#)).map(|_| ()),
+        Err(AuthError::Issuer)
+    );
+    assert_eq!(
+        parse(&mint(r#"{"iss":"https://issuer.test","sub":false}"#)).map(|_| ()),
+        Err(AuthError::Malformed)
+    );
 }

@@ -381,7 +381,9 @@ def test_numbers_beyond_f64_are_malformed(proxy):
 
 
 @pytest.mark.parametrize("aud", [123, 1.5, True, {"aud": "api"}, [123], [["api"]], [{"a": "api"}],
-                                 [None], [], "", "API", "api ", " api", "api\u0000", "apix"])
+                                 [None], [], "", "API", "api ", " api", "api\u0000", "apix",
+                                 # One matching string beside an ill-typed member is no pass.
+                                 ["api", 123], ["api", None], ["api", ["api"]]])
 def test_aud_not_a_matching_string(proxy, aud):
     assert_401(send(proxy, sign({"alg": "RS256", "kid": "rsa-a"}, claims(aud=aud))),
                "Audiences in Jwt are not allowed")
