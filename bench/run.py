@@ -387,19 +387,16 @@ def report(results: dict, rss: dict) -> str:
               "| workload | D/C | D/B | D/A | p99 D vs C | CPU D/C | CPU D/B |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for w in WORKLOADS:
-        def ratio(other: str) -> str:
-            d, o = medians.get((w, "D")), medians.get((w, other))
+        def ratio(other: str, table: dict[tuple[str, str], float] = medians) -> str:
+            d, o = table.get((w, "D")), table.get((w, other))
             return f"{d / o:.2f}" if d and o else "-"
         p99 = "-"
         if results.get((w, "D")) and results.get((w, "C")):
             pd = statistics.median(r["p99_us"] for r in results[(w, "D")])
             pc = statistics.median(r["p99_us"] for r in results[(w, "C")])
             p99 = f"{fmt_us(pd)} vs {fmt_us(pc)}"
-        def cpu_ratio(other: str) -> str:
-            d, o = cpus.get((w, "D")), cpus.get((w, other))
-            return f"{d / o:.2f}" if d and o else "-"
         lines.append(f"| {w} | {ratio('C')} | {ratio('B')} | {ratio('A')} | {p99} | "
-                     f"{cpu_ratio('C')} | {cpu_ratio('B')} |")
+                     f"{ratio('C', cpus)} | {ratio('B', cpus)} |")
     lines += ["", "Envoy RSS after the run, per worker (RSS / concurrency):", ""]
     for c in CONFIGS:
         if c in rss:

@@ -98,7 +98,7 @@ impl RequestView {
     }
 
     fn span(&self, a: usize, b: usize) -> &str {
-        self.text.get(a..b).unwrap_or_default()
+        span(&self.text, a, b)
     }
 
     /// First value of a header (lowercased name).
@@ -122,8 +122,7 @@ impl RequestView {
     pub fn remove(&mut self, name: &str) -> bool {
         let before = self.spans.len();
         let text = &self.text;
-        self.spans
-            .retain(|s| text.get(s[0]..s[1]).unwrap_or_default() != name);
+        self.spans.retain(|s| span(text, s[0], s[1]) != name);
         self.spans.len() != before
     }
 
@@ -131,6 +130,11 @@ impl RequestView {
     pub fn path(&self) -> &str {
         self.header(":path").unwrap_or("/")
     }
+}
+
+/// `text[a..b]`, or "" if that is not a span of it (never, by construction).
+fn span(text: &str, a: usize, b: usize) -> &str {
+    text.get(a..b).unwrap_or_default()
 }
 
 /// The spans of a serialized header map, or `None` when the buffer is not

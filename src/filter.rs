@@ -703,29 +703,17 @@ extern "C" {
 /// panic on a value that is not UTF-8 and would kill the VM. Empty on any
 /// host error.
 fn request_headers() -> Vec<u8> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the pointers are valid for the call; on success the host has
-    // either left `data` null or pointed it at `size` bytes it allocated
-    // through this module's `proxy_on_memory_allocate` (a `Vec<u8>` of
-    // exactly `size` bytes), which we then own, as the SDK does.
-    let status = unsafe {
-        raw_get_header_map_pairs(
-            proxy_wasm::types::MapType::HttpRequestHeaders as u32,
-            &mut data,
-            &mut size,
-        )
-    };
-    if data.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: see above; capacity == length == size, like the SDK.
-    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
-    if status == 0 {
-        bytes
-    } else {
-        Vec::new()
-    }
+    filter_host::host_buffer(|data, size| {
+        // SAFETY: every pointer is valid for the duration of the call.
+        unsafe {
+            raw_get_header_map_pairs(
+                proxy_wasm::types::MapType::HttpRequestHeaders as u32,
+                data,
+                size,
+            )
+        }
+    })
+    .unwrap_or_default()
 }
 
 /// A header of the JWKS response, read as bytes for the same reason.

@@ -35,28 +35,22 @@ extern "C" {
     ) -> u32;
 }
 
-/// Calls a foreign function: `Ok(result bytes)` or `Err(status)`.
-fn call_foreign(name: &str, args: &[u8]) -> Result<Vec<u8>, u32> {
+/// Runs a host call that hands back a buffer through out-pointers (`data`,
+/// `size`) and takes ownership of that buffer: `Ok(bytes)` when the call
+/// returns status 0 (no buffer: empty), `Err(status)` otherwise (a buffer
+/// the host wrote anyway is freed). The one place that turns host memory
+/// into a `Vec`.
+pub fn host_buffer(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Result<Vec<u8>, u32> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
-    // SAFETY: the pointers are valid for the call; on return the host has
-    // either left `data` null or pointed it at `size` bytes it allocated
-    // through this module's `proxy_on_memory_allocate` (a boxed `[u8]` of
-    // exactly `size` bytes), which we then own, as the SDK does.
-    let code = unsafe {
-        raw_call_foreign_function(
-            name.as_ptr(),
-            name.len(),
-            args.as_ptr(),
-            args.len(),
-            &mut data,
-            &mut size,
-        )
-    };
+    let code = call(&mut data, &mut size);
     let bytes = if data.is_null() {
         Vec::new()
     } else {
-        // SAFETY: see above; capacity == length == size, like the SDK.
+        // SAFETY: the host has pointed `data` at `size` bytes it allocated
+        // through this module's `proxy_on_memory_allocate` (a `Vec<u8>` of
+        // exactly `size` bytes), which we now own, as the SDK does:
+        // capacity == length == size.
         unsafe { Vec::from_raw_parts(data, size, size) }
     };
     if code == status::OK {
@@ -64,6 +58,23 @@ fn call_foreign(name: &str, args: &[u8]) -> Result<Vec<u8>, u32> {
     } else {
         Err(code)
     }
+}
+
+/// Calls a foreign function: `Ok(result bytes)` or `Err(status)`.
+fn call_foreign(name: &str, args: &[u8]) -> Result<Vec<u8>, u32> {
+    host_buffer(|data, size| {
+        // SAFETY: every pointer is valid for the duration of the call.
+        unsafe {
+            raw_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                args.as_ptr(),
+                args.len(),
+                data,
+                size,
+            )
+        }
+    })
 }
 
 fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
