@@ -306,6 +306,8 @@ cmd_bench() {
   cmd_setup
   command -v wrk >/dev/null 2>&1 || { log "installing wrk"; apt_install wrk; }
   command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
+  log "building the benchmark floor module (bench/floor)"
+  cargo build --quiet --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
   "$PY" bench/run.py
 }
 

@@ -12,6 +12,12 @@ from tests/fixtures/keys):
     B  native jwt_authn, no token cache
     C  native jwt_authn with jwt_cache_config (jwt_cache_size BENCH_NATIVE_CACHE, default 100)
     D  this filter (dist/jwt_filter.wasm, default config: host crypto on, cache 100/provider)
+    F  the floor (bench/floor): the least work any proxy-wasm JWT filter must do on this
+       host per request, and nothing more: one callback into the VM, read the one
+       Authorization header, one-entry token cache (W1), else one verify_signature call
+       with a key given in its config (RS256 only: not run on W3), remove the header or
+       send a bare 401. No claims, no expiry, no stats. NOT an authenticator: it shows,
+       in the same run, whether any wasm filter could reach C (W1) and B (W2, W4).
 
 and drives them with wrk (-t2 -cBENCH_CONNECTIONS) on these workloads:
 
@@ -21,23 +27,27 @@ and drives them with wrk (-t2 -cBENCH_CONNECTIONS) on these workloads:
     W3-EdDSA  as W2 with EdDSA
     W4        as W2 with a bad signature (every request must be denied, except by A)
 
-Configurations alternate inside each round (A B C D, A B C D, ...) for every workload;
+Configurations alternate inside each round (A B C D F, A B C D F, ...) for every workload;
 BENCH_ROUNDS rounds (default 3) of BENCH_SECONDS seconds (default 10) each. The table
 shows medians over rounds, the spread (min..max req/s relative to the median), ratios
-D/C, D/B, D/A, the module size and Envoy's RSS per worker. It goes to stdout and to
+D/C, D/B, D/A, F/C, F/B, the module size and Envoy's RSS per worker. It goes to stdout and to
 bench/results/latest.md. Environment knobs:
 
     BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_TOKENS=100000 BENCH_CONNECTIONS=32
-    BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4   BENCH_CONFIGS=A,B,C,D
+    BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4   BENCH_CONFIGS=A,B,C,D,F
     BENCH_NATIVE_CACHE=100   BENCH_WASM=dist/jwt_filter.wasm   BENCH_FILTER_CONFIG='{...}'
     BENCH_UPSTREAM=envoy|direct
     (extra top-level fields merged into D's plugin config, e.g. '{"host_crypto": false}')
+
+For a precise comparison of two builds (CPU per request, a microsecond resolves), see
+bench/pinned.py.
 
 Tokens are minted once into bench/.cache/ (100,000 RS256 signatures take a minute or two)
 and reused while they have more than a day to live.
 """
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import datetime
 import json
@@ -64,9 +74,10 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 N_TOKENS = int(os.environ.get("BENCH_TOKENS", "100000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 WORKLOADS = os.environ.get("BENCH_WORKLOADS", "W1,W2,W3-ES256,W3-EdDSA,W4").split(",")
-CONFIGS = os.environ.get("BENCH_CONFIGS", "A,B,C,D").split(",")
+CONFIGS = os.environ.get("BENCH_CONFIGS", "A,B,C,D,F").split(",")
 NATIVE_CACHE = int(os.environ.get("BENCH_NATIVE_CACHE", "100"))
 WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "dist" / "jwt_filter.wasm")).resolve()
+FLOOR_WASM = HERE / "floor" / "target" / "wasm32-wasip1" / "release" / "bench_floor.wasm"
 FILTER_EXTRA = json.loads(os.environ.get("BENCH_FILTER_CONFIG", "{}"))
 # "envoy" (default, as the issue specifies): every Envoy under test proxies to one
 # shared upstream on 127.0.0.1 (a separate Envoy, 1 worker, answering 200 "ok" by
@@ -83,6 +94,7 @@ CONFIG_NAMES = {
     "B": "jwt_authn, no cache",
     "C": f"jwt_authn + jwt_cache_config ({NATIVE_CACHE})",
     "D": "this filter (wasm)",
+    "F": "floor: least any wasm filter must do",
 }
 WORKLOAD_ALG = {"W1": "RS256", "W2": "RS256", "W3-ES256": "ES256", "W3-EdDSA": "EdDSA", "W4": "RS256"}
 
@@ -199,6 +211,34 @@ def provider() -> dict:
     return {"issuer": ISSUER, "audiences": [AUDIENCE], "local_jwks": {"inline_string": jwks()}}
 
 
+def rsa_spki_b64() -> str:
+    """The benchmark RSA key (kid rsa-a) as base64 SubjectPublicKeyInfo DER: F's config."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = next(k for k in json.loads(jwks())["keys"] if k["kid"] == "rsa-a")
+    num = lambda v: int.from_bytes(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)), "big")
+    pub = rsa.RSAPublicNumbers(num(key["e"]), num(key["n"])).public_key()
+    der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+def wasm_filter(path: pathlib.Path, configuration: str, vm_id: str) -> dict:
+    return {"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": vm_id, "root_id": vm_id,
+            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                              "value": configuration},
+            "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
+                          "code": {"local": {"filename": str(path)}}},
+        }}}
+
+
+def runs_on(config: str, workload: str) -> bool:
+    """F knows one RS256 key only."""
+    return config != "F" or WORKLOAD_ALG[workload] == "RS256"
+
+
 def http_filters(config: str) -> list[dict]:
     rules = [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]
     if config == "A":
@@ -210,17 +250,11 @@ def http_filters(config: str) -> list[dict]:
         return [{"name": "envoy.filters.http.jwt_authn", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
             "providers": {"bench": p}, "rules": rules}}]
+    if config == "F":
+        return [wasm_filter(FLOOR_WASM, rsa_spki_b64(), "bench_floor")]
     plugin = {"providers": {"bench": provider()}, "rules": rules}
     plugin.update(FILTER_EXTRA)
-    return [{"name": "envoy.filters.http.wasm", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-        "config": {
-            "name": "jwt_filter", "root_id": "jwt_filter",
-            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                              "value": json.dumps(plugin)},
-            "vm_config": {"vm_id": "jwt_filter", "runtime": "envoy.wasm.runtime.v8",
-                          "code": {"local": {"filename": str(WASM)}}},
-        }}}]
+    return [wasm_filter(WASM, json.dumps(plugin), "jwt_filter")]
 
 
 def free_port() -> int:
@@ -383,20 +417,22 @@ def report(results: dict, rss: dict) -> str:
             lines.append(f"| {w} | {c}: {CONFIG_NAMES[c]} | {med:,.0f} | {spread} | {fmt_us(p50)} | "
                          f"{fmt_us(p99)} | {cpu:.1f} us | {non2xx:.0f}% |")
     lines += ["", "Ratios of req/s medians; the CPU columns are Envoy CPU per request of D over C and B "
-              "(below 1.00: D costs less).", "",
-              "| workload | D/C | D/B | D/A | p99 D vs C | CPU D/C | CPU D/B |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "(below 1.00: D costs less). F (the floor) against C and B answers whether any "
+              "proxy-wasm filter could meet the goal on this host.", "",
+              "| workload | D/C | D/B | D/A | p99 D vs C | CPU D/C | CPU D/B | F/C | F/B | CPU F/C | CPU F/B |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for w in WORKLOADS:
-        def ratio(other: str, table: dict[tuple[str, str], float] = medians) -> str:
-            d, o = table.get((w, "D")), table.get((w, other))
-            return f"{d / o:.2f}" if d and o else "-"
+        def ratio(num: str, den: str, table: dict[tuple[str, str], float] = medians) -> str:
+            n, d = table.get((w, num)), table.get((w, den))
+            return f"{n / d:.2f}" if n and d else "-"
         p99 = "-"
         if results.get((w, "D")) and results.get((w, "C")):
             pd = statistics.median(r["p99_us"] for r in results[(w, "D")])
             pc = statistics.median(r["p99_us"] for r in results[(w, "C")])
             p99 = f"{fmt_us(pd)} vs {fmt_us(pc)}"
-        lines.append(f"| {w} | {ratio('C')} | {ratio('B')} | {ratio('A')} | {p99} | "
-                     f"{ratio('C', cpus)} | {ratio('B', cpus)} |")
+        lines.append(f"| {w} | {ratio('D', 'C')} | {ratio('D', 'B')} | {ratio('D', 'A')} | {p99} | "
+                     f"{ratio('D', 'C', cpus)} | {ratio('D', 'B', cpus)} | {ratio('F', 'C')} | "
+                     f"{ratio('F', 'B')} | {ratio('F', 'C', cpus)} | {ratio('F', 'B', cpus)} |")
     lines += ["", "Envoy RSS after the run, per worker (RSS / concurrency):", ""]
     for c in CONFIGS:
         if c in rss:
@@ -410,6 +446,8 @@ def main() -> None:
         raise SystemExit("wrk not found (apt-get install wrk)")
     if "D" in CONFIGS and not WASM.exists():
         raise SystemExit(f"{WASM} missing: run ./build.sh build")
+    if "F" in CONFIGS and not FLOOR_WASM.exists():
+        raise SystemExit(f"{FLOOR_WASM} missing: run ./build.sh bench (it builds bench/floor)")
     files = {w: workload_file(w) for w in WORKLOADS}
     work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-bench-"))
     lua = work / "tokens.lua"
@@ -432,6 +470,8 @@ def main() -> None:
         for rnd in range(ROUNDS):
             for w in WORKLOADS:
                 for c in CONFIGS:
+                    if not runs_on(c, w):
+                        continue
                     r = run_wrk(envoys[c], files[w], lua)
                     results.setdefault((w, c), []).append(r)
                     print(f"round {rnd + 1}/{ROUNDS} {w:9} {c}: {r['rps']:9,.0f} req/s  p50 {fmt_us(r['p50_us']):>8}  "

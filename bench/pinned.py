@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Envoy CPU per request, measured as steadily as this 2-core machine allows.
+
+`bench/run.py` follows the issue's setup (--concurrency 2, wrk -t2, all sharing both
+cores), where run-to-run noise is several per cent. To judge a change of a microsecond,
+this tool pins things apart instead: every Envoy under test runs one worker on CPU 1,
+the upstream Envoy and wrk run on CPU 0. Configurations alternate within each round;
+it prints the median and minimum CPU microseconds per request over the rounds.
+
+    bench/pinned.py WORKLOAD CONFIG...     e.g.  bench/pinned.py W1 A C D F
+    CONFIG: A | B | C | D | F (as in run.py), or a path to another build of the
+            filter's .wasm, run as D (to compare builds side by side)
+    PIN_SECONDS=4 PIN_ROUNDS=5
+
+Not a substitute for `./build.sh bench`: it answers "which is cheaper, by how much",
+not "how fast under the issue's load".
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import run as bench  # noqa: E402
+
+SECONDS = int(os.environ.get("PIN_SECONDS", "4"))
+ROUNDS = int(os.environ.get("PIN_ROUNDS", "5"))
+
+
+def pin(pid: int, cpu: int) -> None:
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
+def main() -> None:
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    workload, configs = sys.argv[1], sys.argv[2:]
+    if os.cpu_count() is None or os.cpu_count() < 2:
+        raise SystemExit("needs two CPUs")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-pinned-"))
+    lua = work / "tokens.lua"
+    lua.write_text(bench.LUA)
+    tokens = bench.workload_file(workload)
+    (work / "upstream").mkdir()
+    upstream = bench.Envoy("A", work / "upstream", base_id=(os.getpid() % 10000) * 10 + 9, concurrency=1)
+    upstream.config = "upstream"
+    envoys: list[tuple[str, bench.Envoy]] = []
+    try:
+        upstream.start()
+        pin(upstream.proc.pid, 0)
+        for i, c in enumerate(configs):
+            if c not in bench.CONFIG_NAMES:
+                bench.WASM = pathlib.Path(c).resolve()
+            d = work / f"e{i}"
+            d.mkdir()
+            e = bench.Envoy(c if c in bench.CONFIG_NAMES else "D", d,
+                            base_id=(os.getpid() % 10000) * 10 + i, upstream_port=upstream.port,
+                            concurrency=1).start()
+            pin(e.proc.pid, 1)
+            envoys.append((c, e))
+        cpu: dict[str, list[float]] = {}
+        for _ in range(ROUNDS):
+            for c, e in envoys:
+                cmd = ["taskset", "-c", "0", "wrk", "-t1", "-c16", f"-d{SECONDS}s", "-s", str(lua),
+                       f"http://127.0.0.1:{e.port}/api", "--", str(tokens), "1"]
+                c0 = e.cpu_seconds()
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60).stdout
+                used = e.cpu_seconds() - c0
+                res = next(json.loads(l[6:]) for l in out.splitlines() if l.startswith("BENCH "))
+                cpu.setdefault(c, []).append(used * 1e6 / max(res["requests"], 1))
+        for c, xs in cpu.items():
+            print(f"{workload} {c[-24:]:24} median {statistics.median(xs):6.2f}  min {min(xs):6.2f} "
+                  f"us/req   rounds: " + " ".join(f"{x:.1f}" for x in xs))
+    finally:
+        for _, e in envoys:
+            e.stop()
+        upstream.stop()
+
+
+if __name__ == "__main__":
+    main()
