@@ -1,5 +1,5 @@
 //! Native timing of the pure-Rust signature paths (issue 5, item 4): our
-//! `Key::verify` (RustCrypto `rsa`, `p256`, `ed25519-compact`) against
+//! `Key::verify` (RustCrypto `rsa`, `p256`, `ed25519-dalek`) against
 //! jwt-simple's pure-Rust verification, same keys and tokens.
 //!
 //!     cargo run --release --example verify_timing [ITERATIONS]

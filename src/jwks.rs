@@ -131,7 +131,7 @@ enum Material {
         key: p384::ecdsa::VerifyingKey,
         spki: Vec<u8>,
     },
-    Ed25519(ed25519_compact::PublicKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
     Oct(Vec<u8>),
 }
 
@@ -273,11 +273,12 @@ impl Key {
                 }
             }
             Material::Ed25519(pk) => {
-                if signature.len() != ed25519_compact::Signature::BYTES {
-                    return false;
-                }
-                match ed25519_compact::Signature::from_slice(signature) {
-                    Ok(sig) => pk.verify(signing_input, &sig).is_ok(),
+                // RFC 8032 with the strict checks: S < L, and neither R nor
+                // the key of small order (no signature "valid for any message").
+                match <[u8; ed25519_dalek::SIGNATURE_LENGTH]>::try_from(signature) {
+                    Ok(bytes) => pk
+                        .verify_strict(signing_input, &ed25519_dalek::Signature::from_bytes(&bytes))
+                        .is_ok(),
                     Err(_) => false,
                 }
             }
@@ -603,12 +604,16 @@ fn parse_okp(obj: &Map<String, Value>) -> Result<Material, String> {
         return Err(format!("unsupported OKP crv {}", echo(crv)));
     }
     let x = b64_member(obj, "x")?;
-    if x.len() != ed25519_compact::PublicKey::BYTES {
+    let Ok(bytes) = <[u8; ed25519_dalek::PUBLIC_KEY_LENGTH]>::try_from(x.as_slice()) else {
         return Err(format!("Ed25519 \"x\" must be 32 bytes, not {}", x.len()));
+    };
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "invalid Ed25519 public key (not a curve point)".to_string())?;
+    if key.is_weak() {
+        // Small order: no signature under it could be trusted to mean anything.
+        return Err("invalid Ed25519 public key (small order)".to_string());
     }
-    ed25519_compact::PublicKey::from_slice(&x)
-        .map(Material::Ed25519)
-        .map_err(|_| "invalid Ed25519 public key".to_string())
+    Ok(Material::Ed25519(key))
 }
 
 fn parse_oct(obj: &Map<String, Value>) -> Result<Material, String> {

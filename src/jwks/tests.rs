@@ -846,3 +846,26 @@ fn hostile_signatures_never_panic() {
         }
     }
 }
+
+#[test]
+fn ed25519_keys_of_small_order_or_off_the_curve_are_refused() {
+    let okp = |x: &[u8]| {
+        let x = b64(x);
+        format!(
+            "{{\"keys\":[{{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"k\",\"x\":\"{x}\"}}]}}"
+        )
+    };
+    // The neutral point (y = 1): a signature with R = identity and S = 0
+    // would "verify" any message under it.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let err = KeySet::parse(&okp(&identity)).unwrap_err();
+    assert!(err.contains("small order"), "{err}");
+    // y = 2 has no x on edwards25519.
+    let mut off_curve = [0u8; 32];
+    off_curve[0] = 2;
+    let err = KeySet::parse(&okp(&off_curve)).unwrap_err();
+    assert!(err.contains("not a curve point"), "{err}");
+    // The fixture's real key still loads.
+    assert!(fixture_set().has_kid("ed-1"));
+}
