@@ -1,8 +1,13 @@
 //! Native timing of the pure-Rust signature paths (issue 5, item 4): our
-//! `Key::verify` (RustCrypto `rsa`, `p256`, `ed25519-dalek`) against
+//! `Key::verify` (`rsa_verify`, RustCrypto `p256`, `ed25519-dalek`) against
 //! jwt-simple's pure-Rust verification, same keys and tokens.
 //!
 //!     cargo run --release --example verify_timing [ITERATIONS]
+//!
+//! and inside wasm, under V8 (Node.js), as the filter runs in Envoy:
+//!
+//!     cargo build --release --example verify_timing --target wasm32-wasip1
+//!     node tools/run_wasi.mjs target/wasm32-wasip1/release/examples/verify_timing.wasm 200
 //!
 //! Needs an otherwise idle machine for meaningful numbers. Keys: the TEST-ONLY
 //! keys in tests/fixtures/keys.
@@ -57,6 +62,16 @@ fn main() {
         pk.verify_token::<NoCustomClaims>(&t, None).is_ok()
     });
     println!("RS256  ours {ours:8.1} us   jwt-simple {theirs:8.1} us");
+
+    let pss = PS256KeyPair::from_pem(RSA).unwrap();
+    let t = pss.sign(claims()).unwrap();
+    let (input, sig) = split(&t);
+    let ours = time(iters, || key("rsa-a").verify(Alg::PS256, &input, &sig));
+    let pk = pss.public_key();
+    let theirs = time(iters, || {
+        pk.verify_token::<NoCustomClaims>(&t, None).is_ok()
+    });
+    println!("PS256  ours {ours:8.1} us   jwt-simple {theirs:8.1} us");
 
     let ec = ES256KeyPair::from_pem(EC).unwrap();
     let t = ec.sign(claims()).unwrap();

@@ -11,11 +11,9 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use rsa::pkcs8::EncodePublicKey;
-use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+
+use crate::rsa_verify::{self, Hash};
 
 /// More keys than this in one JWKS document is an error.
 pub const MAX_KEYS: usize = 256;
@@ -117,10 +115,7 @@ impl std::fmt::Display for Alg {
 #[derive(Clone)]
 enum Material {
     Rsa {
-        key: RsaPublicKey,
-        bits: usize,
-        /// Modulus length in bytes: the exact signature length.
-        size: usize,
+        key: rsa_verify::PublicKey,
         spki: Vec<u8>,
     },
     P256 {
@@ -167,7 +162,7 @@ impl std::fmt::Debug for Key {
             .field("alg", &self.alg)
             .field("kty", &self.kty());
         match &self.material {
-            Material::Rsa { bits, .. } => d.field("bits", bits),
+            Material::Rsa { key, .. } => d.field("bits", &key.bits()),
             Material::P256 { .. } => d.field("crv", &"P-256"),
             Material::P384 { .. } => d.field("crv", &"P-384"),
             Material::Ed25519(_) => d.field("crv", &"Ed25519"),
@@ -212,44 +207,22 @@ impl Key {
             return false;
         }
         match &self.material {
-            Material::Rsa { key, size, .. } => {
-                if signature.len() != *size {
-                    return false;
-                }
-                let res = match alg {
-                    Alg::RS256 => key.verify(
-                        Pkcs1v15Sign::new::<Sha256>(),
-                        &Sha256::digest(signing_input),
-                        signature,
-                    ),
-                    Alg::RS384 => key.verify(
-                        Pkcs1v15Sign::new::<Sha384>(),
-                        &Sha384::digest(signing_input),
-                        signature,
-                    ),
-                    Alg::RS512 => key.verify(
-                        Pkcs1v15Sign::new::<Sha512>(),
-                        &Sha512::digest(signing_input),
-                        signature,
-                    ),
-                    Alg::PS256 => key.verify(
-                        Pss::new::<Sha256>(),
-                        &Sha256::digest(signing_input),
-                        signature,
-                    ),
-                    Alg::PS384 => key.verify(
-                        Pss::new::<Sha384>(),
-                        &Sha384::digest(signing_input),
-                        signature,
-                    ),
-                    Alg::PS512 => key.verify(
-                        Pss::new::<Sha512>(),
-                        &Sha512::digest(signing_input),
-                        signature,
-                    ),
+            Material::Rsa { key, .. } => {
+                // Length and range are checked inside (exactly the modulus length).
+                let (pss, hash) = match alg {
+                    Alg::RS256 => (false, Hash::Sha256),
+                    Alg::RS384 => (false, Hash::Sha384),
+                    Alg::RS512 => (false, Hash::Sha512),
+                    Alg::PS256 => (true, Hash::Sha256),
+                    Alg::PS384 => (true, Hash::Sha384),
+                    Alg::PS512 => (true, Hash::Sha512),
                     _ => return false,
                 };
-                res.is_ok()
+                if pss {
+                    key.verify_pss(hash, signing_input, signature)
+                } else {
+                    key.verify_pkcs1v15(hash, signing_input, signature)
+                }
             }
             Material::P256 { key, .. } => {
                 use p256::ecdsa::signature::Verifier;
@@ -317,7 +290,7 @@ impl Key {
     /// RSA modulus size in bits.
     pub fn rsa_bits(&self) -> Option<usize> {
         match &self.material {
-            Material::Rsa { bits, .. } => Some(*bits),
+            Material::Rsa { key, .. } => Some(key.bits()),
             _ => None,
         }
     }
@@ -538,25 +511,20 @@ fn parse_rsa(obj: &Map<String, Value>) -> Result<Material, String> {
     if !e_odd || !e_gt_one {
         return Err("RSA exponent must be odd and greater than 1".to_string());
     }
-    let n = BigUint::from_bytes_be(n_bytes);
-    let bits = n.bits();
+    // 33 bits at most, as BoringSSL (the host path) demands.
+    if e_bytes.len() > 5 || (e_bytes.len() == 5 && e_bytes.first().is_some_and(|&b| b > 1)) {
+        return Err("RSA exponent over 33 bits".to_string());
+    }
+    let bits = n_bytes
+        .first()
+        .map_or(0, |&top| 8 * n_bytes.len() - top.leading_zeros() as usize);
     if bits < MIN_RSA_BITS {
         return Err(format!("RSA key under {MIN_RSA_BITS} bits ({bits} bits)"));
     }
-    let e = BigUint::from_bytes_be(e_bytes);
-    let key = RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
-        .map_err(|err| format!("invalid RSA key: {err}"))?;
-    let spki = key
-        .to_public_key_der()
-        .map_err(|_| "cannot encode RSA key as SPKI".to_string())?
-        .into_vec();
-    let size = key.size();
-    Ok(Material::Rsa {
-        key,
-        bits,
-        size,
-        spki,
-    })
+    let key = rsa_verify::PublicKey::new(n_bytes, e_bytes)
+        .ok_or_else(|| "invalid RSA key: the modulus must be odd".to_string())?;
+    let spki = key.spki_der();
+    Ok(Material::Rsa { key, spki })
 }
 
 /// Uncompressed SEC1 point `04 || x || y`, coordinates left-padded to `len`.

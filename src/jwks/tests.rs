@@ -869,3 +869,23 @@ fn ed25519_keys_of_small_order_or_off_the_curve_are_refused() {
     // The fixture's real key still loads.
     assert!(fixture_set().has_kid("ed-1"));
 }
+
+#[test]
+fn rsa_keys_with_an_even_modulus_or_an_exponent_over_33_bits_are_refused() {
+    let good = fixture_jwk("rsa-a");
+    let n = B64URL.decode(good["n"].as_str().unwrap()).unwrap();
+    let mut even = n.clone();
+    *even.last_mut().unwrap() &= 0xfe;
+    let with = |n: &[u8], e: &[u8]| {
+        let mut k = good.clone();
+        k["n"] = json!(b64(n));
+        k["e"] = json!(b64(e));
+        KeySet::parse(&json!({ "keys": [k] }).to_string()).unwrap_err()
+    };
+    assert!(with(&even, &[1, 0, 1]).contains("modulus must be odd"));
+    assert!(with(&n, &[2, 0, 0, 0, 1]).contains("exponent over 33 bits"));
+    // 2^33 - 1 is the largest exponent BoringSSL (the host path) accepts.
+    let mut k = good.clone();
+    k["e"] = json!(b64(&[1, 0xff, 0xff, 0xff, 0xff]));
+    assert!(KeySet::parse(&json!({ "keys": [k] }).to_string()).is_ok());
+}
