@@ -4,7 +4,17 @@
 //! `wrk` request; the verifier encodes the host's arguments (as the offload
 //! does) and answers without doing the maths.
 //!
-//!     cargo run --release --example request_path [TOKENS_FILE] [ITERATIONS]
+//!     cargo run --release --example request_path [TOKENS_FILE] [ITERATIONS] [W1,W2,W4]
+//!
+//! As wasm under V8, as the filter runs (the tokens file must lie under the
+//! current directory, which is the only one the module sees):
+//!
+//!     cargo build --release --example request_path --target wasm32-wasip1
+//!     node tools/run_wasi.mjs target/wasm32-wasip1/release/examples/request_path.wasm \
+//!         $PWD/bench/.cache/RS256-100000.txt 100000
+//!
+//! (`node --cpu-prof` then profiles it; build with CARGO_PROFILE_RELEASE_STRIP=false
+//! to keep function names.)
 //!
 //! TOKENS_FILE defaults to bench/.cache/RS256-100000.txt (made by
 //! `./build.sh bench`); one line per token. Workloads as in bench/run.py:
@@ -159,20 +169,19 @@ fn main() {
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
+    // Which workloads: all, or a comma-separated list (for a profile of one).
+    let only = args.next().unwrap_or_else(|| "W1,W2,W4".to_string());
     let config = config();
-    run(
-        "W1 (one token, cache hits)",
-        &config,
-        &tokens[..1],
-        iters,
-        true,
-    );
-    run("W2 (distinct tokens)", &config, &tokens, iters, true);
-    run(
-        "W4 (distinct tokens, bad signature)",
-        &config,
-        &tokens,
-        iters,
-        false,
-    );
+    let wanted = |w: &str| only.split(',').any(|o| o == w);
+    if wanted("W1") {
+        let first = tokens.get(..1).unwrap_or_default();
+        run("W1 (one token, cache hits)", &config, first, iters, true);
+    }
+    if wanted("W2") {
+        run("W2 (distinct tokens)", &config, &tokens, iters, true);
+    }
+    if wanted("W4") {
+        let label = "W4 (distinct tokens, bad signature)";
+        run(label, &config, &tokens, iters, false);
+    }
 }

@@ -9,7 +9,10 @@ if (!file) {
   console.error('usage: node tools/run_wasi.mjs MODULE.wasm [ARGS...]');
   process.exit(2);
 }
-const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {} });
+// The current directory is visible to the module under its own path (for input files).
+const wasi = new WASI({
+  version: 'preview1', args: [file, ...args], env: {}, preopens: { [process.cwd()]: process.cwd() },
+});
 const module = await WebAssembly.compile(await readFile(file));
 // A module built from this crate also imports the proxy-wasm host functions
 // (module "env"); a command like verify_timing never calls them.

@@ -124,3 +124,18 @@ fn reinsert_replaces_and_clear_empties() {
     assert!(c.is_empty());
     assert_eq!(c.bytes(), 0);
 }
+
+#[test]
+fn same_bytes_is_slice_equality() {
+    let base: Vec<u8> = (0..40u8).collect();
+    for len in [0, 1, 7, 8, 9, 15, 16, 17, 40] {
+        let a = &base[..len];
+        assert!(same_bytes(a, a));
+        assert!(!same_bytes(a, &base[..len.saturating_sub(1)]) || len == 0);
+        for i in 0..len {
+            let mut b = a.to_vec();
+            b[i] ^= 0x80;
+            assert!(!same_bytes(a, &b), "len {len}, byte {i}");
+        }
+    }
+}
