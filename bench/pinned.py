@@ -17,11 +17,9 @@ not "how fast under the issue's load".
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -67,13 +65,9 @@ def main() -> None:
         cpu: dict[str, list[float]] = {}
         for _ in range(ROUNDS):
             for c, e in envoys:
-                cmd = ["taskset", "-c", "0", "wrk", "-t1", "-c16", f"-d{SECONDS}s", "-s", str(lua),
-                       f"http://127.0.0.1:{e.port}/api", "--", str(tokens), "1"]
-                c0 = e.cpu_seconds()
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60).stdout
-                used = e.cpu_seconds() - c0
-                res = next(json.loads(l[6:]) for l in out.splitlines() if l.startswith("BENCH "))
-                cpu.setdefault(c, []).append(used * 1e6 / max(res["requests"], 1))
+                r = bench.run_wrk(e, tokens, lua, threads=1, connections=16, seconds=SECONDS,
+                                  prefix=("taskset", "-c", "0"))
+                cpu.setdefault(c, []).append(r["cpu_us"])
         for c, xs in cpu.items():
             print(f"{workload} {c[-24:]:24} median {statistics.median(xs):6.2f}  min {min(xs):6.2f} "
                   f"us/req   rounds: " + " ".join(f"{x:.1f}" for x in xs))

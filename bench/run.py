@@ -345,11 +345,14 @@ class Envoy:
                 self.proc.kill()
 
 
-def run_wrk(envoy: Envoy, tokens: pathlib.Path, lua: pathlib.Path) -> dict:
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(lua),
-           f"http://127.0.0.1:{envoy.port}/api", "--", str(tokens), "2"]
+def run_wrk(envoy: Envoy, tokens: pathlib.Path, lua: pathlib.Path, threads: int = 2,
+            connections: int = CONNECTIONS, seconds: int = SECONDS,
+            prefix: tuple[str, ...] = ()) -> dict:
+    """One wrk run against `envoy` (`prefix`, e.g. taskset, runs wrk)."""
+    cmd = [*prefix, "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+           "-s", str(lua), f"http://127.0.0.1:{envoy.port}/api", "--", str(tokens), str(threads)]
     cpu0 = envoy.cpu_seconds()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     cpu = envoy.cpu_seconds() - cpu0
     for line in out.stdout.splitlines():
         if line.startswith("BENCH "):

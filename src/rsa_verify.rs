@@ -218,8 +218,8 @@ impl PublicKey {
             return None;
         }
         let k = self.n.len();
-        let mut s = limbs_from_be(signature);
-        s.resize(k, 0);
+        // `size` bytes are exactly `k` limbs.
+        let s = limbs_from_be(signature);
         if s.len() != k || !less_than(&s, &self.n) {
             return None;
         }
