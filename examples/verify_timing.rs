@@ -55,13 +55,12 @@ fn main() {
 
     // One line per algorithm: its token (signed by jwt-simple), our signature
     // check with the JWKS key `kid`, and jwt-simple's whole-token check.
-    let mut line =
-        |name: &str, token: String, kid: &str, alg: Alg, theirs: &dyn Fn(&str) -> bool| {
-            let (input, sig) = split(&token);
-            let ours = time(iters, || key(kid).verify(alg, &input, &sig));
-            let theirs = time(iters, || theirs(&token));
-            println!("{name:6} ours {ours:8.1} us   jwt-simple {theirs:8.1} us");
-        };
+    let line = |name: &str, token: String, kid: &str, alg: Alg, theirs: &dyn Fn(&str) -> bool| {
+        let (input, sig) = split(&token);
+        let ours = time(iters, || key(kid).verify(alg, &input, &sig));
+        let theirs = time(iters, || theirs(&token));
+        println!("{name:6} ours {ours:8.1} us   jwt-simple {theirs:8.1} us");
+    };
     let rs = RS256KeyPair::from_pem(RSA).unwrap();
     let (pk, t) = (rs.public_key(), rs.sign(claims()).unwrap());
     line("RS256", t, "rsa-a", Alg::RS256, &|t| {
