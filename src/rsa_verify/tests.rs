@@ -246,3 +246,28 @@ fn spki_der_matches_the_rsa_crate() {
         assert_eq!(ours, theirs.as_bytes());
     }
 }
+
+/// Many random odd moduli of every size up to 2200 bits, random exponents:
+/// the Montgomery arithmetic against num-bigint.
+#[test]
+fn random_moduli_and_exponents_match_modpow() {
+    let mut rng = Rng(0x5eed);
+    for round in 0..300 {
+        let size_byte = rng.bytes(2);
+        let bits = 2 + (usize::from(u16::from_be_bytes([size_byte[0], size_byte[1]])) % 2199);
+        let n_be = odd_modulus(&mut rng, bits);
+        let e = u64::from_be_bytes(rng.bytes(8).try_into().unwrap()) >> (round % 62) | 3;
+        let Some(key) = PublicKey::new(&n_be, &e.to_be_bytes()) else {
+            panic!("odd n of {bits} bits, odd e {e} refused");
+        };
+        let n = BigUint::from_bytes_be(&n_be);
+        for _ in 0..3 {
+            let s = BigUint::from_bytes_be(&rng.bytes(key.size())) % &n;
+            let mut b = vec![0u8; key.size() - s.to_bytes_be().len()];
+            b.extend_from_slice(&s.to_bytes_be());
+            let want = s.modpow(&BigUint::from(e), &n);
+            let got = key.public_op(&b).expect("s < n");
+            assert_eq!(BigUint::from_bytes_be(&got), want, "n {bits} bits, e {e}");
+        }
+    }
+}
