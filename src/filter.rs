@@ -613,6 +613,9 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
     }
     // Evaluated under a shared borrow of the VM (no per-request copy of the
     // key state); host-offloaded crypto and the token cache (issue 5).
+    // One host call: whether a denial's log line (and the token facts it
+    // needs) will be kept.
+    let log_denials = observe::decision_log_enabled();
     let (outcome, waits) = {
         let v = vm.borrow();
         filter_host::evaluate(
@@ -623,7 +626,7 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
             view,
             now / 1000,
             |ev| {
-                ev.token_facts = observe::decision_log_enabled();
+                ev.token_facts = log_denials;
                 (ev.outcome(), std::mem::take(&mut ev.waits))
             },
         )
@@ -637,7 +640,7 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
         }
     }
     let metrics = vm.borrow().metrics.clone();
-    observe::apply(&config, &metrics, view, outcome)
+    observe::apply(&config, &metrics, view, outcome, log_denials)
 }
 
 /// Parks the request when a fetch may change the outcome: keys not fetched

@@ -13,6 +13,7 @@
 //! which algorithms work) are in `../shared/notes/verify-signature.md` and
 //! the README.
 
+use crate::der;
 use crate::jwks::{Alg, Key};
 
 #[allow(dead_code)] // the JWK members are for the tests
@@ -243,29 +244,6 @@ fn in_range(x: &[u8], order: &[u8]) -> bool {
     x.len() == order.len() && x.iter().any(|&b| b != 0) && x < order
 }
 
-fn put_der_len(buf: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        buf.push(len as u8);
-    } else if len <= 0xff {
-        buf.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        buf.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
-}
-
-/// A minimal DER INTEGER for a positive big-endian number.
-fn put_der_uint(buf: &mut Vec<u8>, x: &[u8]) {
-    let start = x.iter().position(|&b| b != 0).unwrap_or(x.len());
-    let digits = x.get(start..).unwrap_or(&[]);
-    let pad = digits.first().is_none_or(|&b| b & 0x80 != 0);
-    buf.push(0x02);
-    put_der_len(buf, digits.len() + usize::from(pad));
-    if pad {
-        buf.push(0);
-    }
-    buf.extend_from_slice(digits);
-}
-
 /// JWS ECDSA `r || s` (each exactly the order's length) -> DER
 /// `SEQUENCE { INTEGER r, INTEGER s }`. `None` (invalid signature) when the
 /// length is wrong or `r` or `s` is 0 or not below the curve order: the
@@ -279,13 +257,11 @@ pub fn ecdsa_raw_to_der(raw: &[u8], order: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut ints = Vec::with_capacity(raw.len() + 6);
-    put_der_uint(&mut ints, r);
-    put_der_uint(&mut ints, s);
-    let mut der = Vec::with_capacity(ints.len() + 3);
-    der.push(0x30);
-    put_der_len(&mut der, ints.len());
-    der.extend_from_slice(&ints);
-    Some(der)
+    der::put_uint(&mut ints, r);
+    der::put_uint(&mut ints, s);
+    let mut out = Vec::with_capacity(ints.len() + 3);
+    der::put_tlv(&mut out, 0x30, &ints);
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------

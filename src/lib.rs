@@ -15,6 +15,7 @@
 pub mod authz;
 pub mod config;
 pub mod decision_log;
+mod der;
 pub mod error;
 pub mod extract;
 pub mod hostverify;

@@ -16,6 +16,8 @@
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+use crate::der;
+
 /// The hash of an RS*/PS* algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hash {
@@ -78,9 +80,8 @@ pub struct PublicKey {
     /// `R^2 mod n`, `R = 2^(32 * limbs)`.
     rr: Vec<u32>,
     e: u64,
-    /// Modulus length in bits and in bytes.
+    /// Modulus length in bits.
     bits: usize,
-    size: usize,
 }
 
 impl PublicKey {
@@ -110,7 +111,6 @@ impl PublicKey {
             rr: Vec::new(),
             e,
             bits,
-            size: bits.div_ceil(8),
             n,
         };
         key.rr = key.r_squared();
@@ -119,7 +119,7 @@ impl PublicKey {
 
     /// Modulus length in bytes: the length every signature must have.
     pub fn size(&self) -> usize {
-        self.size
+        self.bits.div_ceil(8)
     }
 
     /// Modulus length in bits.
@@ -130,21 +130,20 @@ impl PublicKey {
     /// The key as DER SubjectPublicKeyInfo (rsaEncryption, NULL parameters),
     /// the form Envoy's `verify_signature` takes.
     pub fn spki_der(&self) -> Vec<u8> {
-        let mut rsa_key = Vec::with_capacity(self.size + 16);
-        der_uint(&mut rsa_key, &limbs_to_be(&self.n, self.size));
-        der_uint(&mut rsa_key, &self.e.to_be_bytes());
-        let rsa_key = der_wrap(0x30, &rsa_key);
-        let mut bits = Vec::with_capacity(rsa_key.len() + 1);
-        bits.push(0x00); // no unused bits
-        bits.extend_from_slice(&rsa_key);
-        let mut body = Vec::with_capacity(bits.len() + 24);
+        let mut ints = Vec::with_capacity(self.size() + 16);
+        der::put_uint(&mut ints, &limbs_to_be(&self.n, self.size()));
+        der::put_uint(&mut ints, &self.e.to_be_bytes());
+        let mut bits = vec![0x00]; // BIT STRING: no unused bits
+        der::put_tlv(&mut bits, 0x30, &ints);
         // SEQUENCE { OID 1.2.840.113549.1.1.1 (rsaEncryption), NULL }
-        body.extend_from_slice(&[
+        let mut body = vec![
             0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
             0x00,
-        ]);
-        body.extend_from_slice(&der_wrap(0x03, &bits));
-        der_wrap(0x30, &body)
+        ];
+        der::put_tlv(&mut body, 0x03, &bits);
+        let mut out = Vec::with_capacity(body.len() + 4);
+        der::put_tlv(&mut out, 0x30, &body);
+        out
     }
 
     /// RSASSA-PKCS1-v1_5 over `message`.
@@ -214,7 +213,7 @@ impl PublicKey {
     /// `signature^e mod n` as big-endian bytes of the modulus length, or
     /// `None` when the signature has another length or is not below `n`.
     fn public_op(&self, signature: &[u8]) -> Option<Vec<u8>> {
-        if signature.len() != self.size {
+        if signature.len() != self.size() {
             return None;
         }
         let k = self.n.len();
@@ -241,7 +240,7 @@ impl PublicKey {
             *l = 1;
         }
         self.mont_mul(&acc, &one, &mut scratch, &mut tmp); // out of Montgomery form
-        Some(limbs_to_be(&tmp, self.size))
+        Some(limbs_to_be(&tmp, self.size()))
     }
 
     /// `out = a * b * R^-1 mod n` (CIOS), for `a, b < n`; `out < n`.
@@ -333,34 +332,6 @@ impl PublicKey {
             }
         }
     }
-}
-
-/// DER tag, definite length, content.
-fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let len_bytes = trim(&bytes);
-        out.push(0x80 | len_bytes.len() as u8);
-        out.extend_from_slice(len_bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A non-negative DER INTEGER from big-endian bytes (minimal form).
-fn der_uint(out: &mut Vec<u8>, be: &[u8]) {
-    let v = trim(be);
-    let mut content = Vec::with_capacity(v.len() + 1);
-    if v.first().is_none_or(|&b| b & 0x80 != 0) {
-        content.push(0x00);
-    }
-    content.extend_from_slice(v);
-    out.extend_from_slice(&der_wrap(0x02, &content));
 }
 
 /// MGF1 (RFC 8017 B.2.1): `len` bytes from `seed`.

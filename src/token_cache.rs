@@ -66,6 +66,19 @@ fn same_keys(stored: &Option<Weak<KeySet>>, current: Option<&Rc<KeySet>>) -> boo
     }
 }
 
+/// `a == b`, eight bytes at a time. Slice equality ends in libc's `memcmp`,
+/// which wasi-libc runs a byte at a time: for a token of several hundred
+/// bytes on every cache hit, this is measurably cheaper in wasm.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| <[u8; 8]>::try_from(c).map(u64::from_ne_bytes).ok();
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tails_equal = wa.remainder() == wb.remainder();
+    tails_equal && wa.zip(wb).all(|(x, y)| word(x) == word(y))
+}
+
 /// One provider's cache.
 pub struct TokenCache {
     /// Slot indices, by token hash.
@@ -254,19 +267,6 @@ impl TokenCache {
 
 #[cfg(test)]
 mod tests;
-
-/// `a == b`, eight bytes at a time. Slice equality ends in libc's `memcmp`,
-/// which wasi-libc runs a byte at a time: for a token of several hundred
-/// bytes on every cache hit, this is measurably cheaper in wasm.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let word = |c: &[u8]| <[u8; 8]>::try_from(c).map(u64::from_ne_bytes).ok();
-    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = wa.remainder() == wb.remainder();
-    tails_equal && wa.zip(wb).all(|(x, y)| word(x) == word(y))
-}
 
 #[cfg(test)]
 #[path = "token_cache/policy_test.rs"]

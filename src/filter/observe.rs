@@ -72,8 +72,15 @@ pub fn define_metrics(config: &Config) -> Metrics {
     m
 }
 
-/// Acts on the outcome for the current request context.
-pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Outcome) -> Action {
+/// Acts on the outcome for the current request context; `log_denials`:
+/// write the decision log line for a denial ([`decision_log_enabled`]).
+pub fn apply(
+    config: &Config,
+    metrics: &Metrics,
+    view: &RequestView,
+    outcome: Outcome,
+    log_denials: bool,
+) -> Action {
     let provider_name = |i: Option<usize>| -> Option<&str> {
         i.and_then(|i| config.providers.get(i))
             .map(|p| p.name.as_str())
@@ -109,7 +116,7 @@ pub fn apply(config: &Config, metrics: &Metrics, view: &RequestView, outcome: Ou
                 metrics.on_deny(&Host, err, outcome.blamed);
             }
             let provider = provider_name(outcome.blamed);
-            if decision_log_enabled() {
+            if log_denials {
                 let line = decision_log::format(&Entry {
                     verdict: if report {
                         Verdict::WouldDeny
