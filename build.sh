@@ -240,7 +240,7 @@ EOF
   wait -n "${PIDS[@]}" || true
 }
 
-# --- fuzzing (fuzz/) and the long load run (tests/load/); see README "Security" ---------
+# --- fuzzing (fuzz/) and the long load run (tests/load/); see docs/security.md ------
 FUZZ_TARGETS=(token jwks config extract decide)
 
 has_nightly() {
@@ -299,7 +299,7 @@ cmd_load() {
   "$PY" tests/load/load_faults.py --duration "${1:-300}" --report "$ROOT/dist/load-report.json"
 }
 
-# Issue 5 benchmark (not part of `test`): needs an otherwise idle machine to mean anything.
+# The benchmark (not part of `test`): needs an otherwise idle machine to mean anything.
 cmd_bench() {
   ensure_wasm_opt
   cmd_build

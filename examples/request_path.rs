@@ -1,4 +1,4 @@
-//! Native timing of the filter's own request-path work (issue 5, item 3):
+//! Native timing of the filter's own request-path work:
 //! everything the wasm module does per request except the host calls and the
 //! signature arithmetic. The headers are what Envoy hands the filter for a
 //! `wrk` request; the verifier encodes the host's arguments (as the offload

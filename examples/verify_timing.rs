@@ -1,4 +1,4 @@
-//! Native timing of the pure-Rust signature paths (issue 5, item 4): our
+//! Native timing of the pure-Rust signature paths: our
 //! `Key::verify` (`rsa_verify`, RustCrypto `p256`, `ed25519-dalek`) against
 //! jwt-simple's pure-Rust verification, same keys and tokens.
 //!

@@ -10,8 +10,8 @@
 //! than the modulus length, ECDSA `r` or `s` equal to 0 or not below the
 //! curve order, a key that does not fit the algorithm) is rejected here
 //! before the host is asked. Facts about the host function (encodings,
-//! which algorithms work) are in `../shared/notes/verify-signature.md` and
-//! the README.
+//! which algorithms work) are in `docs/performance.md`, section "How
+//! verification is made cheap".
 
 use crate::der;
 use crate::jwks::{Alg, Key};

@@ -6,7 +6,7 @@
 //! Names are `<stat_prefix>.<name>`; Envoy stores proxy-wasm metrics under the
 //! `wasmcustom.` namespace (`/stats` shows `wasmcustom.jwt_filter.allowed`),
 //! and `/stats/prometheus` drops that namespace and turns `.` into `_`
-//! (`jwt_filter_allowed`), with no `envoy_` prefix. See the README.
+//! (`jwt_filter_allowed`), with no `envoy_` prefix. See docs/observability.md.
 //!
 //! Envoy runs one VM per worker; defining a name that already exists returns
 //! the same underlying stat, so counters aggregate across workers.

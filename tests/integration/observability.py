@@ -1,4 +1,4 @@
-"""Helpers for the authorization / report-mode / metrics / decision-log tests (issue 4):
+"""Helpers for the authorization / report-mode / metrics / decision-log tests:
 Prometheus text parsing, and an Envoy with a file access log that prints the filter state
 the plugin writes."""
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Attack corpus (issue 7) in the real Envoy: known JWT attack classes (RFC 8725, the
+"""Attack corpus in the real Envoy: known JWT attack classes (RFC 8725, the
 CVE classes they come from) and hostile encodings. Each one must be refused with a 4xx
 (never 2xx, never 5xx), and afterwards Envoy and the wasm VM must be healthy: a valid
 token still passes, no VM was re-created or reloaded, and the log shows no VM failure.
 
-A few inputs look hostile but are ACCEPTED BY DESIGN (and the README's Security section
+A few inputs look hostile but are ACCEPTED BY DESIGN (and docs/security.md
 says so): the same token sent twice, a percent-encoded token in a query parameter, blanks
 around the token, a lower-case `bearer` scheme, fractional NumericDates. They are tested
 here too, so that the policy is pinned.

@@ -1,4 +1,4 @@
-"""Per-rule authorization (issue 4): required_scopes, required_claims, rule audiences;
+"""Per-rule authorization: required_scopes, required_claims, rule audiences;
 403 insufficient_scope with the scope named (RFC 6750 3.1)."""
 import re
 
@@ -108,7 +108,7 @@ def test_prefix_match(proxy):
 def test_rule_audiences(proxy):
     assert_passed(proxy.get("/aud", token=make_token(claims={"aud": ["api", "special"]})))
     # The provider accepts "api", the rule wants "special": 401 invalid_token like
-    # provider_and_audiences (see the README's deviations).
+    # provider_and_audiences (see docs/jwt_authn-deviations.md).
     reply = proxy.get("/aud", token=make_token())
     assert_invalid(reply, proxy, "/aud", "Audiences in Jwt are not allowed")
 

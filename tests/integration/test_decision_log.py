@@ -1,4 +1,4 @@
-"""Decision log and filter state (issue 4): one structured info line per denial and per
+"""Decision log and filter state: one structured info line per denial and per
 report-mode would-deny, with a token fingerprint but never the token or a query string;
 the outcome is readable by access logs as filter state."""
 import hashlib

@@ -1,5 +1,5 @@
 """Deployment files users run: every shipped Envoy YAML, the docker-compose demo, the Istio
-manifests, the JSON Schema, the config checker, and the converter (issue 6).
+manifests, the JSON Schema, the config checker, and the converter.
 
 Nothing here needs Docker or Kubernetes: the compose file is checked with a YAML parser,
 Istio manifests against the vendored CRD schemas (deploy/istio/schemas/), and every plugin

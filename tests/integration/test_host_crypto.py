@@ -1,4 +1,4 @@
-"""Issue 5: signature verification offloaded to Envoy's `verify_signature` gives the same
+"""Signature verification offloaded to Envoy's `verify_signature` gives the same
 verdict as the pure-Rust path on valid and hostile tokens, for every offloaded algorithm;
 the start-up probe logs which path each algorithm takes; and the verified-token cache
 hits on a repeated token but never lets an expired one through."""

@@ -1,4 +1,4 @@
-"""Every size the filter accepts from outside is bounded (issue 7, "Limits and config
+"""Every size the filter accepts from outside is bounded ("Limits and config
 safety"); reaching a bound is a clean 4xx or a refused configuration. One test per bound,
 at the bound (accepted) and just past it (refused). The bounds are the constants in src/:
 

@@ -1,4 +1,4 @@
-"""Metrics (issue 4): after a scripted mix of requests, every metric the README lists has
+"""Metrics: after a scripted mix of requests, every metric the README lists has
 the exact expected value in Envoy's admin /stats/prometheus. Envoy runs 2 workers (one
 wasm VM each); the counters are shared stats, so the values are the sums."""
 import json
@@ -90,9 +90,9 @@ def scripted_mix(proxy) -> dict[str, float]:
 
 
 def documented_metric_names() -> set[str]:
-    """The Prometheus names listed in README.md's metric table."""
+    """The Prometheus names listed in docs/observability.md's metric table."""
     # First column of the metric table rows: | `jwt_filter_...` | ...
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "observability.md").read_text()
     return set(re.findall(r"^\| `(jwt_filter_[a-z0-9_<>]+)` \|", text, re.M))
 
 

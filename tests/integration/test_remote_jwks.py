@@ -1,4 +1,4 @@
-"""Remote JWKS (issue 3): fetching through an Envoy cluster, rotation, unknown-kid
+"""Remote JWKS: fetching through an Envoy cluster, rotation, unknown-kid
 refetch, faults, first-fetch waiting, one fetch for all workers, Cache-Control.
 
 Every test runs Envoy with --concurrency 2 and a JWKS server on 127.0.0.1 that the

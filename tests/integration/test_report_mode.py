@@ -1,4 +1,4 @@
-"""Report-only mode and the status header (issue 4): nothing is rejected under a report
+"""Report-only mode and the status header: nothing is rejected under a report
 rule; the would-be denial is counted; the status header tells the backend the outcome and
 cannot be spoofed."""
 import pytest

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load with faults (issue 7): a real Envoy (--concurrency 2) with the filter and a remote
+"""Load with faults: a real Envoy (--concurrency 2) with the filter and a remote
 JWKS provider, a steady mix of valid, expired, forged, revoked-key and missing tokens,
 while the JWKS server (127.0.0.1, controlled here) rotates keys, answers 500, hangs past
 the fetch timeout, serves garbage or an empty set, and comes back.
