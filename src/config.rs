@@ -79,6 +79,9 @@ struct RawConfig {
     /// host calls and a JSON serialisation per request).
     #[serde(default, alias = "filterState")]
     filter_state: bool,
+    /// Our addition: `text` (default) or `json` decision log lines.
+    #[serde(default, alias = "decisionLogFormat")]
+    decision_log_format: Option<String>,
 }
 
 /// `jwt_authn`'s `jwt_cache_config` (issue 5).
@@ -235,6 +238,9 @@ struct RawRule {
     audiences: Vec<String>,
     #[serde(default)]
     mode: Option<String>,
+    /// Our addition: a name for the rule's metrics (`rule` label).
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -447,6 +453,8 @@ pub struct Rule {
     pub authz: RuleAuthz,
     /// This rule's mode (its own `mode`, else the top-level one).
     pub mode: Mode,
+    /// The rule's `name` (its metrics' `rule` label), if it has one.
+    pub name: Option<String>,
 }
 
 /// The validated, immutable plugin configuration.
@@ -467,6 +475,8 @@ pub struct Config {
     pub host_crypto: bool,
     /// Write the outcome as filter state (`wasm.jwt_filter_*`).
     pub filter_state: bool,
+    /// Format of the decision log lines.
+    pub decision_log_format: crate::decision_log::Format,
 }
 
 impl Config {
@@ -607,6 +617,7 @@ impl Validator {
         let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
         let default_mode = self.mode("mode", raw.mode.as_deref(), Mode::Enforce);
         let mut rules = Vec::with_capacity(raw.rules.len());
+        let mut rule_names: Vec<String> = Vec::new();
         for (i, r) in raw.rules.into_iter().enumerate() {
             let path = format!("rules[{i}]");
             let matcher = self.route_match(&format!("{path}.match"), r.route);
@@ -623,12 +634,15 @@ impl Validator {
                 &mut self.errors,
             );
             let mode = self.mode(&format!("{path}.mode"), r.mode.as_deref(), default_mode);
+            let name = r.name.filter(|n| self.rule_name(&path, n, &rule_names));
+            rule_names.extend(name.clone());
             if let Some(matcher) = matcher {
                 rules.push(Rule {
                     matcher,
                     requirement,
                     authz,
                     mode,
+                    name,
                 });
             }
         }
@@ -669,6 +683,43 @@ impl Validator {
             stat_prefix,
             host_crypto: raw.host_crypto.unwrap_or(true),
             filter_state: raw.filter_state,
+            decision_log_format: self.log_format(raw.decision_log_format.as_deref()),
+        }
+    }
+
+    /// A rule `name`: a metric label value, so `[A-Za-z0-9_-]{1,64}`, unique.
+    fn rule_name(&mut self, path: &str, name: &str, seen: &[String]) -> bool {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            self.err(
+                format!("{path}.name"),
+                format!("invalid rule name {name:?}: use 1 to 64 characters of [A-Za-z0-9_-]"),
+            );
+        } else if seen.iter().any(|s| s == name) {
+            self.err(
+                format!("{path}.name"),
+                format!("rule name {name:?} is used by an earlier rule"),
+            );
+        }
+        ok && !seen.iter().any(|s| s == name)
+    }
+
+    /// `decision_log_format`: `text` (default) or `json`.
+    fn log_format(&mut self, raw: Option<&str>) -> crate::decision_log::Format {
+        match raw {
+            None | Some("text") => crate::decision_log::Format::Text,
+            Some("json") => crate::decision_log::Format::Json,
+            Some(other) => {
+                self.err(
+                    "decision_log_format",
+                    format!("unknown decision_log_format {other:?}: use \"text\" or \"json\""),
+                );
+                crate::decision_log::Format::Text
+            }
         }
     }
 

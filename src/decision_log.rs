@@ -5,6 +5,13 @@
 //! jwt_filter decision=deny reason=expired status=401 provider=main rule=3 kid=rsa-a iss=https://issuer.test sub=user-1 method=GET path=/api token_sha256=5f2b0c3e9a1d7744
 //! ```
 //!
+//! With `decision_log_format: "json"` the same fields are one JSON object
+//! per line ([`format_json`]), absent values as `null`:
+//!
+//! ```text
+//! {"decision":"deny","reason":"expired","status":401,"provider":"main","rule":3,"kid":"rsa-a","iss":"https://issuer.test","sub":"user-1","method":"GET","path":"/api","token_sha256":"5f2b0c3e9a1d7744"}
+//! ```
+//!
 //! Never the token, never a query string (the token may be in it). Fields
 //! from the token are attacker-controlled (the token may not verify): values
 //! outside a safe character set are quoted with escapes, and every value is
@@ -84,6 +91,24 @@ pub fn fingerprint(token: &str) -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// How decision log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// `key=value` pairs ([`format`]).
+    #[default]
+    Text,
+    /// One JSON object ([`format_json`]).
+    Json,
+}
+
+/// The line in the configured format.
+pub fn line(fmt: Format, e: &Entry<'_>) -> String {
+    match fmt {
+        Format::Text => format(e),
+        Format::Json => format_json(e),
+    }
+}
+
 /// `deny` (rejected) or `would_deny` (report mode, let through).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -149,6 +174,61 @@ pub fn format(e: &Entry<'_>) -> String {
         t.map(|t| t.fingerprint.as_str()),
         2 * FINGERPRINT_BYTES,
     );
+    out
+}
+
+/// The same fields as [`format`], as one JSON object (no trailing
+/// newline). String values are cut like the text form's (a cut value ends
+/// in `...`) and escaped by serde_json, so no value can end the object or
+/// the line; absent or empty values are `null`.
+pub fn format_json(e: &Entry<'_>) -> String {
+    let t = e.token;
+    let s = |v: Option<&str>, cap: usize| -> Value {
+        match v {
+            Some(v) if !v.is_empty() => {
+                let mut out: String = v.chars().take(cap).collect();
+                if v.chars().count() > cap {
+                    out.push_str("...");
+                }
+                Value::String(out)
+            }
+            _ => Value::Null,
+        }
+    };
+    let path = e.path.split(['?', '#']).next().unwrap_or("");
+    let verdict = match e.verdict {
+        Verdict::Deny => "deny",
+        Verdict::WouldDeny => "would_deny",
+    };
+    // In the text form's order (serde_json's map would sort the keys).
+    let fields: [(&str, Value); 11] = [
+        ("decision", Value::from(verdict)),
+        ("reason", Value::from(e.error.reason())),
+        ("status", Value::from(e.error.status())),
+        ("provider", s(e.provider, MAX_FIELD_CHARS)),
+        ("rule", e.rule.map_or(Value::Null, Value::from)),
+        ("kid", s(t.and_then(|t| t.kid.as_deref()), MAX_FIELD_CHARS)),
+        ("iss", s(t.and_then(|t| t.iss.as_deref()), MAX_FIELD_CHARS)),
+        ("sub", s(t.and_then(|t| t.sub.as_deref()), MAX_FIELD_CHARS)),
+        ("method", s(Some(e.method), 16)),
+        ("path", s(Some(path), MAX_PATH_CHARS)),
+        (
+            "token_sha256",
+            s(t.map(|t| t.fingerprint.as_str()), 2 * FINGERPRINT_BYTES),
+        ),
+    ];
+    let mut out = String::with_capacity(256);
+    out.push('{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(k);
+        out.push_str("\":");
+        out.push_str(&v.to_string());
+    }
+    out.push('}');
     out
 }
 

@@ -345,6 +345,7 @@ fn install_if_newer(vm: &SharedVm, idx: usize, name: &str, r: &RemoteJwks, meta:
             .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(|t| KeySet::parse(t).ok());
         if let Some((set, _)) = parsed {
+            observe::keys_installed(&vm.borrow().metrics, idx, r);
             let mut v = vm.borrow_mut();
             if let Some(slot) = v.remote.get_mut(idx) {
                 *slot = RemoteKeys::Ready(Rc::new(set));
@@ -378,11 +379,13 @@ fn install_if_newer(vm: &SharedVm, idx: usize, name: &str, r: &RemoteJwks, meta:
     } else {
         0
     };
-    v.metrics.record_jwks(&observe::Host, idx, keys, age);
+    v.metrics.record_jwks(&observe::Host, idx, keys, age, now);
 }
 
 fn record_failure(vm: &SharedVm, idx: usize, r: &RemoteJwks, now: u64) {
-    vm.borrow().metrics.on_jwks_fetch(&observe::Host, false);
+    vm.borrow()
+        .metrics
+        .on_jwks_fetch(&observe::Host, idx, false);
     update_meta(r, |m| m.after_failure(r, now));
     let (meta, _) = read_meta(r);
     let config = vm.borrow().config.clone();
@@ -464,7 +467,8 @@ fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
                 ));
             }
             let _ = hostcalls::set_shared_data(&r.shared_key, Some(&body), None);
-            vm.borrow().metrics.on_jwks_fetch(&observe::Host, true);
+            vm.borrow().metrics.on_jwks_fetch(&observe::Host, idx, true);
+            observe::keys_fetched(&vm.borrow().metrics, idx, r, &set, now);
             let max_age = cache_control.as_deref().and_then(jwks_store::parse_max_age);
             update_meta(r, |m| m.after_success(r, now, max_age));
             let (meta, _) = read_meta(r);
@@ -533,7 +537,7 @@ fn resolve_waiters(vm: &SharedVm, now: u64) {
         if hostcalls::set_effective_context(w.context_id).is_err() {
             continue; // the request went away meanwhile
         }
-        let action = decide_and_apply(vm, &w.view, false, w.context_id);
+        let action = decide_and_apply(vm, &w.view, false, w.context_id, observe::now_ns());
         if action == Action::Continue {
             let _ = hostcalls::resume_http_request();
         }
@@ -568,6 +572,7 @@ impl Drop for Request {
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let started_ns = observe::now_ns();
         let Some(vm) = self.vm.clone() else {
             // Never configured: fail closed.
             observe::send_denial(&RequestView::default(), AuthError::JwksUnavailable, None);
@@ -590,14 +595,22 @@ impl HttpContext for Request {
             vm.borrow().metrics.on_cors_bypass(&observe::Host);
             return Action::Continue;
         }
-        decide_and_apply(&vm, &view, true, self.id)
+        decide_and_apply(&vm, &view, true, self.id, started_ns)
     }
 }
 
 /// Decides and acts on the current (effective) request context. With
 /// `may_wait`, a denial that a JWKS fetch could change parks the request.
-fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_id: u32) -> Action {
-    let now = now_ms();
+/// `started_ns`: when the filter started on it (host clock), for the
+/// decision-time histogram.
+fn decide_and_apply(
+    vm: &SharedVm,
+    view: &RequestView,
+    may_wait: bool,
+    context_id: u32,
+    started_ns: u64,
+) -> Action {
+    let now = started_ns / 1_000_000;
     if may_wait {
         // Keys another VM fetched may be waiting in shared data: look first.
         let pending: Vec<usize> = {
@@ -616,7 +629,7 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
     // One host call: whether a denial's log line (and the token facts it
     // needs) will be kept.
     let log_denials = observe::decision_log_enabled();
-    let (outcome, waits) = {
+    let (outcome, waits, cache) = {
         let v = vm.borrow();
         filter_host::evaluate(
             &v.config,
@@ -627,7 +640,11 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
             now / 1000,
             |ev| {
                 ev.token_facts = log_denials;
-                (ev.outcome(), std::mem::take(&mut ev.waits))
+                (
+                    ev.outcome(),
+                    std::mem::take(&mut ev.waits),
+                    ev.cache_counts(),
+                )
             },
         )
     };
@@ -640,7 +657,10 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
         }
     }
     let metrics = vm.borrow().metrics.clone();
-    observe::apply(&config, &metrics, view, outcome, log_denials)
+    let timing = observe::timing_of(&outcome, cache);
+    let action = observe::apply(&config, &metrics, view, outcome, log_denials);
+    observe::record_time(&metrics, timing, started_ns);
+    action
 }
 
 /// Parks the request when a fetch may change the outcome: keys not fetched

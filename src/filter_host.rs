@@ -83,8 +83,9 @@ fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
 
 /// Decides which algorithms the host verifies in this VM: none when
 /// `enabled` is false (config `host_crypto: false`), else those that pass
-/// the known-answer probe. Logs one line, and sets one gauge per
-/// offloadable algorithm, `<prefix>.host_crypto.<alg>` (1 host, 0 wasm).
+/// the known-answer probe. Logs one line, and sets two gauges per
+/// offloadable algorithm (label `alg`): `host_crypto` (1 host, 0 wasm) and
+/// `host_crypto_fallback` (1 when the host was wanted but failed the probe).
 pub fn setup(enabled: bool, stat_prefix: &str) -> HostAlgs {
     let (algs, why) = if enabled {
         let p = hostverify::probe(host_call);
@@ -108,9 +109,16 @@ pub fn setup(enabled: bool, stat_prefix: &str) -> HostAlgs {
         &line,
     );
     for alg in hostverify::OFFLOADABLE {
-        let name = format!("{stat_prefix}.host_crypto.{}", alg.name());
-        if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, &name) {
-            let _ = hostcalls::record_metric(id, u64::from(algs.contains(alg)));
+        let host = algs.contains(alg);
+        for (name, value) in [
+            ("host_crypto", host),
+            // Wanted (host_crypto on) but the probe failed: the wasm fallback.
+            ("host_crypto_fallback", enabled && !host),
+        ] {
+            let name = crate::metrics::stat_name(stat_prefix, name, &[("alg", alg.name())]);
+            if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, &name) {
+                let _ = hostcalls::record_metric(id, u64::from(value));
+            }
         }
     }
     algs

@@ -21,6 +21,7 @@ pub mod extract;
 pub mod hostverify;
 pub mod jwks;
 pub mod jwks_store;
+pub mod key_history;
 pub mod matcher;
 pub mod metrics;
 pub mod policy;

@@ -1,26 +1,61 @@
-//! Counter and gauge names, defined once per VM, and the request-path events
-//! that move them. The host (proxy-wasm `define_metric` / `increment_metric` /
-//! `record_metric`) sits behind [`MetricHost`], so this module is pure and
-//! tested natively with a fake.
+//! Metric names, defined once per VM, and the events that move them. The
+//! host (proxy-wasm `define_metric` / `increment_metric` / `record_metric`)
+//! sits behind [`MetricHost`], so this module is pure and tested natively
+//! with a fake.
 //!
-//! Names are `<stat_prefix>.<name>`; Envoy stores proxy-wasm metrics under the
-//! `wasmcustom.` namespace (`/stats` shows `wasmcustom.jwt_filter.allowed`),
-//! and `/stats/prometheus` drops that namespace and turns `.` into `_`
-//! (`jwt_filter_allowed`), with no `envoy_` prefix. See docs/observability.md.
+//! The proxy-wasm ABI has no metric labels, so labels travel inside the stat
+//! name with Istio's convention: one `key=.=value;.;` segment per label,
+//! between the prefix and the metric's own name, e.g.
+//!
+//! ```text
+//! jwt_filter.decision=.=deny;.;reason=.=expired;.;mode=.=enforce;.;decisions_total
+//! ```
+//!
+//! Envoy's `stats_config.stats_tags` entries `(key=\.=(.*?);\.;)` (see
+//! [`STATS_TAGS`]; Istio's `extraStatTags` generates exactly these) cut each
+//! segment out of the name and make it a tag, so `/stats/prometheus` shows
+//! `jwt_filter_decisions_total{decision="deny",reason="expired",mode="enforce"}`.
+//! Envoy stores proxy-wasm metrics in its `wasmcustom.` namespace, which
+//! `/stats/prometheus` drops (no `envoy_` prefix either). Label values are
+//! bounded: reasons, modes and results are fixed sets, provider and rule
+//! names come from the configuration; never anything from a request.
 //!
 //! Envoy runs one VM per worker; defining a name that already exists returns
 //! the same underlying stat, so counters aggregate across workers.
 
+use std::cell::Cell;
+
+use crate::authz::Mode;
 use crate::error::AuthError;
 
 /// Default `stat_prefix`.
 pub const DEFAULT_STAT_PREFIX: &str = "jwt_filter";
+
+/// Every label key the filter puts in a stat name. Envoy's tag extraction
+/// needs one `stats_tags` entry per key (Istio: one `extraStatTags` entry).
+pub const LABELS: [&str; 9] = [
+    "decision",
+    "reason",
+    "mode",
+    "provider",
+    "rule",
+    "result",
+    "key_source",
+    "alg",
+    "outcome",
+];
+
+/// The `stats_tags` regex for a label key (Istio's `extraStatTags` form).
+pub fn stats_tag_regex(label: &str) -> String {
+    format!("({label}=\\.=(.*?);\\.;)")
+}
 
 /// Kind of metric (mapped to proxy-wasm's `MetricType` by the glue).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricKind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 /// What the host offers. Ids are whatever the host returns.
@@ -31,57 +66,30 @@ pub trait MetricHost {
     fn record(&self, id: u32, value: u64);
 }
 
-/// Filter-wide counters with Envoy `jwt_authn`'s names.
-pub const GLOBAL_COUNTERS: [&str; 7] = [
-    "allowed",
-    "denied",
-    "cors_preflight_bypassed",
-    "jwks_fetch_success",
-    "jwks_fetch_failed",
-    "jwt_cache_hit",
-    "jwt_cache_miss",
-];
-
-/// Per-provider counters (`provider.<name>.<counter>`).
-pub const PROVIDER_COUNTERS: [&str; 2] = ["allowed", "denied"];
-/// Per-provider gauges (`provider.<name>.<gauge>`).
-pub const PROVIDER_GAUGES: [&str; 2] = ["jwks_keys", "jwks_age_seconds"];
-
-/// Every metric name for a prefix and the provider names, in definition order.
-pub fn metric_names(prefix: &str, providers: &[&str]) -> Vec<(MetricKind, String)> {
-    let mut out = Vec::new();
-    for c in GLOBAL_COUNTERS {
-        out.push((MetricKind::Counter, format!("{prefix}.{c}")));
+/// `<prefix>.<key>=.=<value>;.;...<name>`. Label values are cut to
+/// [`MAX_LABEL_VALUE`] characters of `[A-Za-z0-9_-]` (others become `_`),
+/// so a value can neither end its segment nor add a level to the name.
+pub fn stat_name(prefix: &str, name: &str, labels: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(prefix.len() + name.len() + 24 * labels.len() + 1);
+    out.push_str(prefix);
+    out.push('.');
+    for (k, v) in labels {
+        out.push_str(k);
+        out.push_str("=.=");
+        out.push_str(&label_value(v));
+        out.push_str(";.;");
     }
-    for e in AuthError::ALL {
-        out.push((
-            MetricKind::Counter,
-            format!("{prefix}.denied_{}", e.reason()),
-        ));
-    }
-    out.push((MetricKind::Counter, format!("{prefix}.report_would_deny")));
-    for e in AuthError::ALL {
-        out.push((
-            MetricKind::Counter,
-            format!("{prefix}.report_would_deny_{}", e.reason()),
-        ));
-    }
-    for p in providers {
-        for c in PROVIDER_COUNTERS {
-            out.push((MetricKind::Counter, provider_metric(prefix, p, c)));
-        }
-        for g in PROVIDER_GAUGES {
-            out.push((MetricKind::Gauge, provider_metric(prefix, p, g)));
-        }
-    }
+    out.push_str(name);
     out
 }
 
-/// `<prefix>.provider.<name>.<metric>`; characters of the provider name
-/// outside `[A-Za-z0-9_-]` become `_` (a `.` would add a level to the name).
-pub fn provider_metric(prefix: &str, provider: &str, metric: &str) -> String {
-    let name: String = provider
-        .chars()
+/// Longest label value written (characters).
+pub const MAX_LABEL_VALUE: usize = 64;
+
+/// A label value as written into a stat name: `[A-Za-z0-9_-]`, others `_`.
+pub fn label_value(v: &str) -> String {
+    v.chars()
+        .take(MAX_LABEL_VALUE)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
                 c
@@ -89,8 +97,7 @@ pub fn provider_metric(prefix: &str, provider: &str, metric: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("{prefix}.provider.{name}.{metric}")
+        .collect()
 }
 
 /// A `stat_prefix` is non-empty `[A-Za-z0-9_]` segments joined by `.`.
@@ -110,48 +117,147 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
     }
 }
 
-/// How Envoy's `/stats/prometheus` renders a proxy-wasm metric name: the
-/// `wasmcustom.` namespace is dropped and every character outside
-/// `[a-zA-Z0-9_]` becomes `_` (counters get no `_total` suffix).
-pub fn prometheus_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// Where a provider's keys come from (`key_source` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySourceKind {
+    Local,
+    Remote,
 }
 
-/// Per-provider metric ids.
+impl KeySourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySourceKind::Local => "local",
+            KeySourceKind::Remote => "remote",
+        }
+    }
+}
+
+/// What the metrics need to know about the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Layout<'a> {
+    /// Provider name and key source, indexed like `Config::providers`.
+    pub providers: Vec<(&'a str, KeySourceKind)>,
+    /// Per rule (indexed like `Config::rules`): its name and mode when it is
+    /// named and has a requirement (only those get per-rule counters).
+    pub rules: Vec<Option<(&'a str, Mode)>>,
+}
+
+/// Which part of the decision-time histogram a decision falls in
+/// (`outcome` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Allowed after at least one signature check.
+    Verified,
+    /// Allowed, every accepted token came from the verified-token cache.
+    CacheHit,
+    /// Allowed without a token (`allow_missing*`).
+    NoToken,
+    /// Rejected, or would have been (report mode).
+    Denied,
+}
+
+impl Timing {
+    pub const ALL: [Timing; 4] = [
+        Timing::Verified,
+        Timing::CacheHit,
+        Timing::NoToken,
+        Timing::Denied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Verified => "verified",
+            Timing::CacheHit => "cache_hit",
+            Timing::NoToken => "no_token",
+            Timing::Denied => "denied",
+        }
+    }
+
+    /// From the decision: `allowed`, how many tokens were accepted, and the
+    /// evaluation's verified-token cache (hits, misses).
+    pub fn classify(allowed: bool, accepted: usize, (hits, misses): (u32, u32)) -> Timing {
+        if !allowed {
+            Timing::Denied
+        } else if accepted == 0 {
+            Timing::NoToken
+        } else if hits > 0 && misses == 0 {
+            Timing::CacheHit
+        } else {
+            Timing::Verified
+        }
+    }
+}
+
+fn mode_str(m: Mode) -> &'static str {
+    match m {
+        Mode::Enforce => "enforce",
+        Mode::Report => "report",
+    }
+}
+
+/// Every metric of a layout: (kind, stat name), in definition order.
+pub fn metric_names(prefix: &str, layout: &Layout<'_>) -> Vec<(MetricKind, String)> {
+    let mut host = Recorder::default();
+    let _ = Metrics::define(&mut host, prefix, layout);
+    host.0
+}
+
+#[derive(Default)]
+struct Recorder(Vec<(MetricKind, String)>);
+
+impl MetricHost for Recorder {
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+        self.0.push((kind, name.to_string()));
+        Some(0)
+    }
+    fn increment(&self, _id: u32, _delta: i64) {}
+    fn record(&self, _id: u32, _value: u64) {}
+}
+
+/// Per-provider metric ids and key-age state.
 #[derive(Clone, Debug, Default)]
 pub struct ProviderIds {
     pub allowed: Option<u32>,
     pub denied: Option<u32>,
     pub jwks_keys: Option<u32>,
     pub jwks_age_seconds: Option<u32>,
+    pub oldest_key_age_seconds: Option<u32>,
+    /// Remote providers only.
+    pub fetch_success: Option<u32>,
+    pub fetch_failure: Option<u32>,
+    pub keys_added: Option<u32>,
+    pub keys_removed: Option<u32>,
+    /// When the oldest key still served was first seen (ms since the epoch).
+    oldest_first_seen_ms: Cell<Option<u64>>,
+}
+
+/// Per named rule: allowed, and denied (enforce) or would-deny (report).
+#[derive(Clone, Debug, Default)]
+pub struct RuleIds {
+    pub allowed: Option<u32>,
+    pub rejected: Option<u32>,
 }
 
 /// Every metric id, built once at configure time; the request path only
-/// calls `increment` with these ids (no name formatting per request).
+/// calls `increment` / `record` with these ids (no name formatting per request).
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
-    pub allowed: Option<u32>,
-    pub denied: Option<u32>,
+    /// Allowed, by mode: `[enforce, report]`.
+    pub allowed: [Option<u32>; 2],
     pub cors_preflight_bypassed: Option<u32>,
-    pub jwks_fetch_success: Option<u32>,
-    pub jwks_fetch_failed: Option<u32>,
     pub jwt_cache_hit: Option<u32>,
     pub jwt_cache_miss: Option<u32>,
-    /// Indexed like `AuthError::ALL`.
+    /// Denials, indexed like `AuthError::ALL`.
     pub denied_by_reason: Vec<Option<u32>>,
-    pub report_would_deny: Option<u32>,
-    /// Indexed like `AuthError::ALL`.
+    /// Report-mode would-denials, indexed like `AuthError::ALL`.
     pub would_deny_by_reason: Vec<Option<u32>>,
     /// Indexed like `Config::providers`.
     pub providers: Vec<ProviderIds>,
+    /// Indexed like `Config::rules`.
+    pub rules: Vec<RuleIds>,
+    /// Decision-time histogram, indexed like `Timing::ALL`.
+    pub duration: Vec<Option<u32>>,
     /// Names the host refused to define (logged by the glue).
     pub failed: Vec<String>,
 }
@@ -163,50 +269,118 @@ fn reason_index(err: AuthError) -> usize {
         .unwrap_or_default()
 }
 
+/// Name of the decision-time histogram (microseconds).
+pub const DURATION: &str = "decision_duration_microseconds";
+
 impl Metrics {
-    /// Defines every metric for the prefix and providers.
-    pub fn define(host: &mut dyn MetricHost, prefix: &str, providers: &[&str]) -> Metrics {
-        let mut m = Metrics::default();
-        let mut def = |kind: MetricKind, name: String, failed: &mut Vec<String>| {
-            let id = host.define(kind, &name);
+    /// Defines every metric for the prefix and layout.
+    pub fn define(host: &mut dyn MetricHost, prefix: &str, layout: &Layout<'_>) -> Metrics {
+        let mut failed = Vec::new();
+        let mut def = |kind: MetricKind, name: &str, labels: &[(&str, &str)]| {
+            let full = stat_name(prefix, name, labels);
+            let id = host.define(kind, &full);
             if id.is_none() {
-                failed.push(name);
+                failed.push(full);
             }
             id
         };
-        let mut failed = Vec::new();
-        let c = MetricKind::Counter;
-        m.allowed = def(c, format!("{prefix}.allowed"), &mut failed);
-        m.denied = def(c, format!("{prefix}.denied"), &mut failed);
-        m.cors_preflight_bypassed =
-            def(c, format!("{prefix}.cors_preflight_bypassed"), &mut failed);
-        m.jwks_fetch_success = def(c, format!("{prefix}.jwks_fetch_success"), &mut failed);
-        m.jwks_fetch_failed = def(c, format!("{prefix}.jwks_fetch_failed"), &mut failed);
-        m.jwt_cache_hit = def(c, format!("{prefix}.jwt_cache_hit"), &mut failed);
-        m.jwt_cache_miss = def(c, format!("{prefix}.jwt_cache_miss"), &mut failed);
-        for e in AuthError::ALL {
-            let id = def(c, format!("{prefix}.denied_{}", e.reason()), &mut failed);
-            m.denied_by_reason.push(id);
+        use MetricKind::{Counter as C, Gauge as G, Histogram as H};
+        let mut m = Metrics::default();
+        let decisions = "decisions_total";
+        for (i, mode) in [Mode::Enforce, Mode::Report].into_iter().enumerate() {
+            if let Some(slot) = m.allowed.get_mut(i) {
+                *slot = def(
+                    C,
+                    decisions,
+                    &[
+                        ("decision", "allow"),
+                        ("reason", "none"),
+                        ("mode", mode_str(mode)),
+                    ],
+                );
+            }
         }
-        m.report_would_deny = def(c, format!("{prefix}.report_would_deny"), &mut failed);
         for e in AuthError::ALL {
-            let name = format!("{prefix}.report_would_deny_{}", e.reason());
-            let id = def(c, name, &mut failed);
-            m.would_deny_by_reason.push(id);
+            let labels = [
+                ("decision", "deny"),
+                ("reason", e.reason()),
+                ("mode", "enforce"),
+            ];
+            m.denied_by_reason.push(def(C, decisions, &labels));
         }
-        for p in providers {
-            let g = MetricKind::Gauge;
-            let ids = ProviderIds {
-                allowed: def(c, provider_metric(prefix, p, "allowed"), &mut failed),
-                denied: def(c, provider_metric(prefix, p, "denied"), &mut failed),
-                jwks_keys: def(g, provider_metric(prefix, p, "jwks_keys"), &mut failed),
-                jwks_age_seconds: def(
-                    g,
-                    provider_metric(prefix, p, "jwks_age_seconds"),
-                    &mut failed,
+        for e in AuthError::ALL {
+            let labels = [
+                ("decision", "would_deny"),
+                ("reason", e.reason()),
+                ("mode", "report"),
+            ];
+            m.would_deny_by_reason.push(def(C, decisions, &labels));
+        }
+        m.cors_preflight_bypassed = def(C, "cors_preflight_bypassed_total", &[]);
+        m.jwt_cache_hit = def(C, "jwt_cache_lookups_total", &[("result", "hit")]);
+        m.jwt_cache_miss = def(C, "jwt_cache_lookups_total", &[("result", "miss")]);
+        for t in Timing::ALL {
+            m.duration
+                .push(def(H, DURATION, &[("outcome", t.as_str())]));
+        }
+        for (name, source) in &layout.providers {
+            let p = [("provider", *name)];
+            let ps = [("provider", *name), ("key_source", source.as_str())];
+            let mut ids = ProviderIds {
+                allowed: def(
+                    C,
+                    "provider_decisions_total",
+                    &[("provider", name), ("decision", "allow")],
                 ),
+                denied: def(
+                    C,
+                    "provider_decisions_total",
+                    &[("provider", name), ("decision", "deny")],
+                ),
+                jwks_keys: def(G, "jwks_keys", &ps),
+                jwks_age_seconds: def(G, "jwks_age_seconds", &ps),
+                oldest_key_age_seconds: def(G, "jwks_oldest_key_age_seconds", &ps),
+                ..ProviderIds::default()
             };
+            if *source == KeySourceKind::Remote {
+                ids.fetch_success = def(
+                    C,
+                    "jwks_fetches_total",
+                    &[("provider", name), ("result", "success")],
+                );
+                ids.fetch_failure = def(
+                    C,
+                    "jwks_fetches_total",
+                    &[("provider", name), ("result", "failure")],
+                );
+                ids.keys_added = def(C, "jwks_keys_added_total", &p);
+                ids.keys_removed = def(C, "jwks_keys_removed_total", &p);
+            }
             m.providers.push(ids);
+        }
+        for rule in &layout.rules {
+            let ids = match rule {
+                Some((name, mode)) => {
+                    let rejected = match mode {
+                        Mode::Enforce => "deny",
+                        Mode::Report => "would_deny",
+                    };
+                    RuleIds {
+                        allowed: def(
+                            C,
+                            "rule_decisions_total",
+                            &[("rule", name), ("decision", "allow")],
+                        ),
+                        rejected: def(
+                            C,
+                            "rule_decisions_total",
+                            &[("rule", name), ("decision", rejected)],
+                        ),
+                    }
+                }
+                None => RuleIds::default(),
+            };
+            m.rules.push(ids);
         }
         m.failed = failed;
         m
@@ -218,17 +392,40 @@ impl Metrics {
         }
     }
 
-    /// A request allowed by a rule (`accepted`: providers whose tokens were accepted).
-    pub fn on_allow(&self, host: &dyn MetricHost, accepted: &[usize]) {
-        Self::inc(host, self.allowed);
-        for &p in accepted {
-            Self::inc(host, self.providers.get(p).and_then(|ids| ids.allowed));
+    fn add(host: &dyn MetricHost, id: Option<u32>, n: usize) {
+        if let (Some(id), true) = (id, n > 0) {
+            host.increment(id, i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
-    /// A request rejected; `provider`: the provider blamed, when known.
-    pub fn on_deny(&self, host: &dyn MetricHost, err: AuthError, provider: Option<usize>) {
-        Self::inc(host, self.denied);
+    /// A request allowed by `rule` (in `mode`); `accepted`: providers whose
+    /// tokens were accepted.
+    pub fn on_allow(
+        &self,
+        host: &dyn MetricHost,
+        accepted: &[usize],
+        rule: Option<usize>,
+        mode: Mode,
+    ) {
+        let i = usize::from(mode == Mode::Report);
+        Self::inc(host, self.allowed.get(i).copied().flatten());
+        for &p in accepted {
+            Self::inc(host, self.providers.get(p).and_then(|ids| ids.allowed));
+        }
+        Self::inc(
+            host,
+            rule.and_then(|r| self.rules.get(r)).and_then(|r| r.allowed),
+        );
+    }
+
+    /// A request rejected by `rule`; `provider`: the provider blamed, when known.
+    pub fn on_deny(
+        &self,
+        host: &dyn MetricHost,
+        err: AuthError,
+        provider: Option<usize>,
+        rule: Option<usize>,
+    ) {
         Self::inc(
             host,
             self.denied_by_reason
@@ -239,11 +436,15 @@ impl Metrics {
         if let Some(p) = provider {
             Self::inc(host, self.providers.get(p).and_then(|ids| ids.denied));
         }
+        Self::inc(
+            host,
+            rule.and_then(|r| self.rules.get(r))
+                .and_then(|r| r.rejected),
+        );
     }
 
-    /// A report-mode rule would have rejected the request (it was let through).
-    pub fn on_would_deny(&self, host: &dyn MetricHost, err: AuthError) {
-        Self::inc(host, self.report_would_deny);
+    /// A report-mode `rule` would have rejected the request (it was let through).
+    pub fn on_would_deny(&self, host: &dyn MetricHost, err: AuthError, rule: Option<usize>) {
         Self::inc(
             host,
             self.would_deny_by_reason
@@ -251,6 +452,19 @@ impl Metrics {
                 .copied()
                 .flatten(),
         );
+        Self::inc(
+            host,
+            rule.and_then(|r| self.rules.get(r))
+                .and_then(|r| r.rejected),
+        );
+    }
+
+    /// The filter's own time for one decision, in microseconds.
+    pub fn on_decision_time(&self, host: &dyn MetricHost, timing: Timing, micros: u64) {
+        let i = Timing::ALL.iter().position(|t| *t == timing);
+        if let Some(id) = i.and_then(|i| self.duration.get(i)).copied().flatten() {
+            host.record(id, micros);
+        }
     }
 
     /// A CORS preflight passed without a token.
@@ -258,28 +472,66 @@ impl Metrics {
         Self::inc(host, self.cors_preflight_bypassed);
     }
 
-    /// A remote JWKS fetch finished (issue 3 glue): moves
-    /// `jwks_fetch_success` / `jwks_fetch_failed`.
-    pub fn on_jwks_fetch(&self, host: &dyn MetricHost, ok: bool) {
-        Self::inc(
-            host,
-            if ok {
-                self.jwks_fetch_success
-            } else {
-                self.jwks_fetch_failed
-            },
-        );
+    /// A remote JWKS fetch of `provider` finished.
+    pub fn on_jwks_fetch(&self, host: &dyn MetricHost, provider: usize, ok: bool) {
+        if let Some(ids) = self.providers.get(provider) {
+            Self::inc(
+                host,
+                if ok {
+                    ids.fetch_success
+                } else {
+                    ids.fetch_failure
+                },
+            );
+        }
     }
 
-    /// Key-health gauges for a provider: key count and seconds since the last
-    /// good JWKS (0 for local keys, which never age).
-    pub fn record_jwks(&self, host: &dyn MetricHost, provider: usize, keys: usize, age_secs: u64) {
+    /// A fetch installed a changed key set: `added` / `removed` kids.
+    pub fn on_keys_changed(
+        &self,
+        host: &dyn MetricHost,
+        provider: usize,
+        added: usize,
+        removed: usize,
+    ) {
+        if let Some(ids) = self.providers.get(provider) {
+            Self::add(host, ids.keys_added, added);
+            Self::add(host, ids.keys_removed, removed);
+        }
+    }
+
+    /// The first-seen time (ms since the epoch) of the oldest key the
+    /// provider serves now; `record_jwks` turns it into an age.
+    pub fn set_oldest_key(&self, provider: usize, first_seen_ms: Option<u64>) {
+        if let Some(ids) = self.providers.get(provider) {
+            ids.oldest_first_seen_ms.set(first_seen_ms);
+        }
+    }
+
+    /// Key-health gauges for a provider: key count, seconds since the last
+    /// good JWKS (0 for local keys, which never age), and the age of the
+    /// oldest key served (0 until one is known).
+    pub fn record_jwks(
+        &self,
+        host: &dyn MetricHost,
+        provider: usize,
+        keys: usize,
+        age_secs: u64,
+        now_ms: u64,
+    ) {
         if let Some(ids) = self.providers.get(provider) {
             if let Some(id) = ids.jwks_keys {
                 host.record(id, keys as u64);
             }
             if let Some(id) = ids.jwks_age_seconds {
                 host.record(id, age_secs);
+            }
+            if let Some(id) = ids.oldest_key_age_seconds {
+                let age = ids
+                    .oldest_first_seen_ms
+                    .get()
+                    .map_or(0, |t| now_ms.saturating_sub(t) / 1000);
+                host.record(id, age);
             }
         }
     }

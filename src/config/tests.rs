@@ -310,3 +310,55 @@ fn skipped_keys_become_warnings() {
     assert_eq!(c.warnings.len(), 1);
     assert!(c.warnings[0].contains("odd"));
 }
+
+#[test]
+fn rule_names_are_label_safe_and_unique() {
+    let ok = br#"{"providers":{"p":{"local_jwks":{"inline_string":"{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA\"}]}"}}},
+        "rules":[{"match":{"prefix":"/a"},"requires":{"provider_name":"p"},"name":"api-v1"},
+                 {"match":{"prefix":"/"},"requires":{"provider_name":"p"}}]}"#;
+    let c = Config::parse(ok).map_err(|e| describe(&e)).unwrap();
+    let names: Vec<_> = c.rules.iter().map(|r| r.name.as_deref()).collect();
+    assert_eq!(names, [Some("api-v1"), None]);
+    let text = String::from_utf8_lossy(ok);
+    for (name, want) in [
+        ("a.b", "invalid rule name"),
+        ("", "invalid rule name"),
+        ("x;.;y", "invalid rule name"),
+    ] {
+        let bad = text.replacen("\"api-v1\"", &format!("{name:?}"), 1);
+        let errs = Config::parse(bad.as_bytes()).err().unwrap();
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "rules[0].name" && e.message.contains(want)),
+            "{errs:?}"
+        );
+    }
+    let dup = text.replacen(
+        r#""requires":{"provider_name":"p"}}]"#,
+        r#""requires":{"provider_name":"p"},"name":"api-v1"}]"#,
+        1,
+    );
+    let errs = Config::parse(dup.as_bytes()).err().unwrap();
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "rules[1].name" && e.message.contains("earlier rule")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn decision_log_format() {
+    use crate::decision_log::Format;
+    let base = r#"{"providers":{},"rules":[]"#;
+    let parse = |extra: &str| Config::parse(format!("{base}{extra}}}").as_bytes());
+    assert_eq!(parse("").ok().unwrap().decision_log_format, Format::Text);
+    assert_eq!(
+        parse(r#","decision_log_format":"json""#)
+            .ok()
+            .unwrap()
+            .decision_log_format,
+        Format::Json
+    );
+    let errs = parse(r#","decision_log_format":"xml""#).err().unwrap();
+    assert_eq!(errs[0].path, "decision_log_format");
+}

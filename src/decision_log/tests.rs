@@ -114,3 +114,52 @@ fn numeric_sub_is_text() {
     let t = mint(r#"{"iss":"i","sub":12345}"#);
     assert_eq!(TokenFacts::from_token(&t).sub.as_deref(), Some("12345"));
 }
+
+#[test]
+fn json_line_has_the_same_fields() {
+    let t = mint(r#"{"iss":"https://issuer.test","sub":"user-1","exp":1}"#);
+    let facts = TokenFacts::from_token(&t);
+    let line = line(
+        Format::Json,
+        &entry(Some(&facts), "/api/x?access_token=secret"),
+    );
+    assert!(!line.contains('\n'));
+    assert!(!line.contains(&t) && !line.contains("secret"), "{line}");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "decision": "deny", "reason": "expired", "status": 401, "provider": "main",
+            "rule": 3, "kid": "hs-1", "iss": "https://issuer.test", "sub": "user-1",
+            "method": "GET", "path": "/api/x", "token_sha256": facts.fingerprint,
+        })
+    );
+    assert!(line.starts_with(r#"{"decision":"deny","reason":"expired","status":401,"#));
+    assert_eq!(
+        super::line(Format::Text, &entry(Some(&facts), "/api/x")),
+        format(&entry(Some(&facts), "/api/x"))
+    );
+}
+
+#[test]
+fn json_absent_values_are_null_and_hostile_values_stay_inside() {
+    let sub = format!("a\"}}\n{{\"x\":1 {}", "é".repeat(80));
+    let facts = TokenFacts {
+        sub: Some(sub.clone()),
+        fingerprint: "00".into(),
+        ..TokenFacts::default()
+    };
+    let mut e = entry(Some(&facts), "/");
+    e.provider = None;
+    e.rule = None;
+    e.verdict = Verdict::WouldDeny;
+    let line = format_json(&e);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["decision"], "would_deny");
+    assert!(v["provider"].is_null() && v["rule"].is_null() && v["kid"].is_null());
+    let logged = v["sub"].as_str().unwrap();
+    assert_eq!(logged.chars().count(), MAX_FIELD_CHARS + 3);
+    assert!(logged.ends_with("...") && sub.starts_with(&logged[..logged.len() - 3]));
+    assert_eq!(v.as_object().unwrap().len(), 11);
+}

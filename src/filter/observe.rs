@@ -1,4 +1,4 @@
-//! Host side of a decision (issue 4): the local reply or the pass-through,
+//! Host side of a decision: the local reply or the pass-through,
 //! the status header, filter state for access logs and other filters,
 //! counters, and the decision log line. What to write is decided by the pure
 //! modules (`policy::Outcome`, `metrics`, `decision_log`); this only calls
@@ -8,12 +8,14 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, LogLevel, MapType, MetricType};
 
 use crate::authz::{Mode, TokenStatus};
-use crate::config::{Config, KeySource};
+use crate::config::{Config, KeySource, RemoteJwks};
 use crate::decision_log::{self, Entry, Verdict};
 use crate::error::{www_authenticate, AuthError};
 use crate::extract::RequestView;
+use crate::jwks::KeySet;
+use crate::key_history::{self, KeyHistory};
 use crate::matcher::path_only;
-use crate::metrics::{MetricHost, MetricKind, Metrics};
+use crate::metrics::{KeySourceKind, Layout, MetricHost, MetricKind, Metrics, Timing};
 use crate::policy::{Decision, HeaderOp, Outcome};
 
 /// Filter state keys written per request. Envoy stores a proxy-wasm property
@@ -39,6 +41,7 @@ impl MetricHost for Host {
         let t = match kind {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
         };
         hostcalls::define_metric(t, name).ok()
     }
@@ -53,8 +56,30 @@ impl MetricHost for Host {
 /// Defines this VM's metrics (the same names in every VM share one stat)
 /// and sets the key gauges of providers with local keys (age 0).
 pub fn define_metrics(config: &Config) -> Metrics {
-    let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
-    let m = Metrics::define(&mut Host, &config.stat_prefix, &names);
+    let layout = Layout {
+        providers: config
+            .providers
+            .iter()
+            .map(|p| {
+                let source = match p.keys {
+                    KeySource::Local(_) => KeySourceKind::Local,
+                    _ => KeySourceKind::Remote,
+                };
+                (p.name.as_str(), source)
+            })
+            .collect(),
+        rules: config
+            .rules
+            .iter()
+            .map(|r| {
+                r.name
+                    .as_deref()
+                    .filter(|_| r.requirement.is_some())
+                    .map(|n| (n, r.mode))
+            })
+            .collect(),
+    };
+    let m = Metrics::define(&mut Host, &config.stat_prefix, &layout);
     if !m.failed.is_empty() {
         log(
             LogLevel::Warn,
@@ -66,7 +91,7 @@ pub fn define_metrics(config: &Config) -> Metrics {
     }
     for (i, p) in config.providers.iter().enumerate() {
         if let KeySource::Local(set) = &p.keys {
-            m.record_jwks(&Host, i, set.len(), 0);
+            m.record_jwks(&Host, i, set.len(), 0, 0);
         }
     }
     m
@@ -94,7 +119,7 @@ pub fn apply(
                     HeaderOp::Remove(name) => set_header(&name, None),
                 }
             }
-            metrics.on_allow(&Host, &outcome.accepted);
+            metrics.on_allow(&Host, &outcome.accepted, outcome.rule, outcome.mode);
             set_status_header(config, outcome.status);
             if config.filter_state {
                 set_state(STATE_DECISION, "allow");
@@ -111,25 +136,28 @@ pub fn apply(
         Decision::Deny(err) => {
             let report = outcome.mode == Mode::Report;
             if report {
-                metrics.on_would_deny(&Host, err);
+                metrics.on_would_deny(&Host, err, outcome.rule);
             } else {
-                metrics.on_deny(&Host, err, outcome.blamed);
+                metrics.on_deny(&Host, err, outcome.blamed, outcome.rule);
             }
             let provider = provider_name(outcome.blamed);
             if log_denials {
-                let line = decision_log::format(&Entry {
-                    verdict: if report {
-                        Verdict::WouldDeny
-                    } else {
-                        Verdict::Deny
+                let line = decision_log::line(
+                    config.decision_log_format,
+                    &Entry {
+                        verdict: if report {
+                            Verdict::WouldDeny
+                        } else {
+                            Verdict::Deny
+                        },
+                        error: err,
+                        provider,
+                        rule: outcome.rule,
+                        token: outcome.token.as_ref(),
+                        method: view.header(":method").unwrap_or("-"),
+                        path: view.path(),
                     },
-                    error: err,
-                    provider,
-                    rule: outcome.rule,
-                    token: outcome.token.as_ref(),
-                    method: view.header(":method").unwrap_or("-"),
-                    path: view.path(),
-                });
+                );
                 log(LogLevel::Info, &line);
             }
             if config.filter_state {
@@ -152,6 +180,64 @@ pub fn apply(
             send_denial(view, err, scope);
             Action::Pause
         }
+    }
+}
+
+/// Which decision-time series an outcome belongs to (`None`: no JWT was
+/// required, nothing decided); `cache`: the evaluation's (hits, misses).
+pub fn timing_of(outcome: &Outcome, cache: (u32, u32)) -> Option<Timing> {
+    match outcome.decision {
+        Decision::NoAuth => None,
+        Decision::Allow(_) => Some(Timing::classify(true, outcome.accepted.len(), cache)),
+        Decision::Deny(_) => Some(Timing::Denied),
+    }
+}
+
+/// Records the filter's own time for a decision that started at
+/// `started_ns` (host clock, ns since the epoch).
+pub fn record_time(metrics: &Metrics, timing: Option<Timing>, started_ns: u64) {
+    if let Some(t) = timing {
+        let micros = now_ns().saturating_sub(started_ns) / 1000;
+        metrics.on_decision_time(&Host, t, micros);
+    }
+}
+
+/// The host clock in ns since the epoch (0 if the host cannot say).
+pub fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn history_key(r: &RemoteJwks) -> String {
+    format!("{}|key_history", r.shared_key)
+}
+
+/// After this VM fetched `set` for provider `idx`: updates the shared
+/// record of when each key was first seen, counts the keys added and
+/// removed, and takes the oldest key's time for the age gauge.
+pub fn keys_fetched(metrics: &Metrics, idx: usize, r: &RemoteJwks, set: &KeySet, now_ms: u64) {
+    let key = history_key(r);
+    let ids = key_history::key_ids(set);
+    for _ in 0..8 {
+        let (bytes, cas) = hostcalls::get_shared_data(&key).unwrap_or((None, None));
+        let old = KeyHistory::decode(bytes.as_deref().unwrap_or_default());
+        let (new, change) = old.update(&ids, now_ms);
+        if hostcalls::set_shared_data(&key, Some(new.encode().as_bytes()), cas).is_ok() {
+            metrics.on_keys_changed(&Host, idx, change.added, change.removed);
+            metrics.set_oldest_key(idx, new.oldest());
+            return;
+        }
+    }
+}
+
+/// This VM installed a key set another VM fetched: takes the oldest key's
+/// first-seen time from the shared record.
+pub fn keys_installed(metrics: &Metrics, idx: usize, r: &RemoteJwks) {
+    if let Ok((Some(bytes), _)) = hostcalls::get_shared_data(&history_key(r)) {
+        metrics.set_oldest_key(idx, KeyHistory::decode(&bytes).oldest());
     }
 }
 

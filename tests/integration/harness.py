@@ -92,6 +92,14 @@ def static_cluster(name: str, port: int, host: str = "127.0.0.1") -> dict:
     }
 
 
+#: The filter's stats_tags (labels from `key=.=value;.;` stat-name segments), as shipped.
+STATS_TAGS_FILE = ROOT / "deploy" / "observability" / "envoy-stats-tags.yaml"
+
+
+def stats_config() -> dict:
+    return yaml.safe_load(STATS_TAGS_FILE.read_text())["stats_config"]
+
+
 def bootstrap(upstream_port: int, http_filters: list[dict],
               extra_clusters: list[dict] | None = None) -> dict:
     router = {
@@ -100,6 +108,9 @@ def bootstrap(upstream_port: int, http_filters: list[dict],
     }
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "stats_config": stats_config(),
+        # Histograms reach /stats/prometheus at each flush (default 5 s).
+        "stats_flush_interval": "1s",
         "static_resources": {
             "listeners": [{
                 "name": "main",

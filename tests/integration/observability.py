@@ -18,16 +18,29 @@ REASONS = [
     "issuer", "audience", "expired", "not_yet_valid", "missing_exp", "lifetime_too_long",
     "unknown_kid", "bad_signature", "jwks_unavailable", "insufficient_scope",
 ]
-GLOBAL_COUNTERS = ["allowed", "denied", "cors_preflight_bypassed", "jwks_fetch_success",
-                   "jwks_fetch_failed", "jwt_cache_hit", "jwt_cache_miss"]
+#: The decision-time histogram's `outcome` values.
+OUTCOMES = ["verified", "cache_hit", "no_token", "denied"]
 
-_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-def prometheus(proxy: Envoy) -> dict[str, tuple[str, float]]:
-    """name -> (type, value) for every unlabelled sample in /stats/prometheus."""
+def series(name: str, **labels: str) -> str:
+    """The canonical key of a Prometheus series: name{k="v",...} with the labels sorted
+    (just `name` without labels)."""
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def prometheus_text(proxy: Envoy) -> str:
     with urllib.request.urlopen(f"{proxy.admin_url}/stats/prometheus", timeout=5) as resp:
-        text = resp.read().decode()
+        return resp.read().decode()
+
+
+def parse_prometheus(text: str) -> dict[str, tuple[str, float]]:
+    """series(...) key -> (family type, value) for every sample of an exposition text."""
     types: dict[str, str] = {}
     out: dict[str, tuple[str, float]] = {}
     for line in text.splitlines():
@@ -35,31 +48,76 @@ def prometheus(proxy: Envoy) -> dict[str, tuple[str, float]]:
             _, _, name, kind = line.split(" ", 3)
             types[name] = kind
             continue
-        m = _LINE.match(line)
-        if m and m.group(2) in (None, "{}"):
-            out[m.group(1)] = (types.get(m.group(1), "?"), float(m.group(3)))
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        name = m.group(1)
+        labels = dict(_LABEL.findall(m.group(2) or ""))
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        kind = types.get(name) or types.get(family, "?")
+        out[series(name, **labels)] = (kind, float(m.group(3)))
     return out
+
+
+def prometheus(proxy: Envoy) -> dict[str, tuple[str, float]]:
+    """series key -> (type, value) for every sample in Envoy's /stats/prometheus."""
+    return parse_prometheus(prometheus_text(proxy))
+
+
+def values(proxy: Envoy, prefix: str = "jwt_filter_") -> dict[str, float]:
+    """series key -> value of the filter's samples (histogram buckets and sums left out)."""
+    return {k: v for k, (_, v) in prometheus(proxy).items()
+            if k.startswith(prefix) and not re.match(r"^[a-z_]+_(bucket|sum)\b", k)}
+
+
+def stat_name(prefix: str, name: str, *labels: tuple[str, str]) -> str:
+    """The raw stat name (as in admin /stats) of a filter metric: labels in the order the
+    filter writes them (src/metrics.rs)."""
+    tags = "".join(f"{k}=.={v};.;" for k, v in labels)
+    return f"wasmcustom.{prefix}.{tags}{name}"
 
 
 #: Algorithms that can be verified by Envoy's `verify_signature` (one gauge each).
 HOST_CRYPTO_ALGS = ["RS256", "RS384", "RS512", "ES256", "ES384"]
 
 
-def all_metric_names(prefix: str, providers: list[str]) -> dict[str, str]:
-    """Prometheus name -> type for every metric the filter defines."""
+def all_series(prefix: str, providers: list[tuple[str, str]],
+               rules: list[tuple[str, str]] = ()) -> dict[str, str]:
+    """series key -> type of every series the filter defines (histograms by their
+    `_count` series); providers: (name, "local"|"remote"); rules: named rules with a
+    requirement, (name, "enforce"|"report")."""
     p = prefix.replace(".", "_")
-    names = {f"{p}_{c}": "counter" for c in GLOBAL_COUNTERS}
-    names.update({f"{p}_denied_{r}": "counter" for r in REASONS})
-    names[f"{p}_report_would_deny"] = "counter"
-    names.update({f"{p}_host_crypto_{a}": "gauge" for a in HOST_CRYPTO_ALGS})
-    names.update({f"{p}_report_would_deny_{r}": "counter" for r in REASONS})
-    for prov in providers:
-        q = re.sub(r"[^A-Za-z0-9_]", "_", prov)
-        names[f"{p}_provider_{q}_allowed"] = "counter"
-        names[f"{p}_provider_{q}_denied"] = "counter"
-        names[f"{p}_provider_{q}_jwks_keys"] = "gauge"
-        names[f"{p}_provider_{q}_jwks_age_seconds"] = "gauge"
-    return names
+    out = {}
+    dec = f"{p}_decisions_total"
+    for mode in ("enforce", "report"):
+        out[series(dec, decision="allow", reason="none", mode=mode)] = "counter"
+    for r in REASONS:
+        out[series(dec, decision="deny", reason=r, mode="enforce")] = "counter"
+        out[series(dec, decision="would_deny", reason=r, mode="report")] = "counter"
+    out[f"{p}_cors_preflight_bypassed_total"] = "counter"
+    for r in ("hit", "miss"):
+        out[series(f"{p}_jwt_cache_lookups_total", result=r)] = "counter"
+    for o in OUTCOMES:
+        out[series(f"{p}_decision_duration_microseconds_count", outcome=o)] = "histogram"
+    for a in HOST_CRYPTO_ALGS:
+        out[series(f"{p}_host_crypto", alg=a)] = "gauge"
+        out[series(f"{p}_host_crypto_fallback", alg=a)] = "gauge"
+    for name, source in providers:
+        q = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+        for d in ("allow", "deny"):
+            out[series(f"{p}_provider_decisions_total", provider=q, decision=d)] = "counter"
+        for g in ("jwks_keys", "jwks_age_seconds", "jwks_oldest_key_age_seconds"):
+            out[series(f"{p}_{g}", provider=q, key_source=source)] = "gauge"
+        if source == "remote":
+            for r in ("success", "failure"):
+                out[series(f"{p}_jwks_fetches_total", provider=q, result=r)] = "counter"
+            out[series(f"{p}_jwks_keys_added_total", provider=q)] = "counter"
+            out[series(f"{p}_jwks_keys_removed_total", provider=q)] = "counter"
+    for name, mode in rules:
+        rejected = "deny" if mode == "enforce" else "would_deny"
+        for d in ("allow", rejected):
+            out[series(f"{p}_rule_decisions_total", rule=name, decision=d)] = "counter"
+    return out
 
 
 ACCESS_LOG_FORMAT = (

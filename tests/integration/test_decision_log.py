@@ -156,3 +156,36 @@ def test_no_filter_state_unless_asked(echo_port):
     for line in lines:
         assert "decision=- jwt_status=- reason=- provider=- payload=-" in line, line
 
+
+
+def json_lines(proxy) -> list[dict]:
+    """The JSON decision log objects: what follows Envoy's `wasm log ...: ` prefix."""
+    out = []
+    for line in proxy.log_text().splitlines():
+        i = line.find(': {"decision":')
+        if i >= 0:
+            assert "[info]" in line, line
+            out.append(json.loads(line[i + 2:]))
+    return out
+
+
+def test_json_format_has_the_same_fields_and_never_the_token(envoy):
+    proxy = envoy(dict(LOGGED, decision_log_format="json"))
+    token = make_token(claims={"exp": 1000, "sub": 'al"ice\n{"x":1}'})
+    assert proxy.get("/api/items?marker=query-marker-456", token=token).status == 401
+    assert proxy.get("/report").status == 200
+    wait_for_log(proxy, '"reason":"missing"')
+    time.sleep(0.3)
+    lines = json_lines(proxy)
+    assert lines == [
+        {"decision": "deny", "reason": "expired", "status": 401, "provider": "main", "rule": 3,
+         "kid": "rsa-a", "iss": "https://issuer.test", "sub": 'al"ice\n{"x":1}', "method": "GET",
+         "path": "/api/items", "token_sha256": fp(token)},
+        {"decision": "would_deny", "reason": "missing", "status": 401, "provider": "main",
+         "rule": 1, "kid": None, "iss": None, "sub": None, "method": "GET", "path": "/report",
+         "token_sha256": None},
+    ]
+    text = proxy.log_text()
+    assert token not in text and token.rsplit(".", 1)[1] not in text
+    assert "query-marker-456" not in text
+    assert not decision_lines(proxy)  # no text lines alongside

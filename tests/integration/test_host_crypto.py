@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from configs import provider
+from observability import series, values
 from tokens import MINTED, b64u, b64u_decode, default_claims, make_token, private_key
 
 OFFLOADED = ["RS256", "RS384", "RS512", "ES256", "ES384"]
@@ -153,12 +154,15 @@ def test_log_and_gauges_say_which_path_each_algorithm_takes(both):
     want_off = "signature verification: host: none; wasm: " + " ".join(OFFLOADED[:3] + PURE[:3] + OFFLOADED[3:] + PURE[3:])
     assert want_off in off.log_text(), off.log_tail()
     assert "host_crypto is false" in off.log_text()
-    stats_on = on.stats("host_crypto")
-    stats_off = off.stats("host_crypto")
+    stats_on = values(on)
+    stats_off = values(off)
     for alg in OFFLOADED:
-        name = f"wasmcustom.jwt_filter.host_crypto.{alg}"
+        name = series("jwt_filter_host_crypto", alg=alg)
         assert stats_on.get(name) == 1, stats_on
         assert stats_off.get(name) == 0, stats_off
+        # Turned off on purpose is no fallback; the host passed its probe here.
+        fallback = series("jwt_filter_host_crypto_fallback", alg=alg)
+        assert stats_on.get(fallback) == 0 and stats_off.get(fallback) == 0
 
 
 def cache_config() -> dict:
@@ -169,9 +173,9 @@ def cache_config() -> dict:
 
 
 def cache_counts(proxy) -> tuple[int, int]:
-    stats = proxy.stats("jwt_cache")
-    return (stats.get("wasmcustom.jwt_filter.jwt_cache_hit", 0),
-            stats.get("wasmcustom.jwt_filter.jwt_cache_miss", 0))
+    stats = values(proxy)
+    return (stats.get(series("jwt_filter_jwt_cache_lookups_total", result="hit"), 0),
+            stats.get(series("jwt_filter_jwt_cache_lookups_total", result="miss"), 0))
 
 
 def test_cache_hits_on_the_same_token(envoy):

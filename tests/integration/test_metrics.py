@@ -1,12 +1,18 @@
-"""Metrics: after a scripted mix of requests, every metric the README lists has
-the exact expected value in Envoy's admin /stats/prometheus. Envoy runs 2 workers (one
-wasm VM each); the counters are shared stats, so the values are the sums."""
+"""Metrics: after a scripted mix of requests, every series the filter defines has the
+exact expected value, with its labels, in Envoy's admin /stats/prometheus (the harness's
+bootstrap carries the shipped stats_tags). Envoy runs 2 workers (one wasm VM each); the
+counters are shared stats, so the values are the sums."""
 import json
 import pathlib
 import re
+import time
+
+import yaml
 
 from configs import OTHER_AUDIENCE, OTHER_ISSUER, provider
-from observability import HOST_CRYPTO_ALGS, all_metric_names, prometheus
+from harness import ROOT as REPO, STATS_TAGS_FILE, Envoy
+from observability import (HOST_CRYPTO_ALGS, OUTCOMES, REASONS, all_series, prometheus,
+                           series, stat_name, values)
 from tokens import jwks_subset, jwks_text, make_token, tamper_payload, unsigned_token
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -23,8 +29,10 @@ METRICS = {
     },
     "rules": [
         {"match": {"prefix": "/public"}},
-        {"match": {"prefix": "/scoped"}, "requires": {"provider_name": "a"}, "required_scopes": ["read"]},
-        {"match": {"prefix": "/report"}, "requires": {"provider_name": "a"}, "mode": "report"},
+        {"match": {"prefix": "/scoped"}, "requires": {"provider_name": "a"}, "required_scopes": ["read"],
+         "name": "scoped"},
+        {"match": {"prefix": "/report"}, "requires": {"provider_name": "a"}, "mode": "report",
+         "name": "shadow"},
         {"match": {"prefix": "/any"}, "requires": {"requires_any": {"requirements": [
             {"provider_name": "a"}, {"provider_name": "b-idp"}]}}},
         {"match": {"prefix": "/"}, "requires": {"provider_name": "a"}},
@@ -34,7 +42,7 @@ METRICS = {
 
 
 def scripted_mix(proxy) -> dict[str, float]:
-    """Sends the mix; returns the expected non-zero values."""
+    """Sends the mix; returns the expected non-zero values by series key."""
     def get(path, status, **kw):
         reply = proxy.get(path, **kw)
         assert reply.status == status, (path, reply)
@@ -63,70 +71,182 @@ def scripted_mix(proxy) -> dict[str, float]:
             "Origin": "https://app.test", "Access-Control-Request-Method": "GET"})
         assert reply.status != 401, reply
     n_keys = len(json.loads(jwks_text())["keys"])
+    dec = "jwt_filter_decisions_total"
+
+    def deny(reason, n=1):
+        return {series(dec, decision="deny", reason=reason, mode="enforce"): n}
+
+    def prov(p, d, n):
+        return {series("jwt_filter_provider_decisions_total", provider=p, decision=d): n}
+
+    def rule(r, d, n):
+        return {series("jwt_filter_rule_decisions_total", rule=r, decision=d): n}
+
+    def gauge(name, p, n):
+        return {series(f"jwt_filter_{name}", provider=p, key_source="local"): n}
+
+    def took(outcome, n):
+        return {series("jwt_filter_decision_duration_microseconds_count", outcome=outcome): n}
+
     return {
-        "jwt_filter_allowed": 6,
-        "jwt_filter_denied": 10,
-        "jwt_filter_denied_missing": 2,
-        "jwt_filter_denied_expired": 1,
-        "jwt_filter_denied_bad_signature": 1,
-        "jwt_filter_denied_unknown_kid": 1,
-        "jwt_filter_denied_issuer": 1,
-        "jwt_filter_denied_audience": 1,
-        "jwt_filter_denied_malformed": 1,
-        "jwt_filter_denied_alg_not_allowed": 1,
-        "jwt_filter_denied_insufficient_scope": 1,
-        "jwt_filter_report_would_deny": 2,
-        "jwt_filter_report_would_deny_missing": 1,
-        "jwt_filter_report_would_deny_expired": 1,
-        "jwt_filter_cors_preflight_bypassed": 2,
-        "jwt_filter_provider_a_allowed": 5,
-        "jwt_filter_provider_a_denied": 9,
-        "jwt_filter_provider_b_idp_allowed": 1,
-        "jwt_filter_provider_a_jwks_keys": n_keys,
-        "jwt_filter_provider_b_idp_jwks_keys": 1,
+        # 3 /api + /scoped + /any allowed (enforce), 1 /report allowed (report)
+        series(dec, decision="allow", reason="none", mode="enforce"): 5,
+        series(dec, decision="allow", reason="none", mode="report"): 1,
+        **deny("missing", 2), **deny("expired"), **deny("bad_signature"), **deny("unknown_kid"),
+        **deny("issuer"), **deny("audience"), **deny("malformed"), **deny("alg_not_allowed"),
+        **deny("insufficient_scope"),
+        series(dec, decision="would_deny", reason="missing", mode="report"): 1,
+        series(dec, decision="would_deny", reason="expired", mode="report"): 1,
+        "jwt_filter_cors_preflight_bypassed_total": 2,
+        **prov("a", "allow", 5), **prov("a", "deny", 9), **prov("b-idp", "allow", 1),
+        **rule("scoped", "allow", 1), **rule("scoped", "deny", 1),
+        **rule("shadow", "allow", 1), **rule("shadow", "would_deny", 2),
+        **gauge("jwks_keys", "a", n_keys), **gauge("jwks_keys", "b-idp", 1),
+        # Every decision is timed once: 6 allowed after a signature check (the cache
+        # is off), 10 denied + 2 would-deny.
+        **took("verified", 6), **took("denied", 12),
         # Envoy 1.40 verifies these with BoringSSL (host_crypto defaults to on).
-        **{f"jwt_filter_host_crypto_{a}": 1 for a in HOST_CRYPTO_ALGS},
+        **{series("jwt_filter_host_crypto", alg=a): 1 for a in HOST_CRYPTO_ALGS},
     }
 
 
-def documented_metric_names() -> set[str]:
-    """The Prometheus names listed in docs/observability.md's metric table."""
-    # First column of the metric table rows: | `jwt_filter_...` | ...
-    text = (ROOT / "docs" / "observability.md").read_text()
-    return set(re.findall(r"^\| `(jwt_filter_[a-z0-9_<>]+)` \|", text, re.M))
+PROVIDERS = [("a", "local"), ("b-idp", "local")]
+NAMED_RULES = [("scoped", "enforce"), ("shadow", "report")]
+
+
+def wait_for_histograms(proxy, want: int, timeout: float = 10.0) -> None:
+    """Histograms reach /stats/prometheus at Envoy's stats flush: waits until `want`
+    decisions are counted."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = values(proxy)
+        n = sum(v for k, v in got.items() if "_duration_microseconds_count" in k)
+        if n >= want:
+            return
+        time.sleep(0.2)
 
 
 def test_every_metric_has_the_exact_expected_value(envoy):
     proxy = envoy(METRICS)
     expected = scripted_mix(proxy)
-    got = {k: v for k, v in prometheus(proxy).items() if k.startswith("jwt_filter_")}
-    defined = all_metric_names("jwt_filter", ["a", "b-idp"])
-    # Exactly the metrics we define, each with its type...
+    wait_for_histograms(proxy, 18)
+    got = prometheus(proxy)
+    got = {k: t for k, t in got.items()
+           if k.startswith("jwt_filter_") and not re.match(r"^\w+_(bucket|sum)\b", k)}
+    defined = all_series("jwt_filter", PROVIDERS, NAMED_RULES)
+    # Exactly the series we define, each with its type...
     assert {k: t for k, (t, _) in got.items()} == defined
     # ...and every value as expected (all others 0; key ages are 0 for local keys).
     want = {name: float(expected.get(name, 0)) for name in defined}
     assert {k: v for k, (_, v) in got.items()} == want
 
 
+def test_histogram_buckets_hold_every_decision(envoy):
+    proxy = envoy(METRICS)
+    scripted_mix(proxy)
+    wait_for_histograms(proxy, 18)
+    got = prometheus(proxy)
+    h = "jwt_filter_decision_duration_microseconds"
+    for outcome, n in (("verified", 6), ("denied", 12), ("cache_hit", 0)):
+        buckets = sorted(((float(re.search(r'le="([^"]+)"', k).group(1)), v)
+                          for k, (_, v) in got.items()
+                          if k.startswith(h + "_bucket{") and f'outcome="{outcome}"' in k))
+        assert buckets, outcome
+        counts = [v for _, v in buckets]
+        assert counts == sorted(counts) and counts[-1] == n, (outcome, buckets)
+        total = got[series(h + "_sum", outcome=outcome)][1]
+        # Microseconds: a decision takes more than 0 and (on any machine) under a second.
+        assert (total > 0) == (n > 0) and total <= n * 1_000_000, (outcome, total)
+
+
+def documented_metrics() -> dict[str, set[str]]:
+    """Prometheus name -> label names, from docs/observability.md's metric table
+    (rows `| `jwt_filter_...` | label, label | type | meaning |`)."""
+    text = (REPO / "docs" / "observability.md").read_text()
+    out = {}
+    rows = re.findall(r"^\| `(jwt_filter_[a-z0-9_]+)` \| ([^|]*) \| (?:counter|gauge|histogram) \|",
+                      text, re.M)
+    for name, labels in rows:
+        out[name] = {l.strip(" `") for l in labels.split(",") if l.strip(" `-")}
+    return out
+
+
 def test_documented_metrics_are_the_defined_ones():
-    documented = documented_metric_names()
+    documented = documented_metrics()
     assert documented, "no metric names found in the docs"
-    reasons = set(all_metric_names("jwt_filter", []))
-    per_provider = {f"jwt_filter_provider_<name>_{s}" for s in
-                    ("allowed", "denied", "jwks_keys", "jwks_age_seconds")}
-    host = {f"jwt_filter_host_crypto_{a}" for a in HOST_CRYPTO_ALGS}
-    reasons -= host
-    per_alg = {"jwt_filter_host_crypto_<alg>"}
-    want = reasons | per_provider | per_alg
-    assert documented == want, sorted(documented ^ want)
+    want: dict[str, set[str]] = {}
+    for key in all_series("jwt_filter", [("p", "local"), ("q", "remote")], [("r", "enforce")]):
+        name = key.split("{")[0].removesuffix("_count")
+        labels = set(re.findall(r'(\w+)="', key))
+        want.setdefault(name, set()).update(labels)
+    assert documented == want
+
+
+def shipped_bootstraps() -> list[pathlib.Path]:
+    return sorted(p for d in ("envoy", "examples") for p in (REPO / d).rglob("*.yaml")
+                  if re.search(r"^static_resources:", p.read_text(), re.M))
+
+
+def test_shipped_bootstraps_carry_the_stats_tags():
+    """Every example bootstrap gives the filter's metrics their labels."""
+    want = yaml.safe_load(STATS_TAGS_FILE.read_text())["stats_config"]["stats_tags"]
+    labels = {t["tag_name"] for t in want}
+    # The file covers every label key the filter writes (src/metrics.rs LABELS).
+    src = (REPO / "src" / "metrics.rs").read_text()
+    block = re.search(r"pub const LABELS: \[&str; \d+\] = \[(.*?)\];", src, re.S).group(1)
+    assert labels == set(re.findall(r'"(\w+)"', block))
+    boots = shipped_bootstraps()
+    assert len(boots) >= 3, boots
+    for path in boots:
+        tags = yaml.safe_load(path.read_text()).get("stats_config", {}).get("stats_tags", [])
+        missing = [t for t in want if t not in tags]
+        assert not missing, f"{path.relative_to(REPO)} lacks stats_tags {missing}"
+
+
+def test_without_stats_tags_names_are_flat_but_complete(echo_port):
+    """Without the stats_tags every series is still there, the labels flattened into
+    the name (Envoy replaces each character outside [a-zA-Z0-9_] by `_`)."""
+    proxy = Envoy(echo_port, METRICS)
+    boot = yaml.safe_load(proxy.config_path.read_text())
+    del boot["stats_config"]
+    proxy.config_path.write_text(yaml.safe_dump(boot, sort_keys=False))
+    try:
+        proxy.start()
+        proxy.get("/api", token=make_token(claims={"exp": 1000}))
+        got = values(proxy)
+        flat = "jwt_filter_decision___deny___reason___expired___mode___enforce___decisions_total"
+        assert got[flat] == 1
+        # 34 decision series, 2 providers x 2, 2 named rules x 2
+        assert len([k for k in got if "decisions_total" in k]) == 34 + 4 + 4
+        assert not any("{" in k for k in got)
+    finally:
+        proxy.stop()
 
 
 def test_stat_prefix(envoy):
     proxy = envoy(dict(METRICS, stat_prefix="edge.jwt"))
     proxy.get("/api")
-    got = prometheus(proxy)
-    assert got["edge_jwt_denied"][1] == 1
-    assert got["edge_jwt_denied_missing"][1] == 1
-    assert "jwt_filter_denied" not in got
-    stats = proxy.stats("edge")
-    assert stats["wasmcustom.edge.jwt.denied"] == 1
+    got = values(proxy, "edge_jwt_")
+    assert got[series("edge_jwt_decisions_total", decision="deny", reason="missing", mode="enforce")] == 1
+    assert not values(proxy, "jwt_filter_")
+    raw = stat_name("edge.jwt", "decisions_total", ("decision", "deny"), ("reason", "missing"),
+                    ("mode", "enforce"))
+    assert proxy.stats("edge")[raw] == 1
+
+
+def test_label_values_are_bounded(envoy):
+    """Whatever a request carries (path, token claims, kid), label values only come from
+    the configuration and fixed sets."""
+    proxy = envoy(METRICS)
+    proxy.get("/api/SECRETPATH?x=1", token=make_token(kid="EVILKID", claims={"sub": "EVILSUB"}))
+    proxy.get("/api", token=make_token(claims={"sub": "EVILSUB2", "exp": 1000}))
+    text = "\n".join(prometheus(proxy))
+    for bad in ("SECRETPATH", "EVILKID", "EVILSUB"):
+        assert bad not in text
+    allowed = set(REASONS) | set(OUTCOMES) | set(HOST_CRYPTO_ALGS) | {
+        "allow", "deny", "would_deny", "none", "enforce", "report", "a", "b-idp", "scoped",
+        "shadow", "local", "remote", "hit", "miss", "success", "failure"}
+    for key in prometheus(proxy):
+        if key.startswith("jwt_filter_"):
+            for label, value in re.findall(r'(\w+)="([^"]*)"', key):
+                assert label == "le" or value in allowed, key

@@ -15,7 +15,16 @@ import pytest
 import harness
 from harness import Envoy, EnvoyStartError
 from jwks_server import JwksServer
+from observability import series, values
 from tokens import ISSUER, jwks_subset, jwks_text, make_token
+
+
+def fetches(provider: str, result: str) -> str:
+    return series("jwt_filter_jwks_fetches_total", provider=provider, result=result)
+
+
+def key_gauge(name: str, provider: str) -> str:
+    return series(f"jwt_filter_{name}", provider=provider, key_source="remote")
 
 
 def remote_config(port_cluster: str = "jwks", **remote) -> dict:
@@ -93,11 +102,11 @@ def test_keys_fetched_valid_token_accepted_once_for_all_workers(start, jwks_serv
     # Two workers plus the main thread each run a VM: still a single fetch.
     assert jwks_server.count == 1, jwks_server.requests
     assert proxy.log_text().count("fetched 1 key(s)") == 1
-    stats = proxy.stats("wasmcustom")
-    assert stats["wasmcustom.jwt_filter.jwks_fetch_success"] == 1
-    assert stats["wasmcustom.jwt_filter.jwks_fetch_failed"] == 0
-    assert stats["wasmcustom.jwt_filter.provider.idp.jwks_keys"] == 1
-    assert 0 <= stats["wasmcustom.jwt_filter.provider.idp.jwks_age_seconds"] <= 5
+    stats = values(proxy)
+    assert stats[fetches("idp", "success")] == 1
+    assert stats[fetches("idp", "failure")] == 0
+    assert stats[key_gauge("jwks_keys", "idp")] == 1
+    assert 0 <= stats[key_gauge("jwks_age_seconds", "idp")] <= 5
 
 
 def test_rotation_with_short_cache_duration(start, jwks_server):
@@ -158,9 +167,9 @@ def test_refresh_faults_keep_last_good_keys(start, jwks_server, fault):
         assert status(proxy, token) == 200
         time.sleep(0.1)
     assert "keeping the last good keys" in proxy.log_text()
-    stats = proxy.stats("wasmcustom")
-    assert stats["wasmcustom.jwt_filter.jwks_fetch_failed"] >= 2
-    assert stats["wasmcustom.jwt_filter.provider.idp.jwks_keys"] == 1
+    stats = values(proxy)
+    assert stats[fetches("idp", "failure")] >= 2
+    assert stats[key_gauge("jwks_keys", "idp")] == 1
     # And it recovers.
     jwks_server.mode = "ok"
     jwks_server.jwks = jwks_subset("rsa-b")

@@ -5,7 +5,7 @@ import pytest
 
 from checks import assert_missing, assert_passed
 from configs import provider
-from observability import prometheus
+from observability import series, values
 from tokens import make_token, tamper_payload
 
 REPORT = {
@@ -90,13 +90,21 @@ def test_would_deny_counters_move_and_nothing_is_denied(envoy):
     proxy.get("/scoped", token=make_token())                  # insufficient_scope
     proxy.get("/api", token=make_token())                     # allowed
     proxy.get("/enforced")                                    # enforced: denied missing
-    m = {k: v for k, (_, v) in prometheus(proxy).items() if k.startswith("jwt_filter_")}
-    assert m["jwt_filter_report_would_deny"] == 4
-    assert m["jwt_filter_report_would_deny_missing"] == 1
-    assert m["jwt_filter_report_would_deny_expired"] == 2
-    assert m["jwt_filter_report_would_deny_insufficient_scope"] == 1
-    assert m["jwt_filter_allowed"] == 1
-    assert m["jwt_filter_denied"] == 1
-    assert m["jwt_filter_denied_missing"] == 1
-    assert m["jwt_filter_denied_expired"] == 0
-    assert m["jwt_filter_provider_main_denied"] == 1
+    m = values(proxy)
+
+    def dec(decision, reason, mode):
+        return m[series("jwt_filter_decisions_total", decision=decision, reason=reason, mode=mode)]
+
+    def total(decision):
+        return sum(v for k, v in m.items()
+                   if k.startswith("jwt_filter_decisions_total{") and f'decision="{decision}"' in k)
+    assert total("would_deny") == 4
+    assert dec("would_deny", "missing", "report") == 1
+    assert dec("would_deny", "expired", "report") == 2
+    assert dec("would_deny", "insufficient_scope", "report") == 1
+    assert total("allow") == 1
+    assert dec("allow", "none", "report") == 1
+    assert total("deny") == 1
+    assert dec("deny", "missing", "enforce") == 1
+    assert dec("deny", "expired", "enforce") == 0
+    assert m[series("jwt_filter_provider_decisions_total", provider="main", decision="deny")] == 1

@@ -271,9 +271,21 @@ def vm_counters(proxy: harness.Envoy) -> dict[str, int]:
 
 
 def filter_counters(proxy: harness.Envoy) -> dict[str, int]:
+    """Decisions by result, JWKS fetches by result, cache lookups by result (summed over
+    the other labels), from the raw stat names (`key=.=value;.;` label segments)."""
     stats = proxy.stats("wasmcustom")
-    keep = ("allowed", "denied", "jwks_fetch_success", "jwks_fetch_failed", "jwt_cache_hit", "jwt_cache_miss")
-    return {k.split(".", 2)[-1]: v for k, v in stats.items() if k.split(".")[-1] in keep and ".provider." not in k}
+    out: dict[str, int] = {}
+    for name, value in stats.items():
+        labels = dict(re.findall(r"(\w+)=\.=([^;]*);\.;", name))
+        metric = name.rsplit(";.;", 1)[-1].rsplit(".", 1)[-1]
+        if metric == "decisions_total":
+            key = labels.get("decision", "?")
+        elif metric in ("jwks_fetches_total", "jwt_cache_lookups_total"):
+            key = f"{metric.removesuffix('_total')}_{labels.get('result', '?')}"
+        else:
+            continue
+        out[key] = out.get(key, 0) + (value or 0)
+    return out
 
 
 def rss_kib(pid: int) -> int:
