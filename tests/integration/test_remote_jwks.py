@@ -247,3 +247,25 @@ def test_oidc_discovery_with_wrong_issuer_is_refused(start, jwks_server):
     reply = proxy.get("/x", headers=bearer(make_token("RS256", kid="rsa-a")))
     assert reply.status == 401 and reply.text == "Jwks remote fetch is failed"
     assert "different issuer" in proxy.log_text()
+
+
+def test_key_rotation_metrics(jwks_server, start):
+    """Keys added and removed by each new JWKS, and the age of the oldest key still
+    served (from when this Envoy first saw it)."""
+    proxy = start(remote_config(cache_duration="1s"), jwks_server.port)
+    stats = lambda: values(proxy)  # noqa: E731
+    added = series("jwt_filter_jwks_keys_added_total", provider="idp")
+    removed = series("jwt_filter_jwks_keys_removed_total", provider="idp")
+    oldest = key_gauge("jwks_oldest_key_age_seconds", "idp")
+    assert eventually(lambda: stats()[oldest] >= 2, timeout=6), stats()
+    assert (stats()[added], stats()[removed]) == (0, 0)  # the first set is no change
+    jwks_server.jwks = jwks_subset("rsa-a", "rsa-b")
+    assert eventually(lambda: stats()[added] == 1), stats()
+    assert stats()[removed] == 0
+    age_a = stats()[oldest]
+    assert age_a >= 2  # rsa-a is still served: its clock did not restart
+    jwks_server.jwks = jwks_subset("rsa-b")
+    assert eventually(lambda: stats()[removed] == 1), stats()
+    assert eventually(lambda: stats()[oldest] < age_a), stats()  # now rsa-b's, younger
+    assert stats()[added] == 1
+    assert stats()[key_gauge("jwks_keys", "idp")] == 1
