@@ -8,6 +8,7 @@
 #                        Envoy with envoy/envoy.yaml on 127.0.0.1:10000 (Ctrl-C stops both)
 #   ./build.sh test      build + setup, then cargo test, envoy --mode validate on every
 #                        shipped Envoy config, and the integration tests against real Envoy
+#                        (with promtool and a real Prometheus: apt-get install prometheus)
 #                        (extra arguments go to pytest, e.g. ./build.sh test -k cookie)
 #   ./build.sh validate  envoy --mode validate on every shipped Envoy config
 #   ./build.sh check FILE...    check plugin configs as the filter would (JSON/YAML, Istio
@@ -56,6 +57,17 @@ ensure_wasm_opt() {
   command -v wasm-opt >/dev/null 2>&1 && return 0
   log "installing binaryen (wasm-opt)"
   apt_install binaryen
+}
+
+# The alert-rule and dashboard tests (tests/integration/test_prometheus.py) use Debian's
+# prometheus package (server and promtool); they skip, saying so, when it cannot be had.
+ensure_prometheus() {
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && return 0
+  log "installing prometheus (Debian package: the server and promtool)"
+  apt_install --no-install-recommends prometheus
+  if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    log "Prometheus tests will be SKIPPED: the Debian package prometheus is not installed (apt-get install prometheus)"
+  fi
 }
 
 cmd_build() {
@@ -147,6 +159,7 @@ cmd_validate() {
 
 cmd_test() {
   ensure_wasm_opt
+  ensure_prometheus
   cmd_build
   cmd_setup
   log "cargo test (native unit tests)"
@@ -322,6 +335,6 @@ case "${1:-build}" in
   image) shift; cmd_image "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
-  -h | --help | help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (build | setup | run | test | validate | check | convert | image | fuzz | load | bench)" ;;
 esac
