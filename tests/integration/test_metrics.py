@@ -250,3 +250,26 @@ def test_label_values_are_bounded(envoy):
         if key.startswith("jwt_filter_"):
             for label, value in re.findall(r'(\w+)="([^"]*)"', key):
                 assert label == "le" or value in allowed, key
+
+
+def test_demo_bootstrap_shows_labelled_series(echo_port):
+    """envoy/envoy.yaml as shipped (ports moved to free ones, the echo cluster to the
+    test's backend): /stats/prometheus has labelled series."""
+    proxy = Envoy(echo_port, None, with_filter=False)
+    boot = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
+    boot["admin"]["address"]["socket_address"]["port_value"] = 0
+    boot["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = 0
+    for c in boot["static_resources"]["clusters"]:
+        for e in c["load_assignment"]["endpoints"]:
+            for lb in e["lb_endpoints"]:
+                lb["endpoint"]["address"]["socket_address"].update(address="127.0.0.1", port_value=echo_port)
+    proxy.config_path.write_text(yaml.safe_dump(boot, sort_keys=False))
+    try:
+        proxy.start()
+        assert proxy.get("/hello").status == 401
+        got = values(proxy)
+        assert got[series("jwt_filter_decisions_total", decision="deny", reason="missing", mode="enforce")] == 1
+        assert got[series("jwt_filter_provider_decisions_total", provider="demo", decision="deny")] == 1
+        assert got[series("jwt_filter_jwks_keys", provider="demo", key_source="local")] == 1
+    finally:
+        proxy.stop()
