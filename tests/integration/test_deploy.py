@@ -95,7 +95,7 @@ def example_configs() -> dict[str, dict]:
             out[f"{f.relative_to(ROOT)}#doc{i}"] = d["spec"]["pluginConfig"]
     for base in ("deploy", "examples"):
         for f in sorted((ROOT / base).rglob("*.json")):
-            if "schemas" in f.parts:
+            if "schemas" in f.parts or "observability" in f.parts:  # schemas, Grafana dashboard
                 continue
             out[str(f.relative_to(ROOT))] = json.loads(f.read_text())
     import configs
