@@ -24,6 +24,7 @@ pub mod jwks_store;
 pub mod matcher;
 pub mod metrics;
 pub mod policy;
+pub mod route;
 pub mod rsa_verify;
 pub mod token;
 pub mod token_cache;

@@ -1,5 +1,7 @@
 //! Route matching for rules, compiled at configure time: Envoy's `RouteMatch`
-//! subset (`prefix`, `path`, `safe_regex`, `headers`, `case_sensitive`).
+//! (`prefix`, `path`, `safe_regex`, `path_separated_prefix`, `headers`,
+//! `query_parameters`, `case_sensitive`, `grpc`, `tls_context.presented`),
+//! each with the meaning Envoy's router gives it.
 
 use regex_lite::Regex;
 
@@ -10,6 +12,9 @@ pub enum PathMatcher {
     Exact(String),
     /// Anchored at compile time: matches the whole path.
     Regex(Regex),
+    /// `path_separated_prefix`: the path is the prefix, or the prefix
+    /// followed by `/` (the prefix never ends with `/`).
+    Separated(String),
 }
 
 /// How a header value is matched. The bool is `ignore_case`.
@@ -32,6 +37,20 @@ pub struct HeaderMatcher {
     invert: bool,
 }
 
+impl StringMatch {
+    /// Whether a present value matches (`Present(false)` never does).
+    pub fn is_match(&self, v: &str) -> bool {
+        match self {
+            StringMatch::Exact(s, ic) => eq(v, s, *ic),
+            StringMatch::Prefix(s, ic) => starts_with(v, s, *ic),
+            StringMatch::Suffix(s, ic) => ends_with(v, s, *ic),
+            StringMatch::Contains(s, ic) => contains(v, s, *ic),
+            StringMatch::Regex(r) => r.is_match(v),
+            StringMatch::Present(want) => *want,
+        }
+    }
+}
+
 impl HeaderMatcher {
     pub fn new(name: String, kind: StringMatch, invert: bool) -> Self {
         HeaderMatcher { name, kind, invert }
@@ -43,14 +62,38 @@ impl HeaderMatcher {
         let hit = match (&self.kind, value) {
             (StringMatch::Present(want), v) => *want == v.is_some(),
             (_, None) => return false,
-            (StringMatch::Exact(s, ic), Some(v)) => eq(v, s, *ic),
-            (StringMatch::Prefix(s, ic), Some(v)) => starts_with(v, s, *ic),
-            (StringMatch::Suffix(s, ic), Some(v)) => ends_with(v, s, *ic),
-            (StringMatch::Contains(s, ic), Some(v)) => contains(v, s, *ic),
-            (StringMatch::Regex(r), Some(v)) => r.is_match(v),
+            (kind, Some(v)) => kind.is_match(v),
         };
         hit != self.invert
     }
+}
+
+/// A `query_parameters` entry: the parameter's first value (as sent, not
+/// percent-decoded, as Envoy's router) must be present and, when a string
+/// matcher is given, match it.
+#[derive(Debug)]
+pub struct QueryMatcher {
+    pub name: String,
+    /// `None`: presence is enough.
+    pub value: Option<StringMatch>,
+}
+
+impl QueryMatcher {
+    pub fn matches(&self, full_path: &str) -> bool {
+        match first_query_value(full_path, &self.name) {
+            None => false,
+            Some(v) => self.value.as_ref().is_none_or(|m| m.is_match(v)),
+        }
+    }
+}
+
+/// What a request offers beyond its path and headers: connection facts the
+/// glue reads from the host only when a rule needs them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// Whether the downstream presented a client certificate
+    /// (`connection.mtls`); `None`: not read or not known.
+    pub peer_cert_presented: Option<bool>,
 }
 
 /// One rule's match: a path matcher plus header matchers (all must match).
@@ -59,6 +102,12 @@ pub struct RouteMatcher {
     path: PathMatcher,
     case_sensitive: bool,
     headers: Vec<HeaderMatcher>,
+    query: Vec<QueryMatcher>,
+    /// `grpc: {}`: only gRPC requests (by content-type).
+    grpc: bool,
+    /// `tls_context.presented`: whether a client certificate must (true) or
+    /// must not (false) have been presented.
+    cert_presented: Option<bool>,
 }
 
 impl RouteMatcher {
@@ -67,7 +116,48 @@ impl RouteMatcher {
             path,
             case_sensitive,
             headers,
+            query: Vec::new(),
+            grpc: false,
+            cert_presented: None,
         }
+    }
+
+    /// Adds `query_parameters`, `grpc` and `tls_context.presented`.
+    pub fn with_request_matchers(
+        mut self,
+        query: Vec<QueryMatcher>,
+        grpc: bool,
+        cert_presented: Option<bool>,
+    ) -> Self {
+        self.query = query;
+        self.grpc = grpc;
+        self.cert_presented = cert_presented;
+        self
+    }
+
+    /// Whether matching needs the connection facts ([`Connection`]).
+    pub fn needs_connection(&self) -> bool {
+        self.cert_presented.is_some()
+    }
+
+    /// The whole match: `full_path` is the `:path` with its query string.
+    /// A `tls_context` condition is false when the connection fact is unknown.
+    pub fn matches_request<'a>(
+        &self,
+        full_path: &str,
+        mut header: impl FnMut(&str) -> Option<&'a str>,
+        conn: Connection,
+    ) -> bool {
+        if self.grpc && !is_grpc(header("content-type")) {
+            return false;
+        }
+        if let Some(want) = self.cert_presented {
+            if conn.peer_cert_presented != Some(want) {
+                return false;
+            }
+        }
+        self.matches(path_only(full_path), &mut header)
+            && self.query.iter().all(|q| q.matches(full_path))
     }
 
     pub fn headers(&self) -> &[HeaderMatcher] {
@@ -82,6 +172,9 @@ impl RouteMatcher {
             PathMatcher::Prefix(p) => starts_with(path, p, ic),
             PathMatcher::Exact(p) => eq(path, p, ic),
             PathMatcher::Regex(r) => r.is_match(path),
+            PathMatcher::Separated(p) => {
+                starts_with(path, p, ic) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+            }
         };
         path_ok && self.headers.iter().all(|h| h.matches(header(&h.name)))
     }
@@ -93,6 +186,27 @@ pub fn path_only(path: &str) -> &str {
         Some(i) => path.get(..i).unwrap_or(path),
         None => path,
     }
+}
+
+/// Envoy's gRPC request test: `content-type` is `application/grpc`, or
+/// that followed by `+` or `;` (case-sensitive, as Envoy).
+pub fn is_grpc(content_type: Option<&str>) -> bool {
+    const GRPC: &str = "application/grpc";
+    match content_type.and_then(|c| c.strip_prefix(GRPC)) {
+        Some(rest) => rest.is_empty() || rest.starts_with('+') || rest.starts_with(';'),
+        None => false,
+    }
+}
+
+/// The first value of query parameter `name` in a `:path`, as sent (not
+/// percent-decoded); a parameter without `=` has the empty value.
+pub fn first_query_value<'a>(full_path: &'a str, name: &str) -> Option<&'a str> {
+    let (_, query) = full_path.split_once('?')?;
+    query.split('&').find_map(|pair| match pair.split_once('=') {
+        Some((k, v)) if k == name => Some(v),
+        None if pair == name => Some(""),
+        _ => None,
+    })
 }
 
 fn eq(v: &str, s: &str, ic: bool) -> bool {

@@ -73,8 +73,9 @@ fn names_cover_envoy_reasons_report_and_providers() {
             "jwt_filter.provider.b.jwks_age_seconds"
         ]
     );
-    // 7 + 16 + 1 + 16 + 2 providers * 4
-    assert_eq!(names.len(), 7 + 16 + 1 + 16 + 8);
+    // 7 + reasons + 1 + reasons + 2 providers * 4
+    let reasons = crate::error::AuthError::ALL.len();
+    assert_eq!(names.len(), 7 + reasons + 1 + reasons + 8);
     let unique: std::collections::HashSet<_> = names.iter().map(|(_, n)| n).collect();
     assert_eq!(unique.len(), names.len());
 }
