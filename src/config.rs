@@ -719,8 +719,8 @@ impl Validator {
         let default_mode = self.mode("mode", raw.mode.as_deref(), Mode::Enforce);
         let requirement_map = self.requirement_table("requirement_map", raw.requirement_map, &names);
         let filter_state_rules = raw.filter_state_rules.map(|f| {
-            if f.name.is_empty() {
-                self.err("filter_state_rules.name", "name is empty");
+            if f.name.is_empty() || f.name.contains('\0') {
+                self.err("filter_state_rules.name", "name is empty or has a NUL byte");
             }
             FilterStateRules {
                 name: f.name,
@@ -730,7 +730,10 @@ impl Validator {
         let route_metadata_namespace = raw.route_metadata_namespace.filter(|ns| {
             let ok = !ns.is_empty() && !ns.contains('\0');
             if !ok {
-                self.err("route_metadata_namespace", "namespace is empty");
+                self.err(
+                    "route_metadata_namespace",
+                    "namespace is empty or has a NUL byte",
+                );
             }
             ok
         });

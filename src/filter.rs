@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::policy::{Decision, RemoteKeys, Wait};
 
 mod observe;
+mod route;
 
 /// Tick period while requests wait for keys, and otherwise.
 const FAST_TICK: Duration = Duration::from_millis(50);
@@ -616,6 +617,7 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
     // One host call: whether a denial's log line (and the token facts it
     // needs) will be kept.
     let log_denials = observe::decision_log_enabled();
+    let facts = route::facts(&vm.borrow().config);
     let (outcome, waits) = {
         let v = vm.borrow();
         filter_host::evaluate(
@@ -627,6 +629,7 @@ fn decide_and_apply(vm: &SharedVm, view: &RequestView, may_wait: bool, context_i
             now / 1000,
             |ev| {
                 ev.token_facts = log_denials;
+                ev.route = facts;
                 (ev.outcome(), std::mem::take(&mut ev.waits))
             },
         )
