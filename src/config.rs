@@ -299,17 +299,18 @@ struct RawRouteMatch {
     path_separated_prefix: Option<String>,
     #[serde(default, alias = "queryParameters")]
     query_parameters: Vec<RawQueryParameterMatcher>,
+    /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
     #[serde(default)]
-    grpc: Option<RawEmpty>,
+    grpc: Option<serde_json::Value>,
     #[serde(default, alias = "tlsContext")]
-    tls_context: Option<RawTlsContext>,
-    /// Refused with the reason (see `refused_match_field`).
-    #[serde(default, alias = "connectMatcher")]
-    connect_matcher: Option<serde_json::Value>,
+    tls_context: Option<serde_json::Value>,
     #[serde(default, alias = "runtimeFraction")]
     runtime_fraction: Option<serde_json::Value>,
     #[serde(default, alias = "dynamicMetadata")]
     dynamic_metadata: Option<serde_json::Value>,
+    /// Refused with the reason.
+    #[serde(default, alias = "connectMatcher")]
+    connect_matcher: Option<serde_json::Value>,
     #[serde(default, alias = "pathMatchPolicy")]
     path_match_policy: Option<serde_json::Value>,
     #[serde(default)]
@@ -328,15 +329,6 @@ struct RawQueryParameterMatcher {
     present_match: Option<bool>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTlsContext {
-    #[serde(default)]
-    presented: Option<bool>,
-    /// Refused with the reason: not readable by a wasm filter.
-    #[serde(default)]
-    validated: Option<bool>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -566,8 +558,6 @@ pub struct Config {
     pub strip_failure_response: bool,
     /// Route metadata namespace selecting the requirement per route.
     pub route_metadata_namespace: Option<String>,
-    /// Whether some rule matches on connection facts (`tls_context`).
-    pub needs_connection: bool,
     /// The top-level `mode`: applies to requirements chosen by the route's
     /// metadata or by filter state.
     pub default_mode: Mode,
@@ -807,13 +797,11 @@ impl Validator {
         if let Err(e) = crate::metrics::check_prefix(&stat_prefix) {
             self.err("stat_prefix", e);
         }
-        let needs_connection = rules.iter().any(|r| r.matcher.needs_connection());
         Config {
             requirement_map,
             filter_state_rules,
             strip_failure_response: raw.strip_failure_response,
             route_metadata_namespace,
-            needs_connection,
             default_mode,
             providers,
             rules,
@@ -1307,18 +1295,6 @@ impl Validator {
                  (a headers matcher on :method CONNECT selects them)",
             ),
             (
-                "runtime_fraction",
-                raw.runtime_fraction.is_some(),
-                "a wasm filter cannot read Envoy runtime values; a rule that applies to a \
-                 random share of requests is not offered",
-            ),
-            (
-                "dynamic_metadata",
-                raw.dynamic_metadata.is_some(),
-                "not supported; have the filter that writes the metadata set a request header \
-                 or filter state instead, and match it with headers or filter_state_rules",
-            ),
-            (
                 "path_match_policy",
                 raw.path_match_policy.is_some(),
                 "path match extensions (URI templates) are not supported; use safe_regex",
@@ -1336,6 +1312,19 @@ impl Validator {
         ] {
             if set {
                 self.err(format!("{path}.{field}"), why);
+            }
+        }
+        for (field, set) in [
+            ("grpc", raw.grpc.is_some()),
+            ("tls_context", raw.tls_context.is_some()),
+            ("runtime_fraction", raw.runtime_fraction.is_some()),
+            ("dynamic_metadata", raw.dynamic_metadata.is_some()),
+        ] {
+            if set {
+                self.warnings.push(format!(
+                    "{path}.{field}: ignored, as jwt_authn's rule matcher ignores it (the rule \
+                     applies whatever it says)"
+                ));
             }
         }
         let set = [
@@ -1405,30 +1394,10 @@ impl Validator {
                 value,
             });
         }
-        let cert_presented = match raw.tls_context {
-            None => None,
-            Some(t) => {
-                if t.validated.is_some() {
-                    self.err(
-                        format!("{path}.tls_context.validated"),
-                        "whether the client certificate was validated is not readable by a \
-                         wasm filter; tls_context.presented is (require validation in the \
-                         listener's TLS context instead)",
-                    );
-                }
-                t.presented
-            }
-        };
         if self.errors.len() != before {
             return None;
         }
-        path_matcher.map(|p| {
-            RouteMatcher::new(p, case_sensitive, headers).with_request_matchers(
-                query,
-                raw.grpc.is_some(),
-                cert_presented,
-            )
-        })
+        path_matcher.map(|p| RouteMatcher::new(p, case_sensitive, headers).with_query(query))
     }
 
     /// An Envoy `StringMatcher` (exactly one kind, `ignore_case` applying

@@ -220,16 +220,16 @@ pub const MATCH_FIELDS: &[&str] = &[
     "headers",
     "query_parameters",
     "case_sensitive",
-    "grpc",
-    "tls_context",
 ];
+
+/// Route match fields `jwt_authn`'s rule matcher ignores; the plugin accepts
+/// and ignores them the same way (with a warning).
+pub const MATCH_IGNORED: &[&str] = &["grpc", "tls_context", "runtime_fraction", "dynamic_metadata"];
 
 /// Route match fields the plugin refuses: converting a rule that uses one
 /// is an error (the rule would select other requests).
 pub const MATCH_REFUSED: &[&str] = &[
     "connect_matcher",
-    "runtime_fraction",
-    "dynamic_metadata",
     "path_match_policy",
     "cookies",
     "filter_state",
@@ -273,14 +273,13 @@ fn from_jwt_authn(ja: &Value, docs: &[Value], read: FileReader<'_>) -> Result<Co
         for (k, v) in obj_entries(r) {
             match k.as_str() {
                 "match" => {
-                    for (mk, mv) in obj_entries(v) {
-                        if mk == "tls_context" && get(mv, "validated").is_some() {
-                            errors.push(format!(
-                                "{path}.match.tls_context.validated: not readable by a wasm \
-                                 filter (presented is)"
+                    for (mk, _) in obj_entries(v) {
+                        if MATCH_IGNORED.contains(&mk.as_str()) {
+                            notes.push(format!(
+                                "{path}.match.{mk}: kept; ignored by the plugin as by jwt_authn's \
+                                 rule matcher"
                             ));
-                        }
-                        if !MATCH_FIELDS.contains(&mk.as_str()) {
+                        } else if !MATCH_FIELDS.contains(&mk.as_str()) {
                             errors.push(format!(
                                 "{path}.match.{mk}: not supported by the plugin (supported: {})",
                                 MATCH_FIELDS.join(", ")

@@ -1,7 +1,7 @@
-//! Route matching for rules, compiled at configure time: Envoy's `RouteMatch`
-//! (`prefix`, `path`, `safe_regex`, `path_separated_prefix`, `headers`,
-//! `query_parameters`, `case_sensitive`, `grpc`, `tls_context.presented`),
-//! each with the meaning Envoy's router gives it.
+//! Route matching for rules, compiled at configure time: the part of Envoy's
+//! `RouteMatch` that `jwt_authn`'s rule matcher reads (`prefix`, `path`,
+//! `safe_regex`, `path_separated_prefix`, `headers`, `query_parameters`,
+//! `case_sensitive`), with its meaning.
 
 use regex_lite::Regex;
 
@@ -87,15 +87,6 @@ impl QueryMatcher {
     }
 }
 
-/// What a request offers beyond its path and headers: connection facts the
-/// glue reads from the host only when a rule needs them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Connection {
-    /// Whether the downstream presented a client certificate
-    /// (`connection.mtls`); `None`: not read or not known.
-    pub peer_cert_presented: Option<bool>,
-}
-
 /// One rule's match: a path matcher plus header matchers (all must match).
 #[derive(Debug)]
 pub struct RouteMatcher {
@@ -103,11 +94,6 @@ pub struct RouteMatcher {
     case_sensitive: bool,
     headers: Vec<HeaderMatcher>,
     query: Vec<QueryMatcher>,
-    /// `grpc: {}`: only gRPC requests (by content-type).
-    grpc: bool,
-    /// `tls_context.presented`: whether a client certificate must (true) or
-    /// must not (false) have been presented.
-    cert_presented: Option<bool>,
 }
 
 impl RouteMatcher {
@@ -117,45 +103,21 @@ impl RouteMatcher {
             case_sensitive,
             headers,
             query: Vec::new(),
-            grpc: false,
-            cert_presented: None,
         }
     }
 
-    /// Adds `query_parameters`, `grpc` and `tls_context.presented`.
-    pub fn with_request_matchers(
-        mut self,
-        query: Vec<QueryMatcher>,
-        grpc: bool,
-        cert_presented: Option<bool>,
-    ) -> Self {
+    /// Adds `query_parameters`.
+    pub fn with_query(mut self, query: Vec<QueryMatcher>) -> Self {
         self.query = query;
-        self.grpc = grpc;
-        self.cert_presented = cert_presented;
         self
     }
 
-    /// Whether matching needs the connection facts ([`Connection`]).
-    pub fn needs_connection(&self) -> bool {
-        self.cert_presented.is_some()
-    }
-
     /// The whole match: `full_path` is the `:path` with its query string.
-    /// A `tls_context` condition is false when the connection fact is unknown.
     pub fn matches_request<'a>(
         &self,
         full_path: &str,
         mut header: impl FnMut(&str) -> Option<&'a str>,
-        conn: Connection,
     ) -> bool {
-        if self.grpc && !is_grpc(header("content-type")) {
-            return false;
-        }
-        if let Some(want) = self.cert_presented {
-            if conn.peer_cert_presented != Some(want) {
-                return false;
-            }
-        }
         self.matches(path_only(full_path), &mut header)
             && self.query.iter().all(|q| q.matches(full_path))
     }
@@ -185,16 +147,6 @@ pub fn path_only(path: &str) -> &str {
     match path.find(['?', '#']) {
         Some(i) => path.get(..i).unwrap_or(path),
         None => path,
-    }
-}
-
-/// Envoy's gRPC request test: `content-type` is `application/grpc`, or
-/// that followed by `+` or `;` (case-sensitive, as Envoy).
-pub fn is_grpc(content_type: Option<&str>) -> bool {
-    const GRPC: &str = "application/grpc";
-    match content_type.and_then(|c| c.strip_prefix(GRPC)) {
-        Some(rest) => rest.is_empty() || rest.starts_with('+') || rest.starts_with(';'),
-        None => false,
     }
 }
 

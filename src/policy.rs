@@ -450,8 +450,7 @@ impl<'c> Evaluator<'c, '_> {
         let req = self.req;
         let full = req.path();
         if let Some((i, rule)) = config.rules.iter().enumerate().find(|(_, r)| {
-            r.matcher
-                .matches_request(full, |name| req.header(name), self.route.conn)
+            r.matcher.matches_request(full, |name| req.header(name))
         }) {
             return Selected::Rule(i, rule);
         }

@@ -1,12 +1,10 @@
 //! What the request's route and stream say about which requirement applies,
 //! beyond the rules: the route's metadata (`jwt_authn`'s per-route config,
-//! carried as `filter_metadata`), a filter state string
-//! (`filter_state_rules`), and connection facts for `tls_context` matches.
+//! carried as `filter_metadata`) and a filter state string
+//! (`filter_state_rules`).
 //!
 //! The glue reads these host properties only when the configuration uses
 //! them; turning the bytes the host returns into facts is plain Rust here.
-
-use crate::matcher::Connection;
 
 /// Property paths the glue reads (proxy-wasm `get_property` segments).
 pub const ROUTE_METADATA: [&str; 3] = ["xds", "route_metadata", "filter_metadata"];
@@ -16,8 +14,6 @@ pub const KEY_REQUIREMENT_NAME: &str = "requirement_name";
 pub const KEY_DISABLED: &str = "disabled";
 /// `filter_state.<name>`: another filter's string object, serialized.
 pub const FILTER_STATE: &str = "filter_state";
-/// `connection.mtls`: the downstream presented a client certificate.
-pub const CONNECTION_MTLS: [&str; 2] = ["connection", "mtls"];
 
 /// The route's own choice, from its metadata under the configured namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +32,6 @@ pub struct RouteFacts {
     pub per_route: Option<PerRoute>,
     /// The string value of the `filter_state_rules` object, if set.
     pub filter_state: Option<String>,
-    pub conn: Connection,
 }
 
 /// The per-route selection from the two metadata values as the host returned
@@ -54,15 +49,6 @@ pub fn per_route(requirement_name: Option<&[u8]>, disabled: Option<&[u8]>) -> Op
         // jwt_authn accepts; deny rather than guess.
         Some(_) => Some(PerRoute::Name(String::new())),
         None => None,
-    }
-}
-
-/// A serialized bool property (`connection.mtls`): one byte.
-pub fn bool_property(bytes: Option<&[u8]>) -> Option<bool> {
-    match bytes {
-        Some([0]) => Some(false),
-        Some([1]) => Some(true),
-        _ => None,
     }
 }
 

@@ -1,11 +1,9 @@
 //! Reads the host properties [`crate::route::RouteFacts`] is made of, and
 //! only those the configuration needs: the route's metadata under
-//! `route_metadata_namespace`, the `filter_state_rules` object, and
-//! `connection.mtls` for `tls_context` matches.
+//! `route_metadata_namespace` and the `filter_state_rules` object.
 
 use crate::config::Config;
 use crate::filter_host::host_buffer;
-use crate::matcher::Connection;
 use crate::route::{self, RouteFacts};
 
 #[link(wasm_import_module = "env")]
@@ -47,16 +45,8 @@ pub fn facts(config: &Config) -> RouteFacts {
         property(&[route::FILTER_STATE, &f.name])
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     });
-    let conn = Connection {
-        peer_cert_presented: if config.needs_connection {
-            route::bool_property(property(&route::CONNECTION_MTLS).as_deref())
-        } else {
-            None
-        },
-    };
     RouteFacts {
         per_route,
         filter_state,
-        conn,
     }
 }

@@ -20,11 +20,3 @@ fn per_route_from_metadata_values() {
         Some(PerRoute::Name(String::new()))
     );
 }
-
-#[test]
-fn bool_property_bytes() {
-    assert_eq!(bool_property(Some(&[1])), Some(true));
-    assert_eq!(bool_property(Some(&[0])), Some(false));
-    assert_eq!(bool_property(Some(b"true")), None);
-    assert_eq!(bool_property(None), None);
-}
