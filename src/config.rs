@@ -308,11 +308,11 @@ struct RawRouteMatch {
     runtime_fraction: Option<serde_json::Value>,
     #[serde(default, alias = "dynamicMetadata")]
     dynamic_metadata: Option<serde_json::Value>,
-    /// Refused with the reason.
     #[serde(default, alias = "connectMatcher")]
-    connect_matcher: Option<serde_json::Value>,
+    connect_matcher: Option<RawEmpty>,
     #[serde(default, alias = "pathMatchPolicy")]
     path_match_policy: Option<serde_json::Value>,
+    /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
     #[serde(default)]
     cookies: Option<serde_json::Value>,
     #[serde(default, alias = "filterState")]
@@ -1289,25 +1289,9 @@ impl Validator {
         let case_sensitive = raw.case_sensitive.unwrap_or(true);
         for (field, set, why) in [
             (
-                "connect_matcher",
-                raw.connect_matcher.is_some(),
-                "CONNECT requests are not matched by this filter; give CONNECT routes no rule \
-                 (a headers matcher on :method CONNECT selects them)",
-            ),
-            (
                 "path_match_policy",
                 raw.path_match_policy.is_some(),
                 "path match extensions (URI templates) are not supported; use safe_regex",
-            ),
-            (
-                "cookies",
-                raw.cookies.is_some(),
-                "not supported; match the cookie header with a headers matcher",
-            ),
-            (
-                "filter_state",
-                raw.filter_state.is_some(),
-                "not supported as a route match; use filter_state_rules",
             ),
         ] {
             if set {
@@ -1319,6 +1303,8 @@ impl Validator {
             ("tls_context", raw.tls_context.is_some()),
             ("runtime_fraction", raw.runtime_fraction.is_some()),
             ("dynamic_metadata", raw.dynamic_metadata.is_some()),
+            ("cookies", raw.cookies.is_some()),
+            ("filter_state", raw.filter_state.is_some()),
         ] {
             if set {
                 self.warnings.push(format!(
@@ -1332,6 +1318,7 @@ impl Validator {
             raw.path.is_some(),
             raw.safe_regex.is_some(),
             raw.path_separated_prefix.is_some(),
+            raw.connect_matcher.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -1339,9 +1326,12 @@ impl Validator {
         let path_matcher = if set != 1 {
             self.err(
                 path,
-                "exactly one of prefix, path, safe_regex or path_separated_prefix is required",
+                "exactly one of prefix, path, safe_regex, path_separated_prefix or \
+                 connect_matcher is required",
             );
             None
+        } else if raw.connect_matcher.is_some() {
+            Some(PathMatcher::Connect)
         } else if let Some(p) = raw.path_separated_prefix {
             if p.is_empty() || p.ends_with('/') || p.contains(['?', '#']) {
                 self.err(

@@ -217,6 +217,7 @@ pub const MATCH_FIELDS: &[&str] = &[
     "path",
     "safe_regex",
     "path_separated_prefix",
+    "connect_matcher",
     "headers",
     "query_parameters",
     "case_sensitive",
@@ -224,16 +225,18 @@ pub const MATCH_FIELDS: &[&str] = &[
 
 /// Route match fields `jwt_authn`'s rule matcher ignores; the plugin accepts
 /// and ignores them the same way (with a warning).
-pub const MATCH_IGNORED: &[&str] = &["grpc", "tls_context", "runtime_fraction", "dynamic_metadata"];
-
-/// Route match fields the plugin refuses: converting a rule that uses one
-/// is an error (the rule would select other requests).
-pub const MATCH_REFUSED: &[&str] = &[
-    "connect_matcher",
-    "path_match_policy",
+pub const MATCH_IGNORED: &[&str] = &[
+    "grpc",
+    "tls_context",
+    "runtime_fraction",
+    "dynamic_metadata",
     "cookies",
     "filter_state",
 ];
+
+/// Route match fields the plugin refuses: converting a rule that uses one
+/// is an error (the rule would select other requests).
+pub const MATCH_REFUSED: &[&str] = &["path_match_policy"];
 
 /// Top-level `JwtAuthentication` fields, and how each converts.
 pub const TOP_FIELDS: &[&str] = &[
@@ -278,6 +281,11 @@ fn from_jwt_authn(ja: &Value, docs: &[Value], read: FileReader<'_>) -> Result<Co
                             notes.push(format!(
                                 "{path}.match.{mk}: kept; ignored by the plugin as by jwt_authn's \
                                  rule matcher"
+                            ));
+                        } else if MATCH_REFUSED.contains(&mk.as_str()) {
+                            errors.push(format!(
+                                "{path}.match.{mk}: refused: URI-template path matching is not \
+                                 implemented by the plugin; express the template as safe_regex"
                             ));
                         } else if !MATCH_FIELDS.contains(&mk.as_str()) {
                             errors.push(format!(

@@ -15,6 +15,8 @@ pub enum PathMatcher {
     /// `path_separated_prefix`: the path is the prefix, or the prefix
     /// followed by `/` (the prefix never ends with `/`).
     Separated(String),
+    /// `connect_matcher`: CONNECT requests, whatever their path.
+    Connect,
 }
 
 /// How a header value is matched. The bool is `ignore_case`.
@@ -129,6 +131,10 @@ impl RouteMatcher {
     /// `path` is the `:path` without its query string; `header` looks a
     /// request header up by lowercased name.
     pub fn matches<'a>(&self, path: &str, mut header: impl FnMut(&str) -> Option<&'a str>) -> bool {
+        if matches!(self.path, PathMatcher::Connect) {
+            return header(":method") == Some("CONNECT")
+                && self.headers.iter().all(|h| h.matches(header(&h.name)));
+        }
         let ic = !self.case_sensitive;
         let path_ok = match &self.path {
             PathMatcher::Prefix(p) => starts_with(path, p, ic),
@@ -137,6 +143,7 @@ impl RouteMatcher {
             PathMatcher::Separated(p) => {
                 starts_with(path, p, ic) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
             }
+            PathMatcher::Connect => false,
         };
         path_ok && self.headers.iter().all(|h| h.matches(header(&h.name)))
     }

@@ -131,7 +131,7 @@ fn jwt_authn_fields_convert_or_are_refused_with_reason() {
             "local_jwks": {"filename": "/etc/jwks.json"},
         }},
         "rules": [{"match": {"prefix": "/", "query_parameters": [{"name": "x"}],
-                             "connect_matcher": {}},
+                             "path_match_policy": {"name": "t"}},
                    "requires": {"provider_name": "p"}}],
         "filter_state_rules": {"name": "x"},
     });
@@ -142,7 +142,7 @@ fn jwt_authn_fields_convert_or_are_refused_with_reason() {
         joined.contains("providers.p.local_jwks: filename"),
         "{joined}"
     );
-    assert!(joined.contains("match.connect_matcher"), "{joined}");
+    assert!(joined.contains("match.path_match_policy"), "{joined}");
     assert!(!joined.contains("match.query_parameters"), "{joined}");
     // With the file readable, it is inlined.
     let read = |name: &str| -> Result<String, String> {
@@ -153,7 +153,7 @@ fn jwt_authn_fields_convert_or_are_refused_with_reason() {
     ok["rules"][0]["match"]
         .as_object_mut()
         .unwrap()
-        .remove("connect_matcher");
+        .remove("path_match_policy");
     let c = convert_with_files(&[ok], &read).unwrap();
     assert_eq!(c.config["providers"]["p"]["local_jwks"]["inline_string"], DEMO_JWKS);
     assert_eq!(c.config["providers"]["p"]["subjects"]["prefix"], "spiffe://");

@@ -228,6 +228,8 @@ def test_per_route_requirements_match_native(checker, start, tmp_path):
 MATCHES_JWT_AUTHN = {
     "providers": {"p": provider(), "svid": provider(subjects={"prefix": "spiffe://example.org/"})},
     "rules": [
+        # Only CONNECT requests: never these GETs.
+        {"match": {"connect_matcher": {}}, "requires": {"provider_name": "p"}},
         {"match": {"path_separated_prefix": "/api"}, "requires": {"provider_name": "p"}},
         {"match": {"prefix": "/q", "query_parameters": [
             {"name": "mode", "string_match": {"exact": "secure"}}]},
@@ -244,6 +246,10 @@ MATCHES_JWT_AUTHN = {
          "requires": {"provider_name": "p"}},
         {"match": {"prefix": "/sampled", "runtime_fraction": {
             "default_value": {"numerator": 0}, "runtime_key": "jwt.sampled"}},
+         "requires": {"provider_name": "p"}},
+        {"match": {"prefix": "/cookie", "cookies": [{"name": "c", "string_match": {"exact": "v"}}]},
+         "requires": {"provider_name": "p"}},
+        {"match": {"prefix": "/fs", "filter_state": [{"key": "k", "string_match": {"exact": "v"}}]},
          "requires": {"provider_name": "p"}},
         {"match": {"prefix": "/meta", "dynamic_metadata": [{
             "filter": "x", "path": [{"key": "k"}], "value": {"present_match": True}}]},
@@ -267,7 +273,8 @@ def test_subjects_and_route_matches_match_native(checker, start, tmp_path):
         return make_token(claims=claims)
 
     cases = tokens()
-    requests = matrix(["/tls", "/sampled", "/meta"], cases)
+    requests = matrix(["/tls", "/sampled", "/meta", "/cookie", "/fs", "/connect"], cases)
+    requests += matrix(["/cookie"], cases, cookies={"c": "v"})
     requests += matrix(["/api", "/api/x", "/api?x=1", "/apix", "/api-v2", "/API/x"], cases)
     requests += matrix(["/q?mode=secure", "/q?mode=Secure", "/q?a=1&mode=secure",
                         "/q?mode=other&mode=secure", "/q?mode=secure&mode=other",
@@ -289,7 +296,9 @@ def test_subjects_and_route_matches_match_native(checker, start, tmp_path):
     assert seen["/svid spiffe"] == 200 and seen["/svid other"] == 401
     # Ignored by jwt_authn, and so here.
     assert seen["/rpc application/json missing"] == 401
-    assert seen["/tls missing"] == seen["/sampled missing"] == seen["/meta missing"] == 401
+    for path in ("/tls", "/sampled", "/meta", "/cookie", "/fs"):
+        assert seen[f"{path} missing"] == 401, path
+    assert seen["/connect missing"] == 200
 
 
 # ----------------------------------------------------------------------------------------
