@@ -370,6 +370,11 @@ fn from_jwt_authn(ja: &Value, docs: &[Value], read: FileReader<'_>) -> Result<Co
         .and_then(Value::as_object)
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
+    for (k, v) in obj_entries(ja) {
+        if matches!(k.as_str(), "rules" | "requirement_map" | "filter_state_rules") {
+            refuse_unverified_extraction(v, &k, &mut errors, 0);
+        }
+    }
     let route_configs = per_route_configs(docs, &names, &mut errors, &mut notes);
     if !route_configs.is_empty() {
         out.insert(
@@ -456,6 +461,35 @@ fn local_jwks(ds: &Value, read: FileReader<'_>) -> Result<String, String> {
         });
     }
     Err("only inline_string / inline_bytes can be converted".to_string())
+}
+
+/// `extract_only_without_validation` anywhere in requirements: an error (the
+/// plugin never forwards claims of unverified tokens).
+fn refuse_unverified_extraction(v: &Value, path: &str, errors: &mut Vec<String>, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let p = format!("{path}.{}", snake(k));
+                if snake(k) == "extract_only_without_validation" {
+                    errors.push(format!(
+                        "{p}: refused: it forwards claims of tokens that are not verified; use \
+                         requires_any of the provider and allow_missing_or_failed instead"
+                    ));
+                } else {
+                    refuse_unverified_extraction(child, &p, errors, depth + 1);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                refuse_unverified_extraction(child, &format!("{path}[{i}]"), errors, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Whether a `typed_per_filter_config` value is jwt_authn's `PerRouteConfig`.
