@@ -329,7 +329,6 @@ struct RawQueryParameterMatcher {
     present_match: Option<bool>,
 }
 
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRegex {
@@ -707,7 +706,8 @@ impl Validator {
         }
         let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
         let default_mode = self.mode("mode", raw.mode.as_deref(), Mode::Enforce);
-        let requirement_map = self.requirement_table("requirement_map", raw.requirement_map, &names);
+        let requirement_map =
+            self.requirement_table("requirement_map", raw.requirement_map, &names);
         let filter_state_rules = raw.filter_state_rules.map(|f| {
             if f.name.is_empty() || f.name.contains('\0') {
                 self.err("filter_state_rules.name", "name is empty or has a NUL byte");
@@ -737,9 +737,7 @@ impl Validator {
                     self.err(&path, "set only one of requires and requirement_name");
                     None
                 }
-                (Some(req), None) => {
-                    self.requirement(&format!("{path}.requires"), req, &names, 0)
-                }
+                (Some(req), None) => self.requirement(&format!("{path}.requires"), req, &names, 0),
                 (None, Some(name)) => match requirement_map.get(&name) {
                     Some(req) => req.clone(),
                     None => {
@@ -1057,7 +1055,10 @@ impl Validator {
         for (field, set) in [
             ("payload_in_metadata", raw.payload_in_metadata.is_some()),
             ("header_in_metadata", raw.header_in_metadata.is_some()),
-            ("failed_status_in_metadata", raw.failed_status_in_metadata.is_some()),
+            (
+                "failed_status_in_metadata",
+                raw.failed_status_in_metadata.is_some(),
+            ),
             (
                 "normalize_payload_in_metadata",
                 raw.normalize_payload_in_metadata.is_some(),
@@ -1287,13 +1288,11 @@ impl Validator {
     fn route_match(&mut self, path: &str, raw: RawRouteMatch) -> Option<RouteMatcher> {
         let before = self.errors.len();
         let case_sensitive = raw.case_sensitive.unwrap_or(true);
-        for (field, set, why) in [
-            (
-                "path_match_policy",
-                raw.path_match_policy.is_some(),
-                "path match extensions (URI templates) are not supported; use safe_regex",
-            ),
-        ] {
+        for (field, set, why) in [(
+            "path_match_policy",
+            raw.path_match_policy.is_some(),
+            "path match extensions (URI templates) are not supported; use safe_regex",
+        )] {
             if set {
                 self.err(format!("{path}.{field}"), why);
             }
@@ -1370,12 +1369,10 @@ impl Validator {
                     self.err(&qpath, "set only one of string_match and present_match");
                     continue;
                 }
-                (Some(m), None) => {
-                    match self.string_matcher(&format!("{qpath}.string_match"), m) {
-                        Some(m) => Some(m),
-                        None => continue,
-                    }
-                }
+                (Some(m), None) => match self.string_matcher(&format!("{qpath}.string_match"), m) {
+                    Some(m) => Some(m),
+                    None => continue,
+                },
                 // Envoy's router: presence, whatever present_match says.
                 (None, _) => None,
             };

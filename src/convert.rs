@@ -249,7 +249,11 @@ pub const TOP_FIELDS: &[&str] = &[
     "stat_prefix",
 ];
 
-fn from_jwt_authn(ja: &Value, docs: &[Value], read: FileReader<'_>) -> Result<Conversion, Vec<String>> {
+fn from_jwt_authn(
+    ja: &Value,
+    docs: &[Value],
+    read: FileReader<'_>,
+) -> Result<Conversion, Vec<String>> {
     let mut errors = Vec::new();
     let mut notes = Vec::new();
     let mut providers = Map::new();
@@ -371,7 +375,10 @@ fn from_jwt_authn(ja: &Value, docs: &[Value], read: FileReader<'_>) -> Result<Co
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     for (k, v) in obj_entries(ja) {
-        if matches!(k.as_str(), "rules" | "requirement_map" | "filter_state_rules") {
+        if matches!(
+            k.as_str(),
+            "rules" | "requirement_map" | "filter_state_rules"
+        ) {
             refuse_unverified_extraction(v, &k, &mut errors, 0);
         }
     }
@@ -625,9 +632,7 @@ fn set_route_metadata(route: &mut Value, meta: Value) {
     let Some(md) = md.as_object_mut() else {
         return;
     };
-    let fm = md
-        .entry("filter_metadata")
-        .or_insert_with(|| json!({}));
+    let fm = md.entry("filter_metadata").or_insert_with(|| json!({}));
     if let Some(fm) = fm.as_object_mut() {
         fm.insert(ROUTE_METADATA_NAMESPACE.into(), meta);
     }

@@ -141,7 +141,8 @@ impl RouteMatcher {
             PathMatcher::Exact(p) => eq(path, p, ic),
             PathMatcher::Regex(r) => r.is_match(path),
             PathMatcher::Separated(p) => {
-                starts_with(path, p, ic) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+                starts_with(path, p, ic)
+                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
             }
             PathMatcher::Connect => false,
         };
@@ -161,11 +162,13 @@ pub fn path_only(path: &str) -> &str {
 /// percent-decoded); a parameter without `=` has the empty value.
 pub fn first_query_value<'a>(full_path: &'a str, name: &str) -> Option<&'a str> {
     let (_, query) = full_path.split_once('?')?;
-    query.split('&').find_map(|pair| match pair.split_once('=') {
-        Some((k, v)) if k == name => Some(v),
-        None if pair == name => Some(""),
-        _ => None,
-    })
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((k, v)) if k == name => Some(v),
+            None if pair == name => Some(""),
+            _ => None,
+        })
 }
 
 fn eq(v: &str, s: &str, ic: bool) -> bool {

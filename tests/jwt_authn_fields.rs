@@ -335,7 +335,13 @@ fn read_file(name: &str) -> Result<String, String> {
 #[test]
 fn proto_field_lists_are_read() {
     let provider = proto_fields(JWT_AUTHN_PROTO, "JwtProvider");
-    for f in ["issuer", "subjects", "forward_payload_header", "clear_route_cache", "local_jwks"] {
+    for f in [
+        "issuer",
+        "subjects",
+        "forward_payload_header",
+        "clear_route_cache",
+        "local_jwks",
+    ] {
         assert!(provider.contains(&f.to_string()), "{f} in {provider:?}");
     }
     // Nested messages' fields are not the message's.
@@ -376,7 +382,11 @@ fn every_field_is_in_the_table_schema_parser_and_converter() {
             } else if (status == "refused") != prop.get("not").is_some() {
                 problems.push(format!(
                     "{at}: schema says {}refused, the table {status}",
-                    if prop.get("not").is_some() { "" } else { "not " }
+                    if prop.get("not").is_some() {
+                        ""
+                    } else {
+                        "not "
+                    }
                 ));
             }
             // Parser, on the jwt_authn config itself.
@@ -393,18 +403,19 @@ fn every_field_is_in_the_table_schema_parser_and_converter() {
                     problems.push(format!("{at}: supported, but refused: {errs:?}"))
                 }
                 ("refused", Ok(_)) => problems.push(format!("{at}: refused, but accepted")),
-                ("refused", Err(errs)) => {
+                ("refused", Err(errs))
                     if !errs
                         .iter()
-                        .any(|e| e.path.starts_with(&path) && e.message.len() > 20)
-                    {
-                        problems.push(format!("{at}: refused without a reason at {path}: {errs:?}"));
-                    }
+                        .any(|e| e.path.starts_with(&path) && e.message.len() > 20) =>
+                {
+                    problems.push(format!(
+                        "{at}: refused without a reason at {path}: {errs:?}"
+                    ));
                 }
                 _ => {}
             }
             // Converter.
-            match convert::convert_with_files(&[doc.clone()], &read_file) {
+            match convert::convert_with_files(std::slice::from_ref(&doc), &read_file) {
                 Ok(c) => {
                     let text = c.config.to_string();
                     if let Err(errs) = Config::parse(text.as_bytes()) {
@@ -424,9 +435,13 @@ fn every_field_is_in_the_table_schema_parser_and_converter() {
                 }
                 Err(errs) => {
                     if status != "refused" {
-                        problems.push(format!("{at}: {status}, but the converter refuses: {errs:?}"));
+                        problems.push(format!(
+                            "{at}: {status}, but the converter refuses: {errs:?}"
+                        ));
                     } else if !errs.iter().any(|e| e.contains(field.as_str())) {
-                        problems.push(format!("{at}: the converter's error does not name it: {errs:?}"));
+                        problems.push(format!(
+                            "{at}: the converter's error does not name it: {errs:?}"
+                        ));
                     }
                 }
             }
@@ -436,7 +451,9 @@ fn every_field_is_in_the_table_schema_parser_and_converter() {
     for (message, field) in rows.keys() {
         let proto = MESSAGES.iter().find(|(m, _)| m == message).unwrap().1;
         if !proto_fields(proto, message).contains(field) {
-            problems.push(format!("{message}.{field}: row for a field the proto does not have"));
+            problems.push(format!(
+                "{message}.{field}: row for a field the proto does not have"
+            ));
         }
     }
     assert!(problems.is_empty(), "\n  {}", problems.join("\n  "));
@@ -456,7 +473,9 @@ fn ignored_route_match_fields_warn() {
         let (doc, path) = config_with(message, field);
         let c = Config::parse(doc.to_string().as_bytes()).unwrap();
         assert!(
-            c.warnings.iter().any(|w| w.contains(&format!("{path}: ignored"))),
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("{path}: ignored"))),
             "{path}: {:?}",
             c.warnings
         );

@@ -328,13 +328,15 @@ fn requirement_map_and_requirement_name() {
         r#""requirement_name":"r","requires":{"provider_name":"a"}"#,
     );
     assert_eq!(first_path(&both), "rules[0]");
-    let bad_map = ok.replace(r#""provider_name":"a"},"open""#, r#""provider_name":"zz"},"open""#);
+    let bad_map = ok.replace(
+        r#""provider_name":"a"},"open""#,
+        r#""provider_name":"zz"},"open""#,
+    );
     assert_eq!(first_path(&bad_map), "requirement_map.r.provider_name");
 }
 
 #[test]
 fn fields_a_wasm_filter_cannot_honour_are_refused_with_the_reason() {
-    let jwks = jwks_json_string();
     for (field_json, path, reason) in [
         (
             r#""payload_in_metadata":"p""#.to_string(),
@@ -347,26 +349,39 @@ fn fields_a_wasm_filter_cannot_honour_are_refused_with_the_reason() {
             "dynamic metadata",
         ),
     ] {
-        let json = config(&format!(r#""a":{}"#, provider(&format!(",{field_json}"))), "");
+        let json = config(
+            &format!(r#""a":{}"#, provider(&format!(",{field_json}"))),
+            "",
+        );
         let e = errors(&json);
-        let hit = e.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("{e:?}"));
+        let hit = e
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("{e:?}"));
         assert!(hit.message.contains(reason), "{hit:?}");
     }
-    let file = format!(r#"{{"providers":{{"a":{{"local_jwks":{{"filename":"/etc/jwks"}}}}}}}}"#);
-    let e = errors(&file);
-    assert!(e.iter().any(|e| e.path == "providers.a.local_jwks.filename"
-        && e.message.contains("cannot read files")), "{e:?}");
+    let file = r#"{"providers":{"a":{"local_jwks":{"filename":"/etc/jwks"}}}}"#;
+    let e = errors(file);
+    assert!(
+        e.iter().any(|e| e.path == "providers.a.local_jwks.filename"
+            && e.message.contains("cannot read files")),
+        "{e:?}"
+    );
     let extract = config(
         &format!(r#""a":{}"#, provider("")),
         r#"{"match":{"prefix":"/"},"requires":{"extract_only_without_validation":{}}}"#,
     );
-    assert_eq!(first_path(&extract), "rules[0].requires.extract_only_without_validation");
+    assert_eq!(
+        first_path(&extract),
+        "rules[0].requires.extract_only_without_validation"
+    );
     let template = config(
         &format!(r#""a":{}"#, provider("")),
         r#"{"match":{"prefix":"/","path_match_policy":{"name":"t"}}}"#,
     );
-    assert!(errors(&template).iter().any(|e| e.path == "rules[0].match.path_match_policy"));
-    let _ = jwks;
+    assert!(errors(&template)
+        .iter()
+        .any(|e| e.path == "rules[0].match.path_match_policy"));
 }
 
 #[test]
@@ -378,7 +393,9 @@ fn route_match_fields_jwt_authn_ignores_are_warnings() {
     let c = Config::parse(json.as_bytes()).unwrap();
     for f in ["grpc", "tls_context", "cookies"] {
         assert!(
-            c.warnings.iter().any(|w| w.contains(&format!("rules[0].match.{f}: ignored"))),
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("rules[0].match.{f}: ignored"))),
             "{:?}",
             c.warnings
         );
@@ -392,6 +409,10 @@ fn path_separated_prefix_is_validated_as_envoy() {
             &format!(r#""a":{}"#, provider("")),
             &format!(r#"{{"match":{{"path_separated_prefix":"{bad}"}}}}"#),
         );
-        assert_eq!(first_path(&json), "rules[0].match.path_separated_prefix", "{bad}");
+        assert_eq!(
+            first_path(&json),
+            "rules[0].match.path_separated_prefix",
+            "{bad}"
+        );
     }
 }

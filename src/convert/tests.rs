@@ -79,7 +79,16 @@ fn jwt_authn_typed_config_camel_case_to_snake_case() {
     let rules = c.config["rules"].as_array().unwrap();
     assert_eq!(rules[0], json!({"match": {"prefix": "/public"}}));
     // requirement_name kept, with requirement_map beside it.
-    assert_eq!(rules[1]["requirement_name"], c.config["requirement_map"].as_object().unwrap().keys().next().unwrap().as_str());
+    assert_eq!(
+        rules[1]["requirement_name"],
+        c.config["requirement_map"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .as_str()
+    );
     assert_eq!(c.config["route_metadata_namespace"], "jwt_filter");
     assert_eq!(rules[1]["match"]["safe_regex"]["regex"], "/api/.*");
     assert_eq!(
@@ -135,7 +144,7 @@ fn jwt_authn_fields_convert_or_are_refused_with_reason() {
                    "requires": {"provider_name": "p"}}],
         "filter_state_rules": {"name": "x"},
     });
-    let e = errors(&[doc.clone()]);
+    let e = errors(std::slice::from_ref(&doc));
     let joined = e.join("\n");
     assert!(!joined.contains("providers.p.subjects"), "{joined}");
     assert!(
@@ -155,8 +164,14 @@ fn jwt_authn_fields_convert_or_are_refused_with_reason() {
         .unwrap()
         .remove("path_match_policy");
     let c = convert_with_files(&[ok], &read).unwrap();
-    assert_eq!(c.config["providers"]["p"]["local_jwks"]["inline_string"], DEMO_JWKS);
-    assert_eq!(c.config["providers"]["p"]["subjects"]["prefix"], "spiffe://");
+    assert_eq!(
+        c.config["providers"]["p"]["local_jwks"]["inline_string"],
+        DEMO_JWKS
+    );
+    assert_eq!(
+        c.config["providers"]["p"]["subjects"]["prefix"],
+        "spiffe://"
+    );
     assert_eq!(c.config["filter_state_rules"]["name"], "x");
     assert_parses(&c);
 }

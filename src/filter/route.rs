@@ -42,8 +42,7 @@ pub fn facts(config: &Config) -> RouteFacts {
         route::per_route(name.as_deref(), disabled.as_deref())
     });
     let filter_state = config.filter_state_rules.as_ref().and_then(|f| {
-        property(&[route::FILTER_STATE, &f.name])
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        property(&[route::FILTER_STATE, &f.name]).map(|b| String::from_utf8_lossy(&b).into_owned())
     });
     RouteFacts {
         per_route,

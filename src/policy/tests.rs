@@ -374,14 +374,20 @@ fn route_metadata_selects_the_requirement_before_the_rules() {
     let with_b = req("/public/x", &[("x-b-token", &b)]);
     let none = req("/public/x", &[]);
     // The rules alone: /public needs nothing.
-    assert_eq!(decide_with(&c, &none, RouteFacts::default()), Decision::NoAuth);
+    assert_eq!(
+        decide_with(&c, &none, RouteFacts::default()),
+        Decision::NoAuth
+    );
     // The route's requirement replaces them.
     let need_b = per_route(PerRoute::Name("need_b".into()));
     assert_eq!(
         decide_with(&c, &none, need_b.clone()),
         Decision::Deny(AuthError::Missing)
     );
-    assert!(matches!(decide_with(&c, &with_b, need_b.clone()), Decision::Allow(_)));
+    assert!(matches!(
+        decide_with(&c, &with_b, need_b.clone()),
+        Decision::Allow(_)
+    ));
     assert_eq!(
         decide_with(&c, &with_a, need_b),
         Decision::Deny(AuthError::Missing)
@@ -392,8 +398,14 @@ fn route_metadata_selects_the_requirement_before_the_rules() {
         decide_with(&c, &all, per_route(PerRoute::Name("open".into()))),
         Decision::NoAuth
     );
-    assert_eq!(decide_with(&c, &all, per_route(PerRoute::Disabled)), Decision::NoAuth);
-    assert_eq!(decide_with(&c, &all, RouteFacts::default()), Decision::Deny(AuthError::Missing));
+    assert_eq!(
+        decide_with(&c, &all, per_route(PerRoute::Disabled)),
+        Decision::NoAuth
+    );
+    assert_eq!(
+        decide_with(&c, &all, RouteFacts::default()),
+        Decision::Deny(AuthError::Missing)
+    );
     // A name the map lacks denies with 403, as jwt_authn.
     let wrong = decide_with(&c, &with_a, per_route(PerRoute::Name("nope".into())));
     assert_eq!(wrong, Decision::Deny(AuthError::WrongRequirement));
@@ -402,22 +414,27 @@ fn route_metadata_selects_the_requirement_before_the_rules() {
 
 #[test]
 fn filter_state_rules_apply_only_when_no_rule_matched() {
-    let c = cfg_with(
-        r#"{"match":{"prefix":"/ruled"}}"#,
-        MAP,
-        "",
-    );
+    let c = cfg_with(r#"{"match":{"prefix":"/ruled"}}"#, MAP, "");
     let state = |v: &str| RouteFacts {
         filter_state: Some(v.into()),
         ..RouteFacts::default()
     };
     let none = req("/x", &[]);
-    assert_eq!(decide_with(&c, &none, state("a")), Decision::Deny(AuthError::Missing));
+    assert_eq!(
+        decide_with(&c, &none, state("a")),
+        Decision::Deny(AuthError::Missing)
+    );
     assert_eq!(decide_with(&c, &none, state("none")), Decision::NoAuth);
     assert_eq!(decide_with(&c, &none, state("other")), Decision::NoAuth);
-    assert_eq!(decide_with(&c, &none, RouteFacts::default()), Decision::NoAuth);
+    assert_eq!(
+        decide_with(&c, &none, RouteFacts::default()),
+        Decision::NoAuth
+    );
     // A matching rule comes first.
-    assert_eq!(decide_with(&c, &req("/ruled", &[]), state("a")), Decision::NoAuth);
+    assert_eq!(
+        decide_with(&c, &req("/ruled", &[]), state("a")),
+        Decision::NoAuth
+    );
 }
 
 #[test]
@@ -427,13 +444,20 @@ fn rules_name_requirements_from_the_map() {
         MAP,
         "",
     );
-    assert_eq!(decide(&c, &req("/b", &[])), Decision::Deny(AuthError::Missing));
+    assert_eq!(
+        decide(&c, &req("/b", &[])),
+        Decision::Deny(AuthError::Missing)
+    );
     assert_eq!(decide(&c, &req("/c", &[])), Decision::NoAuth);
 }
 
 #[test]
 fn subjects_match_the_sub_claim() {
-    let c = cfg_with(A_ONLY, "", r#","subjects":{"prefix":"spiffe://example.org/"}"#);
+    let c = cfg_with(
+        A_ONLY,
+        "",
+        r#","subjects":{"prefix":"spiffe://example.org/"}"#,
+    );
     let with = |claims: &str| {
         let t = mint(&format!(
             r#"{{"iss":"iss-a","aud":"api","exp":{}{claims}}}"#,
@@ -441,8 +465,14 @@ fn subjects_match_the_sub_claim() {
         ));
         decide(&c, &req("/x", &[("authorization", &bearer(&t))]))
     };
-    assert!(matches!(with(r#","sub":"spiffe://example.org/ns/a""#), Decision::Allow(_)));
-    assert_eq!(with(r#","sub":"spiffe://evil.org/x""#), Decision::Deny(AuthError::Subject));
+    assert!(matches!(
+        with(r#","sub":"spiffe://example.org/ns/a""#),
+        Decision::Allow(_)
+    ));
+    assert_eq!(
+        with(r#","sub":"spiffe://evil.org/x""#),
+        Decision::Deny(AuthError::Subject)
+    );
     assert_eq!(with(""), Decision::Deny(AuthError::Subject));
     assert_eq!(AuthError::Subject.body(), "Jwt verification fails");
 }

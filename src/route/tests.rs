@@ -14,7 +14,10 @@ fn per_route_from_metadata_values() {
     );
     assert_eq!(per_route(None, Some(&[1])), Some(PerRoute::Disabled));
     // disabled: false, or junk, never means "use the rules".
-    assert_eq!(per_route(None, Some(&[0])), Some(PerRoute::Name(String::new())));
+    assert_eq!(
+        per_route(None, Some(&[0])),
+        Some(PerRoute::Name(String::new()))
+    );
     assert_eq!(
         per_route(None, Some(b"yes")),
         Some(PerRoute::Name(String::new()))
