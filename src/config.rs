@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::authz::{Mode, RuleAuthz};
 use crate::jwks::{Alg, KeySet};
-use crate::matcher::{HeaderMatcher, PathMatcher, RouteMatcher, StringMatch};
+use crate::matcher::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
 
 /// Bounds on what a configuration may ask for; beyond them the config is refused.
 pub const MAX_PROVIDERS: usize = 64;
@@ -82,6 +82,28 @@ struct RawConfig {
     /// Our addition: `text` (default) or `json` decision log lines.
     #[serde(default, alias = "decisionLogFormat")]
     decision_log_format: Option<String>,
+    /// Named requirements, for rules' and routes' `requirement_name`.
+    #[serde(default, alias = "requirementMap")]
+    requirement_map: BTreeMap<String, RawRequirement>,
+    /// Requirements chosen by a filter state string, when no rule matched.
+    #[serde(default, alias = "filterStateRules")]
+    filter_state_rules: Option<RawFilterStateRule>,
+    /// Denials carry no body and no `WWW-Authenticate`.
+    #[serde(default, alias = "stripFailureResponse")]
+    strip_failure_response: bool,
+    /// Our addition: the route metadata namespace (`filter_metadata`) whose
+    /// `requirement_name` / `disabled` select the requirement per route, as
+    /// `jwt_authn`'s per-route config does.
+    #[serde(default, alias = "routeMetadataNamespace")]
+    route_metadata_namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilterStateRule {
+    name: String,
+    #[serde(default)]
+    requires: BTreeMap<String, RawRequirement>,
 }
 
 /// `jwt_authn`'s `jwt_cache_config` (issue 5).
@@ -133,6 +155,23 @@ struct RawProvider {
     /// Verified-token cache (issue 5); on by default, unlike `jwt_authn`.
     #[serde(default, alias = "jwtCacheConfig")]
     jwt_cache_config: Option<RawJwtCacheConfig>,
+    /// A string matcher the token's `sub` must satisfy.
+    #[serde(default)]
+    subjects: Option<RawStringMatcher>,
+    /// Accepted: Envoy recomputes the route after every request header the
+    /// filter writes, whatever this says (see docs/jwt_authn-fields.md).
+    #[serde(default, alias = "clearRouteCache")]
+    #[allow(dead_code)]
+    clear_route_cache: bool,
+    /// Refused with the reason: they write dynamic metadata.
+    #[serde(default, alias = "payloadInMetadata")]
+    payload_in_metadata: Option<serde_json::Value>,
+    #[serde(default, alias = "headerInMetadata")]
+    header_in_metadata: Option<serde_json::Value>,
+    #[serde(default, alias = "failedStatusInMetadata")]
+    failed_status_in_metadata: Option<serde_json::Value>,
+    #[serde(default, alias = "normalizePayloadInMetadata")]
+    normalize_payload_in_metadata: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +179,9 @@ struct RawProvider {
 struct RawDataSource {
     #[serde(default, alias = "inlineString")]
     inline_string: Option<String>,
+    /// Refused with the reason: a wasm filter cannot read files.
+    #[serde(default)]
+    filename: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +272,9 @@ struct RawRule {
     #[serde(default)]
     requires: Option<RawRequirement>,
     /// Our additions (issue 4): authorization and report mode per rule.
+    /// A requirement from `requirement_map`, instead of `requires`.
+    #[serde(default, alias = "requirementName")]
+    requirement_name: Option<String>,
     #[serde(default, alias = "requiredScopes")]
     required_scopes: Vec<String>,
     #[serde(default, alias = "requiredClaims")]
@@ -256,6 +301,38 @@ struct RawRouteMatch {
     headers: Vec<RawHeaderMatcher>,
     #[serde(default, alias = "caseSensitive")]
     case_sensitive: Option<bool>,
+    #[serde(default, alias = "pathSeparatedPrefix")]
+    path_separated_prefix: Option<String>,
+    #[serde(default, alias = "queryParameters")]
+    query_parameters: Vec<RawQueryParameterMatcher>,
+    /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
+    #[serde(default)]
+    grpc: Option<serde_json::Value>,
+    #[serde(default, alias = "tlsContext")]
+    tls_context: Option<serde_json::Value>,
+    #[serde(default, alias = "runtimeFraction")]
+    runtime_fraction: Option<serde_json::Value>,
+    #[serde(default, alias = "dynamicMetadata")]
+    dynamic_metadata: Option<serde_json::Value>,
+    #[serde(default, alias = "connectMatcher")]
+    connect_matcher: Option<RawEmpty>,
+    #[serde(default, alias = "pathMatchPolicy")]
+    path_match_policy: Option<serde_json::Value>,
+    /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
+    #[serde(default)]
+    cookies: Option<serde_json::Value>,
+    #[serde(default, alias = "filterState")]
+    filter_state: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueryParameterMatcher {
+    name: String,
+    #[serde(default, alias = "stringMatch")]
+    string_match: Option<RawStringMatcher>,
+    #[serde(default, alias = "presentMatch")]
+    present_match: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +399,9 @@ struct RawRequirement {
     allow_missing_or_failed: Option<RawEmpty>,
     #[serde(default, alias = "allowMissing")]
     allow_missing: Option<RawEmpty>,
+    /// Refused with the reason: it lets unverified claims through.
+    #[serde(default, alias = "extractOnlyWithoutValidation")]
+    extract_only_without_validation: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -429,6 +509,8 @@ pub struct Provider {
     pub allowed_algs: Vec<Alg>,
     /// Verified-token cache entries for this provider (0: no cache).
     pub jwt_cache_size: usize,
+    /// `subjects`: the token's `sub` (empty when absent) must match.
+    pub subjects: Option<StringMatch>,
 }
 
 /// A requirement tree with provider names resolved to indices.
@@ -477,6 +559,24 @@ pub struct Config {
     pub filter_state: bool,
     /// Format of the decision log lines.
     pub decision_log_format: crate::decision_log::Format,
+    /// `requirement_map`: name -> requirement (`None`: no JWT needed).
+    pub requirement_map: BTreeMap<String, Option<Requirement>>,
+    /// `filter_state_rules`, tried when no rule matched.
+    pub filter_state_rules: Option<FilterStateRules>,
+    /// Denials carry no body and no `WWW-Authenticate` header.
+    pub strip_failure_response: bool,
+    /// Route metadata namespace selecting the requirement per route.
+    pub route_metadata_namespace: Option<String>,
+    /// The top-level `mode`: applies to requirements chosen by the route's
+    /// metadata or by filter state.
+    pub default_mode: Mode,
+}
+
+/// `jwt_authn`'s `filter_state_rules`: the filter state `name` holds a
+/// string that picks one of `requires`.
+pub struct FilterStateRules {
+    pub name: String,
+    pub requires: BTreeMap<String, Option<Requirement>>,
 }
 
 impl Config {
@@ -616,15 +716,51 @@ impl Validator {
         }
         let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
         let default_mode = self.mode("mode", raw.mode.as_deref(), Mode::Enforce);
+        let requirement_map =
+            self.requirement_table("requirement_map", raw.requirement_map, &names);
+        let filter_state_rules = raw.filter_state_rules.map(|f| {
+            if f.name.is_empty() || f.name.contains('\0') {
+                self.err("filter_state_rules.name", "name is empty or has a NUL byte");
+            }
+            FilterStateRules {
+                name: f.name,
+                requires: self.requirement_table("filter_state_rules.requires", f.requires, &names),
+            }
+        });
+        let route_metadata_namespace = raw.route_metadata_namespace.filter(|ns| {
+            let ok = !ns.is_empty() && !ns.contains('\0');
+            if !ok {
+                self.err(
+                    "route_metadata_namespace",
+                    "namespace is empty or has a NUL byte",
+                );
+            }
+            ok
+        });
         let mut rules = Vec::with_capacity(raw.rules.len());
         let mut rule_names: Vec<String> = Vec::new();
         for (i, r) in raw.rules.into_iter().enumerate() {
             let path = format!("rules[{i}]");
             let matcher = self.route_match(&format!("{path}.match"), r.route);
-            let has_requires = r.requires.is_some();
-            let requirement = r
-                .requires
-                .and_then(|req| self.requirement(&format!("{path}.requires"), req, &names, 0));
+            let has_requires = r.requires.is_some() || r.requirement_name.is_some();
+            let requirement = match (r.requires, r.requirement_name) {
+                (Some(_), Some(_)) => {
+                    self.err(&path, "set only one of requires and requirement_name");
+                    None
+                }
+                (Some(req), None) => self.requirement(&format!("{path}.requires"), req, &names, 0),
+                (None, Some(name)) => match requirement_map.get(&name) {
+                    Some(req) => req.clone(),
+                    None => {
+                        self.err(
+                            format!("{path}.requirement_name"),
+                            format!("{name:?} is not in requirement_map"),
+                        );
+                        None
+                    }
+                },
+                (None, None) => None,
+            };
             let authz = crate::authz::validate(
                 &path,
                 r.required_scopes,
@@ -674,6 +810,11 @@ impl Validator {
             self.err("stat_prefix", e);
         }
         Config {
+            requirement_map,
+            filter_state_rules,
+            strip_failure_response: raw.strip_failure_response,
+            route_metadata_namespace,
+            default_mode,
             providers,
             rules,
             bypass_cors_preflight: raw.bypass_cors_preflight,
@@ -721,6 +862,39 @@ impl Validator {
                 crate::decision_log::Format::Text
             }
         }
+    }
+
+    /// A map of named requirements; an empty requirement (`{}`) needs no JWT.
+    fn requirement_table(
+        &mut self,
+        path: &str,
+        raw: BTreeMap<String, RawRequirement>,
+        providers: &[String],
+    ) -> BTreeMap<String, Option<Requirement>> {
+        if raw.len() > MAX_RULES {
+            self.err(path, format!("at most {MAX_RULES} entries"));
+        }
+        let mut out = BTreeMap::new();
+        for (name, req) in raw {
+            let p = format!("{path}.{name}");
+            if name.is_empty() {
+                self.err(path, "name is empty");
+            }
+            let empty = req.provider_name.is_none()
+                && req.provider_and_audiences.is_none()
+                && req.requires_any.is_none()
+                && req.requires_all.is_none()
+                && req.allow_missing.is_none()
+                && req.allow_missing_or_failed.is_none()
+                && req.extract_only_without_validation.is_none();
+            let value = if empty {
+                None
+            } else {
+                self.requirement(&p, req, providers, 0)
+            };
+            out.insert(name, value);
+        }
+        out
     }
 
     /// A `mode` field (issue 4); absent: `default`.
@@ -805,6 +979,14 @@ impl Validator {
                 .map(KeySource::Remote)
             }
             (Some(ds), None) => match ds.inline_string {
+                None if ds.filename.is_some() => {
+                    self.err(
+                        format!("{path}.local_jwks.filename"),
+                        "a wasm filter cannot read files; put the JWKS in inline_string \
+                         (jwt-filter-check convert inlines the file)",
+                    );
+                    None
+                }
                 None => {
                     self.err(format!("{path}.local_jwks"), "inline_string is required");
                     None
@@ -921,6 +1103,30 @@ impl Validator {
             },
         };
 
+        for (field, set) in [
+            ("payload_in_metadata", raw.payload_in_metadata.is_some()),
+            ("header_in_metadata", raw.header_in_metadata.is_some()),
+            (
+                "failed_status_in_metadata",
+                raw.failed_status_in_metadata.is_some(),
+            ),
+            (
+                "normalize_payload_in_metadata",
+                raw.normalize_payload_in_metadata.is_some(),
+            ),
+        ] {
+            if set {
+                self.err(
+                    format!("{path}.{field}"),
+                    "a wasm filter cannot write dynamic metadata; set filter_state: true \
+                     instead (the verified payload is then filter state wasm.jwt_filter_payload)",
+                );
+            }
+        }
+        let subjects = raw
+            .subjects
+            .and_then(|m| self.string_matcher(&format!("{path}.subjects"), m));
+
         let jwt_cache_size = match &raw.jwt_cache_config {
             None => crate::token_cache::DEFAULT_ENTRIES,
             Some(c) if c.disabled => 0,
@@ -953,6 +1159,7 @@ impl Validator {
             require_expiration: raw.require_expiration,
             allowed_algs,
             jwt_cache_size,
+            subjects,
         })
     }
 
@@ -1130,11 +1337,38 @@ impl Validator {
     }
 
     fn route_match(&mut self, path: &str, raw: RawRouteMatch) -> Option<RouteMatcher> {
+        let before = self.errors.len();
         let case_sensitive = raw.case_sensitive.unwrap_or(true);
+        for (field, set, why) in [(
+            "path_match_policy",
+            raw.path_match_policy.is_some(),
+            "path match extensions (URI templates) are not supported; use safe_regex",
+        )] {
+            if set {
+                self.err(format!("{path}.{field}"), why);
+            }
+        }
+        for (field, set) in [
+            ("grpc", raw.grpc.is_some()),
+            ("tls_context", raw.tls_context.is_some()),
+            ("runtime_fraction", raw.runtime_fraction.is_some()),
+            ("dynamic_metadata", raw.dynamic_metadata.is_some()),
+            ("cookies", raw.cookies.is_some()),
+            ("filter_state", raw.filter_state.is_some()),
+        ] {
+            if set {
+                self.warnings.push(format!(
+                    "{path}.{field}: ignored, as jwt_authn's rule matcher ignores it (the rule \
+                     applies whatever it says)"
+                ));
+            }
+        }
         let set = [
             raw.prefix.is_some(),
             raw.path.is_some(),
             raw.safe_regex.is_some(),
+            raw.path_separated_prefix.is_some(),
+            raw.connect_matcher.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -1142,9 +1376,22 @@ impl Validator {
         let path_matcher = if set != 1 {
             self.err(
                 path,
-                "exactly one of prefix, path or safe_regex is required",
+                "exactly one of prefix, path, safe_regex, path_separated_prefix or \
+                 connect_matcher is required",
             );
             None
+        } else if raw.connect_matcher.is_some() {
+            Some(PathMatcher::Connect)
+        } else if let Some(p) = raw.path_separated_prefix {
+            if p.is_empty() || p.ends_with('/') || p.contains(['?', '#']) {
+                self.err(
+                    format!("{path}.path_separated_prefix"),
+                    "must be non-empty, without ? or #, and not end with /",
+                );
+                None
+            } else {
+                Some(PathMatcher::Separated(p))
+            }
         } else if let Some(p) = raw.prefix {
             Some(PathMatcher::Prefix(p))
         } else if let Some(p) = raw.path {
@@ -1161,7 +1408,71 @@ impl Validator {
                 headers.push(m);
             }
         }
-        path_matcher.map(|p| RouteMatcher::new(p, case_sensitive, headers))
+        let mut query = Vec::new();
+        for (i, q) in raw.query_parameters.into_iter().enumerate() {
+            let qpath = format!("{path}.query_parameters[{i}]");
+            if q.name.is_empty() {
+                self.err(format!("{qpath}.name"), "parameter name is empty");
+                continue;
+            }
+            let value = match (q.string_match, q.present_match) {
+                (Some(_), Some(_)) => {
+                    self.err(&qpath, "set only one of string_match and present_match");
+                    continue;
+                }
+                (Some(m), None) => match self.string_matcher(&format!("{qpath}.string_match"), m) {
+                    Some(m) => Some(m),
+                    None => continue,
+                },
+                // Envoy's router: presence, whatever present_match says.
+                (None, _) => None,
+            };
+            query.push(QueryMatcher {
+                name: q.name,
+                value,
+            });
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        path_matcher.map(|p| RouteMatcher::new(p, case_sensitive, headers).with_query(query))
+    }
+
+    /// An Envoy `StringMatcher` (exactly one kind, `ignore_case` applying
+    /// to all but `safe_regex`).
+    fn string_matcher(&mut self, path: &str, sm: RawStringMatcher) -> Option<StringMatch> {
+        let ic = sm.ignore_case;
+        let mut kinds = Vec::new();
+        let mut bad = false;
+        if let Some(v) = sm.exact {
+            kinds.push(StringMatch::Exact(v, ic));
+        }
+        if let Some(v) = sm.prefix {
+            kinds.push(StringMatch::Prefix(v, ic));
+        }
+        if let Some(v) = sm.suffix {
+            kinds.push(StringMatch::Suffix(v, ic));
+        }
+        if let Some(v) = sm.contains {
+            kinds.push(StringMatch::Contains(v, ic));
+        }
+        if let Some(r) = sm.safe_regex {
+            match self.regex(&format!("{path}.safe_regex.regex"), &r.regex) {
+                Some(re) => kinds.push(StringMatch::Regex(re)),
+                None => bad = true,
+            }
+        }
+        if bad {
+            return None;
+        }
+        if kinds.len() != 1 || bad {
+            self.err(
+                path,
+                "exactly one of exact, prefix, suffix, contains or safe_regex is required",
+            );
+            return None;
+        }
+        kinds.pop()
     }
 
     fn header_matcher(&mut self, path: &str, raw: RawHeaderMatcher) -> Option<HeaderMatcher> {
@@ -1196,38 +1507,9 @@ impl Validator {
             kinds.push(StringMatch::Present(present));
         }
         if let Some(sm) = raw.string_match {
-            let ic = sm.ignore_case;
-            let spath = format!("{path}.string_match");
-            let mut n = 0;
-            if let Some(v) = sm.exact {
-                kinds.push(StringMatch::Exact(v, ic));
-                n += 1;
-            }
-            if let Some(v) = sm.prefix {
-                kinds.push(StringMatch::Prefix(v, ic));
-                n += 1;
-            }
-            if let Some(v) = sm.suffix {
-                kinds.push(StringMatch::Suffix(v, ic));
-                n += 1;
-            }
-            if let Some(v) = sm.contains {
-                kinds.push(StringMatch::Contains(v, ic));
-                n += 1;
-            }
-            if let Some(r) = sm.safe_regex {
-                n += 1;
-                match self.regex(&format!("{spath}.safe_regex.regex"), &r.regex) {
-                    Some(re) => kinds.push(StringMatch::Regex(re)),
-                    None => bad = true,
-                }
-            }
-            if n != 1 {
-                self.err(
-                    spath,
-                    "exactly one of exact, prefix, suffix, contains or safe_regex is required",
-                );
-                return None;
+            match self.string_matcher(&format!("{path}.string_match"), sm) {
+                Some(k) => kinds.push(k),
+                None => return None,
             }
         }
         if bad {
@@ -1261,6 +1543,15 @@ impl Validator {
             self.err(
                 path,
                 format!("requirements nested deeper than {MAX_REQUIREMENT_DEPTH}"),
+            );
+            return None;
+        }
+        if raw.extract_only_without_validation.is_some() {
+            self.err(
+                format!("{path}.extract_only_without_validation"),
+                "refused: it forwards claims of tokens that are not verified; use \
+                 allow_missing_or_failed with the provider instead (claims are forwarded \
+                 only from verified tokens)",
             );
             return None;
         }

@@ -40,11 +40,15 @@ pub enum AuthError {
     JwksUnavailable,
     /// A valid token lacks a scope or claim the route requires.
     InsufficientScope,
+    /// The token's `sub` does not satisfy the provider's `subjects`.
+    Subject,
+    /// The route's metadata names a requirement `requirement_map` lacks.
+    WrongRequirement,
 }
 
 impl AuthError {
     /// Every variant, for tests and for defining one counter per reason.
-    pub const ALL: [AuthError; 16] = [
+    pub const ALL: [AuthError; 18] = [
         AuthError::Missing,
         AuthError::Multiple,
         AuthError::TooLarge,
@@ -61,6 +65,8 @@ impl AuthError {
         AuthError::BadSignature,
         AuthError::JwksUnavailable,
         AuthError::InsufficientScope,
+        AuthError::Subject,
+        AuthError::WrongRequirement,
     ];
 
     /// HTTP status of the local reply. 403 only when a valid token lacks
@@ -68,7 +74,7 @@ impl AuthError {
     /// a deliberate deviation from `jwt_authn`, which answers 403 for audience).
     pub fn status(self) -> u32 {
         match self {
-            AuthError::InsufficientScope => 403,
+            AuthError::InsufficientScope | AuthError::WrongRequirement => 403,
             _ => 401,
         }
     }
@@ -93,6 +99,8 @@ impl AuthError {
             AuthError::BadSignature => "Jwt verification fails",
             AuthError::JwksUnavailable => "Jwks remote fetch is failed",
             AuthError::InsufficientScope => "Jwt is not authorized",
+            AuthError::Subject => "Jwt verification fails",
+            AuthError::WrongRequirement => "Failed JWT authentication: wrong requirement_name",
         }
     }
 
@@ -102,6 +110,7 @@ impl AuthError {
         match self {
             AuthError::Missing => None,
             AuthError::InsufficientScope => Some("insufficient_scope"),
+            AuthError::WrongRequirement => None,
             AuthError::Multiple => Some("invalid_request"),
             _ => Some("invalid_token"),
         }
@@ -126,6 +135,8 @@ impl AuthError {
             AuthError::BadSignature => "signature verification failed",
             AuthError::JwksUnavailable => "signing keys unavailable",
             AuthError::InsufficientScope => "insufficient scope",
+            AuthError::Subject => "subject not allowed",
+            AuthError::WrongRequirement => "route names an unknown requirement",
         }
     }
 
@@ -148,6 +159,8 @@ impl AuthError {
             AuthError::BadSignature => "bad_signature",
             AuthError::JwksUnavailable => "jwks_unavailable",
             AuthError::InsufficientScope => "insufficient_scope",
+            AuthError::Subject => "subject",
+            AuthError::WrongRequirement => "route_requirement",
         }
     }
 

@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::policy::{Decision, RemoteKeys, Wait};
 
 mod observe;
+mod route;
 
 /// Tick period while requests wait for keys, and otherwise.
 const FAST_TICK: Duration = Duration::from_millis(50);
@@ -629,6 +630,7 @@ fn decide_and_apply(
     // One host call: whether a denial's log line (and the token facts it
     // needs) will be kept.
     let log_denials = observe::decision_log_enabled();
+    let facts = route::facts(&vm.borrow().config);
     let (outcome, waits, cache) = {
         let v = vm.borrow();
         filter_host::evaluate(
@@ -640,6 +642,7 @@ fn decide_and_apply(
             now / 1000,
             |ev| {
                 ev.token_facts = log_denials;
+                ev.route = facts;
                 (
                     ev.outcome(),
                     std::mem::take(&mut ev.waits),

@@ -25,6 +25,7 @@ pub mod key_history;
 pub mod matcher;
 pub mod metrics;
 pub mod policy;
+pub mod route;
 pub mod rsa_verify;
 pub mod token;
 pub mod token_cache;

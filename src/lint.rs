@@ -156,9 +156,27 @@ pub fn lint(doc: &Value) -> Vec<Finding> {
     let providers = field(doc, "providers")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let rules: &[Value] = field(doc, "rules")
+    // Rules naming a requirement_map entry are linted with that requirement.
+    let map = field(doc, "requirement_map");
+    let resolved: Vec<Value> = field(doc, "rules")
         .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice);
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|r| {
+            let named = field(r, "requirement_name")
+                .and_then(Value::as_str)
+                .and_then(|n| map.and_then(|m| m.get(n)));
+            match (named, r) {
+                (Some(req), Value::Object(o)) => {
+                    let mut o = o.clone();
+                    o.insert("requires".into(), req.clone());
+                    Value::Object(o)
+                }
+                _ => r.clone(),
+            }
+        })
+        .collect();
+    let rules: &[Value] = &resolved;
 
     for (name, p) in providers {
         lint_provider(&mut out, name, p, rules);

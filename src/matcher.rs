@@ -1,5 +1,7 @@
-//! Route matching for rules, compiled at configure time: Envoy's `RouteMatch`
-//! subset (`prefix`, `path`, `safe_regex`, `headers`, `case_sensitive`).
+//! Route matching for rules, compiled at configure time: the part of Envoy's
+//! `RouteMatch` that `jwt_authn`'s rule matcher reads (`prefix`, `path`,
+//! `safe_regex`, `path_separated_prefix`, `headers`, `query_parameters`,
+//! `case_sensitive`), with its meaning.
 
 use regex_lite::Regex;
 
@@ -10,6 +12,11 @@ pub enum PathMatcher {
     Exact(String),
     /// Anchored at compile time: matches the whole path.
     Regex(Regex),
+    /// `path_separated_prefix`: the path is the prefix, or the prefix
+    /// followed by `/` (the prefix never ends with `/`).
+    Separated(String),
+    /// `connect_matcher`: CONNECT requests, whatever their path.
+    Connect,
 }
 
 /// How a header value is matched. The bool is `ignore_case`.
@@ -32,6 +39,20 @@ pub struct HeaderMatcher {
     invert: bool,
 }
 
+impl StringMatch {
+    /// Whether a present value matches (`Present(false)` never does).
+    pub fn is_match(&self, v: &str) -> bool {
+        match self {
+            StringMatch::Exact(s, ic) => eq(v, s, *ic),
+            StringMatch::Prefix(s, ic) => starts_with(v, s, *ic),
+            StringMatch::Suffix(s, ic) => ends_with(v, s, *ic),
+            StringMatch::Contains(s, ic) => contains(v, s, *ic),
+            StringMatch::Regex(r) => r.is_match(v),
+            StringMatch::Present(want) => *want,
+        }
+    }
+}
+
 impl HeaderMatcher {
     pub fn new(name: String, kind: StringMatch, invert: bool) -> Self {
         HeaderMatcher { name, kind, invert }
@@ -43,13 +64,28 @@ impl HeaderMatcher {
         let hit = match (&self.kind, value) {
             (StringMatch::Present(want), v) => *want == v.is_some(),
             (_, None) => return false,
-            (StringMatch::Exact(s, ic), Some(v)) => eq(v, s, *ic),
-            (StringMatch::Prefix(s, ic), Some(v)) => starts_with(v, s, *ic),
-            (StringMatch::Suffix(s, ic), Some(v)) => ends_with(v, s, *ic),
-            (StringMatch::Contains(s, ic), Some(v)) => contains(v, s, *ic),
-            (StringMatch::Regex(r), Some(v)) => r.is_match(v),
+            (kind, Some(v)) => kind.is_match(v),
         };
         hit != self.invert
+    }
+}
+
+/// A `query_parameters` entry: the parameter's first value (as sent, not
+/// percent-decoded, as Envoy's router) must be present and, when a string
+/// matcher is given, match it.
+#[derive(Debug)]
+pub struct QueryMatcher {
+    pub name: String,
+    /// `None`: presence is enough.
+    pub value: Option<StringMatch>,
+}
+
+impl QueryMatcher {
+    pub fn matches(&self, full_path: &str) -> bool {
+        match first_query_value(full_path, &self.name) {
+            None => false,
+            Some(v) => self.value.as_ref().is_none_or(|m| m.is_match(v)),
+        }
     }
 }
 
@@ -59,6 +95,7 @@ pub struct RouteMatcher {
     path: PathMatcher,
     case_sensitive: bool,
     headers: Vec<HeaderMatcher>,
+    query: Vec<QueryMatcher>,
 }
 
 impl RouteMatcher {
@@ -67,7 +104,24 @@ impl RouteMatcher {
             path,
             case_sensitive,
             headers,
+            query: Vec::new(),
         }
+    }
+
+    /// Adds `query_parameters`.
+    pub fn with_query(mut self, query: Vec<QueryMatcher>) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// The whole match: `full_path` is the `:path` with its query string.
+    pub fn matches_request<'a>(
+        &self,
+        full_path: &str,
+        mut header: impl FnMut(&str) -> Option<&'a str>,
+    ) -> bool {
+        self.matches(path_only(full_path), &mut header)
+            && self.query.iter().all(|q| q.matches(full_path))
     }
 
     pub fn headers(&self) -> &[HeaderMatcher] {
@@ -77,11 +131,20 @@ impl RouteMatcher {
     /// `path` is the `:path` without its query string; `header` looks a
     /// request header up by lowercased name.
     pub fn matches<'a>(&self, path: &str, mut header: impl FnMut(&str) -> Option<&'a str>) -> bool {
+        if matches!(self.path, PathMatcher::Connect) {
+            return header(":method") == Some("CONNECT")
+                && self.headers.iter().all(|h| h.matches(header(&h.name)));
+        }
         let ic = !self.case_sensitive;
         let path_ok = match &self.path {
             PathMatcher::Prefix(p) => starts_with(path, p, ic),
             PathMatcher::Exact(p) => eq(path, p, ic),
             PathMatcher::Regex(r) => r.is_match(path),
+            PathMatcher::Separated(p) => {
+                starts_with(path, p, ic)
+                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+            }
+            PathMatcher::Connect => false,
         };
         path_ok && self.headers.iter().all(|h| h.matches(header(&h.name)))
     }
@@ -93,6 +156,19 @@ pub fn path_only(path: &str) -> &str {
         Some(i) => path.get(..i).unwrap_or(path),
         None => path,
     }
+}
+
+/// The first value of query parameter `name` in a `:path`, as sent (not
+/// percent-decoded); a parameter without `=` has the empty value.
+pub fn first_query_value<'a>(full_path: &'a str, name: &str) -> Option<&'a str> {
+    let (_, query) = full_path.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((k, v)) if k == name => Some(v),
+            None if pair == name => Some(""),
+            _ => None,
+        })
 }
 
 fn eq(v: &str, s: &str, ic: bool) -> bool {

@@ -14,7 +14,7 @@ use crate::decision_log::TokenFacts;
 use crate::error::AuthError;
 use crate::extract::{self, Found, RequestView};
 use crate::jwks::{Alg, Key, KeySet};
-use crate::matcher::path_only;
+use crate::route::{PerRoute, RouteFacts};
 use crate::token::{self, ClaimRules, Jwt};
 use crate::token_cache::TokenCache;
 
@@ -91,6 +91,9 @@ pub struct Evaluator<'c, 'r> {
     caches: Option<&'c RefCell<Vec<TokenCache>>>,
     /// Cache (hits, misses) during this evaluation.
     cache_counts: Cell<(u32, u32)>,
+    /// The route's metadata, filter state and connection facts (read by the
+    /// glue when the configuration uses them).
+    pub route: RouteFacts,
 }
 
 impl<'c, 'r> Evaluator<'c, 'r> {
@@ -114,6 +117,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             token_facts: true,
             caches: None,
             cache_counts: Cell::new((0, 0)),
+            route: RouteFacts::default(),
         }
     }
 
@@ -355,36 +359,49 @@ pub struct Outcome {
     pub payload: Option<String>,
 }
 
-impl Evaluator<'_, '_> {
+impl<'c> Evaluator<'c, '_> {
     /// The decision plus its context: rule, mode, status, providers, and
     /// for denials who is blamed and what the token said (issue 4).
     pub fn outcome(&mut self) -> Outcome {
         let config = self.config;
-        let path = path_only(self.req.path());
-        let req = self.req;
-        let found = config
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.matcher.matches(path, |name| req.header(name)));
         let mut out = Outcome {
             decision: Decision::NoAuth,
-            rule: found.map(|(i, _)| i),
-            mode: found.map_or(Mode::Enforce, |(_, r)| r.mode),
+            rule: None,
+            mode: Mode::Enforce,
             status: None,
             accepted: Vec::new(),
             blamed: None,
             token: None,
             payload: None,
         };
-        let Some((_, rule)) = found else {
-            return out;
-        };
-        let Some(requirement) = rule.requirement.as_ref() else {
-            return out;
+        let (requirement, authz) = match self.select() {
+            Selected::Nothing => return out,
+            Selected::Wrong => {
+                out.mode = config.default_mode;
+                out.decision = Decision::Deny(AuthError::WrongRequirement);
+                return out;
+            }
+            Selected::Named(req) => {
+                out.mode = config.default_mode;
+                match req {
+                    Some(r) => (r, None),
+                    None => return out,
+                }
+            }
+            Selected::Rule(i, rule) => {
+                out.rule = Some(i);
+                out.mode = rule.mode;
+                match rule.requirement.as_ref() {
+                    Some(r) => (r, Some(&rule.authz)),
+                    None => return out,
+                }
+            }
         };
         let (result, accepted) = match self.eval(requirement) {
-            Ok(p) => (self.authorize(&rule.authz, &p), p),
+            Ok(p) => match authz {
+                Some(a) => (self.authorize(a, &p), p),
+                None => (Ok(p.first().copied()), p),
+            },
             Err(e) => (Err(e), Vec::new()),
         };
         match result {
@@ -413,6 +430,43 @@ impl Evaluator<'_, '_> {
             }
         }
         out
+    }
+
+    /// The requirement for this request, as `jwt_authn` picks it: the
+    /// route's own selection when it has one, else the first matching rule,
+    /// else `filter_state_rules`.
+    fn select(&self) -> Selected<'c> {
+        let config = self.config;
+        match &self.route.per_route {
+            Some(PerRoute::Disabled) => return Selected::Nothing,
+            Some(PerRoute::Name(name)) => {
+                return match config.requirement_map.get(name) {
+                    Some(req) => Selected::Named(req.as_ref()),
+                    None => Selected::Wrong,
+                }
+            }
+            None => {}
+        }
+        let req = self.req;
+        let full = req.path();
+        if let Some((i, rule)) = config
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matcher.matches_request(full, |name| req.header(name)))
+        {
+            return Selected::Rule(i, rule);
+        }
+        let chosen = config.filter_state_rules.as_ref().and_then(|f| {
+            self.route
+                .filter_state
+                .as_ref()
+                .and_then(|v| f.requires.get(v))
+        });
+        match chosen {
+            Some(req) => Selected::Named(req.as_ref()),
+            None => Selected::Nothing,
+        }
     }
 
     /// Verified claims of a provider's accepted token.
@@ -474,6 +528,17 @@ impl Evaluator<'_, '_> {
             _ => None,
         }
     }
+}
+
+/// Where the request's requirement came from.
+enum Selected<'c> {
+    /// No rule, no selection: no JWT needed.
+    Nothing,
+    /// The route named a requirement `requirement_map` lacks.
+    Wrong,
+    /// A named requirement (route metadata or filter state); `None`: none needed.
+    Named(Option<&'c Requirement>),
+    Rule(usize, &'c crate::config::Rule),
 }
 
 /// One provider's verified-token cache and the fetched key set (`None`:
@@ -541,6 +606,7 @@ fn verify_provider<'r>(
     let cache = cache.filter(|_| keys.is_some());
     if let Some(claims) = cache.as_ref().and_then(|c| c.get(token, now)) {
         token::check_claim_map(&claims, &rules, now)?;
+        check_subject(p, &claims)?;
         let payload_b64 = p
             .payload_header
             .as_ref()
@@ -554,6 +620,7 @@ fn verify_provider<'r>(
     }
     let jwt: Jwt<'_> = token::parse(token)?;
     token::check_claims(&jwt, &rules, now)?;
+    check_subject(p, &jwt.claims)?;
     let keys = keys.ok_or(AuthError::JwksUnavailable)?;
     token::verify_signature(&jwt, keys, &p.allowed_algs, verify)?;
     // Copied only when a header will carry it.
@@ -570,6 +637,22 @@ fn verify_provider<'r>(
         payload_b64,
         claims,
     }))
+}
+
+/// `subjects`: the token's `sub` (the empty string when absent or not a
+/// string, as `jwt_authn`) must match the provider's string matcher.
+fn check_subject(p: &Provider, claims: &serde_json::Map<String, Value>) -> Result<(), AuthError> {
+    match &p.subjects {
+        None => Ok(()),
+        Some(m) => {
+            let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+            if m.is_match(sub) {
+                Ok(())
+            } else {
+                Err(AuthError::Subject)
+            }
+        }
+    }
 }
 
 /// A claim value as header text: strings as-is, numbers and booleans in JSON

@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! jwt-filter-check check FILE...     validate (exit 1 on errors; warnings exit 0)
-//! jwt-filter-check convert FILE...   jwt_authn or Istio YAML/JSON -> plugin config JSON on stdout
+//! jwt-filter-check convert [--route-config-out OUT] FILE...
+//!                                    jwt_authn or Istio YAML/JSON -> plugin config JSON on stdout;
+//!                                    OUT: the route configuration(s) with jwt_authn's per-route
+//!                                    configs replaced by route metadata
 //! ```
 //!
 //! `check` takes a plugin config (JSON or YAML), an Istio `WasmPlugin`
@@ -19,8 +22,12 @@ use serde_json::Value;
 
 const USAGE: &str = "\
 usage: jwt-filter-check check FILE...     check plugin configs (JSON/YAML, WasmPlugin, Envoy bootstrap)
-       jwt-filter-check convert FILE...   convert Envoy jwt_authn or Istio RequestAuthentication
-                                          (+ AuthorizationPolicy) YAML/JSON to a plugin config (stdout)
+       jwt-filter-check convert [--route-config-out OUT] FILE...
+                                          convert Envoy jwt_authn or Istio RequestAuthentication
+                                          (+ AuthorizationPolicy) YAML/JSON to a plugin config (stdout);
+                                          local_jwks.filename is read and inlined; OUT gets the
+                                          route configuration(s) with jwt_authn per-route configs
+                                          replaced by route metadata (JSON list)
        jwt-filter-check -h | --help
 Exit status: 0 ok (warnings allowed), 1 errors found, 2 usage or I/O error.";
 
@@ -157,7 +164,17 @@ fn run_check(files: &[String]) -> ExitCode {
     ExitCode::from(status)
 }
 
-fn run_convert(files: &[String]) -> ExitCode {
+fn run_convert(args: &[String]) -> ExitCode {
+    let (route_out, files) = match args {
+        [flag, out, rest @ ..] if flag == "--route-config-out" && !rest.is_empty() => {
+            (Some(out.as_str()), rest)
+        }
+        [flag, ..] if flag == "--route-config-out" => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+        _ => (None, args),
+    };
     let mut docs = Vec::new();
     for file in files {
         match read(file) {
@@ -168,7 +185,8 @@ fn run_convert(files: &[String]) -> ExitCode {
             }
         }
     }
-    let conversion = match convert::convert(&docs) {
+    let read_file = |name: &str| std::fs::read_to_string(name).map_err(|e| format!("{name}: {e}"));
+    let conversion = match convert::convert_with_files(&docs, &read_file) {
         Ok(c) => c,
         Err(errors) => {
             for e in errors {
@@ -189,6 +207,23 @@ fn run_convert(files: &[String]) -> ExitCode {
         }
     };
     println!("{text}");
+    if let Some(out) = route_out {
+        let routes = match serde_json::to_string_pretty(&conversion.route_configs) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = std::fs::write(out, routes + "\n") {
+            eprintln!("error: {out}: {e}");
+            return ExitCode::from(2);
+        }
+        eprintln!(
+            "wrote {} route configuration(s) to {out}",
+            conversion.route_configs.len()
+        );
+    }
     // The result goes through the same check as any config.
     let report = lint::check(text.as_bytes());
     for f in &report.findings {

@@ -362,3 +362,109 @@ fn decision_log_format() {
     let errs = parse(r#","decision_log_format":"xml""#).err().unwrap();
     assert_eq!(errs[0].path, "decision_log_format");
 }
+
+#[test]
+fn requirement_map_and_requirement_name() {
+    let p = provider("");
+    let ok = format!(
+        r#"{{"providers":{{"a":{p}}},"requirement_map":{{"r":{{"provider_name":"a"}},"open":{{}}}},
+            "rules":[{{"match":{{"prefix":"/"}},"requirement_name":"r"}}]}}"#
+    );
+    let c = Config::parse(ok.as_bytes()).unwrap();
+    assert!(c.rules[0].requirement.is_some());
+    assert_eq!(c.requirement_map.get("open"), Some(&None));
+    let unknown = ok.replace(r#""requirement_name":"r""#, r#""requirement_name":"x""#);
+    assert_eq!(first_path(&unknown), "rules[0].requirement_name");
+    let both = ok.replace(
+        r#""requirement_name":"r""#,
+        r#""requirement_name":"r","requires":{"provider_name":"a"}"#,
+    );
+    assert_eq!(first_path(&both), "rules[0]");
+    let bad_map = ok.replace(
+        r#""provider_name":"a"},"open""#,
+        r#""provider_name":"zz"},"open""#,
+    );
+    assert_eq!(first_path(&bad_map), "requirement_map.r.provider_name");
+}
+
+#[test]
+fn fields_a_wasm_filter_cannot_honour_are_refused_with_the_reason() {
+    for (field_json, path, reason) in [
+        (
+            r#""payload_in_metadata":"p""#.to_string(),
+            "providers.a.payload_in_metadata",
+            "filter_state",
+        ),
+        (
+            r#""failed_status_in_metadata":"s""#.to_string(),
+            "providers.a.failed_status_in_metadata",
+            "dynamic metadata",
+        ),
+    ] {
+        let json = config(
+            &format!(r#""a":{}"#, provider(&format!(",{field_json}"))),
+            "",
+        );
+        let e = errors(&json);
+        let hit = e
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("{e:?}"));
+        assert!(hit.message.contains(reason), "{hit:?}");
+    }
+    let file = r#"{"providers":{"a":{"local_jwks":{"filename":"/etc/jwks"}}}}"#;
+    let e = errors(file);
+    assert!(
+        e.iter().any(|e| e.path == "providers.a.local_jwks.filename"
+            && e.message.contains("cannot read files")),
+        "{e:?}"
+    );
+    let extract = config(
+        &format!(r#""a":{}"#, provider("")),
+        r#"{"match":{"prefix":"/"},"requires":{"extract_only_without_validation":{}}}"#,
+    );
+    assert_eq!(
+        first_path(&extract),
+        "rules[0].requires.extract_only_without_validation"
+    );
+    let template = config(
+        &format!(r#""a":{}"#, provider("")),
+        r#"{"match":{"prefix":"/","path_match_policy":{"name":"t"}}}"#,
+    );
+    assert!(errors(&template)
+        .iter()
+        .any(|e| e.path == "rules[0].match.path_match_policy"));
+}
+
+#[test]
+fn route_match_fields_jwt_authn_ignores_are_warnings() {
+    let json = config(
+        &format!(r#""a":{}"#, provider("")),
+        r#"{"match":{"prefix":"/","grpc":{},"tls_context":{"presented":true},"cookies":[]}}"#,
+    );
+    let c = Config::parse(json.as_bytes()).unwrap();
+    for f in ["grpc", "tls_context", "cookies"] {
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("rules[0].match.{f}: ignored"))),
+            "{:?}",
+            c.warnings
+        );
+    }
+}
+
+#[test]
+fn path_separated_prefix_is_validated_as_envoy() {
+    for bad in ["/api/", "/a?b", "/a#b", ""] {
+        let json = config(
+            &format!(r#""a":{}"#, provider("")),
+            &format!(r#"{{"match":{{"path_separated_prefix":"{bad}"}}}}"#),
+        );
+        assert_eq!(
+            first_path(&json),
+            "rules[0].match.path_separated_prefix",
+            "{bad}"
+        );
+    }
+}

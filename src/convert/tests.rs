@@ -78,11 +78,18 @@ fn jwt_authn_typed_config_camel_case_to_snake_case() {
     );
     let rules = c.config["rules"].as_array().unwrap();
     assert_eq!(rules[0], json!({"match": {"prefix": "/public"}}));
-    // requirement_name resolved through requirement_map.
+    // requirement_name kept, with requirement_map beside it.
     assert_eq!(
-        rules[1]["requires"],
-        json!({"provider_and_audiences": {"provider_name": "demo", "audiences": ["api"]}})
+        rules[1]["requirement_name"],
+        c.config["requirement_map"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .as_str()
     );
+    assert_eq!(c.config["route_metadata_namespace"], "jwt_filter");
     assert_eq!(rules[1]["match"]["safe_regex"]["regex"], "/api/.*");
     assert_eq!(
         rules[2]["requires"]["requires_any"]["requirements"][1],
@@ -125,29 +132,48 @@ fn jwt_authn_inline_bytes_decoded() {
 }
 
 #[test]
-fn jwt_authn_unsafe_drops_are_errors() {
+fn jwt_authn_fields_convert_or_are_refused_with_reason() {
     let doc = json!({
         "providers": {"p": {
             "issuer": "i",
             "subjects": {"prefix": "spiffe://"},
             "local_jwks": {"filename": "/etc/jwks.json"},
         }},
-        "rules": [{"match": {"prefix": "/", "query_parameters": [{"name": "x"}]},
+        "rules": [{"match": {"prefix": "/", "query_parameters": [{"name": "x"}],
+                             "path_match_policy": {"name": "t"}},
                    "requires": {"provider_name": "p"}}],
         "filter_state_rules": {"name": "x"},
     });
-    let e = errors(&[doc]);
+    let e = errors(std::slice::from_ref(&doc));
     let joined = e.join("\n");
-    assert!(joined.contains("providers.p.subjects"), "{joined}");
+    assert!(!joined.contains("providers.p.subjects"), "{joined}");
     assert!(
         joined.contains("providers.p.local_jwks: filename"),
         "{joined}"
     );
-    assert!(
-        joined.contains("rules[0].match.query_parameters"),
-        "{joined}"
+    assert!(joined.contains("match.path_match_policy"), "{joined}");
+    assert!(!joined.contains("match.query_parameters"), "{joined}");
+    // With the file readable, it is inlined.
+    let read = |name: &str| -> Result<String, String> {
+        assert_eq!(name, "/etc/jwks.json");
+        Ok(DEMO_JWKS.to_string())
+    };
+    let mut ok = doc;
+    ok["rules"][0]["match"]
+        .as_object_mut()
+        .unwrap()
+        .remove("path_match_policy");
+    let c = convert_with_files(&[ok], &read).unwrap();
+    assert_eq!(
+        c.config["providers"]["p"]["local_jwks"]["inline_string"],
+        DEMO_JWKS
     );
-    assert!(joined.contains("filter_state_rules"), "{joined}");
+    assert_eq!(
+        c.config["providers"]["p"]["subjects"]["prefix"],
+        "spiffe://"
+    );
+    assert_eq!(c.config["filter_state_rules"]["name"], "x");
+    assert_parses(&c);
 }
 
 #[test]

@@ -177,7 +177,18 @@ pub fn apply(
                 .and_then(|r| config.rules.get(r))
                 .and_then(|r| r.authz.scope_text.as_deref())
                 .filter(|_| err == AuthError::InsufficientScope);
-            send_denial(view, err, scope);
+            if config.strip_failure_response || err == AuthError::WrongRequirement {
+                // jwt_authn's strip_failure_response (and its wrong
+                // requirement_name reply): the status alone.
+                let body = if config.strip_failure_response {
+                    ""
+                } else {
+                    err.body()
+                };
+                let _ = hostcalls::send_http_response(err.status(), vec![], Some(body.as_bytes()));
+            } else {
+                send_denial(view, err, scope);
+            }
             Action::Pause
         }
     }

@@ -52,3 +52,54 @@ fn multibyte_boundaries_do_not_panic() {
     let s = HeaderMatcher::new("x".into(), StringMatch::Suffix("a".into(), false), false);
     assert!(!s.matches(Some("é")));
 }
+
+#[test]
+fn path_separated_prefix() {
+    let none = |_: &str| None;
+    let m = rm(PathMatcher::Separated("/api".into()), true);
+    for (path, want) in [
+        ("/api", true),
+        ("/api/", true),
+        ("/api/x", true),
+        ("/apix", false),
+        ("/api-v2", false),
+        ("/API/x", false),
+        ("/ap", false),
+    ] {
+        assert_eq!(m.matches(path, none), want, "{path}");
+    }
+    assert!(rm(PathMatcher::Separated("/api".into()), false).matches("/API/x", none));
+}
+
+#[test]
+fn query_parameters_first_value_as_sent() {
+    let q = |name: &str, value: Option<StringMatch>| {
+        RouteMatcher::new(PathMatcher::Prefix("/".into()), true, vec![]).with_query(vec![
+            QueryMatcher {
+                name: name.into(),
+                value,
+            },
+        ])
+    };
+    let none = |_: &str| None;
+    let exact = q("mode", Some(StringMatch::Exact("secure".into(), false)));
+    assert!(exact.matches_request("/q?mode=secure", none));
+    assert!(exact.matches_request("/q?a=1&mode=secure", none));
+    assert!(!exact.matches_request("/q?mode=other&mode=secure", none));
+    assert!(exact.matches_request("/q?mode=secure&mode=other", none));
+    assert!(!exact.matches_request("/q?mode=sec%75re", none));
+    assert!(!exact.matches_request("/q", none));
+    let present = q("debug", None);
+    assert!(present.matches_request("/q?debug", none));
+    assert!(present.matches_request("/q?debug=", none));
+    assert!(!present.matches_request("/q?debugx=1", none));
+    assert_eq!(first_query_value("/q?a=1&b", "b"), Some(""));
+    assert_eq!(first_query_value("/q", "a"), None);
+}
+
+#[test]
+fn connect_matcher_matches_connect_requests_only() {
+    let m = rm(PathMatcher::Connect, true);
+    assert!(m.matches("", |n: &str| (n == ":method").then_some("CONNECT")));
+    assert!(!m.matches("/x", |n: &str| (n == ":method").then_some("GET")));
+}

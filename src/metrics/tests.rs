@@ -125,9 +125,10 @@ fn names_cover_every_reason_mode_provider_and_named_rule() {
         .filter(|(k, _)| *k == MetricKind::Histogram)
         .collect();
     assert_eq!(hist.len(), Timing::ALL.len());
-    // 2 allow + 16 deny + 16 would-deny + cors + 2 cache + 4 histograms,
-    // 5 per provider + 4 per remote one, 2 per named rule.
-    assert_eq!(names.len(), 2 + 16 + 16 + 1 + 2 + 4 + 2 * 5 + 4 + 2 * 2);
+    // 2 allow + one deny and one would-deny per reason + cors + 2 cache +
+    // 4 histograms, 5 per provider + 4 per remote one, 2 per named rule.
+    let reasons = crate::error::AuthError::ALL.len();
+    assert_eq!(names.len(), 2 + 2 * reasons + 1 + 2 + 4 + 2 * 5 + 4 + 2 * 2);
     let unique: std::collections::HashSet<_> = names.iter().map(|(_, n)| n).collect();
     assert_eq!(unique.len(), names.len());
 }

@@ -336,3 +336,143 @@ fn claim_text_forms() {
         None
     );
 }
+
+fn cfg_with(rules: &str, top: &str, extra_a: &str) -> Config {
+    let jwks = serde_json::to_string(&hs_jwks()).unwrap();
+    let json = format!(
+        r#"{{"providers":{{
+            "a":{{"issuer":"iss-a","audiences":["api"],"local_jwks":{{"inline_string":{jwks}}}{extra_a}}},
+            "b":{{"issuer":"iss-b","local_jwks":{{"inline_string":{jwks}}},"from_headers":[{{"name":"x-b-token"}}]}}
+        }},"rules":[{rules}]{top}}}"#
+    );
+    Config::parse(json.as_bytes()).unwrap()
+}
+
+fn decide_with(c: &Config, r: &RequestView, route: RouteFacts) -> Decision {
+    let mut ev = Evaluator::new(c, &[], r, NOW, &native_verify);
+    ev.route = route;
+    ev.decide()
+}
+
+const MAP: &str = r#","requirement_map":{"need_a":{"provider_name":"a"},"need_b":{"provider_name":"b"},"open":{}},
+    "route_metadata_namespace":"jwt_filter",
+    "filter_state_rules":{"name":"sel","requires":{"a":{"provider_name":"a"},"none":{}}}"#;
+
+fn per_route(p: PerRoute) -> RouteFacts {
+    RouteFacts {
+        per_route: Some(p),
+        ..RouteFacts::default()
+    }
+}
+
+#[test]
+fn route_metadata_selects_the_requirement_before_the_rules() {
+    let c = cfg_with(A_ONLY, MAP, "");
+    let a = bearer(&tok("iss-a", ""));
+    let b = tok("iss-b", "");
+    let with_a = req("/public/x", &[("authorization", &a)]);
+    let with_b = req("/public/x", &[("x-b-token", &b)]);
+    let none = req("/public/x", &[]);
+    // The rules alone: /public needs nothing.
+    assert_eq!(
+        decide_with(&c, &none, RouteFacts::default()),
+        Decision::NoAuth
+    );
+    // The route's requirement replaces them.
+    let need_b = per_route(PerRoute::Name("need_b".into()));
+    assert_eq!(
+        decide_with(&c, &none, need_b.clone()),
+        Decision::Deny(AuthError::Missing)
+    );
+    assert!(matches!(
+        decide_with(&c, &with_b, need_b.clone()),
+        Decision::Allow(_)
+    ));
+    assert_eq!(
+        decide_with(&c, &with_a, need_b),
+        Decision::Deny(AuthError::Missing)
+    );
+    // An empty requirement and `disabled` need nothing, even where a rule would.
+    let all = req("/x", &[]);
+    assert_eq!(
+        decide_with(&c, &all, per_route(PerRoute::Name("open".into()))),
+        Decision::NoAuth
+    );
+    assert_eq!(
+        decide_with(&c, &all, per_route(PerRoute::Disabled)),
+        Decision::NoAuth
+    );
+    assert_eq!(
+        decide_with(&c, &all, RouteFacts::default()),
+        Decision::Deny(AuthError::Missing)
+    );
+    // A name the map lacks denies with 403, as jwt_authn.
+    let wrong = decide_with(&c, &with_a, per_route(PerRoute::Name("nope".into())));
+    assert_eq!(wrong, Decision::Deny(AuthError::WrongRequirement));
+    assert_eq!(AuthError::WrongRequirement.status(), 403);
+}
+
+#[test]
+fn filter_state_rules_apply_only_when_no_rule_matched() {
+    let c = cfg_with(r#"{"match":{"prefix":"/ruled"}}"#, MAP, "");
+    let state = |v: &str| RouteFacts {
+        filter_state: Some(v.into()),
+        ..RouteFacts::default()
+    };
+    let none = req("/x", &[]);
+    assert_eq!(
+        decide_with(&c, &none, state("a")),
+        Decision::Deny(AuthError::Missing)
+    );
+    assert_eq!(decide_with(&c, &none, state("none")), Decision::NoAuth);
+    assert_eq!(decide_with(&c, &none, state("other")), Decision::NoAuth);
+    assert_eq!(
+        decide_with(&c, &none, RouteFacts::default()),
+        Decision::NoAuth
+    );
+    // A matching rule comes first.
+    assert_eq!(
+        decide_with(&c, &req("/ruled", &[]), state("a")),
+        Decision::NoAuth
+    );
+}
+
+#[test]
+fn rules_name_requirements_from_the_map() {
+    let c = cfg_with(
+        r#"{"match":{"prefix":"/b"},"requirement_name":"need_b"},{"match":{"prefix":"/"},"requirement_name":"open"}"#,
+        MAP,
+        "",
+    );
+    assert_eq!(
+        decide(&c, &req("/b", &[])),
+        Decision::Deny(AuthError::Missing)
+    );
+    assert_eq!(decide(&c, &req("/c", &[])), Decision::NoAuth);
+}
+
+#[test]
+fn subjects_match_the_sub_claim() {
+    let c = cfg_with(
+        A_ONLY,
+        "",
+        r#","subjects":{"prefix":"spiffe://example.org/"}"#,
+    );
+    let with = |claims: &str| {
+        let t = mint(&format!(
+            r#"{{"iss":"iss-a","aud":"api","exp":{}{claims}}}"#,
+            NOW + 60
+        ));
+        decide(&c, &req("/x", &[("authorization", &bearer(&t))]))
+    };
+    assert!(matches!(
+        with(r#","sub":"spiffe://example.org/ns/a""#),
+        Decision::Allow(_)
+    ));
+    assert_eq!(
+        with(r#","sub":"spiffe://evil.org/x""#),
+        Decision::Deny(AuthError::Subject)
+    );
+    assert_eq!(with(""), Decision::Deny(AuthError::Subject));
+    assert_eq!(AuthError::Subject.body(), "Jwt verification fails");
+}

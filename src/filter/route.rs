@@ -1,0 +1,51 @@
+//! Reads the host properties [`crate::route::RouteFacts`] is made of, and
+//! only those the configuration needs: the route's metadata under
+//! `route_metadata_namespace` and the `filter_state_rules` object.
+
+use crate::config::Config;
+use crate::filter_host::host_buffer;
+use crate::route::{self, RouteFacts};
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK's `get_property` panics on a status it does not expect; the
+    // plain integer return type is the same ABI.
+    #[link_name = "proxy_get_property"]
+    fn raw_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
+}
+
+/// A property's bytes; `None` when absent or on any host error.
+fn property(path: &[&str]) -> Option<Vec<u8>> {
+    let joined = path.join("\0");
+    host_buffer(|data, size| {
+        // SAFETY: the path buffer and the out-pointers are valid for the call.
+        unsafe { raw_get_property(joined.as_ptr(), joined.len(), data, size) }
+    })
+    .ok()
+    .filter(|b| !b.is_empty() || path.last() == Some(&route::KEY_REQUIREMENT_NAME))
+}
+
+/// The facts for the current request context.
+pub fn facts(config: &Config) -> RouteFacts {
+    let per_route = config.route_metadata_namespace.as_deref().and_then(|ns| {
+        let [a, b, c] = route::ROUTE_METADATA;
+        let name = property(&[a, b, c, ns, route::KEY_REQUIREMENT_NAME]);
+        let disabled = match name {
+            Some(_) => None,
+            None => property(&[a, b, c, ns, route::KEY_DISABLED]),
+        };
+        route::per_route(name.as_deref(), disabled.as_deref())
+    });
+    let filter_state = config.filter_state_rules.as_ref().and_then(|f| {
+        property(&[route::FILTER_STATE, &f.name]).map(|b| String::from_utf8_lossy(&b).into_owned())
+    });
+    RouteFacts {
+        per_route,
+        filter_state,
+    }
+}
