@@ -21,15 +21,14 @@
 //! W1 one token reused (cache hits), W2 distinct tokens (cache misses), W4
 //! distinct tokens whose signature the verifier refuses. For a profile:
 //! `perf record -g target/release/examples/request_path`.
-use std::cell::RefCell;
 use std::time::Instant;
 
 use jwt_filter::config::Config;
 use jwt_filter::extract::RequestView;
 use jwt_filter::hostverify::{self, HostAlgs};
 use jwt_filter::jwks::{Alg, Key};
+use jwt_filter::keys::ProviderKeys;
 use jwt_filter::policy::{Decision, Evaluator};
-use jwt_filter::token_cache::{self, TokenCache};
 
 /// Counts heap allocations, to report allocations per request.
 struct Counting;
@@ -107,13 +106,7 @@ fn headers(token: &str) -> Vec<u8> {
 }
 
 fn run(name: &str, config: &Config, tokens: &[String], iters: usize, valid: bool) {
-    let caches = RefCell::new(
-        config
-            .providers
-            .iter()
-            .map(|p| TokenCache::new(p.jwt_cache_size, token_cache::MAX_BYTES))
-            .collect::<Vec<_>>(),
-    );
+    let providers = ProviderKeys::for_config(config);
     let host = {
         let mut h = HostAlgs::NONE;
         h.insert(Alg::RS256);
@@ -144,7 +137,7 @@ fn run(name: &str, config: &Config, tokens: &[String], iters: usize, valid: bool
     for i in 0..iters {
         let token = &tokens[i % tokens.len()];
         let view = RequestView::from_serialized(headers(token));
-        let mut ev = Evaluator::new(config, &[], &view, now, &verify).with_cache(&caches);
+        let mut ev = Evaluator::new(config, &providers, &view, now, &verify);
         ev.token_facts = false;
         if let Decision::Allow(ops) = ev.outcome().decision {
             allowed += 1;

@@ -44,11 +44,14 @@ pub enum AuthError {
     Subject,
     /// The route's metadata names a requirement `requirement_map` lacks.
     WrongRequirement,
+    /// The token's `kid` (or the provider's first keys) needs a JWKS fetch,
+    /// but this VM already holds as many waiting requests as it may.
+    KeyWaitFull,
 }
 
 impl AuthError {
     /// Every variant, for tests and for defining one counter per reason.
-    pub const ALL: [AuthError; 18] = [
+    pub const ALL: [AuthError; 19] = [
         AuthError::Missing,
         AuthError::Multiple,
         AuthError::TooLarge,
@@ -67,6 +70,7 @@ impl AuthError {
         AuthError::InsufficientScope,
         AuthError::Subject,
         AuthError::WrongRequirement,
+        AuthError::KeyWaitFull,
     ];
 
     /// HTTP status of the local reply. 403 only when a valid token lacks
@@ -101,6 +105,7 @@ impl AuthError {
             AuthError::InsufficientScope => "Jwt is not authorized",
             AuthError::Subject => "Jwt verification fails",
             AuthError::WrongRequirement => "Failed JWT authentication: wrong requirement_name",
+            AuthError::KeyWaitFull => "Jwks refetch is busy: too many requests wait for keys",
         }
     }
 
@@ -137,6 +142,7 @@ impl AuthError {
             AuthError::InsufficientScope => "insufficient scope",
             AuthError::Subject => "subject not allowed",
             AuthError::WrongRequirement => "route names an unknown requirement",
+            AuthError::KeyWaitFull => "too many requests waiting for signing keys",
         }
     }
 
@@ -161,6 +167,7 @@ impl AuthError {
             AuthError::InsufficientScope => "insufficient_scope",
             AuthError::Subject => "subject",
             AuthError::WrongRequirement => "route_requirement",
+            AuthError::KeyWaitFull => "key_wait_full",
         }
     }
 

@@ -1,4 +1,5 @@
-//! Host glue for offloaded signature verification: the raw
+//! Host glue: the proxy-wasm [`Host`] behind the metric and key-lifecycle
+//! traits, and offloaded signature verification: the raw
 //! `proxy_call_foreign_function` call (every status handled, the result
 //! buffer owned and freed), the configure-time probe, and the verifier the
 //! request path uses. The logic is in [`crate::hostverify`].
@@ -7,18 +8,19 @@
 //! `hostcalls::call_foreign_function` panics on statuses it does not expect,
 //! and with `panic = "abort"` that kills the VM.
 
-use std::cell::RefCell;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{LogLevel, MetricType};
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
 use crate::extract::RequestView;
 use crate::hostverify::{self, status, HostAlgs};
 use crate::jwks::{Alg, Key};
-use crate::metrics::Metrics;
-use crate::policy::{Evaluator, RemoteKeys};
-use crate::token_cache::{self, TokenCache};
+use crate::keys::ProviderKeys;
+use crate::metrics::{MetricHost, MetricKind, Metrics};
+use crate::policy::Evaluator;
+use crate::remote_keys::{FetchRequest, KeyHost, Level};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -129,29 +131,6 @@ pub fn verify(host: HostAlgs, key: &Key, alg: Alg, input: &[u8], signature: &[u8
     hostverify::verify_with(host, host_call, key, alg, input, signature)
 }
 
-/// A VM's verification state: which algorithms the host checks, and one
-/// verified-token cache per provider.
-pub struct Crypto {
-    pub host: HostAlgs,
-    pub caches: RefCell<Vec<TokenCache>>,
-}
-
-impl Crypto {
-    /// Probes the host (see [`setup`]) and sizes each provider's cache by
-    /// its `jwt_cache_config`.
-    pub fn new(config: &Config) -> Crypto {
-        let caches = config
-            .providers
-            .iter()
-            .map(|p| TokenCache::new(p.jwt_cache_size, token_cache::MAX_BYTES))
-            .collect();
-        Crypto {
-            host: setup(config.host_crypto, &config.stat_prefix),
-            caches: RefCell::new(caches),
-        }
-    }
-}
-
 /// Moves `jwt_cache_hit` / `jwt_cache_miss`.
 pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
     for (id, n) in [
@@ -164,21 +143,83 @@ pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
     }
 }
 
-/// Runs one evaluation with this VM's host algorithms and token caches.
-/// `f` gets the evaluator; its cache counts are recorded afterwards.
+/// Runs one evaluation with this VM's host algorithms, keys and token
+/// caches. `f` gets the evaluator; its cache counts are recorded afterwards.
 pub fn evaluate<T>(
     config: &Config,
-    remote: &[RemoteKeys],
-    crypto: &Crypto,
+    providers: &[ProviderKeys],
+    host: HostAlgs,
     metrics: &Metrics,
     view: &RequestView,
     now_secs: u64,
     f: impl FnOnce(&mut Evaluator<'_, '_>) -> T,
 ) -> T {
-    let host = crypto.host;
     let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
-    let mut ev = Evaluator::new(config, remote, view, now_secs, &verify).with_cache(&crypto.caches);
+    let mut ev = Evaluator::new(config, providers, view, now_secs, &verify);
     let out = f(&mut ev);
     count_cache(metrics, ev.cache_counts());
     out
+}
+
+/// The proxy-wasm host: metrics, shared data, HTTP calls, logs.
+pub struct Host;
+
+impl MetricHost for Host {
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+        let t = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        hostcalls::define_metric(t, name).ok()
+    }
+    fn increment(&self, id: u32, delta: i64) {
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+    fn record(&self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+impl KeyHost for Host {
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+    fn dispatch(&mut self, r: &FetchRequest) -> Result<u32, String> {
+        let headers = vec![
+            (":method", "GET"),
+            (":path", r.path.as_str()),
+            (":authority", r.authority.as_str()),
+            (":scheme", r.scheme),
+            ("accept", "application/json"),
+            ("user-agent", "jwt-filter"),
+        ];
+        let timeout = Duration::from_millis(r.timeout_ms);
+        hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], timeout)
+            .map_err(|status| format!("{status:?}"))
+    }
+    /// Read as bytes: the SDK's string accessor panics on a value that is
+    /// not UTF-8, which would kill the VM.
+    fn response_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+            .ok()
+            .flatten()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+    fn response_body(&self, size: usize) -> Vec<u8> {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+    fn log(&mut self, level: Level, message: &str) {
+        let level = match level {
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+        };
+        let _ = hostcalls::log(level, message);
+    }
 }

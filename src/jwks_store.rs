@@ -184,17 +184,9 @@ pub fn validate_response(
     body: &[u8],
     allowed: &[Alg],
 ) -> Result<(KeySet, Vec<String>), String> {
-    match status {
-        Some("200") => {}
-        Some(s) => return Err(format!("JWKS server answered HTTP {s}")),
-        None => return Err("no response (timeout, reset, or unknown cluster)".into()),
-    }
+    jwks_status(status)?;
     if body.len() > MAX_JWKS_BYTES {
-        return Err(format!(
-            "JWKS response of {} bytes exceeds the {} byte limit",
-            body.len(),
-            MAX_JWKS_BYTES
-        ));
+        return Err(too_large(body.len()));
     }
     let text = std::str::from_utf8(body).map_err(|_| "JWKS response is not UTF-8".to_string())?;
     let (set, warnings) = KeySet::parse(text)?;
@@ -208,6 +200,29 @@ pub fn validate_response(
     Ok((set, warnings))
 }
 
+/// The status check of a JWKS response: 200 or an error.
+pub fn jwks_status(status: Option<&str>) -> Result<(), String> {
+    match status {
+        Some("200") => Ok(()),
+        Some(s) => Err(format!("JWKS server answered HTTP {s}")),
+        None => Err("no response (timeout, reset, or unknown cluster)".into()),
+    }
+}
+
+/// The error for a JWKS response of `size` bytes, over [`MAX_JWKS_BYTES`].
+pub fn too_large(size: usize) -> String {
+    format!("JWKS response of {size} bytes exceeds the {MAX_JWKS_BYTES} byte limit")
+}
+
+/// The status check of a discovery document response: 200 or an error.
+pub fn discovery_status(status: Option<&str>) -> Result<(), String> {
+    match status {
+        Some("200") => Ok(()),
+        Some(s) => Err(format!("discovery document: HTTP {s}")),
+        None => Err("discovery document: no response (timeout, reset, or unknown cluster)".into()),
+    }
+}
+
 /// `jwks_uri` from an OpenID Provider discovery document, which must name
 /// the same `issuer` (OpenID Connect Discovery 1.0, section 4.3).
 pub fn discovered_jwks_uri(
@@ -215,15 +230,7 @@ pub fn discovered_jwks_uri(
     body: &[u8],
     issuer: Option<&str>,
 ) -> Result<String, String> {
-    match status {
-        Some("200") => {}
-        Some(s) => return Err(format!("discovery document: HTTP {s}")),
-        None => {
-            return Err(
-                "discovery document: no response (timeout, reset, or unknown cluster)".into(),
-            )
-        }
-    }
+    discovery_status(status)?;
     if body.len() > MAX_JWKS_BYTES {
         return Err("discovery document exceeds the size limit".into());
     }

@@ -14,6 +14,7 @@ use crate::decision_log::TokenFacts;
 use crate::error::AuthError;
 use crate::extract::{self, Found, RequestView};
 use crate::jwks::{Alg, Key, KeySet};
+use crate::keys::ProviderKeys;
 use crate::route::{PerRoute, RouteFacts};
 use crate::token::{self, ClaimRules, Jwt};
 use crate::token_cache::TokenCache;
@@ -54,25 +55,7 @@ type ProviderResult<'r> = Result<Option<Verified<'r>>, AuthError>;
 /// Signature verification function (pure Rust, or the host's).
 pub type VerifyFn<'v> = &'v dyn Fn(&Key, Alg, &[u8], &[u8]) -> bool;
 
-/// What a remote-JWKS provider has right now (kept by the glue per VM).
-#[derive(Clone, Debug, Default)]
-pub enum RemoteKeys {
-    Ready(std::rc::Rc<KeySet>),
-    /// Never fetched yet; the first fetch is under way.
-    #[default]
-    Pending,
-    /// Fetching failed and no usable (non-stale) keys are left.
-    Unavailable,
-}
-
-/// Why a request could be worth parking until a JWKS fetch completes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// The provider's keys have not been fetched yet.
-    FirstFetch,
-    /// The token's `kid` is not in the provider's current key set.
-    UnknownKid,
-}
+pub use crate::keys::{RemoteKeys, Wait};
 
 /// Evaluates requirements for one request, remembering each provider's result.
 pub struct Evaluator<'c, 'r> {
@@ -80,15 +63,13 @@ pub struct Evaluator<'c, 'r> {
     req: &'r RequestView,
     now: u64,
     verify: VerifyFn<'c>,
-    remote: &'c [RemoteKeys],
+    providers: &'c [ProviderKeys],
     memo: Vec<Option<ProviderResult<'r>>>,
     /// Remote providers whose failure a JWKS fetch might turn into success.
     pub waits: Vec<(usize, Wait)>,
     /// Whether a denial's outcome carries the token facts for the decision
     /// log (`kid`, `iss`, `sub`, fingerprint); off when nothing will log them.
     pub token_facts: bool,
-    /// Verified-token caches, indexed like `Config::providers` (issue 5).
-    caches: Option<&'c RefCell<Vec<TokenCache>>>,
     /// Cache (hits, misses) during this evaluation.
     cache_counts: Cell<(u32, u32)>,
     /// The route's metadata, filter state and connection facts (read by the
@@ -97,10 +78,12 @@ pub struct Evaluator<'c, 'r> {
 }
 
 impl<'c, 'r> Evaluator<'c, 'r> {
-    /// `remote[i]` holds provider `i`'s fetched keys (ignored for local keys).
+    /// `providers[i]` holds provider `i`'s fetched keys (ignored for local
+    /// keys) and its verified-token cache; an empty slice: no fetched keys,
+    /// no cache.
     pub fn new(
         config: &'c Config,
-        remote: &'c [RemoteKeys],
+        providers: &'c [ProviderKeys],
         req: &'r RequestView,
         now: u64,
         verify: VerifyFn<'c>,
@@ -111,20 +94,13 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             req,
             now,
             verify,
-            remote,
+            providers,
             memo,
             waits: Vec::new(),
             token_facts: true,
-            caches: None,
             cache_counts: Cell::new((0, 0)),
             route: RouteFacts::default(),
         }
-    }
-
-    /// Uses (and fills) these per-provider verified-token caches.
-    pub fn with_cache(mut self, caches: &'c RefCell<Vec<TokenCache>>) -> Self {
-        self.caches = Some(caches);
-        self
     }
 
     /// Token cache (hits, misses) so far.
@@ -145,7 +121,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                     let mut fetched = None;
                     let keys = match &p.keys {
                         KeySource::Local(set) => Some(set),
-                        KeySource::Remote(_) => match self.remote.get(idx) {
+                        KeySource::Remote(_) => match self.providers.get(idx).map(|s| &s.keys) {
                             Some(RemoteKeys::Ready(set)) => {
                                 fetched = Some(set);
                                 Some(&**set)
@@ -153,9 +129,8 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                             Some(RemoteKeys::Pending | RemoteKeys::Unavailable) | None => None,
                         },
                     };
-                    let cache = self.caches.map(|all| CacheRef {
-                        all,
-                        idx,
+                    let cache = self.providers.get(idx).map(|s| CacheRef {
+                        cache: &s.cache,
                         keys: fetched,
                         counts: &self.cache_counts,
                     });
@@ -164,7 +139,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                         (Err(AuthError::JwksUnavailable), _)
                             if keys.is_none()
                                 && matches!(
-                                    self.remote.get(idx),
+                                    self.providers.get(idx).map(|s| &s.keys),
                                     Some(RemoteKeys::Pending) | None
                                 ) =>
                         {
@@ -544,16 +519,17 @@ enum Selected<'c> {
 /// One provider's verified-token cache and the fetched key set (`None`:
 /// local keys) its entries must have been verified with.
 struct CacheRef<'a> {
-    all: &'a RefCell<Vec<TokenCache>>,
-    idx: usize,
+    cache: &'a RefCell<TokenCache>,
     keys: Option<&'a Rc<KeySet>>,
     counts: &'a Cell<(u32, u32)>,
 }
 
 impl CacheRef<'_> {
     fn get(&self, token: &str, now: u64) -> Option<Rc<serde_json::Map<String, Value>>> {
-        let mut all = self.all.try_borrow_mut().ok()?;
-        let cache = all.get_mut(self.idx).filter(|c| c.is_enabled())?;
+        let mut cache = self.cache.try_borrow_mut().ok()?;
+        if !cache.is_enabled() {
+            return None;
+        }
         let hit = cache.get(token, self.keys, now);
         let (h, m) = self.counts.get();
         self.counts.set(if hit.is_some() {
@@ -571,11 +547,9 @@ impl CacheRef<'_> {
         payload_len: usize,
         now: u64,
     ) {
-        if let Ok(mut all) = self.all.try_borrow_mut() {
-            if let Some(cache) = all.get_mut(self.idx) {
-                let exp = claims.get("exp").and_then(Value::as_f64);
-                cache.insert(token, self.keys, claims.clone(), exp, payload_len, now);
-            }
+        if let Ok(mut cache) = self.cache.try_borrow_mut() {
+            let exp = claims.get("exp").and_then(Value::as_f64);
+            cache.insert(token, self.keys, claims.clone(), exp, payload_len, now);
         }
     }
 }

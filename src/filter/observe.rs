@@ -5,17 +5,16 @@
 //! the host.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{Action, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, LogLevel, MapType};
 
 use crate::authz::{Mode, TokenStatus};
-use crate::config::{Config, KeySource, RemoteJwks};
+use crate::config::{Config, KeySource};
 use crate::decision_log::{self, Entry, Verdict};
 use crate::error::{www_authenticate, AuthError};
 use crate::extract::RequestView;
-use crate::jwks::KeySet;
-use crate::key_history::{self, KeyHistory};
+use crate::filter_host::Host;
 use crate::matcher::path_only;
-use crate::metrics::{KeySourceKind, Layout, MetricHost, MetricKind, Metrics, Timing};
+use crate::metrics::{KeySourceKind, Layout, Metrics, Timing};
 use crate::policy::{Decision, HeaderOp, Outcome};
 
 /// Filter state keys written per request. Envoy stores a proxy-wasm property
@@ -32,26 +31,6 @@ pub const STATE_REASON: &str = "jwt_filter_reason";
 pub const STATE_PROVIDER: &str = "jwt_filter_provider";
 /// Verified claims (JSON) of the accepted token.
 pub const STATE_PAYLOAD: &str = "jwt_filter_payload";
-
-/// proxy-wasm metrics.
-pub struct Host;
-
-impl MetricHost for Host {
-    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
-        let t = match kind {
-            MetricKind::Counter => MetricType::Counter,
-            MetricKind::Gauge => MetricType::Gauge,
-            MetricKind::Histogram => MetricType::Histogram,
-        };
-        hostcalls::define_metric(t, name).ok()
-    }
-    fn increment(&self, id: u32, delta: i64) {
-        let _ = hostcalls::increment_metric(id, delta);
-    }
-    fn record(&self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
-    }
-}
 
 /// Defines this VM's metrics (the same names in every VM share one stat)
 /// and sets the key gauges of providers with local keys (age 0).
@@ -220,36 +199,6 @@ pub fn now_ns() -> u64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-fn history_key(r: &RemoteJwks) -> String {
-    format!("{}|key_history", r.shared_key)
-}
-
-/// After this VM fetched `set` for provider `idx`: updates the shared
-/// record of when each key was first seen, counts the keys added and
-/// removed, and takes the oldest key's time for the age gauge.
-pub fn keys_fetched(metrics: &Metrics, idx: usize, r: &RemoteJwks, set: &KeySet, now_ms: u64) {
-    let key = history_key(r);
-    let ids = key_history::key_ids(set);
-    for _ in 0..8 {
-        let (bytes, cas) = hostcalls::get_shared_data(&key).unwrap_or((None, None));
-        let old = KeyHistory::decode(bytes.as_deref().unwrap_or_default());
-        let (new, change) = old.update(&ids, now_ms);
-        if hostcalls::set_shared_data(&key, Some(new.encode().as_bytes()), cas).is_ok() {
-            metrics.on_keys_changed(&Host, idx, change.added, change.removed);
-            metrics.set_oldest_key(idx, new.oldest());
-            return;
-        }
-    }
-}
-
-/// This VM installed a key set another VM fetched: takes the oldest key's
-/// first-seen time from the shared record.
-pub fn keys_installed(metrics: &Metrics, idx: usize, r: &RemoteJwks) {
-    if let Ok((Some(bytes), _)) = hostcalls::get_shared_data(&history_key(r)) {
-        metrics.set_oldest_key(idx, KeyHistory::decode(&bytes).oldest());
-    }
 }
 
 /// Sends the local reply for a denial on the current context.

@@ -1,14 +1,14 @@
 //! The cache wired into `policy::Evaluator`: hits skip the signature but not
 //! the claim checks, and only verified tokens are stored.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
-use super::TokenCache;
 use crate::config::Config;
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::jwks::{Alg, Key, KeySet};
+use crate::keys::ProviderKeys;
 use crate::policy::{Decision, Evaluator, RemoteKeys};
 use crate::testutil::{hs_jwks, mint};
 use crate::token::native_verify;
@@ -32,19 +32,14 @@ fn req(token: &str) -> RequestView {
     ])
 }
 
-fn caches(c: &Config) -> RefCell<Vec<TokenCache>> {
-    RefCell::new(
-        c.providers
-            .iter()
-            .map(|p| TokenCache::new(p.jwt_cache_size, super::MAX_BYTES))
-            .collect(),
-    )
+fn caches(c: &Config) -> Vec<ProviderKeys> {
+    ProviderKeys::for_config(c)
 }
 
 /// Decides with the cache and a verifier that counts its calls.
 fn decide(
     c: &Config,
-    cache: &RefCell<Vec<TokenCache>>,
+    cache: &[ProviderKeys],
     t: &str,
     now: u64,
     calls: &Cell<u32>,
@@ -54,7 +49,7 @@ fn decide(
         native_verify(k, a, i, s)
     };
     let view = req(t);
-    let mut ev = Evaluator::new(c, &[], &view, now, &verify).with_cache(cache);
+    let mut ev = Evaluator::new(c, cache, &view, now, &verify);
     let d = ev.decide();
     (d, ev.cache_counts())
 }
@@ -94,7 +89,7 @@ fn claim_checks_still_run_on_a_hit() {
     // Expired while cached (skew 0): denied, and the entry is gone.
     let (d, _) = decide(&c, &cache, &t, NOW + 11, &calls);
     assert_eq!(d, Decision::Deny(AuthError::Expired));
-    assert!(cache.borrow()[0].is_empty());
+    assert!(cache[0].cache.borrow().is_empty());
     // Not yet valid at an earlier time, even though cached.
     assert!(matches!(
         decide(&c, &cache, &t, NOW, &calls).0,
@@ -132,7 +127,7 @@ fn failures_are_never_cached() {
             Decision::Deny(AuthError::Issuer)
         );
     }
-    assert!(cache.borrow()[0].is_empty());
+    assert!(cache[0].cache.borrow().is_empty());
     // A verified token with the wrong audience is cached (the signature is
     // fine) but still denied on every hit: audience is per requirement.
     for _ in 0..2 {
@@ -180,13 +175,13 @@ fn new_remote_keys_invalidate() {
         "remote_jwks":{"http_uri":{"uri":"https://idp.test/jwks","cluster":"idp"}}}},
         "rules":[{"match":{"prefix":"/"},"requires":{"provider_name":"r"}}]}"#;
     let c = Config::parse(json.as_bytes()).unwrap();
-    let cache = caches(&c);
+    let mut providers = caches(&c);
     let keys = |t: &str| {
         let (set, _) = KeySet::parse(crate::testutil::FIXTURE_JWKS).unwrap();
         let _ = t;
         Rc::new(set)
     };
-    let v1 = vec![RemoteKeys::Ready(keys("v1"))];
+    let v1 = RemoteKeys::Ready(keys("v1"));
     // A token signed by nobody: the verifier is faked to accept everything.
     let t = {
         use crate::testutil::b64;
@@ -198,17 +193,18 @@ fn new_remote_keys_invalidate() {
         )
     };
     let yes = |_: &Key, _: Alg, _: &[u8], _: &[u8]| true;
-    let run = |remote: &[RemoteKeys]| {
+    let mut run = |remote: &RemoteKeys| {
+        providers[0].keys = remote.clone();
         let view = req(&t);
-        let mut ev = Evaluator::new(&c, remote, &view, NOW, &yes).with_cache(&cache);
+        let mut ev = Evaluator::new(&c, &providers, &view, NOW, &yes);
         let d = ev.decide();
         (matches!(d, Decision::Allow(_)), ev.cache_counts())
     };
     assert_eq!(run(&v1), (true, (0, 1)));
     assert_eq!(run(&v1), (true, (1, 0)));
-    let v2 = vec![RemoteKeys::Ready(keys("v2"))];
+    let v2 = RemoteKeys::Ready(keys("v2"));
     assert_eq!(run(&v2), (true, (0, 1)), "new key set: miss");
     // Keys unavailable: no lookup at all, the usual denial.
-    let (ok, n) = run(&[RemoteKeys::Unavailable]);
+    let (ok, n) = run(&RemoteKeys::Unavailable);
     assert_eq!((ok, n), (false, (0, 0)));
 }

@@ -17,7 +17,7 @@ REASONS = [
     "missing", "multiple", "too_large", "malformed", "alg_not_allowed", "unsupported_crit",
     "issuer", "audience", "expired", "not_yet_valid", "missing_exp", "lifetime_too_long",
     "unknown_kid", "bad_signature", "jwks_unavailable", "insufficient_scope",
-    "subject", "route_requirement",
+    "subject", "route_requirement", "key_wait_full",
 ]
 #: The decision-time histogram's `outcome` values.
 OUTCOMES = ["verified", "cache_hit", "no_token", "denied"]

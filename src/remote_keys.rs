@@ -1,0 +1,693 @@
+//! The remote-key lifecycle of one VM: when to fetch (first fetch, refresh,
+//! retry with back-off, unknown-`kid` refetch), who fetches (the lease in the
+//! shared [`Meta`] record, so one VM fetches for all), OpenID discovery,
+//! installing keys another VM fetched, staleness, and the requests parked
+//! until a fetch completes (with their deadlines and bounds).
+//!
+//! Plain Rust driven by events, with the time always an argument
+//! (milliseconds since the epoch) and the host behind [`KeyHost`]: the
+//! proxy-wasm glue translates its callbacks into these calls, and the tests
+//! (or a simulation of many proxies) drive the very same code with a fake
+//! host and a simulated clock.
+//!
+//! Events: [`KeyLifecycle::on_tick`], [`KeyLifecycle::before_decide`],
+//! [`KeyLifecycle::park`], [`KeyLifecycle::on_fetch_response`],
+//! [`KeyLifecycle::on_request_gone`]. Each returns what the glue must do:
+//! requests to decide again, a tick period to set.
+
+use std::rc::Rc;
+
+use crate::config::{Config, KeySource, RemoteJwks};
+use crate::extract::RequestView;
+use crate::jwks::KeySet;
+use crate::jwks_store::{self, Meta, MAX_JWKS_BYTES};
+use crate::key_history::{self, KeyHistory};
+use crate::keys::{FetchKind, ProviderKeys, RemoteKeys, Wait};
+use crate::metrics::{MetricHost, Metrics};
+
+/// Tick period while requests wait or keys have not arrived yet.
+pub const FAST_TICK_MS: u64 = 50;
+/// Tick period otherwise.
+pub const SLOW_TICK_MS: u64 = 500;
+/// First tick after configuration: fetches (or picks up keys another VM
+/// fetched) once Envoy has finished initialising its clusters.
+pub const FIRST_TICK_MS: u64 = 100;
+/// Longest a request waits for a first fetch.
+pub const MAX_FIRST_FETCH_WAIT_MS: u64 = 30_000;
+/// How long past the fetch timeout a request waits for an unknown-`kid`
+/// refetch.
+pub const KID_WAIT_SLACK_MS: u64 = 2_000;
+/// Most requests parked at once in one VM (each holds a copy of its headers).
+pub const MAX_PARKED: usize = 1024;
+/// Most header bytes held by parked requests in one VM.
+pub const MAX_PARKED_BYTES: usize = 4 * 1024 * 1024;
+
+/// Log levels the lifecycle writes at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// A fetch to dispatch: a GET of `authority` + `path` through `cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    pub timeout_ms: u64,
+    /// The full URI (for log lines).
+    pub uri: String,
+}
+
+/// What the lifecycle needs from the host (proxy-wasm in the filter, a fake
+/// in tests, a simulated Envoy in a simulation). Metrics come through the
+/// [`MetricHost`] supertrait.
+pub trait KeyHost: MetricHost {
+    /// Shared data of this Envoy (all VMs): value and compare-and-swap tag.
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Writes shared data; with `cas`, only if nobody wrote since that read.
+    /// Returns whether it was written.
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+    /// Starts an HTTP call; its answer comes back as
+    /// [`KeyLifecycle::on_fetch_response`] with the returned token.
+    fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String>;
+    /// A header of the response being delivered, as text.
+    fn response_header(&self, name: &str) -> Option<String>;
+    /// The first `size` bytes of the response body being delivered.
+    fn response_body(&self, size: usize) -> Vec<u8>;
+    fn log(&mut self, level: Level, message: &str);
+}
+
+/// A request parked until a fetch completes or its deadline passes.
+#[derive(Clone, Debug)]
+pub struct Parked {
+    pub context_id: u32,
+    pub view: RequestView,
+    /// Header bytes the copy holds (counted against [`MAX_PARKED_BYTES`]).
+    pub bytes: usize,
+    /// (provider, why, `Meta.attempts` when parked). A first-fetch wait ends
+    /// when the provider has keys or has run out of retries; an unknown-kid
+    /// wait when one more fetch attempt has completed.
+    providers: Vec<(usize, Wait, u64)>,
+    pub deadline_ms: u64,
+}
+
+/// What [`KeyLifecycle::park`] did with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParkResult {
+    /// Parked: pause the request; it comes back to be decided again.
+    Parked,
+    /// Nothing to wait for: decide now.
+    DecideNow,
+    /// Worth waiting for, but the parking bounds are reached: deny now.
+    Full,
+}
+
+/// The remote-key lifecycle of one VM.
+pub struct KeyLifecycle {
+    config: Rc<Config>,
+    metrics: Rc<Metrics>,
+    /// Lease owner id, unique across this Envoy's VMs.
+    owner: u64,
+    providers: Vec<ProviderKeys>,
+    parked: Vec<Parked>,
+    parked_bytes: usize,
+    /// Whether the tick period set last is the fast one (`None`: initial).
+    fast: Option<bool>,
+    max_parked: usize,
+    max_parked_bytes: usize,
+}
+
+fn remote_of(config: &Config, idx: usize) -> Option<&RemoteJwks> {
+    match config.providers.get(idx).map(|p| &p.keys) {
+        Some(KeySource::Remote(r)) => Some(r),
+        _ => None,
+    }
+}
+
+fn meta_key(r: &RemoteJwks) -> String {
+    format!("{}|meta", r.shared_key)
+}
+
+fn history_key(r: &RemoteJwks) -> String {
+    format!("{}|key_history", r.shared_key)
+}
+
+fn discovered_key(r: &RemoteJwks) -> String {
+    format!("{}|jwks_uri", r.shared_key)
+}
+
+fn read_meta(host: &impl KeyHost, r: &RemoteJwks) -> (Meta, Option<u32>) {
+    match host.shared_get(&meta_key(r)) {
+        (Some(bytes), cas) => (Meta::decode(&bytes).unwrap_or_default(), cas),
+        _ => (Meta::default(), None),
+    }
+}
+
+/// Read-modify-write of the shared record with compare-and-swap.
+fn update_meta(host: &mut impl KeyHost, r: &RemoteJwks, f: impl Fn(&Meta) -> Meta) {
+    for _ in 0..8 {
+        let (meta, cas) = read_meta(host, r);
+        let next = f(&meta);
+        if host.shared_set(&meta_key(r), next.encode().as_bytes(), cas) {
+            return;
+        }
+    }
+}
+
+/// A lease owner id unique among this Envoy's VMs: a shared counter (with
+/// compare-and-swap) mixed with the root context id.
+pub fn unique_owner_id(host: &mut impl KeyHost, root_id: u32, now: u64) -> u64 {
+    const KEY: &str = "jwt_filter.vm_seq";
+    for _ in 0..16 {
+        let (bytes, cas) = host.shared_get(KEY);
+        let seq: u64 = bytes
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+            + 1;
+        if host.shared_set(KEY, seq.to_string().as_bytes(), cas) {
+            return (seq << 32) | u64::from(root_id);
+        }
+    }
+    (now << 16) | u64::from(root_id)
+}
+
+impl KeyLifecycle {
+    /// A VM's lifecycle for `config`; `owner` from [`unique_owner_id`].
+    pub fn new(config: Rc<Config>, metrics: Rc<Metrics>, owner: u64) -> Self {
+        let providers = ProviderKeys::for_config(&config);
+        KeyLifecycle {
+            config,
+            metrics,
+            owner,
+            providers,
+            parked: Vec::new(),
+            parked_bytes: 0,
+            fast: None,
+            max_parked: MAX_PARKED,
+            max_parked_bytes: MAX_PARKED_BYTES,
+        }
+    }
+
+    /// Other parking bounds (count, header bytes) than the defaults.
+    pub fn with_park_bounds(mut self, count: usize, bytes: usize) -> Self {
+        self.max_parked = count;
+        self.max_parked_bytes = bytes;
+        self
+    }
+
+    /// Each provider's keys and cache, indexed like `Config::providers`.
+    pub fn providers(&self) -> &[ProviderKeys] {
+        &self.providers
+    }
+
+    /// Requests parked now.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// The tick period to set after configuration: `Some` when a provider
+    /// has remote keys.
+    pub fn first_tick_ms(&self) -> Option<u64> {
+        self.providers
+            .iter()
+            .any(|p| p.remote)
+            .then_some(FIRST_TICK_MS)
+    }
+
+    /// The periodic tick: installs keys other VMs fetched, marks stale keys,
+    /// starts due fetches, ends parked requests whose time ran out. Returns
+    /// the requests to decide again, and a new tick period when it changes.
+    pub fn on_tick(&mut self, host: &mut impl KeyHost, now: u64) -> (Vec<Parked>, Option<u64>) {
+        for idx in 0..self.providers.len() {
+            self.sync_provider(host, idx, now, false);
+        }
+        let ready = self.take_ready(host, now);
+        // Fast while requests wait or keys have not arrived yet.
+        let fast = !self.parked.is_empty() || self.providers.iter().any(ProviderKeys::pending);
+        let period = (self.fast != Some(fast)).then(|| {
+            self.fast = Some(fast);
+            if fast {
+                FAST_TICK_MS
+            } else {
+                SLOW_TICK_MS
+            }
+        });
+        (ready, period)
+    }
+
+    /// Before a new request is decided: keys another VM fetched may be
+    /// waiting in shared data for providers still pending here.
+    pub fn before_decide(&mut self, host: &mut impl KeyHost, now: u64) {
+        for idx in 0..self.providers.len() {
+            if self.providers.get(idx).is_some_and(ProviderKeys::pending) {
+                self.sync_provider(host, idx, now, false);
+            }
+        }
+    }
+
+    /// A denied request that a fetch could change (`waits`, from the
+    /// policy): parks it when a fetch is under way or may start now (keys
+    /// not fetched yet, or an unknown `kid` within the refetch rate limit).
+    /// `bytes`: the size of the headers `view` holds.
+    pub fn park(
+        &mut self,
+        host: &mut impl KeyHost,
+        now: u64,
+        context_id: u32,
+        view: &RequestView,
+        bytes: usize,
+        waits: &[(usize, Wait)],
+    ) -> ParkResult {
+        let config = self.config.clone();
+        let mut providers = Vec::new();
+        let mut deadline = now;
+        for (idx, wait) in waits {
+            let Some(r) = remote_of(&config, *idx) else {
+                continue;
+            };
+            let (meta, _) = read_meta(host, r);
+            let worth_waiting = match wait {
+                // Still pending: a fetch is under way or a retry is scheduled.
+                Wait::FirstFetch => {
+                    self.sync_provider(host, *idx, now, false);
+                    self.providers.get(*idx).is_some_and(ProviderKeys::pending)
+                }
+                Wait::UnknownKid => {
+                    // Past the bounds no refetch is started for this request.
+                    if self.full(bytes) {
+                        meta.leased(now) || meta.kid_refetch_allowed(r, now)
+                    } else {
+                        self.sync_provider(host, *idx, now, true)
+                    }
+                }
+            };
+            if worth_waiting {
+                providers.push((*idx, *wait, meta.attempts));
+                deadline = deadline.max(now.saturating_add(wait_budget_ms(r, *wait)));
+            }
+        }
+        if providers.is_empty() {
+            return ParkResult::DecideNow;
+        }
+        if self.full(bytes) {
+            return ParkResult::Full;
+        }
+        self.parked_bytes = self.parked_bytes.saturating_add(bytes);
+        self.parked.push(Parked {
+            context_id,
+            view: view.clone(),
+            bytes,
+            providers,
+            deadline_ms: deadline,
+        });
+        ParkResult::Parked
+    }
+
+    /// Whether one more parked request of `bytes` would pass a bound.
+    fn full(&self, bytes: usize) -> bool {
+        self.parked.len() >= self.max_parked
+            || self.parked_bytes.saturating_add(bytes) > self.max_parked_bytes
+    }
+
+    /// A request ended (while parked or not): it stops waiting.
+    pub fn on_request_gone(&mut self, context_id: u32) {
+        let mut freed = 0;
+        self.parked.retain(|w| {
+            let keep = w.context_id != context_id;
+            if !keep {
+                freed += w.bytes;
+            }
+            keep
+        });
+        self.parked_bytes = self.parked_bytes.saturating_sub(freed);
+    }
+
+    /// The answer to a call this VM dispatched (`token`), `body_size` bytes
+    /// of body; the host delivers its headers and body. Returns the requests
+    /// to decide again (empty when the token is not one of ours).
+    pub fn on_fetch_response(
+        &mut self,
+        host: &mut impl KeyHost,
+        now: u64,
+        token: u32,
+        body_size: usize,
+    ) -> Vec<Parked> {
+        let Some((idx, kind)) = self.take_in_flight(token) else {
+            return Vec::new();
+        };
+        let config = self.config.clone();
+        let (Some(r), Some(p)) = (remote_of(&config, idx), config.providers.get(idx)) else {
+            return Vec::new();
+        };
+        let status = host.response_header(":status");
+        let cache_control = host.response_header("cache-control");
+        // An oversized body is never read into the VM.
+        let body = if body_size > MAX_JWKS_BYTES {
+            Err(body_size)
+        } else {
+            Ok(host.response_body(body_size))
+        };
+        if kind == FetchKind::Discovery {
+            let found = match &body {
+                Ok(b) => jwks_store::discovered_jwks_uri(status.as_deref(), b, p.issuer.as_deref()),
+                Err(_) => jwks_store::discovery_status(status.as_deref())
+                    .and(Err("discovery document exceeds the size limit".to_string())),
+            };
+            match found {
+                Ok(uri) => {
+                    host.log(
+                        Level::Info,
+                        &format!("jwt_filter: provider {}: discovered jwks_uri {uri}", p.name),
+                    );
+                    host.shared_set(&discovered_key(r), uri.as_bytes(), None);
+                    self.start_fetch(host, idx, now);
+                    return Vec::new();
+                }
+                Err(e) => {
+                    host.log(
+                        Level::Warn,
+                        &format!(
+                            "jwt_filter: provider {}: OIDC discovery at {} failed: {e}",
+                            p.name, r.uri
+                        ),
+                    );
+                    self.record_failure(host, idx, now);
+                    return self.take_ready(host, now);
+                }
+            }
+        }
+        let checked = match &body {
+            Ok(b) => jwks_store::validate_response(status.as_deref(), b, &p.allowed_algs),
+            Err(size) => {
+                jwks_store::jwks_status(status.as_deref()).and(Err(jwks_store::too_large(*size)))
+            }
+        };
+        match checked {
+            Ok((set, warnings)) => {
+                for w in warnings {
+                    host.log(
+                        Level::Warn,
+                        &format!("jwt_filter: provider {}: JWKS key skipped: {w}", p.name),
+                    );
+                }
+                host.shared_set(&r.shared_key, body.as_deref().unwrap_or_default(), None);
+                self.metrics.on_jwks_fetch(host, idx, true);
+                self.keys_fetched(host, idx, r, &set, now);
+                let max_age = cache_control.as_deref().and_then(jwks_store::parse_max_age);
+                update_meta(host, r, |m| m.after_success(r, now, max_age));
+                let (meta, _) = read_meta(host, r);
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "jwt_filter: provider {}: fetched {} key(s) from {} (version {})",
+                        p.name,
+                        set.len(),
+                        r.uri,
+                        meta.version
+                    ),
+                );
+                if let Some(slot) = self.providers.get_mut(idx) {
+                    slot.keys = RemoteKeys::Ready(Rc::new(set));
+                    slot.installed = meta.version;
+                }
+                self.install_if_newer(host, idx, &meta, now); // the gauges
+            }
+            Err(e) => {
+                let (meta, _) = read_meta(host, r);
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "jwt_filter: provider {}: JWKS fetch from {} failed (failure {} in a row): {e}; {}",
+                        p.name,
+                        r.uri,
+                        meta.failures + 1,
+                        if meta.has_keys() {
+                            "keeping the last good keys"
+                        } else {
+                            "no keys yet"
+                        }
+                    ),
+                );
+                if r.oidc_discovery {
+                    // The IdP may have moved its keys: discover again next time.
+                    host.shared_set(&discovered_key(r), b"", None);
+                }
+                self.record_failure(host, idx, now);
+            }
+        }
+        self.take_ready(host, now)
+    }
+
+    /// After this VM fetched `set`: updates the shared record of when each
+    /// key was first seen, and counts the keys added and removed.
+    fn keys_fetched(
+        &self,
+        host: &mut impl KeyHost,
+        idx: usize,
+        r: &RemoteJwks,
+        set: &KeySet,
+        now: u64,
+    ) {
+        let key = history_key(r);
+        let ids = key_history::key_ids(set);
+        for _ in 0..8 {
+            let (bytes, cas) = host.shared_get(&key);
+            let old = KeyHistory::decode(bytes.as_deref().unwrap_or_default());
+            let (new, change) = old.update(&ids, now);
+            if host.shared_set(&key, new.encode().as_bytes(), cas) {
+                self.metrics
+                    .on_keys_changed(host, idx, change.added, change.removed);
+                self.metrics.set_oldest_key(idx, new.oldest());
+                return;
+            }
+        }
+    }
+
+    fn take_in_flight(&mut self, token: u32) -> Option<(usize, FetchKind)> {
+        for (idx, p) in self.providers.iter_mut().enumerate() {
+            if let Some(pos) = p.in_flight.iter().position(|(t, _)| *t == token) {
+                let (_, kind) = p.in_flight.swap_remove(pos);
+                return Some((idx, kind));
+            }
+        }
+        None
+    }
+
+    /// Installs keys another VM (or this one) fetched, marks keys that went
+    /// stale, and starts a fetch when one is due (or `for_kid` asks for
+    /// one). Returns whether a fetch is now in flight anywhere.
+    fn sync_provider(
+        &mut self,
+        host: &mut impl KeyHost,
+        idx: usize,
+        now: u64,
+        for_kid: bool,
+    ) -> bool {
+        let config = self.config.clone();
+        let Some(r) = remote_of(&config, idx) else {
+            return false;
+        };
+        let (mut meta, mut cas) = read_meta(host, r);
+        if cas.is_none() {
+            // First VM to get here creates the record; the CAS below elects one fetcher.
+            host.shared_set(&meta_key(r), Meta::default().encode().as_bytes(), None);
+            (meta, cas) = read_meta(host, r);
+        }
+        self.install_if_newer(host, idx, &meta, now);
+
+        let due = meta.fetch_due(now)
+            || (for_kid && !meta.leased(now) && meta.kid_refetch_allowed(r, now));
+        if !due {
+            return meta.leased(now);
+        }
+        let leased = meta.with_lease(r, self.owner, now, for_kid);
+        if !host.shared_set(&meta_key(r), leased.encode().as_bytes(), cas) {
+            return true; // another VM won the lease
+        }
+        self.start_fetch(host, idx, now)
+    }
+
+    /// Dispatches the next call of a fetch this VM holds the lease for: the
+    /// JWKS itself, or first the OpenID discovery document when `jwks_uri`
+    /// is not known yet. Returns whether a call is in flight.
+    fn start_fetch(&mut self, host: &mut impl KeyHost, idx: usize, now: u64) -> bool {
+        let config = self.config.clone();
+        let (Some(r), Some(p)) = (remote_of(&config, idx), config.providers.get(idx)) else {
+            return false;
+        };
+        let (kind, request) = fetch_request(host, r);
+        match host.dispatch(&request) {
+            Ok(token) => {
+                if let Some(slot) = self.providers.get_mut(idx) {
+                    slot.in_flight.push((token, kind));
+                }
+                true
+            }
+            Err(status) => {
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "jwt_filter: provider {}: cannot fetch {} through cluster {:?} ({status}); \
+                         is the cluster defined in Envoy's static_resources?",
+                        p.name, request.uri, r.cluster
+                    ),
+                );
+                self.record_failure(host, idx, now);
+                false
+            }
+        }
+    }
+
+    fn record_failure(&mut self, host: &mut impl KeyHost, idx: usize, now: u64) {
+        let config = self.config.clone();
+        let Some(r) = remote_of(&config, idx) else {
+            return;
+        };
+        self.metrics.on_jwks_fetch(host, idx, false);
+        update_meta(host, r, |m| m.after_failure(r, now));
+        let (meta, _) = read_meta(host, r);
+        self.install_if_newer(host, idx, &meta, now);
+    }
+
+    /// Loads the shared JWKS into this VM when its version is newer, and
+    /// keeps the provider's key state (ready / pending / unavailable)
+    /// current; sets the key gauges.
+    fn install_if_newer(&mut self, host: &mut impl KeyHost, idx: usize, meta: &Meta, now: u64) {
+        let config = self.config.clone();
+        let (Some(r), Some(p)) = (remote_of(&config, idx), config.providers.get(idx)) else {
+            return;
+        };
+        let Some(slot) = self.providers.get_mut(idx) else {
+            return;
+        };
+        if meta.version != slot.installed && meta.has_keys() {
+            let data = host.shared_get(&r.shared_key).0;
+            let parsed = data
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| KeySet::parse(t).ok());
+            if let Some((set, _)) = parsed {
+                // When the served keys were first seen (another VM wrote it).
+                if let (Some(bytes), _) = host.shared_get(&history_key(r)) {
+                    let oldest = KeyHistory::decode(&bytes).oldest();
+                    self.metrics.set_oldest_key(idx, oldest);
+                }
+                slot.keys = RemoteKeys::Ready(Rc::new(set));
+                slot.installed = meta.version;
+            }
+        }
+        match slot.keys {
+            RemoteKeys::Ready(_) if !meta.usable(r, now) => {
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "jwt_filter: provider {}: keys are older than max_stale and no refresh succeeded; \
+                         requests are rejected until a fetch succeeds",
+                        p.name
+                    ),
+                );
+                slot.keys = RemoteKeys::Unavailable;
+            }
+            RemoteKeys::Pending if meta.failures > r.num_retries => {
+                slot.keys = RemoteKeys::Unavailable;
+            }
+            _ => {}
+        }
+        // Gauges: key count in use, and seconds since the last good fetch.
+        let keys = match &slot.keys {
+            RemoteKeys::Ready(set) => set.len(),
+            _ => 0,
+        };
+        let age = if meta.has_keys() {
+            now.saturating_sub(meta.fetched_ms) / 1000
+        } else {
+            0
+        };
+        self.metrics.record_jwks(host, idx, keys, age, now);
+    }
+
+    /// Takes the parked requests whose fetch completed or whose time ran out.
+    fn take_ready(&mut self, host: &impl KeyHost, now: u64) -> Vec<Parked> {
+        let config = self.config.clone();
+        let providers = &self.providers;
+        let (done, keep): (Vec<Parked>, Vec<Parked>) =
+            std::mem::take(&mut self.parked).into_iter().partition(|w| {
+                now >= w.deadline_ms
+                    || w.providers.iter().all(|(idx, wait, attempts)| {
+                        let Some(r) = remote_of(&config, *idx) else {
+                            return true;
+                        };
+                        match wait {
+                            Wait::FirstFetch => {
+                                !providers.get(*idx).is_some_and(ProviderKeys::pending)
+                            }
+                            Wait::UnknownKid => read_meta(host, r).0.attempts > *attempts,
+                        }
+                    })
+            });
+        self.parked = keep;
+        self.parked_bytes = self.parked.iter().map(|w| w.bytes).sum();
+        done
+    }
+}
+
+/// How long a request waits: for a first fetch, every retry's timeout and
+/// back-off (capped); for an unknown `kid`, one fetch.
+fn wait_budget_ms(r: &RemoteJwks, wait: Wait) -> u64 {
+    match wait {
+        Wait::FirstFetch => (r.timeout_ms.saturating_add(r.max_interval_ms))
+            .saturating_mul(u64::from(r.num_retries) + 1)
+            .min(MAX_FIRST_FETCH_WAIT_MS),
+        Wait::UnknownKid => r.timeout_ms.saturating_add(KID_WAIT_SLACK_MS),
+    }
+}
+
+/// The next call for a source: the discovered `jwks_uri` when known, else
+/// the discovery document (with `oidc_discovery`) or the configured URI.
+fn fetch_request(host: &impl KeyHost, r: &RemoteJwks) -> (FetchKind, FetchRequest) {
+    let discovered = if r.oidc_discovery {
+        host.shared_get(&discovered_key(r))
+            .0
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|u| !u.is_empty())
+    } else {
+        None
+    };
+    let (kind, authority, path, uri) = match discovered.as_deref().map(jwks_store::split_uri) {
+        Some(Ok((a, p))) => (FetchKind::Jwks, a, p, discovered.unwrap_or_default()),
+        _ if r.oidc_discovery => (
+            FetchKind::Discovery,
+            r.authority.clone(),
+            r.path.clone(),
+            r.uri.clone(),
+        ),
+        _ => (
+            FetchKind::Jwks,
+            r.authority.clone(),
+            r.path.clone(),
+            r.uri.clone(),
+        ),
+    };
+    let scheme = if uri.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    };
+    let request = FetchRequest {
+        cluster: r.cluster.clone(),
+        authority,
+        path,
+        scheme,
+        timeout_ms: r.timeout_ms,
+        uri,
+    };
+    (kind, request)
+}
+
+#[cfg(test)]
+mod tests;

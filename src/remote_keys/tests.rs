@@ -1,0 +1,780 @@
+//! The remote-key lifecycle against a fake host: one Envoy's shared data,
+//! an identity provider whose answers each test scripts, and a clock the
+//! test moves. Every fault the integration tests run in the real Envoy
+//! (IdP down, slow, 500, oversized, unknown kid, rotation, discovery
+//! failure, waiter timeout) is here too, with exact timings.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::*;
+use crate::error::AuthError;
+use crate::jwks::{Alg, Key};
+use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind};
+use crate::policy::{Decision, Evaluator};
+use crate::testutil::{b64, FIXTURE_JWKS};
+
+const T0: u64 = 1_700_000_000_000;
+
+/// One Envoy as the lifecycle sees it. Shared data follows proxy-wasm's
+/// compare-and-swap rules; calls get increasing tokens; the response being
+/// delivered is set by the test before `on_fetch_response`.
+#[derive(Default)]
+struct FakeHost {
+    shared: HashMap<String, (Vec<u8>, u32)>,
+    next_token: u32,
+    /// Dispatched calls, in order: (token, request).
+    calls: Vec<(u32, FetchRequest)>,
+    /// When set, `dispatch` fails with this status.
+    refuse_dispatch: Option<String>,
+    /// The response being delivered: status, headers, body.
+    status: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// How many times the body was read, and the largest size asked for.
+    body_reads: Cell<usize>,
+    logs: Vec<(Level, String)>,
+    names: Vec<String>,
+    counters: RefCell<HashMap<u32, i64>>,
+    gauges: RefCell<HashMap<u32, u64>>,
+}
+
+impl MetricHost for FakeHost {
+    fn define(&mut self, _kind: MetricKind, name: &str) -> Option<u32> {
+        if let Some(i) = self.names.iter().position(|n| n == name) {
+            return u32::try_from(i).ok();
+        }
+        self.names.push(name.to_string());
+        u32::try_from(self.names.len() - 1).ok()
+    }
+    fn increment(&self, id: u32, delta: i64) {
+        *self.counters.borrow_mut().entry(id).or_default() += delta;
+    }
+    fn record(&self, id: u32, value: u64) {
+        self.gauges.borrow_mut().insert(id, value);
+    }
+}
+
+impl KeyHost for FakeHost {
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.shared.get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        let current = self.shared.get(key).map(|(_, c)| *c);
+        if let (Some(want), Some(have)) = (cas, current) {
+            if want != 0 && want != have {
+                return false;
+            }
+        }
+        let next = current.unwrap_or(0) + 1;
+        self.shared.insert(key.to_string(), (value.to_vec(), next));
+        true
+    }
+    fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String> {
+        if let Some(status) = &self.refuse_dispatch {
+            return Err(status.clone());
+        }
+        self.next_token += 1;
+        self.calls.push((self.next_token, request.clone()));
+        Ok(self.next_token)
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        if name == ":status" {
+            return self.status.clone();
+        }
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+    fn response_body(&self, size: usize) -> Vec<u8> {
+        self.body_reads.set(self.body_reads.get() + 1);
+        self.body.iter().copied().take(size).collect()
+    }
+    fn log(&mut self, level: Level, message: &str) {
+        self.logs.push((level, message.to_string()));
+    }
+}
+
+impl FakeHost {
+    fn counter(&self, name: &str) -> i64 {
+        let id = self.names.iter().position(|n| n == name);
+        id.and_then(|i| self.counters.borrow().get(&(i as u32)).copied())
+            .unwrap_or(0)
+    }
+    fn gauge(&self, name: &str) -> Option<u64> {
+        let id = self.names.iter().position(|n| n == name)?;
+        self.gauges.borrow().get(&(id as u32)).copied()
+    }
+    fn logged(&self, needle: &str) -> bool {
+        self.logs.iter().any(|(_, l)| l.contains(needle))
+    }
+    fn last_call(&self) -> (u32, FetchRequest) {
+        self.calls.last().cloned().expect("a call was dispatched")
+    }
+    /// Sets the response the next `on_fetch_response` delivers.
+    fn answer(&mut self, status: Option<&str>, body: &str) {
+        self.status = status.map(str::to_string);
+        self.headers.clear();
+        self.body = body.as_bytes().to_vec();
+    }
+}
+
+/// `jwks_fetches_total{provider="idp",result=...}`.
+fn fetches(result: &str) -> String {
+    stat_name(
+        "jwt_filter",
+        "jwks_fetches_total",
+        &[("provider", "idp"), ("result", result)],
+    )
+}
+
+/// `jwks_keys{provider="idp",key_source="remote"}`.
+fn keys_gauge() -> String {
+    let labels = [("provider", "idp"), ("key_source", "remote")];
+    stat_name("jwt_filter", "jwks_keys", &labels)
+}
+
+/// The fixture JWKS cut down to these kids.
+fn jwks(kids: &[&str]) -> String {
+    let all: serde_json::Value = serde_json::from_str(FIXTURE_JWKS).unwrap();
+    let keys: Vec<_> = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| kids.contains(&k["kid"].as_str().unwrap_or("")))
+        .cloned()
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// A config with one remote provider `idp`; `extra` adds `remote_jwks` members.
+fn config(extra: &str) -> Rc<Config> {
+    let extra = if extra.contains("cache_duration") {
+        extra.to_string()
+    } else {
+        format!(r#","cache_duration":"600s"{extra}"#)
+    };
+    let json = format!(
+        r#"{{"providers":{{"idp":{{"issuer":"https://issuer.test","audiences":["api"],
+            "remote_jwks":{{"http_uri":{{"uri":"http://idp.test/.well-known/jwks.json",
+            "cluster":"jwks","timeout":"1s"}}{extra}}}}}}},
+           "rules":[{{"match":{{"prefix":"/"}},"requires":{{"provider_name":"idp"}}}}]}}"#
+    );
+    Rc::new(Config::parse(json.as_bytes()).unwrap())
+}
+
+/// A VM of the fake Envoy.
+fn vm(host: &mut FakeHost, config: &Rc<Config>, root_id: u32) -> KeyLifecycle {
+    let layout = Layout {
+        providers: vec![("idp", KeySourceKind::Remote)],
+        rules: vec![None],
+    };
+    let metrics = Rc::new(Metrics::define(host, &config.stat_prefix, &layout));
+    let owner = unique_owner_id(host, root_id, T0);
+    KeyLifecycle::new(config.clone(), metrics, owner)
+}
+
+/// A token for `idp` with this `kid`; the tests' verifier accepts any
+/// signature, so the decision turns on the key lookup alone.
+fn token(kid: &str) -> String {
+    format!(
+        "{}.{}.{}",
+        b64(format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#).as_bytes()),
+        b64(format!(
+            r#"{{"iss":"https://issuer.test","aud":"api","exp":{}}}"#,
+            T0 / 1000 + 3600
+        )
+        .as_bytes()),
+        b64(&[1; 256])
+    )
+}
+
+fn request(kid: &str) -> RequestView {
+    RequestView::new(vec![
+        (":path".into(), "/x".into()),
+        ("authorization".into(), format!("Bearer {}", token(kid))),
+    ])
+}
+
+/// What the policy decides with this VM's keys, and the waits it reports.
+fn decide(
+    keys: &KeyLifecycle,
+    config: &Config,
+    view: &RequestView,
+    now: u64,
+) -> (Decision, Vec<(usize, Wait)>) {
+    let yes = |_: &Key, _: Alg, _: &[u8], _: &[u8]| true;
+    let mut ev = Evaluator::new(config, keys.providers(), view, now / 1000, &yes);
+    let d = ev.decide();
+    (d, std::mem::take(&mut ev.waits))
+}
+
+/// A new request as the glue runs it: look for keys, decide, park a
+/// denial a fetch could change.
+fn arrive(
+    host: &mut FakeHost,
+    keys: &mut KeyLifecycle,
+    config: &Config,
+    id: u32,
+    kid: &str,
+    now: u64,
+) -> Result<Decision, ParkResult> {
+    keys.before_decide(host, now);
+    let view = request(kid);
+    let (d, waits) = decide(keys, config, &view, now);
+    if let Decision::Deny(_) = d {
+        match keys.park(host, now, id, &view, 100, &waits) {
+            ParkResult::DecideNow => {}
+            other => return Err(other),
+        }
+    }
+    Ok(d)
+}
+
+/// Delivers the response set with `FakeHost::answer` for call `token`.
+fn deliver(keys: &mut KeyLifecycle, host: &mut FakeHost, now: u64, token: u32) -> Vec<Parked> {
+    let size = host.body.len();
+    keys.on_fetch_response(host, now, token, size)
+}
+
+fn allowed(d: &Decision) -> bool {
+    matches!(d, Decision::Allow(_))
+}
+
+fn state(keys: &KeyLifecycle) -> &RemoteKeys {
+    &keys.providers()[0].keys
+}
+
+/// Configures, ticks once and answers the first fetch with `kids`.
+fn ready(host: &mut FakeHost, config: &Rc<Config>, kids: &[&str]) -> KeyLifecycle {
+    let mut keys = vm(host, config, 1);
+    assert_eq!(keys.first_tick_ms(), Some(FIRST_TICK_MS));
+    keys.on_tick(host, T0);
+    let (token, req) = host.last_call();
+    assert_eq!(req.path, "/.well-known/jwks.json");
+    assert_eq!(req.authority, "idp.test");
+    assert_eq!(req.cluster, "jwks");
+    host.answer(Some("200"), &jwks(kids));
+    deliver(&mut keys, host, T0 + 10, token);
+    assert!(matches!(state(&keys), RemoteKeys::Ready(_)));
+    keys
+}
+
+#[test]
+fn first_fetch_installs_keys_and_moves_the_gauges() {
+    let mut host = FakeHost::default();
+    let c = config("");
+    let keys = ready(&mut host, &c, &["rsa-a"]);
+    assert_eq!(host.calls.len(), 1);
+    assert!(host.logged(
+        "provider idp: fetched 1 key(s) from http://idp.test/.well-known/jwks.json (version 1)"
+    ));
+    assert_eq!(host.counter(&fetches("success")), 1);
+    assert_eq!(host.gauge(&keys_gauge()), Some(1));
+    assert!(allowed(&decide(&keys, &c, &request("rsa-a"), T0 + 20).0));
+}
+
+#[test]
+fn one_fetch_for_all_vms_of_an_envoy() {
+    let mut host = FakeHost::default();
+    let c = config("");
+    let mut a = vm(&mut host, &c, 1);
+    let mut b = vm(&mut host, &c, 2);
+    a.on_tick(&mut host, T0);
+    b.on_tick(&mut host, T0 + 5);
+    assert_eq!(host.calls.len(), 1, "the lease lets one VM fetch");
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    // The answer reaches only the VM that asked; the other ignores it.
+    assert!(deliver(&mut b, &mut host, T0 + 10, token).is_empty());
+    assert!(matches!(state(&b), RemoteKeys::Pending));
+    deliver(&mut a, &mut host, T0 + 10, token);
+    // The other VM installs the shared copy on its next request or tick.
+    b.before_decide(&mut host, T0 + 20);
+    assert!(matches!(state(&b), RemoteKeys::Ready(_)));
+    assert!(allowed(&decide(&b, &c, &request("rsa-a"), T0 + 20).0));
+    assert_eq!(host.calls.len(), 1);
+}
+
+#[test]
+fn slow_first_fetch_parks_requests_then_lets_them_through() {
+    let mut host = FakeHost::default();
+    let c = config("");
+    let mut keys = vm(&mut host, &c, 1);
+    // A request before the first tick starts the fetch itself and waits.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0),
+        Err(ParkResult::Parked)
+    );
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 8, "rsa-a", T0 + 1),
+        Err(ParkResult::Parked)
+    );
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(keys.parked(), 2);
+    // Ticks while the IdP is slow: nothing is released, the tick is fast.
+    let (ready, period) = keys.on_tick(&mut host, T0 + 700);
+    assert!(ready.is_empty());
+    assert_eq!(period, Some(FAST_TICK_MS));
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    let ready = deliver(&mut keys, &mut host, T0 + 900, token);
+    let ids: Vec<u32> = ready.iter().map(|w| w.context_id).collect();
+    assert_eq!(ids, [7, 8]);
+    for w in &ready {
+        assert!(allowed(&decide(&keys, &c, &w.view, T0 + 900).0));
+    }
+    assert_eq!(keys.parked(), 0);
+    let (_, period) = keys.on_tick(&mut host, T0 + 950);
+    assert_eq!(period, Some(SLOW_TICK_MS));
+}
+
+#[test]
+fn idp_down_from_the_start_retries_then_denies_as_unavailable() {
+    let mut host = FakeHost::default();
+    // num_retries 3 (default), back-off 200 ms doubling to 2 s.
+    let c = config("");
+    let mut keys = vm(&mut host, &c, 1);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0),
+        Err(ParkResult::Parked)
+    );
+    let mut now = T0;
+    let mut released = Vec::new();
+    for attempt in 1..=4u64 {
+        let (token, _) = host.last_call();
+        assert_eq!(host.calls.len() as u64, attempt);
+        host.answer(None, ""); // connection refused: no status
+        now += 1000;
+        released.extend(keys.on_fetch_response(&mut host, now, token, 0));
+        // The next attempt waits for the back-off: 200, 400, 800 ms.
+        let (r, _) = keys.on_tick(&mut host, now + 10);
+        released.extend(r);
+        assert_eq!(
+            host.calls.len() as u64,
+            attempt,
+            "no retry before the back-off"
+        );
+        if attempt < 4 {
+            let (r, _) = keys.on_tick(&mut host, now + (100 << attempt));
+            released.extend(r);
+        }
+    }
+    assert!(matches!(state(&keys), RemoteKeys::Unavailable));
+    assert_eq!(
+        released.len(),
+        1,
+        "the parked request is released when retries run out"
+    );
+    assert!(
+        released[0].deadline_ms > now,
+        "released by the failures, not the deadline"
+    );
+    let (d, _) = decide(&keys, &c, &request("rsa-a"), now);
+    assert_eq!(d, Decision::Deny(AuthError::JwksUnavailable));
+    assert!(host.logged("no response (timeout, reset, or unknown cluster); no keys yet"));
+    assert_eq!(host.counter(&fetches("failure")), 4);
+    // A new request does not wait any more.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 9, "rsa-a", now + 20),
+        Ok(Decision::Deny(AuthError::JwksUnavailable))
+    );
+    // Then one attempt per failed_refetch_duration (1 s).
+    keys.on_tick(&mut host, now + 500);
+    assert_eq!(host.calls.len(), 4);
+    keys.on_tick(&mut host, now + 1000);
+    assert_eq!(host.calls.len(), 5);
+}
+
+#[test]
+fn unknown_cluster_is_logged_and_counted_as_a_failure() {
+    let mut host = FakeHost::default();
+    host.refuse_dispatch = Some("BadArgument".into());
+    let c = config("");
+    let mut keys = vm(&mut host, &c, 1);
+    keys.on_tick(&mut host, T0);
+    assert!(host.logged(
+        "cannot fetch http://idp.test/.well-known/jwks.json through cluster \"jwks\" (BadArgument)"
+    ));
+    assert_eq!(host.counter(&fetches("failure")), 1);
+    assert!(matches!(state(&keys), RemoteKeys::Pending));
+}
+
+/// Refresh faults keep the last good keys: 500, garbage, an empty set, a
+/// hang (the host reports no status after the timeout), a weak-only set.
+#[test]
+fn refresh_faults_keep_the_last_good_keys_and_recover() {
+    let weak = r#"{"keys":[{"kty":"RSA","kid":"weak","n":"AQAB","e":"AQAB"}]}"#;
+    let faults: [(Option<&str>, &str); 5] = [
+        (Some("500"), "internal error"),
+        (Some("200"), "<html>not a jwks</html>"),
+        (Some("200"), r#"{"keys": []}"#),
+        (None, ""),
+        (Some("200"), weak),
+    ];
+    for (status, body) in faults {
+        let mut host = FakeHost::default();
+        let c = config(r#","cache_duration":"1s""#);
+        let mut keys = ready(&mut host, &c, &["rsa-a"]);
+        let mut now = T0 + 10;
+        for _ in 0..3 {
+            // Refresh due (1 s), then retries after each failure.
+            now += 1_000;
+            keys.on_tick(&mut host, now);
+            let (token, _) = host.last_call();
+            host.answer(status, body);
+            deliver(&mut keys, &mut host, now + 5, token);
+            assert!(
+                matches!(state(&keys), RemoteKeys::Ready(_)),
+                "{status:?} {body}"
+            );
+            assert!(allowed(&decide(&keys, &c, &request("rsa-a"), now + 5).0));
+        }
+        assert_eq!(host.calls.len(), 4, "{status:?} {body}");
+        assert!(host.logged("keeping the last good keys"));
+        assert_eq!(host.counter(&fetches("failure")), 3);
+        assert_eq!(host.gauge(&keys_gauge()), Some(1));
+        // Recovery: the IdP answers again, with a rotated key.
+        now += 2_000;
+        keys.on_tick(&mut host, now);
+        let (token, _) = host.last_call();
+        host.answer(Some("200"), &jwks(&["rsa-b"]));
+        deliver(&mut keys, &mut host, now + 5, token);
+        assert!(allowed(&decide(&keys, &c, &request("rsa-b"), now + 5).0));
+    }
+}
+
+#[test]
+fn oversized_response_is_refused_without_reading_its_body() {
+    let mut host = FakeHost::default();
+    let c = config(r#","cache_duration":"1s""#);
+    let mut keys = ready(&mut host, &c, &["rsa-a"]);
+    let reads = host.body_reads.get();
+    keys.on_tick(&mut host, T0 + 1_100);
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), "");
+    keys.on_fetch_response(&mut host, T0 + 1_110, token, 300_000);
+    assert_eq!(host.body_reads.get(), reads, "the body was read");
+    assert!(host.logged("JWKS response of 300000 bytes exceeds the 262144 byte limit"));
+    assert!(matches!(state(&keys), RemoteKeys::Ready(_)));
+    assert_eq!(host.counter(&fetches("failure")), 1);
+}
+
+#[test]
+fn unknown_kid_waits_for_one_rate_limited_refetch() {
+    let mut host = FakeHost::default();
+    let c = config(""); // min_refetch_interval 30 s
+    let mut keys = ready(&mut host, &c, &["rsa-a"]);
+    let now = T0 + 5_000;
+    // A new kid: a refetch starts and the request waits for it.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 7, "rsa-b", now),
+        Err(ParkResult::Parked)
+    );
+    assert_eq!(host.calls.len(), 2);
+    // Another unknown kid meanwhile waits for the same fetch.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 8, "nope", now + 1),
+        Err(ParkResult::Parked)
+    );
+    assert_eq!(host.calls.len(), 2);
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a", "rsa-b"]));
+    let ready = deliver(&mut keys, &mut host, now + 50, token);
+    assert_eq!(ready.len(), 2);
+    let verdicts: Vec<Decision> = ready
+        .iter()
+        .map(|w| decide(&keys, &c, &w.view, now + 50).0)
+        .collect();
+    assert!(allowed(&verdicts[0]));
+    assert_eq!(verdicts[1], Decision::Deny(AuthError::UnknownKid));
+    // Within min_refetch_interval another unknown kid is denied at once.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 9, "other", now + 100),
+        Ok(Decision::Deny(AuthError::UnknownKid))
+    );
+    assert_eq!(host.calls.len(), 2);
+    // After it, one more refetch.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 10, "other", now + 30_001),
+        Err(ParkResult::Parked)
+    );
+    assert_eq!(host.calls.len(), 3);
+}
+
+#[test]
+fn rotation_with_a_short_cache_duration() {
+    let mut host = FakeHost::default();
+    let c = config(r#","cache_duration":"1s","min_refetch_interval":"60s""#);
+    let mut keys = ready(&mut host, &c, &["rsa-a"]);
+    keys.on_tick(&mut host, T0 + 500);
+    assert_eq!(host.calls.len(), 1, "not due before cache_duration");
+    keys.on_tick(&mut host, T0 + 1_010);
+    assert_eq!(host.calls.len(), 2);
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-b"]));
+    deliver(&mut keys, &mut host, T0 + 1_020, token);
+    assert!(allowed(&decide(&keys, &c, &request("rsa-b"), T0 + 1_030).0));
+    let history = |name: &str| host.counter(&stat_name("jwt_filter", name, &[("provider", "idp")]));
+    assert_eq!(
+        history("jwks_keys_added_total"),
+        1,
+        "rsa-b (the first set is no change)"
+    );
+    assert_eq!(history("jwks_keys_removed_total"), 1, "rsa-a");
+    // The old key is gone; its unknown kid cannot refetch within 60 s.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0 + 1_030),
+        Err(ParkResult::Parked),
+        "first unknown kid may refetch"
+    );
+    let (token, _) = host.last_call();
+    deliver(&mut keys, &mut host, T0 + 1_040, token);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 8, "rsa-a", T0 + 1_050),
+        Ok(Decision::Deny(AuthError::UnknownKid))
+    );
+}
+
+#[test]
+fn cache_control_max_age_sets_the_refresh() {
+    let mut host = FakeHost::default();
+    let c = config("");
+    let mut keys = vm(&mut host, &c, 1);
+    keys.on_tick(&mut host, T0);
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    host.headers = vec![("cache-control".into(), "public, max-age=2".into())];
+    deliver(&mut keys, &mut host, T0, token);
+    keys.on_tick(&mut host, T0 + 1_999);
+    assert_eq!(host.calls.len(), 1);
+    keys.on_tick(&mut host, T0 + 2_000);
+    assert_eq!(host.calls.len(), 2);
+}
+
+#[test]
+fn keys_past_max_stale_become_unavailable() {
+    let mut host = FakeHost::default();
+    let c = config(r#","cache_duration":"1s","max_stale":"5s""#);
+    let mut keys = ready(&mut host, &c, &["rsa-a"]);
+    let mut now = T0 + 10;
+    while now < T0 + 6_100 {
+        now += 100;
+        keys.on_tick(&mut host, now);
+        if let Some((token, _)) = host.calls.last().cloned() {
+            host.answer(Some("500"), "down");
+            keys.on_fetch_response(&mut host, now, token, 4);
+        }
+    }
+    assert!(matches!(state(&keys), RemoteKeys::Unavailable));
+    assert!(host.logged("keys are older than max_stale"));
+    assert_eq!(
+        decide(&keys, &c, &request("rsa-a"), now).0,
+        Decision::Deny(AuthError::JwksUnavailable)
+    );
+}
+
+#[test]
+fn oidc_discovery_then_jwks() {
+    let mut host = FakeHost::default();
+    let c = config(r#","oidc_discovery":true"#);
+    let mut keys = vm(&mut host, &c, 1);
+    keys.on_tick(&mut host, T0);
+    let (token, req) = host.last_call();
+    assert_eq!(
+        req.path, "/.well-known/jwks.json",
+        "uri given: discovery at it"
+    );
+    host.answer(
+        Some("200"),
+        r#"{"issuer":"https://issuer.test","jwks_uri":"https://keys.test/k.json"}"#,
+    );
+    deliver(&mut keys, &mut host, T0 + 5, token);
+    assert!(host.logged("discovered jwks_uri https://keys.test/k.json"));
+    let (token, req) = host.last_call();
+    assert_eq!(
+        (req.authority.as_str(), req.path.as_str(), req.scheme),
+        ("keys.test", "/k.json", "https")
+    );
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    deliver(&mut keys, &mut host, T0 + 10, token);
+    assert!(matches!(state(&keys), RemoteKeys::Ready(_)));
+}
+
+#[test]
+fn oidc_discovery_failures_are_refused_and_retried() {
+    for (status, doc, why) in [
+        (
+            Some("200"),
+            r#"{"issuer":"https://evil.test","jwks_uri":"https://evil.test/k"}"#,
+            "different issuer",
+        ),
+        (Some("503"), "busy", "discovery document: HTTP 503"),
+        (
+            Some("200"),
+            r#"{"issuer":"https://issuer.test"}"#,
+            "no jwks_uri",
+        ),
+    ] {
+        let mut host = FakeHost::default();
+        let c = config(r#","oidc_discovery":true"#);
+        let mut keys = vm(&mut host, &c, 1);
+        assert_eq!(
+            arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0),
+            Err(ParkResult::Parked)
+        );
+        let (token, _) = host.last_call();
+        host.answer(status, doc);
+        deliver(&mut keys, &mut host, T0 + 5, token);
+        assert!(host.logged(why), "{why}");
+        assert!(host.logged("OIDC discovery at http://idp.test/.well-known/jwks.json failed"));
+        assert_eq!(host.counter(&fetches("failure")), 1);
+        assert_eq!(host.calls.len(), 1, "no JWKS fetch from a refused document");
+        // The retry asks for the discovery document again.
+        keys.on_tick(&mut host, T0 + 300);
+        assert_eq!(host.calls.len(), 2);
+        assert_eq!(host.last_call().1.path, "/.well-known/jwks.json");
+    }
+}
+
+#[test]
+fn failed_jwks_after_discovery_discovers_again() {
+    let mut host = FakeHost::default();
+    let c = config(r#","oidc_discovery":true"#);
+    let mut keys = vm(&mut host, &c, 1);
+    keys.on_tick(&mut host, T0);
+    let (token, _) = host.last_call();
+    host.answer(
+        Some("200"),
+        r#"{"issuer":"https://issuer.test","jwks_uri":"https://keys.test/k.json"}"#,
+    );
+    deliver(&mut keys, &mut host, T0 + 5, token);
+    let (token, _) = host.last_call();
+    host.answer(Some("404"), "gone");
+    keys.on_fetch_response(&mut host, T0 + 10, token, 4);
+    keys.on_tick(&mut host, T0 + 300);
+    assert_eq!(host.last_call().1.authority, "idp.test", "discovery again");
+}
+
+#[test]
+fn waiters_time_out() {
+    let mut host = FakeHost::default();
+    let c = config(""); // timeout 1 s
+    let mut keys = ready(&mut host, &c, &["rsa-a"]);
+    let now = T0 + 100;
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 7, "rsa-b", now),
+        Err(ParkResult::Parked)
+    );
+    // The IdP hangs: the unknown-kid wait ends at timeout + 2 s.
+    let (r, _) = keys.on_tick(&mut host, now + 2_999);
+    assert!(r.is_empty());
+    let (r, _) = keys.on_tick(&mut host, now + 3_000);
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        decide(&keys, &c, &r[0].view, now + 3_000).0,
+        Decision::Deny(AuthError::UnknownKid)
+    );
+
+    // A first-fetch wait lasts (timeout + max back-off) x (retries + 1).
+    let mut host = FakeHost::default();
+    let c = config(
+        r#","retry_policy":{"num_retries":1,"retry_back_off":{"base_interval":"0.1s","max_interval":"0.5s"}}"#,
+    );
+    let mut keys = vm(&mut host, &c, 1);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0),
+        Err(ParkResult::Parked)
+    );
+    assert!(keys.on_tick(&mut host, T0 + 2_999).0.is_empty());
+    assert_eq!(keys.on_tick(&mut host, T0 + 3_000).0.len(), 1);
+}
+
+#[test]
+fn a_request_that_goes_away_stops_waiting() {
+    let mut host = FakeHost::default();
+    let c = config("");
+    let mut keys = vm(&mut host, &c, 1);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0),
+        Err(ParkResult::Parked)
+    );
+    keys.on_request_gone(7);
+    assert_eq!(keys.parked(), 0);
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    assert!(deliver(&mut keys, &mut host, T0 + 5, token).is_empty());
+}
+
+#[test]
+fn parked_requests_are_bounded_by_count_and_bytes() {
+    let mut host = FakeHost::default();
+    let c = config("");
+    let mut keys = ready(&mut host, &c, &["rsa-a"]).with_park_bounds(3, 250);
+    let now = T0 + 100;
+    // 100 bytes each: the bytes bound (250) admits two.
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 1, "k1", now),
+        Err(ParkResult::Parked)
+    );
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 2, "k2", now),
+        Err(ParkResult::Parked)
+    );
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 3, "k3", now),
+        Err(ParkResult::Full)
+    );
+    assert_eq!(keys.parked(), 2);
+    // One leaves: room again.
+    keys.on_request_gone(1);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 4, "k4", now),
+        Err(ParkResult::Parked)
+    );
+    // The count bound.
+    let mut keys = keys.with_park_bounds(2, 1 << 20);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 5, "k5", now),
+        Err(ParkResult::Full)
+    );
+    // A request that would not wait anyway is decided as before.
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    assert_eq!(deliver(&mut keys, &mut host, now + 10, token).len(), 2);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 6, "k6", now + 20),
+        Ok(Decision::Deny(AuthError::UnknownKid))
+    );
+    assert_eq!(host.calls.len(), 2, "a full VM starts no refetch");
+}
+
+#[test]
+fn a_full_vm_starts_no_refetch() {
+    let mut host = FakeHost::default();
+    let c = config("");
+    let mut keys = ready(&mut host, &c, &["rsa-a"]).with_park_bounds(0, 0);
+    assert_eq!(
+        arrive(&mut host, &mut keys, &c, 1, "k1", T0 + 100),
+        Err(ParkResult::Full)
+    );
+    assert_eq!(host.calls.len(), 1);
+}
+
+#[test]
+fn local_keys_need_no_tick() {
+    let mut host = FakeHost::default();
+    let json = format!(
+        r#"{{"providers":{{"a":{{"local_jwks":{{"inline_string":{}}}}}}},
+            "rules":[{{"match":{{"prefix":"/"}},"requires":{{"provider_name":"a"}}}}]}}"#,
+        serde_json::to_string(&jwks(&["rsa-a"])).unwrap()
+    );
+    let c = Rc::new(Config::parse(json.as_bytes()).unwrap());
+    let keys = vm(&mut host, &c, 1);
+    assert_eq!(keys.first_tick_ms(), None);
+}
