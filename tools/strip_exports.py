@@ -7,6 +7,9 @@ crossing into the wasm VM that costs CPU even when the SDK does nothing with it.
 callback that is not exported is skipped by the host. The functions themselves stay
 in the module (wasm-opt removes them afterwards as dead code).
 
+Every name in DROP must be exported by the input: a missing one fails (exit 1) and
+writes nothing, so an SDK change cannot go unnoticed.
+
 Usage: strip_exports.py IN.wasm OUT.wasm
 """
 import sys
@@ -80,8 +83,23 @@ def strip(data: bytes) -> tuple[bytes, list[str]]:
     return bytes(out), removed
 
 
-if __name__ == "__main__":
-    src, dst = sys.argv[1], sys.argv[2]
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    src, dst = argv[1], argv[2]
     stripped, removed = strip(open(src, "rb").read())
+    missing = sorted(DROP - set(removed))
+    if missing:
+        # The SDK changed what it exports: fail rather than ship a module whose
+        # exports nobody checked.
+        print(f"strip_exports.py: {src} does not export {', '.join(missing)}; "
+              "update DROP to what the proxy-wasm SDK exports", file=sys.stderr)
+        return 1
     open(dst, "wb").write(stripped)
     print(f"removed {len(removed)} unused proxy-wasm exports", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

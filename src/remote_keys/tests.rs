@@ -393,8 +393,10 @@ fn idp_down_from_the_start_retries_then_denies_as_unavailable() {
 
 #[test]
 fn unknown_cluster_is_logged_and_counted_as_a_failure() {
-    let mut host = FakeHost::default();
-    host.refuse_dispatch = Some("BadArgument".into());
+    let mut host = FakeHost {
+        refuse_dispatch: Some("BadArgument".into()),
+        ..FakeHost::default()
+    };
     let c = config("");
     let mut keys = vm(&mut host, &c, 1);
     keys.on_tick(&mut host, T0);

@@ -147,7 +147,7 @@ def token_cases() -> dict[str, str | None]:
 @pytest.fixture(scope="session")
 def checker() -> pathlib.Path:
     """The native jwt-filter-check binary, built once."""
-    subprocess.run(["cargo", "build", "-q", "--features", "cli", "--bin", "jwt-filter-check"],
+    subprocess.run(["cargo", "build", "-q", "--locked", "--features", "cli", "--bin", "jwt-filter-check"],
                    cwd=ROOT, check=True)
     target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     if not target.is_absolute():
