@@ -2,11 +2,11 @@
 //! RSASSA-PSS (RFC 8017 sections 8.1.2 and 8.2.2), for RS256/384/512 and
 //! PS256/384/512 when the host cannot verify them.
 //!
-//! Why not the `rsa` crate for this step: its big numbers use 64-bit digits,
-//! and wasm has no 64 x 64 -> 128-bit multiply, so every digit product is
-//! emulated. Here the modulus is held in 32-bit limbs, whose products wasm
-//! computes natively (`i64.mul`), and `s^e mod n` runs as Montgomery
-//! multiplications with `R^2 mod n` prepared once per key. Everything is
+//! The arithmetic is `crypto-bigint`'s (already linked through `p256`):
+//! `BoxedUint` in 32-bit limbs on wasm32, whose products wasm computes
+//! natively (`i64.mul`), and `s^e mod n` as Montgomery multiplications
+//! (`BoxedMontyForm`) with the constants prepared once per key. (The `rsa`
+//! crate's big numbers use 64-bit digits, emulated in wasm.) Everything is
 //! public (key, signature, message), so nothing needs to be constant-time.
 //!
 //! Checks: the signature has exactly the modulus length and is below the
@@ -14,6 +14,8 @@
 //! expected (DigestInfo with the NULL parameter only); PSS requires MGF1 with
 //! the same hash and a salt as long as the hash (RFC 7518 section 3.5).
 
+use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+use crypto_bigint::{BoxedUint, Limb, MontyForm, MontyMultiplier, Odd};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::der;
@@ -73,12 +75,10 @@ impl Hash {
 /// An RSA public key prepared for Montgomery arithmetic.
 #[derive(Clone)]
 pub struct PublicKey {
-    /// Modulus, little-endian 32-bit limbs, no zero top limb.
-    n: Vec<u32>,
-    /// `-n^-1 mod 2^32`.
-    n0inv: u32,
-    /// `R^2 mod n`, `R = 2^(32 * limbs)`.
-    rr: Vec<u32>,
+    /// The modulus and its Montgomery constants.
+    params: BoxedMontyParams,
+    /// The modulus, big-endian, no leading zero.
+    n_be: Vec<u8>,
     e: u64,
     /// Modulus length in bits.
     bits: usize,
@@ -89,32 +89,26 @@ impl PublicKey {
     /// `None` unless `n` is odd and above 1 and `e` is odd, above 1 and at
     /// most 64 bits: the caller enforces its own size policy on `n`.
     pub fn new(n_be: &[u8], e_be: &[u8]) -> Option<PublicKey> {
-        let n = limbs_from_be(trim(n_be));
+        let n_be = trim(n_be);
         let e_be = trim(e_be);
         if e_be.len() > 8 {
             return None;
         }
         let e = e_be.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
-        let n0 = *n.first()?;
-        if n0 & 1 == 0 || (n.len() == 1 && n0 == 1) || e & 1 == 0 || e < 3 {
+        let top = *n_be.first()?;
+        let bits = 8 * n_be.len() - top.leading_zeros() as usize;
+        if e & 1 == 0 || e < 3 || bits < 2 {
             return None;
         }
-        let top = *n.last()?;
-        let bits = 32 * n.len() - top.leading_zeros() as usize;
-        // Newton's iteration doubles the correct low bits each step: 1 -> 32.
-        let mut inv: u32 = 1;
-        for _ in 0..5 {
-            inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
-        }
-        let mut key = PublicKey {
-            n0inv: inv.wrapping_neg(),
-            rr: Vec::new(),
+        let n = BoxedUint::from_be_slice(n_be, precision(n_be.len())?).ok()?;
+        let n = Option::<Odd<BoxedUint>>::from(Odd::new(n))?;
+        Some(PublicKey {
+            // The modulus is public: variable-time setup is fine.
+            params: BoxedMontyParams::new_vartime(n),
+            n_be: n_be.to_vec(),
             e,
             bits,
-            n,
-        };
-        key.rr = key.r_squared();
-        Some(key)
+        })
     }
 
     /// Modulus length in bytes: the length every signature must have.
@@ -131,7 +125,7 @@ impl PublicKey {
     /// the form Envoy's `verify_signature` takes.
     pub fn spki_der(&self) -> Vec<u8> {
         let mut ints = Vec::with_capacity(self.size() + 16);
-        der::put_uint(&mut ints, &limbs_to_be(&self.n, self.size()));
+        der::put_uint(&mut ints, &self.n_be);
         der::put_uint(&mut ints, &self.e.to_be_bytes());
         let mut bits = vec![0x00]; // BIT STRING: no unused bits
         der::put_tlv(&mut bits, 0x30, &ints);
@@ -212,126 +206,37 @@ impl PublicKey {
 
     /// `signature^e mod n` as big-endian bytes of the modulus length, or
     /// `None` when the signature has another length or is not below `n`.
+    /// Square-and-multiply over the bits of `e`, which is public: for
+    /// e = 65537, 16 squarings and one multiplication.
     fn public_op(&self, signature: &[u8]) -> Option<Vec<u8>> {
         if signature.len() != self.size() {
             return None;
         }
-        let k = self.n.len();
-        // `size` bytes are exactly `k` limbs.
-        let s = limbs_from_be(signature);
-        if s.len() != k || !less_than(&s, &self.n) {
+        let s = BoxedUint::from_be_slice(signature, self.params.bits_precision()).ok()?;
+        if s >= *self.params.modulus().as_ref() {
             return None;
         }
-        let mut scratch = vec![0u32; k + 2];
-        let mut base = vec![0u32; k];
-        self.mont_mul(&s, &self.rr, &mut scratch, &mut base); // s * R mod n
+        let base = BoxedMontyForm::new(s, &self.params);
         let mut acc = base.clone();
-        let mut tmp = vec![0u32; k];
+        // One multiplier (with its scratch buffer) for the whole exponentiation.
+        let mut mm = <BoxedMontyForm as MontyForm>::Multiplier::from(&self.params);
         for bit in (0..63 - self.e.leading_zeros()).rev() {
-            self.mont_mul(&acc, &acc, &mut scratch, &mut tmp);
-            std::mem::swap(&mut acc, &mut tmp);
+            mm.square_assign(&mut acc);
             if self.e >> bit & 1 == 1 {
-                self.mont_mul(&acc, &base, &mut scratch, &mut tmp);
-                std::mem::swap(&mut acc, &mut tmp);
+                mm.mul_assign(&mut acc, &base);
             }
         }
-        let mut one = vec![0u32; k];
-        if let Some(l) = one.first_mut() {
-            *l = 1;
-        }
-        self.mont_mul(&acc, &one, &mut scratch, &mut tmp); // out of Montgomery form
-        Some(limbs_to_be(&tmp, self.size()))
+        let out = acc.retrieve().to_be_bytes();
+        // The value has at most `size` bytes; the rest of the limbs are zero.
+        let skip = out.len().checked_sub(self.size())?;
+        out.get(skip..).map(<[u8]>::to_vec)
     }
+}
 
-    /// `out = a * b * R^-1 mod n` (CIOS), for `a, b < n`; `out < n`.
-    /// Slices of the wrong length leave `out` untouched (never, by construction).
-    fn mont_mul(&self, a: &[u32], b: &[u32], t: &mut [u32], out: &mut [u32]) {
-        let n = self.n.as_slice();
-        let k = n.len();
-        if a.len() != k || b.len() != k || t.len() != k + 2 || out.len() != k {
-            return;
-        }
-        t.fill(0);
-        for &ai in a {
-            // t += ai * b
-            let ai = u64::from(ai);
-            let mut carry = 0u64;
-            for (tj, &bj) in t.iter_mut().zip(b) {
-                let x = u64::from(*tj) + ai * u64::from(bj) + carry;
-                *tj = x as u32;
-                carry = x >> 32;
-            }
-            let x = u64::from(t[k]) + carry;
-            t[k] = x as u32;
-            t[k + 1] = (x >> 32) as u32;
-            // t = (t + m * n) / 2^32, with m making the low limb vanish.
-            let m = u64::from(t[0].wrapping_mul(self.n0inv));
-            let mut carry = (u64::from(t[0]) + m * u64::from(n[0])) >> 32;
-            for j in 1..k {
-                let x = u64::from(t[j]) + m * u64::from(n[j]) + carry;
-                t[j - 1] = x as u32;
-                carry = x >> 32;
-            }
-            let x = u64::from(t[k]) + carry;
-            t[k - 1] = x as u32;
-            t[k] = t[k + 1].wrapping_add((x >> 32) as u32);
-            t[k + 1] = 0;
-        }
-        // t < 2n: one conditional subtraction.
-        let result = &t[..k];
-        if t[k] != 0 || !less_than(result, n) {
-            let mut borrow = 0i64;
-            for ((o, &tj), &nj) in out.iter_mut().zip(result).zip(n) {
-                let x = i64::from(tj) - i64::from(nj) + borrow;
-                *o = x as u32;
-                borrow = x >> 32;
-            }
-        } else {
-            out.copy_from_slice(result);
-        }
-    }
-
-    /// `R^2 mod n`: `R mod n` by doubling, then doubled `t` more times and
-    /// squared `j` times in Montgomery form, where `32 * limbs = t * 2^j`
-    /// (each squaring of `R * 2^x` gives `R * 2^(2x)`).
-    fn r_squared(&self) -> Vec<u32> {
-        let k = self.n.len();
-        let total = 32 * k;
-        let j = total.trailing_zeros();
-        let t = total >> j;
-        let mut x = vec![0u32; k];
-        if let Some(l) = x.first_mut() {
-            *l = 1;
-        }
-        for _ in 0..total + t {
-            self.double_mod(&mut x);
-        }
-        let mut scratch = vec![0u32; k + 2];
-        let mut tmp = vec![0u32; k];
-        for _ in 0..j {
-            self.mont_mul(&x, &x, &mut scratch, &mut tmp);
-            std::mem::swap(&mut x, &mut tmp);
-        }
-        x
-    }
-
-    /// `x = 2x mod n` for `x < n`.
-    fn double_mod(&self, x: &mut [u32]) {
-        let mut carry = 0u32;
-        for l in x.iter_mut() {
-            let next = *l >> 31;
-            *l = *l << 1 | carry;
-            carry = next;
-        }
-        if carry != 0 || !less_than(x, &self.n) {
-            let mut borrow = 0i64;
-            for (l, &nj) in x.iter_mut().zip(&self.n) {
-                let v = i64::from(*l) - i64::from(nj) + borrow;
-                *l = v as u32;
-                borrow = v >> 32;
-            }
-        }
-    }
+/// Bits of precision for a modulus of `len` bytes: whole limbs.
+fn precision(len: usize) -> Option<u32> {
+    let bits = u32::try_from(len.checked_mul(8)?).ok()?;
+    Some(bits.div_ceil(Limb::BITS) * Limb::BITS)
 }
 
 /// MGF1 (RFC 8017 B.2.1): `len` bytes from `seed`.
@@ -349,32 +254,6 @@ fn mgf1(hash: Hash, seed: &[u8], len: usize) -> Vec<u8> {
 fn trim(be: &[u8]) -> &[u8] {
     let start = be.iter().position(|&b| b != 0).unwrap_or(be.len());
     be.get(start..).unwrap_or_default()
-}
-
-/// Big-endian bytes to little-endian limbs (no zero top limb for trimmed input).
-fn limbs_from_be(be: &[u8]) -> Vec<u32> {
-    be.rchunks(4)
-        .map(|c| c.iter().fold(0u32, |acc, &b| acc << 8 | u32::from(b)))
-        .collect()
-}
-
-/// Little-endian limbs to `len` big-endian bytes (the value fits).
-fn limbs_to_be(limbs: &[u32], len: usize) -> Vec<u8> {
-    let mut out: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
-    out.resize(len.max(out.len()), 0);
-    out.truncate(len);
-    out.reverse();
-    out
-}
-
-/// `a < b` for equal-length little-endian limbs.
-fn less_than(a: &[u32], b: &[u32]) -> bool {
-    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
-        if x != y {
-            return x < y;
-        }
-    }
-    false
 }
 
 #[cfg(test)]
