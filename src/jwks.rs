@@ -14,6 +14,8 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::rsa_verify::{self, Hash};
+use hmac::{EagerHash, Hmac, KeyInit, Mac};
+use sha2::{Sha256, Sha384, Sha512};
 
 /// More keys than this in one JWKS document is an error.
 pub const MAX_KEYS: usize = 256;
@@ -256,12 +258,9 @@ impl Key {
                 }
             }
             Material::Oct(secret) => match alg {
-                Alg::HS256 => ct_eq(&hmac_sha256::HMAC::mac(signing_input, secret), signature),
-                Alg::HS384 => ct_eq(
-                    &hmac_sha512::sha384::HMAC::mac(signing_input, secret),
-                    signature,
-                ),
-                Alg::HS512 => ct_eq(&hmac_sha512::HMAC::mac(signing_input, secret), signature),
+                Alg::HS256 => hmac_ok::<Sha256>(secret, signing_input, signature),
+                Alg::HS384 => hmac_ok::<Sha384>(secret, signing_input, signature),
+                Alg::HS512 => hmac_ok::<Sha512>(secret, signing_input, signature),
                 _ => false,
             },
         }
@@ -304,16 +303,14 @@ impl Key {
     }
 }
 
-/// Constant-time equality (length is not secret: it is the MAC length).
-fn ct_eq(expected: &[u8], given: &[u8]) -> bool {
-    if expected.len() != given.len() {
+/// Whether `signature` is the HMAC of `input` with `secret` (compared in
+/// constant time).
+fn hmac_ok<D: EagerHash>(secret: &[u8], input: &[u8], signature: &[u8]) -> bool {
+    let Ok(mut mac) = <Hmac<D> as KeyInit>::new_from_slice(secret) else {
         return false;
-    }
-    let diff = expected
-        .iter()
-        .zip(given.iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    std::hint::black_box(diff) == 0
+    };
+    mac.update(input);
+    mac.verify_slice(signature).is_ok()
 }
 
 /// A parsed JWKS: the usable keys, in document order.

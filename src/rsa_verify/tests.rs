@@ -138,8 +138,8 @@ fn only_odd_moduli_and_odd_exponents_from_3_to_64_bits() {
 #[test]
 fn rsa_crate_signatures_verify_and_tampering_does_not() {
     use rsa::pkcs8::DecodePrivateKey;
+    use rsa::sha2::{Sha256, Sha384, Sha512};
     use rsa::{Pkcs1v15Sign, RsaPrivateKey};
-    use sha2::{Sha256, Sha384, Sha512};
     let pem = std::fs::read_to_string(format!(
         "{}/tests/fixtures/keys/rsa3072.pem",
         env!("CARGO_MANIFEST_DIR")

@@ -27,8 +27,10 @@ pub fn hs_jwks() -> String {
 /// payload given as raw JSON text (so hostile JSON can be written).
 pub fn mint_raw(header: &str, payload: &str, secret: &[u8]) -> String {
     let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
-    let mac = hmac_sha256::HMAC::mac(input.as_bytes(), secret);
-    format!("{input}.{}", b64(&mac))
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(input.as_bytes());
+    format!("{input}.{}", b64(&mac.finalize().into_bytes()))
 }
 
 /// A normal HS256 token (kid hs-1) with these claims.
