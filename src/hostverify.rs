@@ -256,12 +256,7 @@ pub fn ecdsa_raw_to_der(raw: &[u8], order: &[u8]) -> Option<Vec<u8>> {
     if !in_range(r, order) || !in_range(s, order) {
         return None;
     }
-    let mut ints = Vec::with_capacity(raw.len() + 6);
-    der::put_uint(&mut ints, r);
-    der::put_uint(&mut ints, s);
-    let mut out = Vec::with_capacity(ints.len() + 3);
-    der::put_tlv(&mut out, 0x30, &ints);
-    Some(out)
+    der::integer_pair(r, s)
 }
 
 // ---------------------------------------------------------------------------

@@ -124,20 +124,9 @@ impl PublicKey {
     /// The key as DER SubjectPublicKeyInfo (rsaEncryption, NULL parameters),
     /// the form Envoy's `verify_signature` takes.
     pub fn spki_der(&self) -> Vec<u8> {
-        let mut ints = Vec::with_capacity(self.size() + 16);
-        der::put_uint(&mut ints, &self.n_be);
-        der::put_uint(&mut ints, &self.e.to_be_bytes());
-        let mut bits = vec![0x00]; // BIT STRING: no unused bits
-        der::put_tlv(&mut bits, 0x30, &ints);
-        // SEQUENCE { OID 1.2.840.113549.1.1.1 (rsaEncryption), NULL }
-        let mut body = vec![
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
-            0x00,
-        ];
-        der::put_tlv(&mut body, 0x03, &bits);
-        let mut out = Vec::with_capacity(body.len() + 4);
-        der::put_tlv(&mut out, 0x30, &body);
-        out
+        // Never refused: both integers are non-empty-or-zero byte strings
+        // far below the encoder's length limit.
+        der::rsa_spki(&self.n_be, &self.e.to_be_bytes()).unwrap_or_default()
     }
 
     /// RSASSA-PKCS1-v1_5 over `message`.
