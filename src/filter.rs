@@ -18,7 +18,7 @@ use crate::extract::RequestView;
 use crate::filter_host::{self, Host};
 use crate::hostverify::HostAlgs;
 use crate::metrics::Metrics;
-use crate::policy::Decision;
+use crate::policy::{self, Decision};
 use crate::remote_keys::{self, KeyLifecycle, ParkResult, Parked};
 
 mod observe;
@@ -212,7 +212,7 @@ impl HttpContext for Request {
                 );
             }
         }
-        if config.bypass_cors_preflight && is_cors_preflight(&view) {
+        if policy::bypasses_as_cors_preflight(&config, &view) {
             vm.borrow().metrics.on_cors_bypass(&Host);
             return Action::Continue;
         }
@@ -263,7 +263,7 @@ fn decide_and_apply(
             .park(&mut Host, now, context_id, view, bytes, &waits);
         match parked {
             ParkResult::Parked => return Action::Pause,
-            ParkResult::Full => outcome.decision = Decision::Deny(AuthError::KeyWaitFull),
+            ParkResult::Deny(err) => outcome.decision = Decision::Deny(err),
             ParkResult::DecideNow => {}
         }
     }
@@ -299,15 +299,6 @@ fn request_headers() -> Vec<u8> {
         }
     })
     .unwrap_or_default()
-}
-
-/// A CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
-fn is_cors_preflight(view: &RequestView) -> bool {
-    view.header(":method") == Some("OPTIONS")
-        && view.header("origin").is_some_and(|v| !v.is_empty())
-        && view
-            .header("access-control-request-method")
-            .is_some_and(|v| !v.is_empty())
 }
 
 /// Logging that never fails the request.

@@ -652,5 +652,16 @@ pub fn claim_text(v: &Value) -> Option<String> {
     (clean && text.len() <= MAX_CLAIM_HEADER_BYTES).then_some(text)
 }
 
+/// Whether the request passes without a token as a CORS preflight
+/// (`bypass_cors_preflight` and OPTIONS with `Origin` and
+/// `Access-Control-Request-Method`).
+pub fn bypasses_as_cors_preflight(config: &Config, view: &RequestView) -> bool {
+    let present = |name: &str| view.header(name).is_some_and(|v| !v.is_empty());
+    config.bypass_cors_preflight
+        && view.header(":method") == Some("OPTIONS")
+        && present("origin")
+        && present("access-control-request-method")
+}
+
 #[cfg(test)]
 mod tests;

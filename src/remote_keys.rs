@@ -18,6 +18,7 @@
 use std::rc::Rc;
 
 use crate::config::{Config, KeySource, RemoteJwks};
+use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::jwks::KeySet;
 use crate::jwks_store::{self, Meta, MAX_JWKS_BYTES};
@@ -102,8 +103,9 @@ pub enum ParkResult {
     Parked,
     /// Nothing to wait for: decide now.
     DecideNow,
-    /// Worth waiting for, but the parking bounds are reached: deny now.
-    Full,
+    /// Worth waiting for, but the parking bounds are reached: deny now
+    /// with this cause (`AuthError::KeyWaitFull`).
+    Deny(AuthError),
 }
 
 /// The remote-key lifecycle of one VM.
@@ -295,7 +297,7 @@ impl KeyLifecycle {
             return ParkResult::DecideNow;
         }
         if self.full(bytes) {
-            return ParkResult::Full;
+            return ParkResult::Deny(AuthError::KeyWaitFull);
         }
         self.parked_bytes = self.parked_bytes.saturating_add(bytes);
         self.parked.push(Parked {

@@ -730,7 +730,7 @@ fn parked_requests_are_bounded_by_count_and_bytes() {
     );
     assert_eq!(
         arrive(&mut host, &mut keys, &c, 3, "k3", now),
-        Err(ParkResult::Full)
+        Err(ParkResult::Deny(AuthError::KeyWaitFull))
     );
     assert_eq!(keys.parked(), 2);
     // One leaves: room again.
@@ -743,7 +743,7 @@ fn parked_requests_are_bounded_by_count_and_bytes() {
     let mut keys = keys.with_park_bounds(2, 1 << 20);
     assert_eq!(
         arrive(&mut host, &mut keys, &c, 5, "k5", now),
-        Err(ParkResult::Full)
+        Err(ParkResult::Deny(AuthError::KeyWaitFull))
     );
     // A request that would not wait anyway is decided as before.
     let (token, _) = host.last_call();
@@ -763,7 +763,7 @@ fn a_full_vm_starts_no_refetch() {
     let mut keys = ready(&mut host, &c, &["rsa-a"]).with_park_bounds(0, 0);
     assert_eq!(
         arrive(&mut host, &mut keys, &c, 1, "k1", T0 + 100),
-        Err(ParkResult::Full)
+        Err(ParkResult::Deny(AuthError::KeyWaitFull))
     );
     assert_eq!(host.calls.len(), 1);
 }
