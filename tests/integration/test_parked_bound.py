@@ -1,7 +1,7 @@
 """Requests parked for an unknown kid are bounded: while a refetch runs, each VM holds at
 most 1024 waiting requests and 4 MiB of their headers; a request past the bound is denied
-at once (401, "Jwks refetch is busy: too many requests wait for keys", counter
-denied_key_wait_full), never queued, and the identity provider still sees one fetch."""
+at once (401, "Jwks refetch is busy: too many requests wait for keys", counted as
+jwt_filter_decisions_total{decision="deny",reason="key_wait_full"}), never queued, and the identity provider still sees one fetch."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -14,6 +14,7 @@ import requests
 import harness
 from harness import Envoy, EnvoyStartError
 from jwks_server import JwksServer
+from observability import series, values
 from tokens import ISSUER, jwks_subset, make_token
 
 BUSY = "Jwks refetch is busy: too many requests wait for keys"
@@ -79,8 +80,9 @@ def test_unknown_kid_flood_past_the_bound_is_denied_at_once(proxy, jwks_server):
     assert max(t for _, _, t in busy) < 2.5, sorted(t for _, _, t in busy)[-5:]
     assert min(t for _, _, t in waited) > 1.0
     assert jwks_server.count - before == 1
-    stats = proxy.stats("wasmcustom")
-    assert stats["wasmcustom.jwt_filter.denied_key_wait_full"] == len(busy)
+    denied = series("jwt_filter_decisions_total", decision="deny", reason="key_wait_full",
+                    mode="enforce")
+    assert values(proxy)[denied] == len(busy)
     # The VM is healthy and the wait list drained.
     jwks_server.delay = 0
     assert proxy.get("/x", token=valid).status == 200
