@@ -655,25 +655,11 @@ fn check_subject(p: &Provider, claims: &serde_json::Map<String, Value>) -> Resul
     }
 }
 
-/// A claim value as header text: strings as-is, numbers and booleans in JSON
-/// form, arrays of those comma-joined. Objects, nulls, nested arrays, values
-/// with control characters, and overlong values give `None` (not written).
+/// A claim value as header text, as `jwt_authn` writes it
+/// ([`crate::claim_header`]). Values with control characters and overlong
+/// values give `None` (not written).
 pub fn claim_text(v: &Value) -> Option<String> {
-    let scalar = |v: &Value| -> Option<String> {
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    };
-    let text = match v {
-        Value::Array(items) => {
-            let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
-            parts?.join(",")
-        }
-        other => scalar(other)?,
-    };
+    let text = crate::claim_header::jwt_authn_text(v)?;
     let clean = !text.chars().any(|c| c.is_control());
     (clean && text.len() <= MAX_CLAIM_HEADER_BYTES).then_some(text)
 }
