@@ -594,6 +594,7 @@ impl HttpContext for Request {
         }
         if config.bypass_cors_preflight && is_cors_preflight(&view) {
             vm.borrow().metrics.on_cors_bypass(&observe::Host);
+            observe::set_status_header(&config, Some(crate::authz::TokenStatus::NotRequired));
             return Action::Continue;
         }
         decide_and_apply(&vm, &view, true, self.id, started_ns)

@@ -304,8 +304,8 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                     ops.push(HeaderOp::Set(ch.header.clone(), value));
                 }
             }
-            if !p.forward {
-                match p.locations.get(v.found.location) {
+            for &at in v.found.locations.iter().filter(|_| !p.forward) {
+                match p.locations.get(at) {
                     Some(Location::Header { name, .. }) => ops.push(HeaderOp::Remove(name.clone())),
                     Some(Location::Param(name)) => {
                         let current = path.take().unwrap_or_else(|| self.req.path().to_string());
@@ -346,7 +346,7 @@ pub struct Outcome {
     pub rule: Option<usize>,
     /// The matched rule's mode (`Enforce` when no rule matched).
     pub mode: Mode,
-    /// The `status_header` value; `None` when no JWT was needed.
+    /// The `status_header` value (`NotRequired` when no JWT was needed).
     pub status: Option<TokenStatus>,
     /// Allow: providers whose tokens were accepted.
     pub accepted: Vec<usize>,
@@ -368,7 +368,7 @@ impl<'c> Evaluator<'c, '_> {
             decision: Decision::NoAuth,
             rule: None,
             mode: Mode::Enforce,
-            status: None,
+            status: Some(TokenStatus::NotRequired),
             accepted: Vec::new(),
             blamed: None,
             token: None,
@@ -378,6 +378,7 @@ impl<'c> Evaluator<'c, '_> {
             Selected::Nothing => return out,
             Selected::Wrong => {
                 out.mode = config.default_mode;
+                out.status = Some(TokenStatus::from_error(AuthError::WrongRequirement));
                 out.decision = Decision::Deny(AuthError::WrongRequirement);
                 return out;
             }

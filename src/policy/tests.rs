@@ -478,3 +478,37 @@ fn subjects_match_the_sub_claim() {
     assert_eq!(with(""), Decision::Deny(AuthError::Subject));
     assert_eq!(AuthError::Subject.body(), "Jwt verification fails");
 }
+
+#[test]
+fn forward_false_strips_every_copy_of_the_token() {
+    let c = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"b"}}"#,
+        "",
+    );
+    let t = tok("iss-b", "");
+    let path = format!("/x?keep=1&b_token={t}&b_token={t}");
+    let cookie = format!("a=1; b_session={t}");
+    let r = req(
+        &path,
+        &[("x-b-token", &t), ("cookie", &cookie), ("x-other", "y")],
+    );
+    let Decision::Allow(ops) = decide(&c, &r) else {
+        panic!("not allowed")
+    };
+    assert!(
+        ops.contains(&HeaderOp::Remove("x-b-token".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&HeaderOp::Set(":path".into(), "/x?keep=1".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&HeaderOp::Set("cookie".into(), "a=1".into())),
+        "{ops:?}"
+    );
+    // The token is nowhere in what is set.
+    assert!(!ops
+        .iter()
+        .any(|o| matches!(o, HeaderOp::Set(_, v) if v.contains(&t))));
+}

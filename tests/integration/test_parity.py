@@ -137,3 +137,85 @@ def test_numeric_dates_match_jwt_authn(envoy):
         assert seen[case] == (401, 401), case
     for case in ("exp_e19", "exp_future_frac", "iat_u63", "nbf_small_frac"):
         assert seen[case] == (200, 200), case
+
+
+# --- status_header on every request let through --------------------------------------------
+def test_status_header_set_on_cors_preflight_and_public_routes(shared_envoy):
+    import configs
+    proxy = shared_envoy(configs.main_config(status_header="x-jwt-status"))
+    preflight = proxy.request("OPTIONS", "/api", headers={
+        "Origin": "https://app.test", "Access-Control-Request-Method": "POST",
+        "x-jwt-status": "valid"})
+    assert preflight.up_headers["x-jwt-status"] == "not_required"
+    assert proxy.get("/public", headers={"x-jwt-status": "valid"}).up_headers["x-jwt-status"] == "not_required"
+    assert proxy.get("/api", token=make_token()).up_headers["x-jwt-status"] == "valid"
+    assert proxy.get("/allow-missing").up_headers["x-jwt-status"] == "missing"
+
+
+# --- every query parameter and cookie looked at -------------------------------------------------
+@pytest.fixture
+def main_proxy(shared_envoy):
+    import configs
+    return shared_envoy(configs.MAIN)
+
+
+def test_second_token_after_many_query_parameters_is_seen(main_proxy):
+    valid = make_token()
+    other = make_token(claims={"sub": "someone-else"})
+    filler = "&".join(f"p{i}=v" for i in range(1000))
+    # A different token past the 1000th parameter: two tokens, refused.
+    reply = main_proxy.get(f"/api?{filler}&access_token={other}", token=valid)
+    assert reply.status == 401 and reply.text == "Jwt is presented more than once", reply
+    # An invalid token there on an allow_missing route is judged like one at parameter 1.
+    bad = "x.y.z"
+    first = main_proxy.get(f"/allow-missing?access_token={bad}&{filler}")
+    later = main_proxy.get(f"/allow-missing?{filler}&access_token={bad}")
+    assert first.status == later.status == 401, (first, later)
+    # The same token there: accepted, and stripped from the query (forward: false).
+    up = main_proxy.get(f"/api?{filler}&access_token={valid}", token=valid)
+    assert valid not in up.up_path and "access_token" not in up.up_path
+    assert up.up_path.endswith("p999=v")
+
+
+def test_second_cookie_after_many_cookies_is_seen(main_proxy):
+    valid = make_token()
+    other = make_token(claims={"sub": "someone-else"})
+    filler = "; ".join(f"c{i}=v" for i in range(1000))
+    reply = main_proxy.get("/cookie", cookies=f"session={valid}; {filler}; session={other}")
+    assert reply.status == 401 and reply.text == "Jwt is presented more than once", reply
+    up = main_proxy.get("/cookie", cookies=f"{filler}; session={valid}")
+    assert up.status == 200
+    assert "session=" not in up.up_headers.get("cookie", "")
+
+
+# --- forward: false removes every copy ---------------------------------------------------------
+def test_forward_false_strips_the_token_from_every_location(main_proxy):
+    token = make_token()
+    up = main_proxy.get(f"/api?keep=1&access_token={token}", token=token).upstream
+    assert "authorization" not in up["headers"]
+    assert up["path"] == "/api?keep=1"
+    assert token not in json.dumps(up)
+
+
+# --- numeric required_claims compared exactly -------------------------------------------------
+EXACT_CLAIMS = {
+    "providers": {"p": native_provider()},
+    "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"},
+               "required_claims": [{"name": "tenant_id", "values": [1541815603606036480]}]}],
+}
+
+
+def test_numeric_required_claims_are_exact(shared_envoy):
+    proxy = shared_envoy(EXACT_CLAIMS)
+    assert proxy.get("/", token=make_token(claims={"tenant_id": 1541815603606036480})).status == 200
+    for other in (1541815603606036481, 1541815603606036479, 1.541815603606036481e18):
+        reply = proxy.get("/", token=make_token(claims={"tenant_id": other}))
+        assert reply.status == 403, (other, reply)
+
+
+@pytest.mark.parametrize("value", [4.5, 1e30, 0.1])
+def test_inexact_required_claim_values_refuse_the_config(envoy_expect_fail, value):
+    cfg = json.loads(json.dumps(EXACT_CLAIMS))
+    cfg["rules"][0]["required_claims"][0]["values"] = [value]
+    log = envoy_expect_fail(cfg)
+    assert "rules[0].required_claims[0].values[0]" in log and "not an exact integer" in log, log[-2000:]
