@@ -45,7 +45,7 @@ pub fn jwt_authn_text(v: &Value) -> Option<String> {
 
 /// A top-level number claim.
 fn scalar_number(d: f64) -> String {
-    if d >= 0.0 && d < TWO_POW_64 && d.fract() == 0.0 {
+    if (0.0..TWO_POW_64).contains(&d) && d.fract() == 0.0 {
         // Exact: whole and in range.
         format!("{}", d as u64)
     } else {
