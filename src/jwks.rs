@@ -38,6 +38,12 @@ const P384_SPKI_PREFIX: [u8; 23] = [
     0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
 ];
 
+/// SPKI DER prefix for an uncompressed P-521 point (id-ecPublicKey, secp521r1).
+const P521_SPKI_PREFIX: [u8; 25] = [
+    0x30, 0x81, 0x9b, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05,
+    0x2b, 0x81, 0x04, 0x00, 0x23, 0x03, 0x81, 0x86, 0x00,
+];
+
 /// base64url decoder accepting input with or without `=` padding, rejecting
 /// the standard alphabet (`+`, `/`) and non-canonical trailing bits.
 const B64URL: GeneralPurpose = GeneralPurpose::new(
@@ -56,6 +62,7 @@ pub enum Alg {
     PS512,
     ES256,
     ES384,
+    ES512,
     EdDSA,
     HS256,
     HS384,
@@ -63,7 +70,7 @@ pub enum Alg {
 }
 
 impl Alg {
-    pub const ALL: [Alg; 12] = [
+    pub const ALL: [Alg; 13] = [
         Alg::RS256,
         Alg::RS384,
         Alg::RS512,
@@ -72,6 +79,7 @@ impl Alg {
         Alg::PS512,
         Alg::ES256,
         Alg::ES384,
+        Alg::ES512,
         Alg::EdDSA,
         Alg::HS256,
         Alg::HS384,
@@ -93,6 +101,7 @@ impl Alg {
             Alg::PS512 => "PS512",
             Alg::ES256 => "ES256",
             Alg::ES384 => "ES384",
+            Alg::ES512 => "ES512",
             Alg::EdDSA => "EdDSA",
             Alg::HS256 => "HS256",
             Alg::HS384 => "HS384",
@@ -126,6 +135,10 @@ enum Material {
         key: p384::ecdsa::VerifyingKey,
         spki: Vec<u8>,
     },
+    P521 {
+        key: p521::ecdsa::VerifyingKey,
+        spki: Vec<u8>,
+    },
     Ed25519(ed25519_dalek::VerifyingKey),
     Oct(Vec<u8>),
 }
@@ -140,6 +153,7 @@ impl Material {
                 RS256 | RS384 | RS512 | PS256 | PS384 | PS512
             ) | (Material::P256 { .. }, ES256)
                 | (Material::P384 { .. }, ES384)
+                | (Material::P521 { .. }, ES512)
                 | (Material::Ed25519(_), EdDSA)
                 | (Material::Oct(_), HS256 | HS384 | HS512)
         )
@@ -165,6 +179,7 @@ impl std::fmt::Debug for Key {
             Material::Rsa { key, .. } => d.field("bits", &key.bits()),
             Material::P256 { .. } => d.field("crv", &"P-256"),
             Material::P384 { .. } => d.field("crv", &"P-384"),
+            Material::P521 { .. } => d.field("crv", &"P-521"),
             Material::Ed25519(_) => d.field("crv", &"Ed25519"),
             Material::Oct(k) => d.field("secret_len", &k.len()),
         };
@@ -245,6 +260,16 @@ impl Key {
                     Err(_) => false,
                 }
             }
+            Material::P521 { key, .. } => {
+                use p521::ecdsa::signature::Verifier;
+                if signature.len() != 132 {
+                    return false;
+                }
+                match p521::ecdsa::Signature::from_slice(signature) {
+                    Ok(sig) => key.verify(signing_input, &sig).is_ok(),
+                    Err(_) => false,
+                }
+            }
             Material::Ed25519(pk) => {
                 // RFC 8032 with the strict checks: S < L, and neither R nor
                 // the key of small order (no signature "valid for any message").
@@ -271,7 +296,7 @@ impl Key {
     pub fn kty(&self) -> &'static str {
         match self.material {
             Material::Rsa { .. } => "RSA",
-            Material::P256 { .. } | Material::P384 { .. } => "EC",
+            Material::P256 { .. } | Material::P384 { .. } | Material::P521 { .. } => "EC",
             Material::Ed25519(_) => "OKP",
             Material::Oct(_) => "oct",
         }
@@ -282,7 +307,8 @@ impl Key {
         match &self.material {
             Material::Rsa { spki, .. }
             | Material::P256 { spki, .. }
-            | Material::P384 { spki, .. } => Some(spki.as_slice()),
+            | Material::P384 { spki, .. }
+            | Material::P521 { spki, .. } => Some(spki.as_slice()),
             Material::Ed25519(_) | Material::Oct(_) => None,
         }
     }
@@ -561,6 +587,14 @@ fn parse_ec(obj: &Map<String, Value>) -> Result<Material, String> {
             let mut spki = P384_SPKI_PREFIX.to_vec();
             spki.extend_from_slice(&point);
             Ok(Material::P384 { key, spki })
+        }
+        "P-521" => {
+            let point = sec1_point(obj, 66)?;
+            let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                .map_err(|_| "EC point is not on curve P-521".to_string())?;
+            let mut spki = P521_SPKI_PREFIX.to_vec();
+            spki.extend_from_slice(&point);
+            Ok(Material::P521 { key, spki })
         }
         other => Err(format!("unsupported EC crv {}", echo(other))),
     }

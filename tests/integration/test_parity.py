@@ -219,3 +219,21 @@ def test_inexact_required_claim_values_refuse_the_config(envoy_expect_fail, valu
     cfg["rules"][0]["required_claims"][0]["values"] = [value]
     log = envoy_expect_fail(cfg)
     assert "rules[0].required_claims[0].values[0]" in log and "not an exact integer" in log, log[-2000:]
+
+
+# --- ES512 ------------------------------------------------------------------------------------
+def test_es512_verified_like_jwt_authn(envoy):
+    """A P-521 JWK loads and ES512 tokens verify, on the host path and the pure one."""
+    providers = {"p": native_provider()}
+    rules = [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]
+    native, plugin = side_by_side(envoy, providers, rules)
+    pure = envoy({"providers": providers, "rules": rules, "host_crypto": False})
+    good = make_token("ES512")
+    head, body, sig = good.split(".")
+    flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
+    cases = {"valid": (good, 200), "bad_sig": (f"{head}.{body}.{flipped}", 401),
+             "wrong_curve_kid": (make_token("ES512", kid="ec-384"), 401),
+             "es384_on_p521": (make_token("ES384", kid="ec-521"), 401)}
+    for name, (token, want) in cases.items():
+        got = [p.get("/", token=token).status for p in (native, plugin, pure)]
+        assert got == [want] * 3, (name, got)
