@@ -350,7 +350,8 @@ pub struct KeySet {
 
 impl KeySet {
     /// Parses a JWKS JSON document (`{"keys":[...]}`); a single JWK object
-    /// (no `"keys"`, but a `"kty"`) is accepted too.
+    /// (no `"keys"`, but a `"kty"`) is accepted too, and so is Google's x509
+    /// key map (`{"kid": "-----BEGIN CERTIFICATE-----..."}`, [`crate::x509`]).
     ///
     /// Returns the usable keys plus one warning per skipped key (naming its
     /// kid, or its index when it has none, and the reason). `Err(reason)` when
@@ -363,6 +364,8 @@ impl KeySet {
             return Err("JWKS is not a JSON object".to_string());
         };
         let single;
+        let converted;
+        let mut warnings = Vec::new();
         let entries: &[Value] = match obj.get("keys") {
             Some(Value::Array(arr)) => arr.as_slice(),
             Some(_) => return Err("JWKS \"keys\" member is not an array".to_string()),
@@ -370,9 +373,32 @@ impl KeySet {
                 single = [doc.clone()];
                 &single
             }
-            None => return Err("not a JWKS: no \"keys\" member (and not a JWK)".to_string()),
+            None if crate::x509::is_key_map(obj) => {
+                if obj.len() > MAX_KEYS {
+                    return Err(format!(
+                        "x509 key map has {} keys, more than the maximum of {MAX_KEYS}",
+                        obj.len()
+                    ));
+                }
+                let mut jwks = Vec::with_capacity(obj.len());
+                for (kid, pem) in obj {
+                    match crate::x509::jwk_of(kid, pem.as_str().unwrap_or_default()) {
+                        Ok(jwk) => jwks.push(jwk),
+                        Err(reason) => {
+                            warnings.push(format!("key {} skipped: {reason}", echo(kid)))
+                        }
+                    }
+                }
+                converted = jwks;
+                &converted
+            }
+            None => {
+                return Err(
+                    "not a JWKS: no \"keys\" member (and not a JWK or an x509 key map)".to_string(),
+                )
+            }
         };
-        if entries.is_empty() {
+        if entries.is_empty() && warnings.is_empty() {
             return Err("no usable key in JWKS: \"keys\" array is empty".to_string());
         }
         if entries.len() > MAX_KEYS {
@@ -382,7 +408,6 @@ impl KeySet {
             ));
         }
         let mut keys = Vec::with_capacity(entries.len());
-        let mut warnings = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             match Key::from_jwk(entry) {
                 Ok(key) => keys.push(key),

@@ -30,6 +30,7 @@ pub mod route;
 pub mod rsa_verify;
 pub mod token;
 pub mod token_cache;
+pub mod x509;
 
 // Native tooling (config checker and converter for `jwt-filter-check`); not in the wasm.
 #[cfg(not(target_arch = "wasm32"))]
