@@ -122,6 +122,9 @@ impl RootContext for Root {
         for w in &cfg.warnings {
             log::warn(&format!("jwt_filter: config warning: {w}"));
         }
+        for w in crate::safety::warnings(&cfg) {
+            log::warn(&format!("jwt_filter: unsafe setup: {w}"));
+        }
         log::info(&format!(
             "jwt_filter: configured {} provider(s), {} rule(s)",
             cfg.providers.len(),

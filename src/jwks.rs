@@ -22,6 +22,10 @@ pub const MAX_KEYS: usize = 256;
 const MIN_RSA_BITS: usize = 2048;
 /// Largest accepted RSA modulus, in bits (bounds verification cost).
 const MAX_RSA_BITS: usize = 8192;
+/// Shortest HMAC secret accepted, in bytes: below 128 bits a secret can be
+/// searched for. (RFC 7518 3.2 asks for the hash size; shorter ones down to
+/// this are accepted with a warning, see [`crate::safety`].)
+pub const MIN_HMAC_SECRET_BYTES: usize = 16;
 /// How many skip reasons are quoted in the "no usable key" error.
 const MAX_REASONS_IN_ERROR: usize = 3;
 /// Untrusted strings (kid, kty, alg...) echoed in messages are cut to this many chars.
@@ -358,7 +362,9 @@ impl KeySet {
     /// the text is not JSON / not a JWKS, has more than [`MAX_KEYS`] keys, or
     /// when no usable key remains.
     pub fn parse(json: &str) -> Result<(KeySet, Vec<String>), String> {
-        let doc: Value =
+        // A member named twice (in a key or anywhere else) is refused: which
+        // of the values counts would be a guess.
+        let crate::token::UniqueValue(doc) =
             serde_json::from_str(json).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
         let Some(obj) = doc.as_object() else {
             return Err("JWKS is not a JSON object".to_string());
@@ -523,6 +529,15 @@ fn parse_jwk(obj: &Map<String, Value>) -> Result<Key, String> {
             return Err(format!("\"use\" is {}, not \"sig\"", echo(usage)));
         }
     }
+    if let Some(ops) = obj.get("key_ops") {
+        // RFC 7517 4.3: the operations the key is for.
+        let list = ops
+            .as_array()
+            .ok_or_else(|| "\"key_ops\" is not an array".to_string())?;
+        if !list.iter().any(|op| op.as_str() == Some("verify")) {
+            return Err("\"key_ops\" does not include \"verify\"".to_string());
+        }
+    }
     let alg_name = opt_str(obj, "alg")?;
     let material = match kty {
         "RSA" => parse_rsa(obj)?,
@@ -647,6 +662,13 @@ fn parse_oct(obj: &Map<String, Value>) -> Result<Material, String> {
     let k = b64_member(obj, "k")?;
     if k.is_empty() {
         return Err("oct key \"k\" is empty".to_string());
+    }
+    if k.len() < MIN_HMAC_SECRET_BYTES {
+        return Err(format!(
+            "HMAC secret of {} byte(s) is too short to be used safely (at least \
+             {MIN_HMAC_SECRET_BYTES}; RFC 7518 3.2 asks for the hash size)",
+            k.len()
+        ));
     }
     Ok(Material::Oct(k))
 }

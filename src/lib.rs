@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod policy;
 pub mod route;
 pub mod rsa_verify;
+pub mod safety;
 pub mod token;
 pub mod token_cache;
 pub mod x509;

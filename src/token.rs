@@ -82,7 +82,7 @@ fn unique_members<'de, A: MapAccess<'de>>(mut a: A) -> Result<Map<String, Value>
 }
 
 /// Any JSON value whose objects, at every depth, have unique member names.
-struct UniqueValue(Value);
+pub(crate) struct UniqueValue(pub(crate) Value);
 
 impl<'de> Deserialize<'de> for UniqueValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -610,7 +610,7 @@ fn single_jwk_object_is_accepted() {
 
 #[test]
 fn too_many_keys_is_an_error() {
-    let one = json!({"kty":"oct","k":"c2VjcmV0"});
+    let one = json!({"kty":"oct","k":b64(&[7u8; 32])});
     let ok = json!({ "keys": vec![one.clone(); MAX_KEYS] });
     assert_eq!(KeySet::parse(&ok.to_string()).unwrap().0.len(), MAX_KEYS);
     let too_many = json!({ "keys": vec![one; MAX_KEYS + 1] });
@@ -914,4 +914,55 @@ fn rsa_keys_with_an_even_modulus_or_an_exponent_over_33_bits_are_refused() {
     let mut k = good.clone();
     k["e"] = json!(b64(&[1, 0xff, 0xff, 0xff, 0xff]));
     assert!(KeySet::parse(&json!({ "keys": [k] }).to_string()).is_ok());
+}
+
+#[test]
+fn keys_that_cannot_be_used_safely_are_refused() {
+    let rsa = fixture_jwk("rsa-a");
+    let with = |extra: Value| {
+        let mut k = rsa.clone();
+        for (name, v) in extra.as_object().unwrap() {
+            k[name] = v.clone();
+        }
+        k
+    };
+    let doc = json!({"keys": [
+        with(json!({"kid": "ops-sign", "key_ops": ["sign"]})),
+        with(json!({"kid": "ops-empty", "key_ops": []})),
+        with(json!({"kid": "ops-string", "key_ops": "verify"})),
+        with(json!({"kid": "ops-verify", "key_ops": ["sign", "verify"]})),
+        {"kty": "oct", "kid": "hs-1byte", "k": b64(&[7])},
+        {"kty": "oct", "kid": "hs-15", "k": b64(&[7; 15])},
+        {"kty": "oct", "kid": "hs-16", "k": b64(&[7; 16])},
+    ]});
+    let (set, warnings) = KeySet::parse(&doc.to_string()).unwrap();
+    let kids: Vec<_> = set.keys().iter().map(|k| k.kid.clone().unwrap()).collect();
+    assert_eq!(kids, ["ops-verify", "hs-16"]);
+    for (kid, reason) in [
+        ("ops-sign", "does not include \"verify\""),
+        ("ops-empty", "does not include \"verify\""),
+        ("ops-string", "not an array"),
+        ("hs-1byte", "1 byte(s) is too short"),
+        ("hs-15", "15 byte(s) is too short"),
+    ] {
+        let w = warnings.iter().find(|w| w.contains(kid)).unwrap();
+        assert!(w.contains(reason), "{w}");
+    }
+    // No secret is quoted.
+    assert!(warnings.iter().all(|w| !w.contains(&b64(&[7; 15]))));
+}
+
+#[test]
+fn duplicate_members_refuse_the_document() {
+    let rsa = fixture_jwk("rsa-a").to_string();
+    let inner = rsa.replacen('{', r#"{"n":"AQAB","#, 1);
+    for doc in [
+        format!(r#"{{"keys":[{inner}]}}"#),
+        format!(r#"{{"keys":[{rsa}],"keys":[]}}"#),
+        r#"{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","k":"BBBB"}"#.to_string(),
+    ] {
+        let err = KeySet::parse(&doc).unwrap_err();
+        assert!(err.contains("duplicate member"), "{err}");
+    }
+    assert!(KeySet::parse(&format!(r#"{{"keys":[{rsa}]}}"#)).is_ok());
 }

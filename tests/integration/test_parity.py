@@ -313,3 +313,63 @@ def test_x509_key_map_with_ec_certificates(envoy):
     for alg in ("ES256", "ES512", "RS256"):
         assert proxy.get("/", token=make_token(alg)).status == 200, alg
     assert proxy.get("/", token=make_token("ES384")).status == 401
+
+
+# --- unsafe setups said at configure time ---------------------------------------------------
+def _oct(kid: str, secret: bytes) -> dict:
+    from tokens import b64u
+    return {"kty": "oct", "kid": kid, "k": b64u(secret)}
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key is 1 bytes long")
+def test_unsafe_setups_logged_one_line_each(envoy):
+    import time
+
+    import harness
+    jwks = json.loads(jwks_text())
+    jwks["keys"] += [_oct("short-hs", b"s" * 20),
+                     dict(json.loads(jwks_text())["keys"][0], kid="sign-only", key_ops=["sign"]),
+                     _oct("one-byte", b"x")]
+    cfg = {"providers": {
+        "local": {"issuer": ISSUER, "audiences": [AUDIENCE],
+                  "local_jwks": {"inline_string": json.dumps(jwks)}},
+        "plain": {"issuer": ISSUER, "audiences": [AUDIENCE], "remote_jwks": {
+            "http_uri": {"uri": "http://idp.test/jwks", "cluster": "jwks", "timeout": "1s"}}}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "local"}}]}
+    proxy = envoy(cfg, concurrency=1, extra_clusters=[harness.static_cluster("jwks", 9)])
+    proxy.get("/")
+    deadline = time.monotonic() + 5
+    while "configured" not in proxy.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [l for l in proxy.log_text().splitlines() if "jwt_filter: " in l]
+    # Every VM (the main thread's and each worker's) configures and says it once.
+    vms = len([l for l in lines if "jwt_filter: configured " in l])
+    assert vms >= 2, lines
+    unsafe = [l for l in lines if "unsafe setup:" in l]
+    assert len([l for l in unsafe if "providers.plain.remote_jwks.http_uri.uri: " in l
+                and "plain HTTP" in l]) == vms, unsafe
+    assert len([l for l in unsafe if "providers.local.local_jwks.inline_string: " in l
+                and '"short-hs"' in l and "20-byte" in l]) == vms, unsafe
+    assert len(unsafe) == 2 * vms, unsafe
+    skipped = [l for l in lines if "config warning:" in l]
+    assert any('"sign-only"' in l and "key_ops" in l for l in skipped), skipped
+    assert any('"one-byte"' in l and "too short" in l for l in skipped), skipped
+    # The refused keys verify nothing; the others still work.
+    assert proxy.get("/", token=make_token("RS256", kid="sign-only")).status == 401
+    assert proxy.get("/", token=make_token("RS256")).status == 200
+    assert proxy.get("/", token=make_token("HS256", kid="one-byte", key=b"x")).status == 401
+    # No secret in the log.
+    assert "c3Nzc3Nz" not in proxy.log_text()
+
+
+@pytest.mark.parametrize("jwks,reason", [
+    ('{"keys":[{"kty":"oct","kid":"a","k":"eA"}]}', "too short"),
+    ('{"keys":[{"kty":"oct","kid":"a","k":"' + "A" * 43 + '","k":"' + "B" * 43 + '"}]}',
+     "duplicate member"),
+])
+def test_keys_that_cannot_be_used_safely_refuse_the_config(envoy_expect_fail, jwks, reason):
+    cfg = {"providers": {"p": {"issuer": ISSUER, "local_jwks": {"inline_string": jwks}}},
+           "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]}
+    log = envoy_expect_fail(cfg)
+    assert reason in log, log[-3000:]
+    assert "A" * 43 not in log and "B" * 43 not in log
