@@ -43,9 +43,10 @@ pub fn warnings(cfg: &Config) -> Vec<Warning> {
                 if remote.uri.starts_with("http://") {
                     out.push(Warning {
                         path: format!("{path}.remote_jwks.http_uri.uri"),
-                        message: "the JWKS is fetched over plain HTTP: whoever can alter it can \
+                        message:
+                            "the JWKS is downloaded over plain HTTP: whoever can alter it can \
                                   mint tokens (use https, or a cluster with TLS)"
-                            .into(),
+                                .into(),
                     });
                 }
             }
