@@ -54,6 +54,9 @@ pub enum TokenStatus {
     Invalid,
     /// A valid token lacks a required scope or claim (report mode).
     Unauthorized,
+    /// No JWT was needed: no rule matched, the rule has no `requires`, or a
+    /// CORS preflight was let through. No token was looked at.
+    NotRequired,
 }
 
 impl TokenStatus {
@@ -63,6 +66,7 @@ impl TokenStatus {
             TokenStatus::Missing => "missing",
             TokenStatus::Invalid => "invalid",
             TokenStatus::Unauthorized => "unauthorized",
+            TokenStatus::NotRequired => "not_required",
         }
     }
 
@@ -98,8 +102,41 @@ pub enum ClaimMatch {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClaimValue {
     Str(String),
-    Num(f64),
+    /// Numbers are compared exactly, so only integers are accepted.
+    Int(i128),
     Bool(bool),
+}
+
+/// 2^53: above it a number written with a fraction or an exponent is a
+/// double that stands for many integers, so it cannot be compared exactly.
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
+/// A required claim value from the config as an exact integer: a JSON
+/// integer, or a number written with a fraction or exponent that is whole and
+/// within +-2^53 (`2.0`, `1e3`). `None` for anything else.
+fn config_int(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(i128::from(u));
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f.abs() <= MAX_EXACT_FLOAT).then_some(f as i128)
+}
+
+/// A token's number as the integer it exactly is, if it is one: a JSON
+/// integer, or a whole double within +-2^53 (`5.0` is 5; `1.5e18` stands for
+/// many integers, so it matches none).
+fn token_int(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(i128::from(u));
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f.abs() <= MAX_EXACT_FLOAT).then_some(f as i128)
 }
 
 /// A validated `required_claims` entry.
@@ -212,10 +249,16 @@ pub(crate) fn validate(
             let vpath = format!("{cpath}.values[{j}]");
             match (v, match_kind) {
                 (Value::String(s), _) => values.push(ClaimValue::Str(s.clone())),
-                (Value::Number(n), ClaimMatch::Exact) => match n.as_f64() {
-                    Some(f) => values.push(ClaimValue::Num(f)),
+                (Value::Number(n), ClaimMatch::Exact) => match config_int(n) {
+                    Some(i) => values.push(ClaimValue::Int(i)),
                     None => {
-                        err(vpath, "number out of range".into());
+                        err(
+                            vpath,
+                            format!(
+                                "{n} is not an exact integer: numbers are compared exactly, \
+                                 so a fraction, or an exponent beyond 2^53, cannot be matched"
+                            ),
+                        );
                         ok = false;
                     }
                 },
@@ -326,7 +369,7 @@ fn scalar_matches(v: &Value, req: &RequiredClaim) -> bool {
         .any(|want| match (want, v, req.match_kind) {
             (ClaimValue::Str(w), Value::String(s), ClaimMatch::Exact) => s == w,
             (ClaimValue::Str(w), Value::String(s), ClaimMatch::Prefix) => s.starts_with(w.as_str()),
-            (ClaimValue::Num(w), Value::Number(n), ClaimMatch::Exact) => n.as_f64() == Some(*w),
+            (ClaimValue::Int(w), Value::Number(n), ClaimMatch::Exact) => token_int(n) == Some(*w),
             (ClaimValue::Bool(w), Value::Bool(b), ClaimMatch::Exact) => b == w,
             _ => false,
         })

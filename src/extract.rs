@@ -9,10 +9,11 @@ use std::borrow::Cow;
 use crate::config::Location;
 use crate::error::AuthError;
 
-/// Largest header value (token carrier) looked at; beyond it: `TooLarge`.
+/// Largest header value (token carrier, `Cookie` header, or `:path` when a
+/// query parameter may carry the token) looked at; beyond it: `TooLarge`.
+/// Within it every query parameter and every cookie is looked at: a bound
+/// that stopped the search would let a second token past it unseen.
 pub const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
-/// Most query parameters or cookies scanned per request.
-pub const MAX_PARAMS: usize = 256;
 
 /// The request as the filter sees it: its headers (names lowercased, in order,
 /// repeated names kept) including the `:path` pseudo-header.
@@ -173,8 +174,9 @@ fn parse_serialized(buf: &[u8]) -> Option<Vec<[usize; 4]>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found<'a> {
     pub token: Cow<'a, str>,
-    /// Index into the provider's `locations`.
-    pub location: usize,
+    /// Every index into the provider's `locations` where the token was
+    /// found, in order (never empty): `forward: false` removes it from each.
+    pub locations: Vec<usize>,
 }
 
 /// Looks for the token in each of `locations`. `Ok(None)`: no token at all.
@@ -188,11 +190,19 @@ pub fn extract<'a>(
     let mut found: Option<Found<'a>> = None;
     for (i, loc) in locations.iter().enumerate() {
         let mut consider = |token: Cow<'a, str>| -> Result<(), AuthError> {
-            match &found {
+            match &mut found {
                 Some(f) if f.token != token => Err(AuthError::Multiple),
-                Some(_) => Ok(()),
+                Some(f) => {
+                    if !f.locations.contains(&i) {
+                        f.locations.push(i);
+                    }
+                    Ok(())
+                }
                 None => {
-                    found = Some(Found { token, location: i });
+                    found = Some(Found {
+                        token,
+                        locations: vec![i],
+                    });
                     Ok(())
                 }
             }
@@ -209,6 +219,9 @@ pub fn extract<'a>(
                 }
             }
             Location::Param(name) => {
+                if req.path().len() > MAX_HEADER_VALUE_BYTES {
+                    return Err(AuthError::TooLarge);
+                }
                 for t in query_values(req.path(), name) {
                     consider(t)?;
                 }
@@ -252,7 +265,6 @@ fn query_values<'a>(path: &'a str, name: &str) -> Vec<Cow<'a, str>> {
     let query = query.split_once('#').map(|(q, _)| q).unwrap_or(query);
     query
         .split('&')
-        .take(MAX_PARAMS)
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (percent_decode(k) == name).then(|| percent_decode(v))
@@ -265,7 +277,6 @@ fn query_values<'a>(path: &'a str, name: &str) -> Vec<Cow<'a, str>> {
 fn cookie_values<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
     header
         .split(';')
-        .take(MAX_PARAMS)
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
             if k.trim() != name {

@@ -95,6 +95,9 @@ impl RootContext for Root {
         for w in &cfg.warnings {
             log(LogLevel::Warn, &format!("jwt_filter: config warning: {w}"));
         }
+        for w in crate::safety::warnings(&cfg) {
+            log(LogLevel::Warn, &format!("jwt_filter: unsafe setup: {w}"));
+        }
         log(
             LogLevel::Info,
             &format!(
@@ -214,6 +217,7 @@ impl HttpContext for Request {
         }
         if policy::bypasses_as_cors_preflight(&config, &view) {
             vm.borrow().metrics.on_cors_bypass(&Host);
+            observe::set_status_header(&config, Some(crate::authz::TokenStatus::NotRequired));
             return Action::Continue;
         }
         decide_and_apply(&vm, &view, Some(bytes), self.id, started_ns)

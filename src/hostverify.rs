@@ -25,7 +25,14 @@ pub const FUNCTION: &str = "verify_signature";
 
 /// Algorithms the host can verify (PS* always give false: Envoy uses
 /// PKCS#1 v1.5 padding; EdDSA is refused because Envoy passes a digest).
-pub const OFFLOADABLE: [Alg; 5] = [Alg::RS256, Alg::RS384, Alg::RS512, Alg::ES256, Alg::ES384];
+pub const OFFLOADABLE: [Alg; 6] = [
+    Alg::RS256,
+    Alg::RS384,
+    Alg::RS512,
+    Alg::ES256,
+    Alg::ES384,
+    Alg::ES512,
+];
 
 /// Order `n` of P-256, big-endian.
 const P256_ORDER: [u8; 32] = [
@@ -38,6 +45,25 @@ const P384_ORDER: [u8; 48] = [
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf,
     0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
 ];
+
+/// Order `n` of P-521, big-endian (66 bytes, as in a JWS signature).
+const P521_ORDER: [u8; 66] = [
+    0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xfa, 0x51, 0x86, 0x87, 0x83, 0xbf, 0x2f, 0x96, 0x6b, 0x7f, 0xcc, 0x01, 0x48, 0xf7, 0x09,
+    0xa5, 0xd0, 0x3b, 0xb5, 0xc9, 0xb8, 0x89, 0x9c, 0x47, 0xae, 0xbb, 0x6f, 0xb7, 0x1e, 0x91, 0x38,
+    0x64, 0x09,
+];
+
+/// The curve order for an ECDSA algorithm.
+fn ecdsa_order(alg: Alg) -> Option<&'static [u8]> {
+    match alg {
+        Alg::ES256 => Some(&P256_ORDER),
+        Alg::ES384 => Some(&P384_ORDER),
+        Alg::ES512 => Some(&P521_ORDER),
+        _ => None,
+    }
+}
 
 /// proxy-wasm status codes the host call can return (ABI 0.2.1).
 pub mod status {
@@ -69,7 +95,7 @@ pub fn hash_function(alg: Alg) -> Option<&'static str> {
     match alg {
         Alg::RS256 | Alg::ES256 => Some("sha256"),
         Alg::RS384 | Alg::ES384 => Some("sha384"),
-        Alg::RS512 => Some("sha512"),
+        Alg::RS512 | Alg::ES512 => Some("sha512"),
         _ => None,
     }
 }
@@ -295,11 +321,9 @@ pub fn prepare(host: HostAlgs, key: &Key, alg: Alg, input: &[u8], signature: &[u
             }
             Prepared::Call(encode_args(hash, spki, signature, input))
         }
-        Alg::ES256 | Alg::ES384 => {
-            let order: &[u8] = if alg == Alg::ES256 {
-                &P256_ORDER
-            } else {
-                &P384_ORDER
+        Alg::ES256 | Alg::ES384 | Alg::ES512 => {
+            let Some(order) = ecdsa_order(alg) else {
+                return Prepared::Pure;
             };
             match ecdsa_raw_to_der(signature, order) {
                 Some(der) => Prepared::Call(encode_args(hash, spki, &der, input)),
@@ -347,6 +371,7 @@ fn vector(alg: Alg) -> Option<(&'static [u8], &'static [u8])> {
         Alg::RS512 => (&RSA_SPKI, &RS512_SIG),
         Alg::ES256 => (&P256_SPKI, &ES256_SIG),
         Alg::ES384 => (&P384_SPKI, &ES384_SIG),
+        Alg::ES512 => (&P521_SPKI, &ES512_SIG),
         _ => return None,
     })
 }
@@ -361,10 +386,9 @@ fn probe_args(alg: Alg, tamper: bool) -> Option<Vec<u8>> {
             *last ^= 0x01;
         }
     }
-    let sig = match alg {
-        Alg::ES256 => ecdsa_raw_to_der(&sig, &P256_ORDER)?,
-        Alg::ES384 => ecdsa_raw_to_der(&sig, &P384_ORDER)?,
-        _ => sig,
+    let sig = match ecdsa_order(alg) {
+        Some(order) => ecdsa_raw_to_der(&sig, order)?,
+        None => sig,
     };
     Some(encode_args(
         hash_function(alg)?,

@@ -24,6 +24,10 @@ pub const MAX_KEYS: usize = 256;
 const MIN_RSA_BITS: usize = 2048;
 /// Largest accepted RSA modulus, in bits (bounds verification cost).
 const MAX_RSA_BITS: usize = 8192;
+/// Shortest HMAC secret accepted, in bytes: below 128 bits a secret can be
+/// searched for. (RFC 7518 3.2 asks for the hash size; shorter ones down to
+/// this are accepted with a warning, see [`crate::safety`].)
+pub const MIN_HMAC_SECRET_BYTES: usize = 16;
 /// How many skip reasons are quoted in the "no usable key" error.
 const MAX_REASONS_IN_ERROR: usize = 3;
 /// Untrusted strings (kid, kty, alg...) echoed in messages are cut to this many chars.
@@ -38,6 +42,12 @@ const P256_SPKI_PREFIX: [u8; 26] = [
 const P384_SPKI_PREFIX: [u8; 23] = [
     0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
     0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+];
+
+/// SPKI DER prefix for an uncompressed P-521 point (id-ecPublicKey, secp521r1).
+const P521_SPKI_PREFIX: [u8; 25] = [
+    0x30, 0x81, 0x9b, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05,
+    0x2b, 0x81, 0x04, 0x00, 0x23, 0x03, 0x81, 0x86, 0x00,
 ];
 
 /// base64url decoder accepting input with or without `=` padding, rejecting
@@ -58,6 +68,7 @@ pub enum Alg {
     PS512,
     ES256,
     ES384,
+    ES512,
     EdDSA,
     HS256,
     HS384,
@@ -65,7 +76,7 @@ pub enum Alg {
 }
 
 impl Alg {
-    pub const ALL: [Alg; 12] = [
+    pub const ALL: [Alg; 13] = [
         Alg::RS256,
         Alg::RS384,
         Alg::RS512,
@@ -74,6 +85,7 @@ impl Alg {
         Alg::PS512,
         Alg::ES256,
         Alg::ES384,
+        Alg::ES512,
         Alg::EdDSA,
         Alg::HS256,
         Alg::HS384,
@@ -95,6 +107,7 @@ impl Alg {
             Alg::PS512 => "PS512",
             Alg::ES256 => "ES256",
             Alg::ES384 => "ES384",
+            Alg::ES512 => "ES512",
             Alg::EdDSA => "EdDSA",
             Alg::HS256 => "HS256",
             Alg::HS384 => "HS384",
@@ -128,6 +141,10 @@ enum Material {
         key: p384::ecdsa::VerifyingKey,
         spki: Vec<u8>,
     },
+    P521 {
+        key: p521::ecdsa::VerifyingKey,
+        spki: Vec<u8>,
+    },
     Ed25519(ed25519_dalek::VerifyingKey),
     Oct(Vec<u8>),
 }
@@ -142,6 +159,7 @@ impl Material {
                 RS256 | RS384 | RS512 | PS256 | PS384 | PS512
             ) | (Material::P256 { .. }, ES256)
                 | (Material::P384 { .. }, ES384)
+                | (Material::P521 { .. }, ES512)
                 | (Material::Ed25519(_), EdDSA)
                 | (Material::Oct(_), HS256 | HS384 | HS512)
         )
@@ -167,6 +185,7 @@ impl std::fmt::Debug for Key {
             Material::Rsa { key, .. } => d.field("bits", &key.bits()),
             Material::P256 { .. } => d.field("crv", &"P-256"),
             Material::P384 { .. } => d.field("crv", &"P-384"),
+            Material::P521 { .. } => d.field("crv", &"P-521"),
             Material::Ed25519(_) => d.field("crv", &"Ed25519"),
             Material::Oct(k) => d.field("secret_len", &k.len()),
         };
@@ -247,6 +266,16 @@ impl Key {
                     Err(_) => false,
                 }
             }
+            Material::P521 { key, .. } => {
+                use p521::ecdsa::signature::Verifier;
+                if signature.len() != 132 {
+                    return false;
+                }
+                match p521::ecdsa::Signature::from_slice(signature) {
+                    Ok(sig) => key.verify(signing_input, &sig).is_ok(),
+                    Err(_) => false,
+                }
+            }
             Material::Ed25519(pk) => {
                 // RFC 8032 with the strict checks: S < L, and neither R nor
                 // the key of small order (no signature "valid for any message").
@@ -270,7 +299,7 @@ impl Key {
     pub fn kty(&self) -> &'static str {
         match self.material {
             Material::Rsa { .. } => "RSA",
-            Material::P256 { .. } | Material::P384 { .. } => "EC",
+            Material::P256 { .. } | Material::P384 { .. } | Material::P521 { .. } => "EC",
             Material::Ed25519(_) => "OKP",
             Material::Oct(_) => "oct",
         }
@@ -281,7 +310,8 @@ impl Key {
         match &self.material {
             Material::Rsa { spki, .. }
             | Material::P256 { spki, .. }
-            | Material::P384 { spki, .. } => Some(spki.as_slice()),
+            | Material::P384 { spki, .. }
+            | Material::P521 { spki, .. } => Some(spki.as_slice()),
             Material::Ed25519(_) | Material::Oct(_) => None,
         }
     }
@@ -321,19 +351,24 @@ pub struct KeySet {
 
 impl KeySet {
     /// Parses a JWKS JSON document (`{"keys":[...]}`); a single JWK object
-    /// (no `"keys"`, but a `"kty"`) is accepted too.
+    /// (no `"keys"`, but a `"kty"`) is accepted too, and so is Google's x509
+    /// key map (`{"kid": "-----BEGIN CERTIFICATE-----..."}`, [`crate::x509`]).
     ///
     /// Returns the usable keys plus one warning per skipped key (naming its
     /// kid, or its index when it has none, and the reason). `Err(reason)` when
     /// the text is not JSON / not a JWKS, has more than [`MAX_KEYS`] keys, or
     /// when no usable key remains.
     pub fn parse(json: &str) -> Result<(KeySet, Vec<String>), String> {
-        let doc: Value =
+        // A member named twice (in a key or anywhere else) is refused: which
+        // of the values counts would be a guess.
+        let crate::token::UniqueValue(doc) =
             serde_json::from_str(json).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
         let Some(obj) = doc.as_object() else {
             return Err("JWKS is not a JSON object".to_string());
         };
         let single;
+        let converted;
+        let mut warnings = Vec::new();
         let entries: &[Value] = match obj.get("keys") {
             Some(Value::Array(arr)) => arr.as_slice(),
             Some(_) => return Err("JWKS \"keys\" member is not an array".to_string()),
@@ -341,9 +376,32 @@ impl KeySet {
                 single = [doc.clone()];
                 &single
             }
-            None => return Err("not a JWKS: no \"keys\" member (and not a JWK)".to_string()),
+            None if crate::x509::is_key_map(obj) => {
+                if obj.len() > MAX_KEYS {
+                    return Err(format!(
+                        "x509 key map has {} keys, more than the maximum of {MAX_KEYS}",
+                        obj.len()
+                    ));
+                }
+                let mut jwks = Vec::with_capacity(obj.len());
+                for (kid, pem) in obj {
+                    match crate::x509::jwk_of(kid, pem.as_str().unwrap_or_default()) {
+                        Ok(jwk) => jwks.push(jwk),
+                        Err(reason) => {
+                            warnings.push(format!("key {} skipped: {reason}", echo(kid)))
+                        }
+                    }
+                }
+                converted = jwks;
+                &converted
+            }
+            None => {
+                return Err(
+                    "not a JWKS: no \"keys\" member (and not a JWK or an x509 key map)".to_string(),
+                )
+            }
         };
-        if entries.is_empty() {
+        if entries.is_empty() && warnings.is_empty() {
             return Err("no usable key in JWKS: \"keys\" array is empty".to_string());
         }
         if entries.len() > MAX_KEYS {
@@ -353,7 +411,6 @@ impl KeySet {
             ));
         }
         let mut keys = Vec::with_capacity(entries.len());
-        let mut warnings = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             match Key::from_jwk(entry) {
                 Ok(key) => keys.push(key),
@@ -469,6 +526,15 @@ fn parse_jwk(obj: &Map<String, Value>) -> Result<Key, String> {
             return Err(format!("\"use\" is {}, not \"sig\"", echo(usage)));
         }
     }
+    if let Some(ops) = obj.get("key_ops") {
+        // RFC 7517 4.3: the operations the key is for.
+        let list = ops
+            .as_array()
+            .ok_or_else(|| "\"key_ops\" is not an array".to_string())?;
+        if !list.iter().any(|op| op.as_str() == Some("verify")) {
+            return Err("\"key_ops\" does not include \"verify\"".to_string());
+        }
+    }
     let alg_name = opt_str(obj, "alg")?;
     let material = match kty {
         "RSA" => parse_rsa(obj)?,
@@ -559,6 +625,14 @@ fn parse_ec(obj: &Map<String, Value>) -> Result<Material, String> {
             spki.extend_from_slice(&point);
             Ok(Material::P384 { key, spki })
         }
+        "P-521" => {
+            let point = sec1_point(obj, 66)?;
+            let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                .map_err(|_| "EC point is not on curve P-521".to_string())?;
+            let mut spki = P521_SPKI_PREFIX.to_vec();
+            spki.extend_from_slice(&point);
+            Ok(Material::P521 { key, spki })
+        }
         other => Err(format!("unsupported EC crv {}", echo(other))),
     }
 }
@@ -585,6 +659,13 @@ fn parse_oct(obj: &Map<String, Value>) -> Result<Material, String> {
     let k = b64_member(obj, "k")?;
     if k.is_empty() {
         return Err("oct key \"k\" is empty".to_string());
+    }
+    if k.len() < MIN_HMAC_SECRET_BYTES {
+        return Err(format!(
+            "HMAC secret of {} byte(s) is too short to be used safely (at least \
+             {MIN_HMAC_SECRET_BYTES}; RFC 7518 3.2 asks for the hash size)",
+            k.len()
+        ));
     }
     Ok(Material::Oct(k))
 }

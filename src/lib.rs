@@ -13,6 +13,7 @@
 )]
 
 pub mod authz;
+pub mod claim_header;
 pub mod config;
 pub mod decision_log;
 mod der;
@@ -29,8 +30,10 @@ pub mod policy;
 pub mod remote_keys;
 pub mod route;
 pub mod rsa_verify;
+pub mod safety;
 pub mod token;
 pub mod token_cache;
+pub mod x509;
 
 // Native tooling (config checker and converter for `jwt-filter-check`); not in the wasm.
 #[cfg(not(target_arch = "wasm32"))]

@@ -10,7 +10,6 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::config::Config;
-use crate::jwks::{Alg, KeySet};
 
 /// How bad a finding is: errors make the filter refuse the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +97,10 @@ pub fn check(bytes: &[u8]) -> Report {
                 };
                 report.findings.push(warning(path, message));
             }
+            // The unsafe setups the filter itself logs at configure time.
+            for w in crate::safety::warnings(&config) {
+                report.findings.push(warning(w.path, w.message));
+            }
             if let Ok(doc) = serde_json::from_slice::<Value>(bytes) {
                 report.findings.extend(lint(&doc));
             }
@@ -137,19 +140,11 @@ fn is_true(v: Option<&Value>) -> bool {
     v.and_then(Value::as_bool).unwrap_or(false)
 }
 
-/// Output size of the hash behind an HMAC algorithm, in bytes.
-fn hmac_output_len(alg: Alg) -> Option<usize> {
-    match alg {
-        Alg::HS256 => Some(32),
-        Alg::HS384 => Some(48),
-        Alg::HS512 => Some(64),
-        _ => None,
-    }
-}
-
 /// Warnings about a configuration that the filter accepts (call it only on
 /// a config that [`Config::parse`] accepted; on others the result is
-/// meaningless but harmless).
+/// meaningless but harmless). The unsafe setups the filter logs itself
+/// (plain-HTTP JWKS, short HMAC secrets) come from [`crate::safety`] in
+/// [`check`].
 pub fn lint(doc: &Value) -> Vec<Finding> {
     let mut out = Vec::new();
     let empty = Map::new();
@@ -247,70 +242,6 @@ fn lint_provider(out: &mut Vec<Finding>, name: &str, p: &Value, rules: &[Value])
                 format!("{skew}s of clock skew lets expired tokens through for that long; fix the clocks (NTP) instead"),
             ));
         }
-    }
-
-    if let Some(remote) = field(p, "remote_jwks") {
-        let uri = field(remote, "http_uri")
-            .and_then(|h| field(h, "uri"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if uri.starts_with("http://") {
-            out.push(warning(
-                format!("{path}.remote_jwks.http_uri.uri"),
-                "the JWKS is fetched over plain HTTP: whoever can alter it can mint tokens \
-                 (use https, or a cluster with TLS)",
-            ));
-        }
-    }
-
-    if let Some(text) = field(p, "local_jwks")
-        .and_then(|l| field(l, "inline_string"))
-        .and_then(Value::as_str)
-    {
-        lint_hmac_keys(out, &path, p, text);
-    }
-}
-
-/// HS keys shorter than the hash output of an algorithm they may verify
-/// (RFC 7518 section 3.2 requires at least that size).
-fn lint_hmac_keys(out: &mut Vec<Finding>, path: &str, p: &Value, jwks: &str) {
-    let Ok((set, _)) = KeySet::parse(jwks) else {
-        return;
-    };
-    let allowed: Vec<Alg> = match field(p, "allowed_algorithms").and_then(Value::as_array) {
-        Some(list) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .filter_map(Alg::from_name)
-            .collect(),
-        None => Alg::ALL.to_vec(),
-    };
-    for (i, key) in set.keys().iter().enumerate() {
-        let Some(len) = key.secret_len() else {
-            continue;
-        };
-        let weak: Vec<String> = allowed
-            .iter()
-            .copied()
-            .filter(|a| key.fits(*a))
-            .filter_map(|a| hmac_output_len(a).filter(|h| len < *h).map(|h| (a, h)))
-            .map(|(a, h)| format!("{} needs {h}", a.name()))
-            .collect();
-        if weak.is_empty() {
-            continue;
-        }
-        let who = match &key.kid {
-            Some(kid) => format!("key {kid:?}"),
-            None => format!("key #{i}"),
-        };
-        out.push(warning(
-            format!("{path}.local_jwks.inline_string"),
-            format!(
-                "{who}: {len}-byte HMAC secret is shorter than the hash output ({}; RFC 7518 3.2): \
-                 use a longer random secret, or pin the JWK's \"alg\"",
-                weak.join(", ")
-            ),
-        ));
     }
 }
 

@@ -279,8 +279,8 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                     ops.push(HeaderOp::Set(ch.header.clone(), value));
                 }
             }
-            if !p.forward {
-                match p.locations.get(v.found.location) {
+            for &at in v.found.locations.iter().filter(|_| !p.forward) {
+                match p.locations.get(at) {
                     Some(Location::Header { name, .. }) => ops.push(HeaderOp::Remove(name.clone())),
                     Some(Location::Param(name)) => {
                         let current = path.take().unwrap_or_else(|| self.req.path().to_string());
@@ -321,7 +321,7 @@ pub struct Outcome {
     pub rule: Option<usize>,
     /// The matched rule's mode (`Enforce` when no rule matched).
     pub mode: Mode,
-    /// The `status_header` value; `None` when no JWT was needed.
+    /// The `status_header` value (`NotRequired` when no JWT was needed).
     pub status: Option<TokenStatus>,
     /// Allow: providers whose tokens were accepted.
     pub accepted: Vec<usize>,
@@ -343,7 +343,7 @@ impl<'c> Evaluator<'c, '_> {
             decision: Decision::NoAuth,
             rule: None,
             mode: Mode::Enforce,
-            status: None,
+            status: Some(TokenStatus::NotRequired),
             accepted: Vec::new(),
             blamed: None,
             token: None,
@@ -353,6 +353,7 @@ impl<'c> Evaluator<'c, '_> {
             Selected::Nothing => return out,
             Selected::Wrong => {
                 out.mode = config.default_mode;
+                out.status = Some(TokenStatus::from_error(AuthError::WrongRequirement));
                 out.decision = Decision::Deny(AuthError::WrongRequirement);
                 return out;
             }
@@ -629,25 +630,11 @@ fn check_subject(p: &Provider, claims: &serde_json::Map<String, Value>) -> Resul
     }
 }
 
-/// A claim value as header text: strings as-is, numbers and booleans in JSON
-/// form, arrays of those comma-joined. Objects, nulls, nested arrays, values
-/// with control characters, and overlong values give `None` (not written).
+/// A claim value as header text, as `jwt_authn` writes it
+/// ([`crate::claim_header`]). Values with control characters and overlong
+/// values give `None` (not written).
 pub fn claim_text(v: &Value) -> Option<String> {
-    let scalar = |v: &Value| -> Option<String> {
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    };
-    let text = match v {
-        Value::Array(items) => {
-            let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
-            parts?.join(",")
-        }
-        other => scalar(other)?,
-    };
+    let text = crate::claim_header::jwt_authn_text(v)?;
     let clean = !text.chars().any(|c| c.is_control());
     (clean && text.len() <= MAX_CLAIM_HEADER_BYTES).then_some(text)
 }

@@ -6,7 +6,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -47,9 +47,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
-/// A JSON object whose top-level member names must be unique: RFC 7515 lets a
-/// parser reject duplicates, and accepting them invites parser-differential
-/// attacks (one component reads the first `sub`, another the last).
+/// A JSON object whose member names must be unique, at every depth (nested
+/// objects, objects inside arrays): RFC 7515 lets a parser reject duplicates,
+/// and accepting them invites parser-differential attacks (one component
+/// reads the first `sub` or `org.role`, another the last).
 struct UniqueMap(Map<String, Value>);
 
 impl<'de> Deserialize<'de> for UniqueMap {
@@ -60,14 +61,93 @@ impl<'de> Deserialize<'de> for UniqueMap {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<UniqueMap, A::Error> {
-                let mut m = Map::new();
-                while let Some((k, v)) = a.next_entry::<String, Value>()? {
-                    if m.insert(k, v).is_some() {
-                        return Err(serde::de::Error::custom("duplicate member"));
-                    }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<UniqueMap, A::Error> {
+                unique_members(a).map(UniqueMap)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The members of an object, refusing a name seen twice.
+fn unique_members<'de, A: MapAccess<'de>>(mut a: A) -> Result<Map<String, Value>, A::Error> {
+    let mut m = Map::new();
+    while let Some(k) = a.next_key::<String>()? {
+        let UniqueValue(v) = a.next_value()?;
+        if m.insert(k, v).is_some() {
+            return Err(serde::de::Error::custom("duplicate member"));
+        }
+    }
+    Ok(m)
+}
+
+/// Any JSON value whose objects, at every depth, have unique member names.
+pub(crate) struct UniqueValue(pub(crate) Value);
+
+impl<'de> Deserialize<'de> for UniqueValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<UniqueValue, A::Error> {
+                unique_members(a).map(|m| UniqueValue(Value::Object(m)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<UniqueValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(UniqueValue(v)) = a.next_element()? {
+                    items.push(v);
                 }
-                Ok(UniqueMap(m))
+                Ok(UniqueValue(Value::Array(items)))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::from(n)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<UniqueValue, E> {
+                serde_json::Number::from_f64(n)
+                    .map(|n| UniqueValue(Value::Number(n)))
+                    .ok_or_else(|| E::custom("number out of range"))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::String(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::String(s)))
+            }
+            fn visit_unit<E>(self) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::Null))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The JOSE header, which must be a JSON object (RFC 7515 section 4): serde's
+/// derive alone would also read a JSON array (`["HS256","k1"]`) positionally.
+struct ObjectHeader(Header);
+
+impl<'de> Deserialize<'de> for ObjectHeader {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ObjectHeader;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<ObjectHeader, A::Error> {
+                Header::deserialize(serde::de::value::MapAccessDeserializer::new(a))
+                    .map(ObjectHeader)
             }
         }
         d.deserialize_map(V)
@@ -82,7 +162,8 @@ fn b64(segment: &str) -> Result<Vec<u8>, AuthError> {
 
 /// Splits and decodes a compact JWS. Rejects: over-long tokens, anything but
 /// three segments, padded or non-URL-safe base64, headers or payloads that are
-/// not JSON objects, duplicate header or claim names, `alg` that is `none` or
+/// not JSON objects (a header that is an array included), duplicate header
+/// names, duplicate claim names at any depth, `alg` that is `none` or
 /// unknown, and any `crit` (no extension is understood here, RFC 7515 4.1.11).
 /// `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from config.
 pub fn parse(token: &str) -> Result<Jwt<'_>, AuthError> {
@@ -100,7 +181,8 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, AuthError> {
     }
     let header_bytes = b64(h)?;
     // Duplicate known members (alg, kid, crit) are refused by serde's derive.
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
+    let ObjectHeader(header) =
+        serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
     let alg = Alg::from_name(&header.alg).ok_or(AuthError::AlgNotAllowed)?;
     if header.crit {
         return Err(AuthError::UnsupportedCrit);
@@ -140,7 +222,7 @@ pub struct ClaimRules<'a> {
 /// whether or not a rule reads them, as `jwt_authn` demands: `iss` a string
 /// (else [`AuthError::Issuer`]), `aud` a string or an array of strings only
 /// (else [`AuthError::Audience`]), `sub` and `jti` strings and `exp`, `nbf`,
-/// `iat` numbers (else [`AuthError::Malformed`]). A lenient reading (say,
+/// `iat` NumericDates (else [`AuthError::Malformed`]). A lenient reading (say,
 /// `aud: ["api", 1]` matching on its one string) is how two components come
 /// to disagree about what a token says.
 fn check_registered_types(claims: &Map<String, Value>) -> Result<(), AuthError> {
@@ -156,11 +238,12 @@ fn check_registered_types(claims: &Map<String, Value>) -> Result<(), AuthError> 
     if !ok("aud", aud) {
         return Err(AuthError::Audience);
     }
+    let date = |v: &Value| numeric_date_value(v).is_some();
     let rest = ok("sub", Value::is_string)
         && ok("jti", Value::is_string)
-        && ok("exp", Value::is_number)
-        && ok("nbf", Value::is_number)
-        && ok("iat", Value::is_number);
+        && ok("exp", date)
+        && ok("nbf", date)
+        && ok("iat", date);
     if rest {
         Ok(())
     } else {
@@ -168,12 +251,23 @@ fn check_registered_types(claims: &Map<String, Value>) -> Result<(), AuthError> 
     }
 }
 
-/// A numeric date claim: absent is fine, present must be a JSON number.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
+/// 2^64, the first value past the NumericDate range.
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+
+/// A NumericDate as `jwt_authn` reads it: a JSON number in `[0, 2^64)`
+/// (negative values, 1e300 and the like are refused: "not a positive 64 bit
+/// integer"), a fraction cut off (`1.9` is `1`).
+fn numeric_date_value(v: &Value) -> Option<u64> {
+    let f = v.as_number()?.as_f64()?;
+    // `as` saturates, and the range check makes it exact: the integer part.
+    (0.0..TWO_POW_64).contains(&f).then_some(f as u64)
+}
+
+/// A numeric date claim: absent is fine, present must be a NumericDate.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AuthError> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(AuthError::Malformed),
-        Some(_) => Err(AuthError::Malformed),
+        Some(v) => numeric_date_value(v).map(Some).ok_or(AuthError::Malformed),
     }
 }
 
@@ -185,7 +279,7 @@ pub fn check_claims(jwt: &Jwt<'_>, rules: &ClaimRules<'_>, now: u64) -> Result<(
     check_claim_map(&jwt.claims, rules, now)
 }
 
-/// [`check_claims`] on a claims map (a cached token's, issue 5).
+/// [`check_claims`] on a claims map (a cached token's).
 pub fn check_claim_map(
     claims: &Map<String, Value>,
     rules: &ClaimRules<'_>,
@@ -197,27 +291,25 @@ pub fn check_claim_map(
             _ => return Err(AuthError::Issuer),
         }
     }
-    let now = now as f64;
-    let skew = rules.clock_skew_secs as f64;
+    let skew = rules.clock_skew_secs;
     let exp = numeric_date(claims, "exp")?;
     let nbf = numeric_date(claims, "nbf")?;
     let iat = numeric_date(claims, "iat")?;
     if let Some(exp) = exp {
-        if now > exp + skew {
+        if now > exp.saturating_add(skew) {
             return Err(AuthError::Expired);
         }
     } else if rules.require_expiration || rules.max_lifetime_secs.is_some() {
         return Err(AuthError::MissingExp);
     }
     if let Some(nbf) = nbf {
-        if nbf > now + skew {
+        if nbf > now.saturating_add(skew) {
             return Err(AuthError::NotYetValid);
         }
     }
     if let (Some(max), Some(exp)) = (rules.max_lifetime_secs, exp) {
-        let max = max as f64;
-        let from_iat = iat.is_some_and(|iat| exp - iat > max);
-        if from_iat || exp - now > max + skew {
+        let from_iat = iat.is_some_and(|iat| exp.saturating_sub(iat) > max);
+        if from_iat || exp.saturating_sub(now) > max.saturating_add(skew) {
             return Err(AuthError::LifetimeTooLong);
         }
     }

@@ -83,6 +83,7 @@ fn group_jwk(group: &Value) -> Value {
             let (crv, len) = match pk["curve"].as_str() {
                 Some("secp256r1") => ("P-256", 32),
                 Some("secp384r1") => ("P-384", 48),
+                Some("secp521r1") => ("P-521", 66),
                 other => panic!("curve {other:?}"),
             };
             json!({
@@ -217,6 +218,11 @@ fn ecdsa_p384_p1363() {
 }
 
 #[test]
+fn ecdsa_p521_p1363() {
+    check("ecdsa_secp521r1_sha512_p1363_test.json", Alg::ES512);
+}
+
+#[test]
 fn ed25519() {
     check("ed25519_test.json", Alg::EdDSA);
 }
@@ -235,7 +241,12 @@ fn valid_vectors_fail_under_other_algs() {
         (
             "ecdsa_secp256r1_sha256_p1363_test.json",
             Alg::ES256,
-            &[Alg::ES384, Alg::HS256, Alg::EdDSA][..],
+            &[Alg::ES384, Alg::ES512, Alg::HS256, Alg::EdDSA][..],
+        ),
+        (
+            "ecdsa_secp521r1_sha512_p1363_test.json",
+            Alg::ES512,
+            &[Alg::ES256, Alg::ES384, Alg::HS512][..],
         ),
         (
             "ed25519_test.json",

@@ -80,14 +80,14 @@ fn required_claims_string_number_bool_array_nested() {
     let a = rule_authz(
         r#"{"required_claims":[
             {"name":"org.tier","values":["gold","platinum"]},
-            {"name":"level","values":[3, 4.5]},
+            {"name":"level","values":[3, 4]},
             {"name":"admin","values":[true]},
             {"name":"groups","values":["ops"]}]}"#,
     )
     .unwrap();
     let ok = claims(r#"{"org":{"tier":"platinum"},"level":3,"admin":true,"groups":["dev","ops"]}"#);
     assert_eq!(check(&a, &[&ok]), Ok(0));
-    let float = claims(r#"{"org":{"tier":"gold"},"level":4.5,"admin":true,"groups":"ops"}"#);
+    let float = claims(r#"{"org":{"tier":"gold"},"level":4.0,"admin":true,"groups":"ops"}"#);
     assert_eq!(check(&a, &[&float]), Ok(0));
     for bad in [
         r#"{"org":{"tier":"silver"},"level":3,"admin":true,"groups":["ops"]}"#,
@@ -310,9 +310,12 @@ fn status_for_allowed_without_a_token() {
     let o = outcome(&c, "/maybe", Some(&tok("").replace("eyJ", "eyK")));
     assert!(matches!(o.decision, Decision::Allow(_)));
     assert_eq!(o.status, Some(TokenStatus::Invalid));
+    // Routes that need no token say so, with or without one.
     let o = outcome(&c, "/public", None);
     assert_eq!(o.decision, Decision::NoAuth);
-    assert_eq!(o.status, None);
+    assert_eq!(o.status, Some(TokenStatus::NotRequired));
+    let o = outcome(&c, "/public", Some(&tok("")));
+    assert_eq!(o.status, Some(TokenStatus::NotRequired));
 }
 
 #[test]
@@ -381,4 +384,48 @@ fn top_level_fields_and_errors() {
         ),
         "rules[0].scopes"
     );
+}
+
+#[test]
+fn numeric_required_claims_are_exact_integers() {
+    let a =
+        rule_authz(r#"{"required_claims":[{"name":"tenant_id","values":[1541815603606036480]}]}"#)
+            .unwrap();
+    let t = |json: &str| check(&a, &[&claims(json)]);
+    assert_eq!(t(r#"{"tenant_id":1541815603606036480}"#), Ok(0));
+    // One apart: equal as f64, different as integers.
+    for bad in [
+        r#"{"tenant_id":1541815603606036481}"#,
+        r#"{"tenant_id":1541815603606036479}"#,
+        r#"{"tenant_id":1.541815603606036481e18}"#,
+        r#"{"tenant_id":"1541815603606036480"}"#,
+    ] {
+        assert_eq!(t(bad), Err(AuthError::InsufficientScope), "{bad}");
+    }
+    // Negative and u64 integers are exact too; a whole double matches its integer.
+    let a = rule_authz(
+        r#"{"required_claims":[{"name":"n","values":[-9223372036854775808, 18446744073709551615, 2.0, 1e3]}]}"#,
+    )
+    .unwrap();
+    for good in [
+        r#"{"n":-9223372036854775808}"#,
+        r#"{"n":18446744073709551615}"#,
+        r#"{"n":2}"#,
+        r#"{"n":1000.0}"#,
+    ] {
+        assert_eq!(check(&a, &[&claims(good)]), Ok(0), "{good}");
+    }
+    assert_eq!(
+        check(&a, &[&claims(r#"{"n":18446744073709551614}"#)]),
+        Err(AuthError::InsufficientScope)
+    );
+    // Config values that cannot be compared exactly are refused.
+    for bad in ["4.5", "0.1", "1e30", "9007199254740994.0", "-1e17"] {
+        let json = format!(r#"{{"required_claims":[{{"name":"n","values":[{bad}]}}]}}"#);
+        let errs = rule_authz(&json).unwrap_err();
+        assert!(
+            errs[0].message.contains("not an exact integer"),
+            "{bad}: {errs:?}"
+        );
+    }
 }

@@ -23,11 +23,11 @@ fn default_bearer_and_query() {
     let r = req(&[(":path", "/x"), ("Authorization", "Bearer abc")]);
     let f = extract(&bearer(), &r).unwrap().unwrap();
     assert_eq!(f.token, "abc");
-    assert_eq!(f.location, 0);
+    assert_eq!(f.locations, [0]);
     let r = req(&[(":path", "/x?a=1&access_token=q%2Eb")]);
     let f = extract(&bearer(), &r).unwrap().unwrap();
     assert_eq!(f.token, "q.b");
-    assert_eq!(f.location, 1);
+    assert_eq!(f.locations, [1]);
 }
 
 #[test]
@@ -57,7 +57,8 @@ fn same_token_twice_is_one_different_is_refused() {
         (":path", "/?access_token=abc"),
         ("authorization", "Bearer abc"),
     ]);
-    assert_eq!(extract(&bearer(), &r).unwrap().unwrap().location, 0);
+    // Found in both places: both are named, so `forward: false` strips both.
+    assert_eq!(extract(&bearer(), &r).unwrap().unwrap().locations, [0, 1]);
     let r = req(&[
         (":path", "/?access_token=xyz"),
         ("authorization", "Bearer abc"),
@@ -237,4 +238,46 @@ fn removing_a_header_keeps_the_others() {
     assert_eq!(view.header("authorization"), Some("Bearer t"));
     let copy = view.clone();
     assert_eq!(copy.header("authorization"), Some("Bearer t"));
+}
+
+#[test]
+fn every_parameter_and_cookie_is_looked_at() {
+    // A second, different token after thousands of parameters is still seen.
+    let filler: Vec<String> = (0..5000).map(|i| format!("p{i}=v")).collect();
+    let path = format!("/?{}&access_token=other", filler.join("&"));
+    let r = req(&[(":path", &path), ("authorization", "Bearer abc")]);
+    assert_eq!(extract(&bearer(), &r), Err(AuthError::Multiple));
+    let path = format!("/?{}&access_token=abc", filler.join("&"));
+    let r = req(&[(":path", &path)]);
+    assert_eq!(extract(&bearer(), &r).unwrap().unwrap().token, "abc");
+    // Cookies likewise.
+    let cookies = vec![Location::Cookie("session".into())];
+    let filler: Vec<String> = (0..5000).map(|i| format!("c{i}=v")).collect();
+    let header = format!("{}; session=abc", filler.join("; "));
+    let r = req(&[(":path", "/"), ("cookie", &header)]);
+    assert_eq!(extract(&cookies, &r).unwrap().unwrap().token, "abc");
+    let header = format!("session=abc; {}; session=xyz", filler.join("; "));
+    let r = req(&[(":path", "/"), ("cookie", &header)]);
+    assert_eq!(extract(&cookies, &r), Err(AuthError::Multiple));
+}
+
+#[test]
+fn an_overlong_path_or_cookie_is_refused_not_cut() {
+    let long = format!(
+        "/?{}&access_token=abc",
+        "p=v&".repeat(MAX_HEADER_VALUE_BYTES / 4)
+    );
+    let r = req(&[(":path", &long)]);
+    assert_eq!(extract(&bearer(), &r), Err(AuthError::TooLarge));
+    // A provider that does not read the query does not care.
+    let header_only = vec![Location::Header {
+        name: "authorization".into(),
+        prefix: "Bearer ".into(),
+    }];
+    let r = req(&[(":path", &long), ("authorization", "Bearer abc")]);
+    assert_eq!(extract(&header_only, &r).unwrap().unwrap().token, "abc");
+    let cookies = vec![Location::Cookie("session".into())];
+    let header = format!("{}session=abc", "c=v; ".repeat(MAX_HEADER_VALUE_BYTES / 5));
+    let r = req(&[(":path", "/"), ("cookie", &header)]);
+    assert_eq!(extract(&cookies, &r), Err(AuthError::TooLarge));
 }

@@ -90,7 +90,10 @@ pub fn apply(
             .map(|p| p.name.as_str())
     };
     match outcome.decision {
-        Decision::NoAuth => Action::Continue,
+        Decision::NoAuth => {
+            set_status_header(config, outcome.status);
+            Action::Continue
+        }
         Decision::Allow(ops) => {
             for op in ops {
                 match op {
@@ -225,7 +228,7 @@ fn set_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
-fn set_status_header(config: &Config, status: Option<TokenStatus>) {
+pub fn set_status_header(config: &Config, status: Option<TokenStatus>) {
     if let (Some(h), Some(s)) = (&config.status_header, status) {
         set_header(h, Some(s.as_str()));
     }

@@ -50,14 +50,15 @@ for bits, h in ((256, hashes.SHA256()), (384, hashes.SHA384()), (512, hashes.SHA
     out.append(rust_bytes(f"RS{bits}_SIG", rsa_key.sign(MESSAGE, padding.PKCS1v15(), h)))
 
 for name, curve, size, h in (("P256", ec.SECP256R1(), 32, hashes.SHA256()),
-                             ("P384", ec.SECP384R1(), 48, hashes.SHA384())):
+                             ("P384", ec.SECP384R1(), 48, hashes.SHA384()),
+                             ("P521", ec.SECP521R1(), 66, hashes.SHA512())):
     key = ec.generate_private_key(curve)
     pn = key.public_key().public_numbers()
     out.append(f"pub const {name}_JWK_X: &str = \"{b64u(pn.x.to_bytes(size, 'big'))}\";\n")
     out.append(f"pub const {name}_JWK_Y: &str = \"{b64u(pn.y.to_bytes(size, 'big'))}\";\n")
     out.append(rust_bytes(f"{name}_SPKI", spki(key.public_key())))
     r, s = decode_dss_signature(key.sign(MESSAGE, ec.ECDSA(h)))
-    alg = "ES256" if size == 32 else "ES384"
+    alg = {32: "ES256", 48: "ES384", 66: "ES512"}[size]
     out.append(rust_bytes(f"{alg}_SIG", r.to_bytes(size, "big") + s.to_bytes(size, "big")))
 
 print("".join(out), end="")

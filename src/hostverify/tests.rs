@@ -6,10 +6,10 @@ fn rsa_key() -> Key {
 }
 
 fn ec_key(crv: &str) -> Key {
-    let (x, y) = if crv == "P-256" {
-        (vectors::P256_JWK_X, vectors::P256_JWK_Y)
-    } else {
-        (vectors::P384_JWK_X, vectors::P384_JWK_Y)
+    let (x, y) = match crv {
+        "P-256" => (vectors::P256_JWK_X, vectors::P256_JWK_Y),
+        "P-384" => (vectors::P384_JWK_X, vectors::P384_JWK_Y),
+        _ => (vectors::P521_JWK_X, vectors::P521_JWK_Y),
     };
     Key::from_jwk(&json!({"kty": "EC", "crv": crv, "x": x, "y": y})).unwrap()
 }
@@ -18,6 +18,7 @@ fn key_for(alg: Alg) -> Key {
     match alg {
         Alg::ES256 => ec_key("P-256"),
         Alg::ES384 => ec_key("P-384"),
+        Alg::ES512 => ec_key("P-521"),
         _ => rsa_key(),
     }
 }
@@ -47,9 +48,16 @@ fn decode_args(mut b: &[u8]) -> Vec<(u8, Vec<u8>)> {
 /// Test-only DER `SEQUENCE { INTEGER r, INTEGER s }` -> fixed-size `r || s`.
 fn der_to_raw(der: &[u8], size: usize) -> Vec<u8> {
     assert_eq!(der[0], 0x30);
-    assert_eq!(der[1] as usize, der.len() - 2);
+    // Short form, or 0x81 and one length byte (P-521: 128..=139 bytes).
+    let (len, header) = if der[1] == 0x81 {
+        assert!(der[2] >= 0x80);
+        (der[2] as usize, 3)
+    } else {
+        (der[1] as usize, 2)
+    };
+    assert_eq!(len, der.len() - header);
     let mut out = Vec::new();
-    let mut rest = &der[2..];
+    let mut rest = &der[header..];
     for _ in 0..2 {
         assert_eq!(rest[0], 0x02);
         let len = rest[1] as usize;
@@ -83,6 +91,7 @@ fn fake_host(key: &Key, alg: Alg) -> impl Fn(&[u8]) -> Result<Vec<u8>, u32> + '_
         let sig = match alg {
             Alg::ES256 => der_to_raw(&get(3), 32),
             Alg::ES384 => der_to_raw(&get(3), 48),
+            Alg::ES512 => der_to_raw(&get(3), 66),
             _ => get(3),
         };
         let ok = key.verify(alg, &get(4), &sig);
@@ -289,7 +298,7 @@ fn probe_against_a_faithful_host_offloads_everything() {
     assert!(p.problems.is_empty());
     assert_eq!(
         p.host.describe(),
-        "host: RS256 RS384 RS512 ES256 ES384; wasm: PS256 PS384 PS512 EdDSA HS256 HS384 HS512"
+        "host: RS256 RS384 RS512 ES256 ES384 ES512; wasm: PS256 PS384 PS512 EdDSA HS256 HS384 HS512"
     );
 }
 
@@ -305,7 +314,7 @@ fn probe_refuses_hosts_that_lie_or_lack_the_function() {
     // Always true: the bad vector catches it.
     let p = probe(|_| Ok(vec![0x08, 0x01]));
     assert_eq!(p.host, HostAlgs::NONE);
-    assert_eq!(p.problems.len(), 5);
+    assert_eq!(p.problems.len(), OFFLOADABLE.len());
     assert!(
         p.problems[0].contains("bad vector: valid"),
         "{}",
@@ -344,10 +353,9 @@ fn offloaded_verdicts_match_the_pure_path() {
         cases.push((msg.to_vec(), longer));
         cases.push((msg.to_vec(), vec![0; sig.len()]));
         cases.push((msg.to_vec(), vec![0xff; sig.len()]));
-        if matches!(alg, Alg::ES256 | Alg::ES384) {
+        if let Some(order) = ecdsa_order(alg) {
             // High-S twin (n - s) of the valid signature: ECDSA accepts both.
             let size = sig.len() / 2;
-            let order: &[u8] = if size == 32 { &P256_ORDER } else { &P384_ORDER };
             let s = &sig[size..];
             let mut twin = vec![0u8; size];
             let mut borrow = 0i16;

@@ -49,6 +49,11 @@ fn sign_with(alg: Alg, pem_file: &str) -> String {
         Alg::PS512 => PS512KeyPair::from_pem(&pem).unwrap().sign(claims()),
         Alg::ES256 => ES256KeyPair::from_pem(&pem).unwrap().sign(claims()),
         Alg::ES384 => ES384KeyPair::from_pem(&pem).unwrap().sign(claims()),
+        Alg::ES512 => {
+            use p521::pkcs8::DecodePrivateKey;
+            let sk = p521::SecretKey::from_pkcs8_pem(&pem).unwrap();
+            Ok(es512_token(&p521::ecdsa::SigningKey::from(&sk)))
+        }
         Alg::EdDSA => Ed25519KeyPair::from_pem(&pem).unwrap().sign(claims()),
         Alg::HS256 => HS256Key::from_bytes(&s).authenticate(claims()),
         Alg::HS384 => HS384Key::from_bytes(&s).authenticate(claims()),
@@ -65,6 +70,11 @@ fn sign_with_other_key(alg: Alg) -> String {
         }
         Alg::ES256 => ES256KeyPair::generate().sign(claims()).unwrap(),
         Alg::ES384 => ES384KeyPair::generate().sign(claims()).unwrap(),
+        Alg::ES512 => {
+            let mut scalar = [0x5au8; 66];
+            scalar[0] = 0;
+            es512_token(&p521::ecdsa::SigningKey::from_slice(&scalar).unwrap())
+        }
         Alg::EdDSA => Ed25519KeyPair::generate().sign(claims()).unwrap(),
         Alg::HS256 => HS256Key::generate().authenticate(claims()).unwrap(),
         Alg::HS384 => HS384Key::generate().authenticate(claims()).unwrap(),
@@ -72,10 +82,23 @@ fn sign_with_other_key(alg: Alg) -> String {
     }
 }
 
+/// An ES512 token (kid `ec-521`) signed with `sk` (r||s, 132 bytes).
+fn es512_token(sk: &p521::ecdsa::SigningKey) -> String {
+    use p521::ecdsa::signature::Signer;
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"ES512","kid":"ec-521"}"#),
+        b64(br#"{"sub":"u"}"#)
+    );
+    let sig: p521::ecdsa::Signature = sk.sign(input.as_bytes());
+    format!("{input}.{}", b64(&sig.to_bytes()))
+}
+
 fn default_pem(alg: Alg) -> &'static str {
     match alg {
         Alg::ES256 => "ec256.pem",
         Alg::ES384 => "ec384.pem",
+        Alg::ES512 => "ec521.pem",
         Alg::EdDSA => "ed25519.pem",
         Alg::HS256 | Alg::HS384 | Alg::HS512 => "hs.secret",
         _ => "rsa2048.pem",
@@ -86,6 +109,7 @@ fn default_kid(alg: Alg) -> &'static str {
     match alg {
         Alg::ES256 => "ec-256",
         Alg::ES384 => "ec-384",
+        Alg::ES512 => "ec-521",
         Alg::EdDSA => "ed-1",
         Alg::HS256 | Alg::HS384 | Alg::HS512 => "hs-1",
         _ => "rsa-a",
@@ -102,6 +126,7 @@ fn sig_len(alg: Alg) -> usize {
     match alg {
         Alg::ES256 | Alg::EdDSA | Alg::HS512 => 64,
         Alg::ES384 => 96,
+        Alg::ES512 => 132,
         Alg::HS384 => 48,
         Alg::HS256 => 32,
         _ => 256,
@@ -117,7 +142,7 @@ fn alg_names_round_trip() {
         assert_eq!(alg.to_string(), alg.name());
     }
     for bad in [
-        "none", "None", "rs256", "ES512", "HS1", "", "RS256 ", "EDDSA", "Ed25519",
+        "none", "None", "rs256", "ES521", "HS1", "", "RS256 ", "EDDSA", "Ed25519",
     ] {
         assert_eq!(Alg::from_name(bad), None, "{bad}");
     }
@@ -411,9 +436,9 @@ fn spki_der_matches_reference_encoder() {
 // ------------------------------------------------------------ parsing
 
 #[test]
-fn fixture_jwks_yields_seven_keys() {
+fn fixture_jwks_yields_eight_keys() {
     let set = fixture_set();
-    assert_eq!(set.len(), 7);
+    assert_eq!(set.len(), 8);
     assert!(!set.is_empty());
     let summary: Vec<(&str, &str)> = set
         .keys()
@@ -428,6 +453,7 @@ fn fixture_jwks_yields_seven_keys() {
             ("rsa-3072", "RSA"),
             ("ec-256", "EC"),
             ("ec-384", "EC"),
+            ("ec-521", "EC"),
             ("ed-1", "OKP"),
             ("hs-1", "oct")
         ]
@@ -496,8 +522,8 @@ fn mixed_set_keeps_good_keys_and_warns_once_per_bad_key() {
     x25519["crv"] = json!("X25519");
     x25519["kid"] = json!("bad-crv");
     let mut p521 = fixture_jwk("ec-256");
-    p521["crv"] = json!("P-521");
-    p521["kid"] = json!("bad-p521");
+    p521["crv"] = json!("P-192");
+    p521["kid"] = json!("bad-p192");
 
     let doc = json!({"keys": [
         good_rsa_jwk("good-rsa"),
@@ -529,7 +555,7 @@ fn mixed_set_keeps_good_keys_and_warns_once_per_bad_key() {
         ("bad-short", "RSA key under 2048 bits"),
         ("bad-oaep", "unsupported alg \"RSA-OAEP\""),
         ("bad-none", "unsupported alg \"none\""),
-        ("bad-p521", "unsupported EC crv"),
+        ("bad-p192", "unsupported EC crv"),
         ("#12", "empty"),
         ("#14", "not a JSON object"),
     ];
@@ -584,7 +610,7 @@ fn single_jwk_object_is_accepted() {
 
 #[test]
 fn too_many_keys_is_an_error() {
-    let one = json!({"kty":"oct","k":"c2VjcmV0"});
+    let one = json!({"kty":"oct","k":b64(&[7u8; 32])});
     let ok = json!({ "keys": vec![one.clone(); MAX_KEYS] });
     assert_eq!(KeySet::parse(&ok.to_string()).unwrap().0.len(), MAX_KEYS);
     let too_many = json!({ "keys": vec![one; MAX_KEYS + 1] });
@@ -888,4 +914,55 @@ fn rsa_keys_with_an_even_modulus_or_an_exponent_over_33_bits_are_refused() {
     let mut k = good.clone();
     k["e"] = json!(b64(&[1, 0xff, 0xff, 0xff, 0xff]));
     assert!(KeySet::parse(&json!({ "keys": [k] }).to_string()).is_ok());
+}
+
+#[test]
+fn keys_that_cannot_be_used_safely_are_refused() {
+    let rsa = fixture_jwk("rsa-a");
+    let with = |extra: Value| {
+        let mut k = rsa.clone();
+        for (name, v) in extra.as_object().unwrap() {
+            k[name] = v.clone();
+        }
+        k
+    };
+    let doc = json!({"keys": [
+        with(json!({"kid": "ops-sign", "key_ops": ["sign"]})),
+        with(json!({"kid": "ops-empty", "key_ops": []})),
+        with(json!({"kid": "ops-string", "key_ops": "verify"})),
+        with(json!({"kid": "ops-verify", "key_ops": ["sign", "verify"]})),
+        {"kty": "oct", "kid": "hs-1byte", "k": b64(&[7])},
+        {"kty": "oct", "kid": "hs-15", "k": b64(&[7; 15])},
+        {"kty": "oct", "kid": "hs-16", "k": b64(&[7; 16])},
+    ]});
+    let (set, warnings) = KeySet::parse(&doc.to_string()).unwrap();
+    let kids: Vec<_> = set.keys().iter().map(|k| k.kid.clone().unwrap()).collect();
+    assert_eq!(kids, ["ops-verify", "hs-16"]);
+    for (kid, reason) in [
+        ("ops-sign", "does not include \"verify\""),
+        ("ops-empty", "does not include \"verify\""),
+        ("ops-string", "not an array"),
+        ("hs-1byte", "1 byte(s) is too short"),
+        ("hs-15", "15 byte(s) is too short"),
+    ] {
+        let w = warnings.iter().find(|w| w.contains(kid)).unwrap();
+        assert!(w.contains(reason), "{w}");
+    }
+    // No secret is quoted.
+    assert!(warnings.iter().all(|w| !w.contains(&b64(&[7; 15]))));
+}
+
+#[test]
+fn duplicate_members_refuse_the_document() {
+    let rsa = fixture_jwk("rsa-a").to_string();
+    let inner = rsa.replacen('{', r#"{"n":"AQAB","#, 1);
+    for doc in [
+        format!(r#"{{"keys":[{inner}]}}"#),
+        format!(r#"{{"keys":[{rsa}],"keys":[]}}"#),
+        r#"{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","k":"BBBB"}"#.to_string(),
+    ] {
+        let err = KeySet::parse(&doc).unwrap_err();
+        assert!(err.contains("duplicate member"), "{err}");
+    }
+    assert!(KeySet::parse(&format!(r#"{{"keys":[{rsa}]}}"#)).is_ok());
 }

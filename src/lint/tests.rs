@@ -321,6 +321,8 @@ fn report_mode_and_plain_http_jwks_warn() {
     p.as_object_mut().unwrap().remove("local_jwks");
     p["remote_jwks"] = json!({"http_uri": {"uri": "http://idp/jwks", "cluster": "idp"}});
     let doc = config(p, required_rule());
-    let paths: Vec<String> = lint(&doc).into_iter().map(|f| f.path).collect();
-    assert_eq!(paths, ["providers.p.remote_jwks.http_uri.uri"]);
+    assert_eq!(
+        warning_paths(&run(&doc)),
+        ["providers.p.remote_jwks.http_uri.uri"]
+    );
 }

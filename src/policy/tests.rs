@@ -87,7 +87,8 @@ fn valid_token_allows_with_annotations() {
             HeaderOp::Set("x-payload".into(), payload),
             HeaderOp::Set("x-sub".into(), "u1".into()),
             HeaderOp::Set("x-team".into(), "blue".into()),
-            HeaderOp::Set("x-roles".into(), "r1,r2".into()),
+            // base64 of `["r1","r2"]`, as jwt_authn writes a list.
+            HeaderOp::Set("x-roles".into(), "WyJyMSIsInIyIl0=".into()),
             HeaderOp::Set("x-level".into(), "3".into()),
             HeaderOp::Set("x-admin".into(), "false".into()),
             HeaderOp::Remove("authorization".into()),
@@ -321,15 +322,16 @@ fn header_and_regex_rules() {
 fn claim_text_forms() {
     use serde_json::json;
     assert_eq!(claim_text(&json!("s")), Some("s".into()));
-    assert_eq!(claim_text(&json!(1.5)), Some("1.5".into()));
+    assert_eq!(claim_text(&json!(1.5)), Some("1.500000".into()));
     assert_eq!(claim_text(&json!(true)), Some("true".into()));
+    // Lists and objects: base64 of their JSON text (`["a",1,false]`, `{"a":1}`).
     assert_eq!(
         claim_text(&json!(["a", 1, false])),
-        Some("a,1,false".into())
+        Some("WyJhIiwxLGZhbHNlXQ==".into())
     );
-    assert_eq!(claim_text(&json!({"a": 1})), None);
-    assert_eq!(claim_text(&json!([["a"]])), None);
+    assert_eq!(claim_text(&json!({"a": 1})), Some("eyJhIjoxfQ==".into()));
     assert_eq!(claim_text(&json!(null)), None);
+    assert_eq!(claim_text(&json!("")), None);
     assert_eq!(claim_text(&json!("a\r\nInjected: 1")), None);
     assert_eq!(
         claim_text(&json!("x".repeat(MAX_CLAIM_HEADER_BYTES + 1))),
@@ -475,4 +477,38 @@ fn subjects_match_the_sub_claim() {
     );
     assert_eq!(with(""), Decision::Deny(AuthError::Subject));
     assert_eq!(AuthError::Subject.body(), "Jwt verification fails");
+}
+
+#[test]
+fn forward_false_strips_every_copy_of_the_token() {
+    let c = cfg(
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"b"}}"#,
+        "",
+    );
+    let t = tok("iss-b", "");
+    let path = format!("/x?keep=1&b_token={t}&b_token={t}");
+    let cookie = format!("a=1; b_session={t}");
+    let r = req(
+        &path,
+        &[("x-b-token", &t), ("cookie", &cookie), ("x-other", "y")],
+    );
+    let Decision::Allow(ops) = decide(&c, &r) else {
+        panic!("not allowed")
+    };
+    assert!(
+        ops.contains(&HeaderOp::Remove("x-b-token".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&HeaderOp::Set(":path".into(), "/x?keep=1".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&HeaderOp::Set("cookie".into(), "a=1".into())),
+        "{ops:?}"
+    );
+    // The token is nowhere in what is set.
+    assert!(!ops
+        .iter()
+        .any(|o| matches!(o, HeaderOp::Set(_, v) if v.contains(&t))));
 }

@@ -108,19 +108,14 @@ fn time_claims_must_be_numbers() {
             "{bad}"
         );
     }
-    // Negative and huge values are numbers: judged, not crashed on.
-    assert_eq!(
-        check(&claims_with(r#","exp":-5"#), &rules(), NOW),
-        Err(AuthError::Expired)
-    );
-    assert_eq!(
-        check(&claims_with(r#","exp":1e300"#), &rules(), NOW),
-        Ok(())
-    );
-    assert_eq!(
-        check(&claims_with(r#","nbf":1e300"#), &rules(), NOW),
-        Err(AuthError::NotYetValid)
-    );
+    // Negative and huge values are outside jwt_authn's NumericDate range.
+    for bad in [r#","exp":-5"#, r#","exp":1e300"#, r#","nbf":1e300"#] {
+        assert_eq!(
+            check(&claims_with(bad), &rules(), NOW),
+            Err(AuthError::Malformed),
+            "{bad}"
+        );
+    }
     // Beyond f64: the JSON itself is refused.
     assert_eq!(
         check(&claims_with(r#","exp":1e400"#), &rules(), NOW),
@@ -380,7 +375,7 @@ fn registered_claims_must_have_their_types() {
         r#","aud":"api""#,
         r#","aud":["api","other"]"#,
         r#","aud":[]"#,
-        r#","jti":"x","exp":1.5,"nbf":0,"iat":-1"#,
+        r#","jti":"x","exp":1.5,"nbf":0,"iat":0"#,
         r#","custom":[1,{}],"scope":"a b""#,
     ] {
         assert_eq!(t(good), Ok(()), "{good}");
@@ -410,4 +405,86 @@ fn registered_claims_must_have_their_types() {
         parse(&mint(r#"{"iss":"https://issuer.test","sub":false}"#)).map(|_| ()),
         Err(AuthError::Malformed)
     );
+}
+
+#[test]
+fn header_must_be_an_object() {
+    let secret = hs_secret();
+    let payload = claims_with("");
+    let array = mint_raw(r#"["HS256","hs-1"]"#, &payload, &secret);
+    assert_eq!(parse(&array).err(), Some(AuthError::Malformed));
+    for header in [r#""HS256""#, "1", "null", "true"] {
+        let t = mint_raw(header, &payload, &secret);
+        assert_eq!(parse(&t).err(), Some(AuthError::Malformed), "{header}");
+    }
+    let object = mint_raw(r#"{"alg":"HS256","kid":"hs-1"}"#, &payload, &secret);
+    assert!(parse(&object).is_ok());
+}
+
+#[test]
+fn duplicate_claim_names_refused_at_every_depth() {
+    for payload in [
+        r#"{"sub":"a","sub":"b"}"#,
+        r#"{"org":{"role":"user","role":"admin"}}"#,
+        r#"{"org":{"team":{"id":1,"id":2}}}"#,
+        r#"{"list":[{"a":1},{"b":1,"b":2}]}"#,
+        r#"{"deep":[[[{"x":{"y":1,"y":1}}]]]}"#,
+    ] {
+        assert_eq!(
+            parse(&mint(payload)).err(),
+            Some(AuthError::Malformed),
+            "{payload}"
+        );
+    }
+    let ok = r#"{"org":{"role":"user","team":{"role":"admin"}},"l":[{"a":1},{"a":2}],"n":null}"#;
+    let t = mint(ok);
+    let jwt = parse(&t).unwrap();
+    assert_eq!(jwt.claims["org"]["team"]["role"], "admin");
+    assert_eq!(jwt.claims["l"][1]["a"], 2);
+    assert!(jwt.claims["n"].is_null());
+}
+
+#[test]
+fn numeric_dates_in_jwt_authn_range() {
+    let r = ClaimRules {
+        issuer: None,
+        clock_skew_secs: 60,
+        max_lifetime_secs: None,
+        require_expiration: false,
+    };
+    // Outside [0, 2^64): refused whichever claim, whatever the time.
+    for claim in ["exp", "nbf", "iat"] {
+        for v in [
+            "-1",
+            "-0.5",
+            "-1e300",
+            "1e300",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e20",
+        ] {
+            let t = mint(&format!(r#"{{"{claim}":{v}}}"#));
+            assert_eq!(parse(&t).err(), Some(AuthError::Malformed), "{claim} {v}");
+        }
+    }
+    // Inside: accepted as numbers, fractions cut off.
+    for v in [
+        "0",
+        "1.5",
+        "9223372036854775808",
+        "1e19",
+        "18446744073709549568",
+    ] {
+        let t = mint(&format!(r#"{{"iat":{v}}}"#));
+        assert_eq!(check(&format!(r#"{{"iat":{v}}}"#), &r, NOW), Ok(()), "{v}");
+        assert!(parse(&t).is_ok());
+    }
+    // nbf 60.9 s ahead (beyond skew by a fraction) is valid as jwt_authn reads it.
+    let nbf = format!(r#"{{"nbf":{}.9}}"#, NOW + 60);
+    assert_eq!(check(&nbf, &r, NOW), Ok(()));
+    let nbf = format!(r#"{{"nbf":{}}}"#, NOW + 61);
+    assert_eq!(check(&nbf, &r, NOW), Err(AuthError::NotYetValid));
+    // exp far out does not overflow.
+    assert_eq!(check(r#"{"exp":1e19}"#, &r, NOW), Ok(()));
+    assert_eq!(check(r#"{"exp":1.5}"#, &r, NOW), Err(AuthError::Expired));
 }

@@ -42,7 +42,8 @@ def raw_signature(alg: str, data: bytes, key: Any = None) -> bytes:
         secret = hs_secret() if key is None else key
         return hmac.new(secret, data, getattr(hashlib, "sha" + alg[2:])).digest()
     if key is None:
-        key = {"ES256": "ec256.pem", "ES384": "ec384.pem", "EdDSA": "ed25519.pem"}.get(alg, "rsa2048.pem")
+        key = {"ES256": "ec256.pem", "ES384": "ec384.pem", "ES512": "ec521.pem",
+               "EdDSA": "ed25519.pem"}.get(alg, "rsa2048.pem")
     if isinstance(key, str):
         key = private_key(key)
     if alg == "EdDSA":
@@ -53,7 +54,7 @@ def raw_signature(alg: str, data: bytes, key: Any = None) -> bytes:
     if alg.startswith("PS"):
         return key.sign(data, padding.PSS(padding.MGF1(digest), digest.digest_size), digest)
     r, s = decode_dss_signature(key.sign(data, ec.ECDSA(digest)))
-    size = 32 if alg == "ES256" else 48
+    size = {"ES256": 32, "ES384": 48, "ES512": 66}[alg]
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 

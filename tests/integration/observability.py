@@ -79,7 +79,7 @@ def stat_name(prefix: str, name: str, *labels: tuple[str, str]) -> str:
 
 
 #: Algorithms that can be verified by Envoy's `verify_signature` (one gauge each).
-HOST_CRYPTO_ALGS = ["RS256", "RS384", "RS512", "ES256", "ES384"]
+HOST_CRYPTO_ALGS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 
 
 def all_series(prefix: str, providers: list[tuple[str, str]],

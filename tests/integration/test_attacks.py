@@ -131,7 +131,7 @@ def test_alg_none_variants(proxy, alg, sig):
 @pytest.mark.parametrize("header", [
     {"alg": "rs256", "kid": "rsa-a"}, {"alg": "RS256 ", "kid": "rsa-a"}, {"alg": "", "kid": "rsa-a"},
     {"alg": None, "kid": "rsa-a"}, {"alg": ["RS256"], "kid": "rsa-a"}, {"kid": "rsa-a"},
-    {"alg": "ES512"}, {"alg": "HS1"}, {"alg": "RSA-OAEP"}, {"alg": "dir"},
+    {"alg": "ES521"}, {"alg": "HS1"}, {"alg": "RSA-OAEP"}, {"alg": "dir"},
 ])
 def test_unknown_or_malformed_alg_with_a_real_signature(proxy, header):
     # The signature is a valid RS256 one: only the header's alg is wrong.
@@ -329,11 +329,24 @@ def test_duplicate_payload_members(proxy):
                    "Jwt is not in the form of Header.Payload.Signature")
 
 
-def test_duplicate_nested_members_are_not_top_level(proxy):
-    # Only top-level claim names are checked for duplicates (the ones the filter reads);
-    # a nested object with a duplicate parses (last wins) and verifies.
-    raw = json.dumps(default_claims())[:-1] + ',"org":{"team":"a","team":"b"}}'
-    assert send(proxy, sign({"alg": "RS256", "kid": "rsa-a"}, raw)).status == 200
+@pytest.mark.parametrize("nested", [
+    '"org":{"role":"user","role":"admin"}',
+    '"org":{"team":{"id":1,"id":2}}',
+    '"groups":[{"name":"a"},{"name":"a","name":"b"}]',
+])
+def test_duplicate_nested_members_are_refused(proxy, nested):
+    # Duplicates at any depth: a backend keeping the first `role` would see another one.
+    raw = json.dumps(default_claims())[:-1] + "," + nested + "}"
+    assert_401(send(proxy, sign({"alg": "RS256", "kid": "rsa-a"}, raw)),
+               "Jwt is not in the form of Header.Payload.Signature")
+    clean = json.dumps(default_claims())[:-1] + ',"org":{"role":"user","team":{"role":"x"}}}'
+    assert send(proxy, sign({"alg": "RS256", "kid": "rsa-a"}, clean)).status == 200
+
+
+@pytest.mark.parametrize("header", ['["RS256","rsa-a"]', '["RS256"]', '"RS256"', "null"])
+def test_jose_header_must_be_an_object(proxy, header):
+    assert_401(send(proxy, sign(header, alg="RS256")),
+               "Jwt is not in the form of Header.Payload.Signature")
 
 
 # --- NumericDate and aud types ------------------------------------------------------------------
@@ -354,13 +367,17 @@ NOW = int(time.time())
     ("exp", 1e300, "/strict", 401),                # huge: over max_lifetime
     ("exp", 10 ** 30, "/strict", 401),
     ("exp", 2 ** 64, "/strict", 401),
-    ("exp", 1e300, "/api", 200),                   # huge, no max_lifetime: a far-future exp
+    ("exp", 1e300, "/api", 401),                   # huge: not a positive 64-bit integer (jwt_authn)
+    ("exp", 2 ** 64 - 1, "/api", 401),             # 2^64 as a double: out of range too
+    ("exp", 10 ** 19, "/api", 200),                # under 2^64: a far-future exp
     ("nbf", str(NOW - 10), "/api", 401),
     ("nbf", NOW + 3600.5, "/api", 401),            # float, future
     ("nbf", NOW - 10.25, "/api", 200),             # float, past
     ("nbf", 1e300, "/api", 401),
     ("nbf", 2 ** 64, "/api", 401),
-    ("nbf", -1, "/api", 200),                      # negative nbf: valid since 1969
+    ("nbf", -1, "/api", 401),                      # negative: refused, as by jwt_authn
+    ("iat", -1, "/api", 401),
+    ("iat", 1e300, "/api", 401),
     ("iat", "now", "/api", 401),
     ("iat", NOW - 7200, "/strict", 401),           # exp - iat over max_lifetime
 ])

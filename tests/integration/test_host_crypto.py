@@ -17,12 +17,15 @@ from configs import provider
 from observability import series, values
 from tokens import MINTED, b64u, b64u_decode, default_claims, make_token, private_key
 
-OFFLOADED = ["RS256", "RS384", "RS512", "ES256", "ES384"]
+OFFLOADED = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 PURE = ["PS256", "PS384", "PS512", "EdDSA", "HS256", "HS384", "HS512"]
 ORDERS = {
     "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
     "ES384": int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16),
+    "ES512": int("01" + "FF" * 32 + "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409", 16),
 }
+CURVES = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}
+KIDS = {"ES256": "ec-256", "ES384": "ec-384", "ES512": "ec-521"}
 
 
 def config(host_crypto: bool) -> dict:
@@ -91,8 +94,7 @@ def cases(alg: str) -> dict[str, tuple[str, int]]:
     else:
         size = len(sig) // 2
         order = ORDERS[alg]
-        curve = ec.SECP256R1() if alg == "ES256" else ec.SECP384R1()
-        other = ec.generate_private_key(curve)
+        other = ec.generate_private_key(CURVES[alg])
         out["wrong_key"] = (make_token(alg, key=other), 401)
         out["der_sig"] = (with_sig(good, der_sig(sig)), 401)
         out["r_s_zero"] = (with_sig(good, bytes(2 * size)), 401)
@@ -106,7 +108,7 @@ def cases(alg: str) -> dict[str, tuple[str, int]]:
         out["high_s_twin"] = (with_sig(good, sig[:size] + (order - s_).to_bytes(size, "big")), 200)
         out["ec_header_rsa_kid"] = (make_token(alg, kid="rsa-a", key=other), 401)
         other_curve = "ES384" if alg == "ES256" else "ES256"
-        out["other_curve_kid"] = (make_token(other_curve, kid="ec-256" if alg == "ES256" else "ec-384"), 401)
+        out["other_curve_kid"] = (make_token(other_curve, kid=KIDS[alg]), 401)
     return out
 
 
@@ -149,7 +151,7 @@ def test_log_and_gauges_say_which_path_each_algorithm_takes(both):
     on, off = both
     for proxy in (on, off):
         proxy.get("/api")  # anything, so the log is flushed past start-up
-    want_on = "signature verification: host: RS256 RS384 RS512 ES256 ES384; wasm: " + " ".join(PURE)
+    want_on = "signature verification: host: " + " ".join(OFFLOADED) + "; wasm: " + " ".join(PURE)
     assert want_on in on.log_text(), on.log_tail()
     want_off = "signature verification: host: none; wasm: " + " ".join(OFFLOADED[:3] + PURE[:3] + OFFLOADED[3:] + PURE[3:])
     assert want_off in off.log_text(), off.log_tail()

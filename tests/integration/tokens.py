@@ -67,6 +67,7 @@ DEFAULT_KEYS = {
     "PS512": ("rsa-a", "rsa2048.pem"),
     "ES256": ("ec-256", "ec256.pem"),
     "ES384": ("ec-384", "ec384.pem"),
+    "ES512": ("ec-521", "ec521.pem"),
     "EdDSA": ("ed-1", "ed25519.pem"),
     "HS256": ("hs-1", "hs"),
     "HS384": ("hs-1", "hs"),
