@@ -47,11 +47,47 @@ pub enum AuthError {
     /// The token's `kid` (or the provider's first keys) needs a JWKS fetch,
     /// but this VM already holds as many waiting requests as it may.
     KeyWaitFull,
+    /// A token bound to a key (or sent with the DPoP scheme) came without a `DPoP` proof.
+    DpopMissing,
+    /// The `DPoP` proof is not a well-formed proof JWT (structure, `typ`, `jwk`, claims), or there is more than one.
+    DpopMalformed,
+    /// The proof's `alg` is not an allowed asymmetric algorithm, or does not fit its key.
+    DpopAlg,
+    /// The proof's signature does not verify with the key in its header.
+    DpopSignature,
+    /// The proof's `htm` is not the request method.
+    DpopMethod,
+    /// The proof's `htu` is not the request URI.
+    DpopUri,
+    /// The proof's `iat` is too old, or in the future beyond the skew.
+    DpopStale,
+    /// The proof's `ath` is not the hash of the access token it came with.
+    DpopAth,
+    /// The proof lacks a current server nonce (RFC 9449 section 8).
+    DpopNonce,
+    /// The proof's `jti` was already used within its window.
+    DpopReplay,
+    /// Every replay-cache slot holds a live proof, so a new one cannot be recorded.
+    DpopReplayFull,
+    /// The proof's key is not the key the token is bound to (`cnf.jkt`).
+    DpopKeyMismatch,
+    /// A DPoP-bound token sent as a bearer token, or an unbound token where DPoP is required.
+    DpopRequired,
+    /// The token is not bound to a client certificate where the provider requires it.
+    CertUnbound,
+    /// The token is bound to a client certificate but the connection presented none.
+    CertMissing,
+    /// The client certificate is not the one the token is bound to (`cnf["x5t#S256"]`).
+    CertMismatch,
+    /// The token's `typ` is not `at+jwt` where the provider requires access tokens (RFC 9068).
+    TokenType,
+    /// The token's `iat` is in the future beyond the clock skew.
+    IatInFuture,
 }
 
 impl AuthError {
     /// Every variant, for tests and for defining one counter per reason.
-    pub const ALL: [AuthError; 19] = [
+    pub const ALL: [AuthError; 37] = [
         AuthError::Missing,
         AuthError::Multiple,
         AuthError::TooLarge,
@@ -71,6 +107,24 @@ impl AuthError {
         AuthError::Subject,
         AuthError::WrongRequirement,
         AuthError::KeyWaitFull,
+        AuthError::DpopMissing,
+        AuthError::DpopMalformed,
+        AuthError::DpopAlg,
+        AuthError::DpopSignature,
+        AuthError::DpopMethod,
+        AuthError::DpopUri,
+        AuthError::DpopStale,
+        AuthError::DpopAth,
+        AuthError::DpopNonce,
+        AuthError::DpopReplay,
+        AuthError::DpopReplayFull,
+        AuthError::DpopKeyMismatch,
+        AuthError::DpopRequired,
+        AuthError::CertUnbound,
+        AuthError::CertMissing,
+        AuthError::CertMismatch,
+        AuthError::TokenType,
+        AuthError::IatInFuture,
     ];
 
     /// HTTP status of the local reply. 403 only when a valid token lacks
@@ -106,6 +160,24 @@ impl AuthError {
             AuthError::Subject => "Jwt verification fails",
             AuthError::WrongRequirement => "Failed JWT authentication: wrong requirement_name",
             AuthError::KeyWaitFull => "Jwks refetch is busy: too many requests wait for keys",
+            AuthError::DpopMissing => "DPoP proof is missing",
+            AuthError::DpopMalformed => "DPoP proof is invalid",
+            AuthError::DpopAlg => "DPoP proof algorithm is not allowed",
+            AuthError::DpopSignature => "DPoP proof verification fails",
+            AuthError::DpopMethod => "DPoP proof htm does not match the request",
+            AuthError::DpopUri => "DPoP proof htu does not match the request",
+            AuthError::DpopStale => "DPoP proof iat is outside the accepted window",
+            AuthError::DpopAth => "DPoP proof ath does not match the access token",
+            AuthError::DpopNonce => "DPoP proof nonce is missing or stale",
+            AuthError::DpopReplay => "DPoP proof was already used",
+            AuthError::DpopReplayFull => "DPoP replay cache is full",
+            AuthError::DpopKeyMismatch => "DPoP proof key does not match the token",
+            AuthError::DpopRequired => "Jwt must be presented with a DPoP proof",
+            AuthError::CertUnbound => "Jwt is not bound to a client certificate",
+            AuthError::CertMissing => "Jwt requires a client certificate",
+            AuthError::CertMismatch => "Client certificate does not match the token",
+            AuthError::TokenType => "Jwt type is not allowed",
+            AuthError::IatInFuture => "Jwt issued in the future",
         }
     }
 
@@ -119,6 +191,27 @@ impl AuthError {
             AuthError::Multiple => Some("invalid_request"),
             _ => Some("invalid_token"),
         }
+    }
+
+    /// True for the failures of a DPoP proof itself, which RFC 9449 answers
+    /// with `error="invalid_dpop_proof"` (or `use_dpop_nonce`) in a `DPoP`
+    /// challenge.
+    pub fn is_dpop_proof_error(self) -> bool {
+        matches!(
+            self,
+            AuthError::DpopMissing
+                | AuthError::DpopMalformed
+                | AuthError::DpopAlg
+                | AuthError::DpopSignature
+                | AuthError::DpopMethod
+                | AuthError::DpopUri
+                | AuthError::DpopStale
+                | AuthError::DpopAth
+                | AuthError::DpopNonce
+                | AuthError::DpopReplay
+                | AuthError::DpopReplayFull
+                | AuthError::DpopKeyMismatch
+        )
     }
 
     /// Short, token-free `error_description`.
@@ -143,6 +236,24 @@ impl AuthError {
             AuthError::Subject => "subject not allowed",
             AuthError::WrongRequirement => "route names an unknown requirement",
             AuthError::KeyWaitFull => "too many requests waiting for signing keys",
+            AuthError::DpopMissing => "DPoP proof missing",
+            AuthError::DpopMalformed => "malformed DPoP proof",
+            AuthError::DpopAlg => "DPoP proof algorithm not allowed",
+            AuthError::DpopSignature => "DPoP proof signature invalid",
+            AuthError::DpopMethod => "DPoP proof htm mismatch",
+            AuthError::DpopUri => "DPoP proof htu mismatch",
+            AuthError::DpopStale => "DPoP proof too old or in the future",
+            AuthError::DpopAth => "DPoP proof ath mismatch",
+            AuthError::DpopNonce => "use the DPoP-Nonce header",
+            AuthError::DpopReplay => "DPoP proof replayed",
+            AuthError::DpopReplayFull => "DPoP replay cache full",
+            AuthError::DpopKeyMismatch => "DPoP key mismatch",
+            AuthError::DpopRequired => "DPoP required",
+            AuthError::CertUnbound => "token not certificate-bound",
+            AuthError::CertMissing => "client certificate required",
+            AuthError::CertMismatch => "client certificate mismatch",
+            AuthError::TokenType => "token type not allowed",
+            AuthError::IatInFuture => "token issued in the future",
         }
     }
 
@@ -168,6 +279,24 @@ impl AuthError {
             AuthError::Subject => "subject",
             AuthError::WrongRequirement => "route_requirement",
             AuthError::KeyWaitFull => "key_wait_full",
+            AuthError::DpopMissing => "dpop_missing",
+            AuthError::DpopMalformed => "dpop_malformed",
+            AuthError::DpopAlg => "dpop_alg",
+            AuthError::DpopSignature => "dpop_signature",
+            AuthError::DpopMethod => "dpop_htm",
+            AuthError::DpopUri => "dpop_htu",
+            AuthError::DpopStale => "dpop_iat",
+            AuthError::DpopAth => "dpop_ath",
+            AuthError::DpopNonce => "dpop_nonce",
+            AuthError::DpopReplay => "dpop_replay",
+            AuthError::DpopReplayFull => "dpop_replay_cache_full",
+            AuthError::DpopKeyMismatch => "dpop_jkt_mismatch",
+            AuthError::DpopRequired => "dpop_required",
+            AuthError::CertUnbound => "cert_unbound",
+            AuthError::CertMissing => "cert_missing",
+            AuthError::CertMismatch => "cert_mismatch",
+            AuthError::TokenType => "token_type",
+            AuthError::IatInFuture => "iat_future",
         }
     }
 
@@ -204,6 +333,33 @@ pub fn www_authenticate(realm: &str, err: AuthError, scope: Option<&str>) -> Str
         push_quoted(&mut out, scope);
         out.push('"');
     }
+    out
+}
+
+/// Builds a `DPoP` challenge (RFC 9449 section 7.1) for a provider that
+/// takes DPoP-bound tokens: proof failures are `invalid_dpop_proof` (a missing
+/// nonce `use_dpop_nonce`), token failures RFC 6750's codes; `algs` lists the
+/// proof algorithms accepted.
+pub fn www_authenticate_dpop(realm: &str, err: AuthError, algs: &str) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str("DPoP realm=\"");
+    push_quoted(&mut out, realm);
+    out.push('"');
+    let code = match err {
+        AuthError::DpopNonce => Some("use_dpop_nonce"),
+        e if e.is_dpop_proof_error() => Some("invalid_dpop_proof"),
+        e => e.rfc6750_error(),
+    };
+    if let Some(code) = code {
+        out.push_str(", error=\"");
+        out.push_str(code);
+        out.push_str("\", error_description=\"");
+        out.push_str(err.description());
+        out.push('"');
+    }
+    out.push_str(", algs=\"");
+    push_quoted(&mut out, algs);
+    out.push('"');
     out
 }
 

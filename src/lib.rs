@@ -17,6 +17,7 @@ pub mod claim_header;
 pub mod config;
 pub mod decision_log;
 mod der;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod hostverify;

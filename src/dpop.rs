@@ -1,0 +1,582 @@
+//! Sender-constrained tokens: DPoP proofs (RFC 9449), certificate-bound
+//! tokens (RFC 8705) and the JWT access-token profile (RFC 9068).
+//!
+//! Everything here is pure: the request's method, target URI, client
+//! certificate digest and the current time are arguments, and the replay cache
+//! is a value the caller owns. The proof's signature is checked through the
+//! same `verify` callback the access token uses, so the host's crypto serves
+//! both.
+//!
+//! Order of the proof checks (RFC 9449 section 4.3), cheapest first: one
+//! proof, size, structure, `typ`, `alg` allowed, `jwk` public and usable,
+//! required claims, `htm`, `htu`, `iat` window, `ath`, nonce, signature,
+//! `jti` not seen before. A token bound to a key (`cnf.jkt`) must then name
+//! the proof's key (RFC 7638 thumbprint).
+
+use std::collections::VecDeque;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hashbrown::HashMap;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::AuthError;
+use crate::jwks::{Alg, Key};
+
+/// Largest DPoP proof accepted, in bytes. A proof carries a public key in its
+/// header: an RSA-4096 JWK and the claims stay well under this.
+pub const MAX_PROOF_BYTES: usize = 8 * 1024;
+/// Longest `jti` accepted (RFC 9449 suggests 96 bits of randomness; UUIDs and
+/// base64url strings are far shorter).
+pub const MAX_JTI_BYTES: usize = 256;
+
+/// Whether a provider checks a binding: `off` (bearer semantics, as
+/// `jwt_authn`), `optional` (checked when the token or request carries it),
+/// `required` (a token without it is refused).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingMode {
+    #[default]
+    Off,
+    Optional,
+    Required,
+}
+
+/// How the client presented the access token in `Authorization`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Bearer`, or a location other than `Authorization` (query, cookie,
+    /// another header): bearer semantics.
+    Bearer,
+    /// `Authorization: DPoP <token>`.
+    Dpop,
+}
+
+/// A provider's DPoP policy, built from its configuration.
+#[derive(Clone, Debug)]
+pub struct DpopPolicy {
+    pub mode: BindingMode,
+    /// Proof algorithms accepted: asymmetric only.
+    pub algs: Vec<Alg>,
+    /// How old a proof's `iat` may be, in seconds.
+    pub max_age_secs: u64,
+    /// How far in the future a proof's `iat` may be (clock skew), in seconds.
+    pub future_skew_secs: u64,
+    /// When set, proofs must carry a nonce this secret issued (RFC 9449
+    /// section 8).
+    pub nonce: Option<NonceIssuer>,
+}
+
+impl DpopPolicy {
+    /// The `algs` parameter of the `DPoP` challenge: space-separated names.
+    pub fn algs_param(&self) -> String {
+        let mut out = String::new();
+        for a in &self.algs {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(a.name());
+        }
+        out
+    }
+}
+
+/// What the request says about itself, for the proof checks.
+#[derive(Clone, Copy, Debug)]
+pub struct ProofContext<'a> {
+    /// The request method (`GET`, ...), as sent.
+    pub method: &'a str,
+    /// The target URI the client used, without query and fragment
+    /// ([`target_uri`]).
+    pub htu: &'a str,
+    /// The access token the proof must be bound to (`ath`).
+    pub access_token: &'a str,
+    pub now: u64,
+}
+
+/// A proof that passed every check but the replay check and the token's
+/// key binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedProof {
+    /// RFC 7638 thumbprint of the proof's key (base64url SHA-256).
+    pub jkt: String,
+    pub jti: String,
+    pub iat: u64,
+}
+
+#[derive(Deserialize)]
+struct ProofHeader {
+    typ: Option<String>,
+    alg: String,
+    jwk: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// JWK members that make a key private; a proof must never carry them.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Checks one DPoP proof against the request and the access token.
+/// `verify` checks a signature (the host's crypto or the pure-Rust path).
+pub fn check_proof(
+    proof: &str,
+    policy: &DpopPolicy,
+    ctx: &ProofContext<'_>,
+    verify: impl Fn(&Key, Alg, &[u8], &[u8]) -> bool,
+) -> Result<CheckedProof, AuthError> {
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(AuthError::DpopMalformed);
+    }
+    let mut parts = proof.splitn(4, '.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::DpopMalformed);
+    };
+    let header_bytes = b64(h)?;
+    // A JOSE header is a JSON object (RFC 7515 4): arrays are refused before
+    // serde could read them as a struct by position.
+    if !header_bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(AuthError::DpopMalformed);
+    }
+    let header: ProofHeader =
+        serde_json::from_slice(&header_bytes).map_err(|_| AuthError::DpopMalformed)?;
+    if header.crit {
+        return Err(AuthError::DpopMalformed);
+    }
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"))
+    {
+        return Err(AuthError::DpopMalformed);
+    }
+    let alg = Alg::from_name(&header.alg).ok_or(AuthError::DpopAlg)?;
+    if alg.is_hmac() || !policy.algs.contains(&alg) {
+        return Err(AuthError::DpopAlg);
+    }
+    let jwk = header.jwk.ok_or(AuthError::DpopMalformed)?;
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return Err(AuthError::DpopMalformed);
+    }
+    let key = Key::from_jwk(&Value::Object(jwk.clone())).map_err(|_| AuthError::DpopMalformed)?;
+    if !key.fits(alg) {
+        return Err(AuthError::DpopAlg);
+    }
+    let jkt = thumbprint(&jwk).ok_or(AuthError::DpopMalformed)?;
+
+    let payload = b64(p)?;
+    if !payload.trim_ascii_start().starts_with(b"{") {
+        return Err(AuthError::DpopMalformed);
+    }
+    let claims: Map<String, Value> =
+        serde_json::from_slice(&payload).map_err(|_| AuthError::DpopMalformed)?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let jti = text("jti").ok_or(AuthError::DpopMalformed)?;
+    if jti.is_empty() || jti.len() > MAX_JTI_BYTES {
+        return Err(AuthError::DpopMalformed);
+    }
+    let htm = text("htm").ok_or(AuthError::DpopMalformed)?;
+    let htu = text("htu").ok_or(AuthError::DpopMalformed)?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or(AuthError::DpopMalformed)?;
+
+    if htm != ctx.method {
+        return Err(AuthError::DpopMethod);
+    }
+    if !same_uri(htu, ctx.htu) {
+        return Err(AuthError::DpopUri);
+    }
+    if iat > ctx.now.saturating_add(policy.future_skew_secs)
+        || iat.saturating_add(policy.max_age_secs) < ctx.now
+    {
+        return Err(AuthError::DpopStale);
+    }
+    if text("ath") != Some(access_token_hash(ctx.access_token).as_str()) {
+        return Err(AuthError::DpopAth);
+    }
+    if let Some(issuer) = &policy.nonce {
+        if !text("nonce").is_some_and(|n| issuer.accepts(n, ctx.now)) {
+            return Err(AuthError::DpopNonce);
+        }
+    }
+    let signature = b64(s)?;
+    let signing_input = proof
+        .get(..h.len() + 1 + p.len())
+        .ok_or(AuthError::DpopMalformed)?;
+    if signature.is_empty() || !verify(&key, alg, signing_input.as_bytes(), &signature) {
+        return Err(AuthError::DpopSignature);
+    }
+    Ok(CheckedProof {
+        jkt,
+        jti: jti.to_string(),
+        iat,
+    })
+}
+
+fn b64(segment: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::DpopMalformed)
+}
+
+fn b64_sha256(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(bytes))
+}
+
+/// `ath`: base64url(SHA-256(ASCII access token)), RFC 9449 section 4.2.
+pub fn access_token_hash(token: &str) -> String {
+    b64_sha256(token.as_bytes())
+}
+
+/// RFC 7638 JWK thumbprint: SHA-256 over the required members in
+/// lexicographic order, no whitespace; base64url. `None` for a key type
+/// without public members defined here, or members that are not strings.
+pub fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
+    let kty = jwk.get("kty")?.as_str()?;
+    let members: &[&str] = match kty {
+        "EC" => &["crv", "kty", "x", "y"],
+        "RSA" => &["e", "kty", "n"],
+        "OKP" => &["crv", "kty", "x"],
+        _ => return None,
+    };
+    let mut canonical = String::from("{");
+    for (i, name) in members.iter().enumerate() {
+        let value = jwk.get(*name)?.as_str()?;
+        if i > 0 {
+            canonical.push(',');
+        }
+        // serde_json writes a JSON string exactly as RFC 7638 wants it
+        // (the values here are base64url or short names, nothing to escape).
+        canonical.push_str(&Value::String((*name).to_string()).to_string());
+        canonical.push(':');
+        canonical.push_str(&Value::String(value.to_string()).to_string());
+    }
+    canonical.push('}');
+    Some(b64_sha256(canonical.as_bytes()))
+}
+
+/// The target URI the client used, without query and fragment (the `htu` a
+/// proof must carry): `public_base_url` (a proxy behind TLS termination
+/// knows its public origin) or `scheme://authority`, then the path.
+pub fn target_uri(
+    scheme: &str,
+    authority: &str,
+    path: &str,
+    public_base_url: Option<&str>,
+) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut out = match public_base_url {
+        Some(base) => base.trim_end_matches('/').to_string(),
+        None => format!("{scheme}://{authority}"),
+    };
+    out.push_str(path);
+    out
+}
+
+/// Compares two URIs after dropping query and fragment and applying the
+/// normalizations RFC 9449 section 4.3 asks for (RFC 3986 6.2.2 and 6.2.3):
+/// scheme and host case, default ports, an empty path as `/`, and
+/// percent-encoding case of unreserved characters.
+fn same_uri(a: &str, b: &str) -> bool {
+    match (normalize_uri(a), normalize_uri(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn normalize_uri(uri: &str) -> Option<String> {
+    let uri = uri.split(['?', '#']).next().unwrap_or("");
+    let (scheme, rest) = uri.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let mut host = authority.to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    if let Some(stripped) = host.strip_suffix(default_port) {
+        host = stripped.to_string();
+    }
+    Some(format!("{scheme}://{host}{}", normalize_percent(path)?))
+}
+
+/// Decodes percent-encoded unreserved characters and upper-cases the hex of
+/// the rest, so equivalent paths compare equal. `None` on a bad escape.
+fn normalize_percent(path: &str) -> Option<String> {
+    // A request path from Envoy is ASCII; anything else cannot match it.
+    if !path.is_ascii() {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&c) = bytes.get(i) {
+        if c != b'%' {
+            out.push(char::from(c));
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3)?;
+        let hex = std::str::from_utf8(hex).ok()?;
+        let v = u8::from_str_radix(hex, 16).ok()?;
+        if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(v));
+        } else {
+            out.push('%');
+            out.push_str(&hex.to_ascii_uppercase());
+        }
+        i += 3;
+    }
+    Some(out)
+}
+
+/// The key a token is bound to (`cnf.jkt`), if any.
+pub fn bound_jkt(claims: &Map<String, Value>) -> Option<&str> {
+    claims.get("cnf")?.get("jkt")?.as_str()
+}
+
+/// The certificate a token is bound to (`cnf["x5t#S256"]`), if any.
+pub fn bound_x5t(claims: &Map<String, Value>) -> Option<&str> {
+    claims.get("cnf")?.get("x5t#S256")?.as_str()
+}
+
+/// Decides the DPoP binding of an accepted token (RFC 9449 section 7):
+/// `proof` is the result of [`check_proof`] when the request carried one.
+pub fn check_dpop_binding(
+    claims: &Map<String, Value>,
+    mode: BindingMode,
+    scheme: Scheme,
+    proof: Option<&CheckedProof>,
+) -> Result<(), AuthError> {
+    if mode == BindingMode::Off {
+        return Ok(());
+    }
+    match (bound_jkt(claims), scheme) {
+        // A DPoP-bound token sent as a bearer token: whoever holds it could
+        // use it, which is what binding exists to prevent.
+        (Some(_), Scheme::Bearer) => Err(AuthError::DpopRequired),
+        (Some(jkt), Scheme::Dpop) => match proof {
+            Some(p) if p.jkt == jkt => Ok(()),
+            Some(_) => Err(AuthError::DpopKeyMismatch),
+            None => Err(AuthError::DpopMissing),
+        },
+        // The DPoP scheme names a bound token; this one names no key.
+        (None, Scheme::Dpop) => Err(AuthError::DpopKeyMismatch),
+        (None, Scheme::Bearer) if mode == BindingMode::Required => Err(AuthError::DpopRequired),
+        (None, Scheme::Bearer) => Ok(()),
+    }
+}
+
+/// Decides the certificate binding of an accepted token (RFC 8705 section 3):
+/// `peer_sha256_hex` is the SHA-256 of the client certificate Envoy verified
+/// on this connection, as Envoy's `connection.sha256_peer_certificate_digest`
+/// attribute gives it (hex), or `None` without a client certificate.
+pub fn check_cert_binding(
+    claims: &Map<String, Value>,
+    mode: BindingMode,
+    peer_sha256_hex: Option<&str>,
+) -> Result<(), AuthError> {
+    if mode == BindingMode::Off {
+        return Ok(());
+    }
+    let Some(want) = bound_x5t(claims) else {
+        return match mode {
+            BindingMode::Required => Err(AuthError::CertUnbound),
+            _ => Ok(()),
+        };
+    };
+    let Some(hex) = peer_sha256_hex.filter(|h| !h.is_empty()) else {
+        return Err(AuthError::CertMissing);
+    };
+    match hex_to_bytes(hex) {
+        Some(digest) if digest.len() == 32 && URL_SAFE_NO_PAD.encode(&digest) == want => Ok(()),
+        _ => Err(AuthError::CertMismatch),
+    }
+}
+
+fn hex_to_bytes(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(s, 16).ok()
+        })
+        .collect()
+}
+
+/// RFC 9068 section 2.1: an access token's `typ` is `at+jwt` (or its media
+/// type form). An ID token (`typ` `JWT` or none) is refused where required.
+pub fn is_access_token_type(typ: Option<&str>) -> bool {
+    typ.is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    })
+}
+
+/// Server-issued DPoP nonces (RFC 9449 section 8) without shared state: a
+/// nonce is the time window it was issued in and an HMAC of it, so every
+/// worker and every Envoy holding the same secret accepts it. A nonce is
+/// accepted in its window and the next.
+#[derive(Clone)]
+pub struct NonceIssuer {
+    secret: Vec<u8>,
+    window_secs: u64,
+}
+
+impl std::fmt::Debug for NonceIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NonceIssuer")
+            .field("window_secs", &self.window_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NonceIssuer {
+    /// `None` for an empty secret or a zero window.
+    pub fn new(secret: Vec<u8>, window_secs: u64) -> Option<NonceIssuer> {
+        (!secret.is_empty() && window_secs > 0).then_some(NonceIssuer {
+            secret,
+            window_secs,
+        })
+    }
+
+    fn mac(&self, window: u64) -> Option<Hmac<Sha256>> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret).ok()?;
+        mac.update(&window.to_be_bytes());
+        Some(mac)
+    }
+
+    /// The nonce to hand out now (`DPoP-Nonce` response header).
+    pub fn issue(&self, now: u64) -> String {
+        let window = now / self.window_secs;
+        let mut raw = window.to_be_bytes().to_vec();
+        if let Some(mac) = self.mac(window) {
+            raw.extend_from_slice(mac.finalize().into_bytes().get(..16).unwrap_or_default());
+        }
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// True for a nonce issued in this window or the one before.
+    pub fn accepts(&self, nonce: &str, now: u64) -> bool {
+        let Ok(raw) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        let (Some(w), Some(tag)) = (raw.get(..8), raw.get(8..)) else {
+            return false;
+        };
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            return false;
+        };
+        let window = u64::from_be_bytes(w);
+        let current = now / self.window_secs;
+        if window != current && window.saturating_add(1) != current {
+            return false;
+        }
+        tag.len() == 16
+            && self
+                .mac(window)
+                .is_some_and(|mac| mac.verify_truncated_left(tag).is_ok())
+    }
+}
+
+/// Proof `jti`s seen recently, per worker: bounded by entries, each kept until
+/// its proof could no longer pass the `iat` window. When every slot holds a
+/// proof still inside its window, a new proof is refused rather than an old
+/// one forgotten (forgetting would let that one be replayed).
+#[derive(Debug)]
+pub struct ReplayCache {
+    capacity: usize,
+    /// Hash of (key thumbprint, jti) -> the time it may be forgotten.
+    seen: HashMap<[u8; 32], u64>,
+    /// Insertion order, for expiry from the oldest.
+    order: VecDeque<([u8; 32], u64)>,
+}
+
+/// What the replay cache says about a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayVerdict {
+    /// First use: recorded.
+    Fresh,
+    /// Seen before within its window.
+    Replayed,
+    /// Every slot holds a live proof; refused (fail closed).
+    Full,
+}
+
+impl ReplayCache {
+    pub fn new(capacity: usize) -> ReplayCache {
+        ReplayCache {
+            capacity,
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Records `proof` unless it was seen; `forget_at` is when its `iat`
+    /// window closes (so a replay after it fails the `iat` check instead).
+    pub fn check_and_record(
+        &mut self,
+        proof: &CheckedProof,
+        forget_at: u64,
+        now: u64,
+    ) -> ReplayVerdict {
+        while let Some(&(id, at)) = self.order.front() {
+            if at > now {
+                break;
+            }
+            self.order.pop_front();
+            if self.seen.get(&id) == Some(&at) {
+                self.seen.remove(&id);
+            }
+        }
+        let id = replay_id(proof);
+        if self.seen.get(&id).is_some_and(|&at| at > now) {
+            return ReplayVerdict::Replayed;
+        }
+        if self.seen.len() >= self.capacity {
+            return ReplayVerdict::Full;
+        }
+        self.seen.insert(id, forget_at);
+        self.order.push_back((id, forget_at));
+        ReplayVerdict::Fresh
+    }
+}
+
+/// The replay key of a proof: its `jti` is unique per key (RFC 9449 11.1), so
+/// two clients choosing the same `jti` do not collide.
+pub fn replay_id(proof: &CheckedProof) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(proof.jkt.as_bytes());
+    h.update([0]);
+    h.update(proof.jti.as_bytes());
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests;

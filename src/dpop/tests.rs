@@ -1,0 +1,493 @@
+use super::*;
+use crate::token::native_verify;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use serde_json::json;
+
+const NOW: u64 = 1_800_000_000;
+const HTU: &str = "https://api.example.com/orders";
+const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+
+fn signing_key(seed: u8) -> SigningKey {
+    let mut bytes = [seed; 32];
+    bytes[0] = 1;
+    SigningKey::from_slice(&bytes).expect("test key")
+}
+
+fn public_jwk(sk: &SigningKey) -> Value {
+    let point = sk.verifying_key().to_sec1_point(false);
+    json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(point.x().expect("x")),
+        "y": URL_SAFE_NO_PAD.encode(point.y().expect("y")),
+    })
+}
+
+fn sign(sk: &SigningKey, header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig: Signature = sk.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+fn header(sk: &SigningKey) -> Value {
+    json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(sk)})
+}
+
+fn claims() -> Value {
+    json!({
+        "jti": "e1j3V_bKic8-LAEB",
+        "htm": "GET",
+        "htu": HTU,
+        "iat": NOW,
+        "ath": access_token_hash(TOKEN),
+    })
+}
+
+fn policy() -> DpopPolicy {
+    DpopPolicy {
+        mode: BindingMode::Required,
+        algs: vec![Alg::ES256, Alg::RS256, Alg::EdDSA],
+        max_age_secs: 60,
+        future_skew_secs: 5,
+        nonce: None,
+    }
+}
+
+fn ctx() -> ProofContext<'static> {
+    ProofContext {
+        method: "GET",
+        htu: HTU,
+        access_token: TOKEN,
+        now: NOW,
+    }
+}
+
+fn check(proof: &str) -> Result<CheckedProof, AuthError> {
+    check_proof(proof, &policy(), &ctx(), native_verify)
+}
+
+fn with(mut v: Value, key: &str, value: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        if value.is_null() {
+            o.remove(key);
+        } else {
+            o.insert(key.to_string(), value);
+        }
+    }
+    v
+}
+
+#[test]
+fn a_valid_proof_passes_and_names_its_key() {
+    let sk = signing_key(7);
+    let got = check(&sign(&sk, &header(&sk), &claims())).expect("valid proof");
+    let jwk = public_jwk(&sk);
+    assert_eq!(
+        got.jkt,
+        thumbprint(jwk.as_object().expect("object")).expect("jkt")
+    );
+    assert_eq!(got.jti, "e1j3V_bKic8-LAEB");
+    assert_eq!(got.iat, NOW);
+}
+
+#[test]
+fn rfc7638_thumbprint_example() {
+    // RFC 7638 section 3.1: the RSA key and its thumbprint.
+    let jwk = json!({
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29"
+    });
+    assert_eq!(
+        thumbprint(jwk.as_object().expect("object")).as_deref(),
+        Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+    );
+}
+
+#[test]
+fn rfc9449_ath_example() {
+    // RFC 9449 section 7.1: the access token and its `ath`.
+    assert_eq!(
+        access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
+        "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+    );
+}
+
+#[test]
+fn each_failed_check_has_its_own_reason() {
+    let sk = signing_key(7);
+    let other = signing_key(9);
+    let h = header(&sk);
+    let c = claims();
+    let cases: Vec<(&str, String, AuthError)> = vec![
+        ("not a JWT", "abc".into(), AuthError::DpopMalformed),
+        (
+            "typ JWT",
+            sign(&sk, &with(h.clone(), "typ", json!("JWT")), &c),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "no typ",
+            sign(&sk, &with(h.clone(), "typ", Value::Null), &c),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "no jwk",
+            sign(&sk, &with(h.clone(), "jwk", Value::Null), &c),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "private jwk",
+            sign(
+                &sk,
+                &with(h.clone(), "jwk", with(public_jwk(&sk), "d", json!("AAAA"))),
+                &c,
+            ),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "crit",
+            sign(&sk, &with(h.clone(), "crit", json!(["x"])), &c),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "alg none",
+            sign(&sk, &with(h.clone(), "alg", json!("none")), &c),
+            AuthError::DpopAlg,
+        ),
+        (
+            "alg HS256",
+            sign(&sk, &with(h.clone(), "alg", json!("HS256")), &c),
+            AuthError::DpopAlg,
+        ),
+        (
+            "alg ES384 on P-256",
+            sign(&sk, &with(h.clone(), "alg", json!("ES384")), &c),
+            AuthError::DpopAlg,
+        ),
+        (
+            "no jti",
+            sign(&sk, &h, &with(c.clone(), "jti", Value::Null)),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "no htm",
+            sign(&sk, &h, &with(c.clone(), "htm", Value::Null)),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "no iat",
+            sign(&sk, &h, &with(c.clone(), "iat", Value::Null)),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "iat string",
+            sign(&sk, &h, &with(c.clone(), "iat", json!("1"))),
+            AuthError::DpopMalformed,
+        ),
+        (
+            "POST",
+            sign(&sk, &h, &with(c.clone(), "htm", json!("POST"))),
+            AuthError::DpopMethod,
+        ),
+        (
+            "get",
+            sign(&sk, &h, &with(c.clone(), "htm", json!("get"))),
+            AuthError::DpopMethod,
+        ),
+        (
+            "other path",
+            sign(
+                &sk,
+                &h,
+                &with(c.clone(), "htu", json!("https://api.example.com/admin")),
+            ),
+            AuthError::DpopUri,
+        ),
+        (
+            "other host",
+            sign(
+                &sk,
+                &h,
+                &with(c.clone(), "htu", json!("https://evil.example.com/orders")),
+            ),
+            AuthError::DpopUri,
+        ),
+        (
+            "http",
+            sign(
+                &sk,
+                &h,
+                &with(c.clone(), "htu", json!("http://api.example.com/orders")),
+            ),
+            AuthError::DpopUri,
+        ),
+        (
+            "too old",
+            sign(&sk, &h, &with(c.clone(), "iat", json!(NOW - 61))),
+            AuthError::DpopStale,
+        ),
+        (
+            "future",
+            sign(&sk, &h, &with(c.clone(), "iat", json!(NOW + 6))),
+            AuthError::DpopStale,
+        ),
+        (
+            "no ath",
+            sign(&sk, &h, &with(c.clone(), "ath", Value::Null)),
+            AuthError::DpopAth,
+        ),
+        (
+            "ath of another token",
+            sign(
+                &sk,
+                &h,
+                &with(c.clone(), "ath", json!(access_token_hash("other"))),
+            ),
+            AuthError::DpopAth,
+        ),
+        (
+            "signed by another key",
+            sign(&other, &h, &c),
+            AuthError::DpopSignature,
+        ),
+    ];
+    for (name, proof, want) in cases {
+        assert_eq!(check(&proof), Err(want), "{name}");
+    }
+    // Window edges are inclusive.
+    assert!(check(&sign(&sk, &h, &with(c.clone(), "iat", json!(NOW - 60)))).is_ok());
+    assert!(check(&sign(&sk, &h, &with(c, "iat", json!(NOW + 5)))).is_ok());
+}
+
+#[test]
+fn a_header_array_or_oversized_proof_is_refused() {
+    let arr = format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"["dpop+jwt","ES256"]"#),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    assert_eq!(check(&arr), Err(AuthError::DpopMalformed));
+    let big = "a".repeat(MAX_PROOF_BYTES + 1);
+    assert_eq!(check(&big), Err(AuthError::DpopMalformed));
+}
+
+#[test]
+fn htu_is_compared_after_normalisation_and_without_query() {
+    let sk = signing_key(7);
+    for htu in [
+        "HTTPS://API.example.com/orders",
+        "https://api.example.com:443/orders",
+        "https://api.example.com/orders?x=1",
+        "https://api.example.com/orders#frag",
+        "https://api.example.com/%6Frders",
+    ] {
+        let proof = sign(&sk, &header(&sk), &with(claims(), "htu", json!(htu)));
+        assert!(check(&proof).is_ok(), "{htu}");
+    }
+    for htu in [
+        "https://api.example.com:8443/orders",
+        "https://api.example.com/Orders",
+        "https://api.example.com/orders/",
+        "api.example.com/orders",
+        "https://user@api.example.com/orders",
+        "https://api.example.com/%zzorders",
+    ] {
+        let proof = sign(&sk, &header(&sk), &with(claims(), "htu", json!(htu)));
+        assert_eq!(check(&proof), Err(AuthError::DpopUri), "{htu}");
+    }
+}
+
+#[test]
+fn target_uri_drops_query_and_prefers_the_public_base_url() {
+    assert_eq!(
+        target_uri("http", "10.0.0.1:8080", "/orders?access_token=x", None),
+        "http://10.0.0.1:8080/orders"
+    );
+    assert_eq!(
+        target_uri(
+            "http",
+            "10.0.0.1:8080",
+            "/orders",
+            Some("https://api.example.com/")
+        ),
+        "https://api.example.com/orders"
+    );
+}
+
+#[test]
+fn nonces_are_required_when_configured() {
+    let sk = signing_key(7);
+    let issuer = NonceIssuer::new(b"nonce-secret".to_vec(), 30).expect("issuer");
+    let mut p = policy();
+    p.nonce = Some(issuer.clone());
+    let run = |c: Value| check_proof(&sign(&sk, &header(&sk), &c), &p, &ctx(), native_verify);
+    assert_eq!(run(claims()), Err(AuthError::DpopNonce));
+    assert!(run(with(claims(), "nonce", json!(issuer.issue(NOW)))).is_ok());
+    // The window before is still good, two windows back is not.
+    assert!(run(with(claims(), "nonce", json!(issuer.issue(NOW - 30)))).is_ok());
+    assert_eq!(
+        run(with(claims(), "nonce", json!(issuer.issue(NOW - 60)))),
+        Err(AuthError::DpopNonce)
+    );
+    // A nonce from another secret, or garbage.
+    let other = NonceIssuer::new(b"other".to_vec(), 30).expect("issuer");
+    assert_eq!(
+        run(with(claims(), "nonce", json!(other.issue(NOW)))),
+        Err(AuthError::DpopNonce)
+    );
+    assert_eq!(
+        run(with(claims(), "nonce", json!("!!"))),
+        Err(AuthError::DpopNonce)
+    );
+    assert!(NonceIssuer::new(Vec::new(), 30).is_none());
+    assert!(NonceIssuer::new(b"s".to_vec(), 0).is_none());
+}
+
+#[test]
+fn binding_rules() {
+    let bound = json!({"cnf": {"jkt": "abc"}});
+    let bound = bound.as_object().expect("object");
+    let unbound = Map::new();
+    let proof = CheckedProof {
+        jkt: "abc".into(),
+        jti: "j".into(),
+        iat: NOW,
+    };
+    let other = CheckedProof {
+        jkt: "xyz".into(),
+        ..proof.clone()
+    };
+    use BindingMode::*;
+    use Scheme::*;
+    let b = |c, m, s, p| check_dpop_binding(c, m, s, p);
+    assert_eq!(b(bound, Off, Bearer, None), Ok(()));
+    assert_eq!(b(bound, Optional, Dpop, Some(&proof)), Ok(()));
+    assert_eq!(b(bound, Required, Dpop, Some(&proof)), Ok(()));
+    assert_eq!(
+        b(bound, Optional, Dpop, Some(&other)),
+        Err(AuthError::DpopKeyMismatch)
+    );
+    assert_eq!(
+        b(bound, Optional, Bearer, None),
+        Err(AuthError::DpopRequired)
+    );
+    assert_eq!(b(bound, Required, Dpop, None), Err(AuthError::DpopMissing));
+    assert_eq!(b(&unbound, Optional, Bearer, None), Ok(()));
+    assert_eq!(
+        b(&unbound, Required, Bearer, None),
+        Err(AuthError::DpopRequired)
+    );
+    assert_eq!(
+        b(&unbound, Optional, Dpop, Some(&proof)),
+        Err(AuthError::DpopKeyMismatch)
+    );
+}
+
+#[test]
+fn certificate_binding_rules() {
+    let digest = [0xabu8; 32];
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let x5t = URL_SAFE_NO_PAD.encode(digest);
+    let bound = json!({"cnf": {"x5t#S256": x5t}});
+    let bound = bound.as_object().expect("object");
+    let unbound = Map::new();
+    use BindingMode::*;
+    assert_eq!(check_cert_binding(bound, Off, None), Ok(()));
+    assert_eq!(check_cert_binding(bound, Optional, Some(&hex)), Ok(()));
+    assert_eq!(
+        check_cert_binding(bound, Required, Some(&hex.to_uppercase())),
+        Ok(())
+    );
+    assert_eq!(
+        check_cert_binding(bound, Optional, None),
+        Err(AuthError::CertMissing)
+    );
+    assert_eq!(
+        check_cert_binding(bound, Optional, Some("")),
+        Err(AuthError::CertMissing)
+    );
+    assert_eq!(
+        check_cert_binding(bound, Optional, Some(&"cd".repeat(32))),
+        Err(AuthError::CertMismatch)
+    );
+    assert_eq!(
+        check_cert_binding(bound, Optional, Some("zz")),
+        Err(AuthError::CertMismatch)
+    );
+    assert_eq!(check_cert_binding(&unbound, Optional, Some(&hex)), Ok(()));
+    assert_eq!(
+        check_cert_binding(&unbound, Required, Some(&hex)),
+        Err(AuthError::CertUnbound)
+    );
+}
+
+#[test]
+fn access_token_type() {
+    assert!(is_access_token_type(Some("at+jwt")));
+    assert!(is_access_token_type(Some("AT+JWT")));
+    assert!(is_access_token_type(Some("application/at+jwt")));
+    assert!(!is_access_token_type(Some("JWT")));
+    assert!(!is_access_token_type(None));
+}
+
+#[test]
+fn replay_cache_detects_reuse_expires_and_fails_closed_when_full() {
+    let mut cache = ReplayCache::new(2);
+    let p = |jti: &str, jkt: &str| CheckedProof {
+        jkt: jkt.into(),
+        jti: jti.into(),
+        iat: NOW,
+    };
+    assert_eq!(
+        cache.check_and_record(&p("a", "k"), NOW + 60, NOW),
+        ReplayVerdict::Fresh
+    );
+    assert_eq!(
+        cache.check_and_record(&p("a", "k"), NOW + 60, NOW + 1),
+        ReplayVerdict::Replayed
+    );
+    // The same jti under another key is another proof.
+    assert_eq!(
+        cache.check_and_record(&p("a", "k2"), NOW + 70, NOW + 1),
+        ReplayVerdict::Fresh
+    );
+    assert_eq!(
+        cache.check_and_record(&p("b", "k"), NOW + 60, NOW + 2),
+        ReplayVerdict::Full
+    );
+    // Once the first window has closed its slot is free again.
+    assert_eq!(
+        cache.check_and_record(&p("b", "k"), NOW + 120, NOW + 60),
+        ReplayVerdict::Fresh
+    );
+    assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn dpop_challenge() {
+    use crate::error::www_authenticate_dpop;
+    assert_eq!(
+        www_authenticate_dpop("https://a/b", AuthError::DpopAth, "ES256 RS256"),
+        "DPoP realm=\"https://a/b\", error=\"invalid_dpop_proof\", error_description=\"DPoP proof ath mismatch\", algs=\"ES256 RS256\""
+    );
+    assert_eq!(
+        www_authenticate_dpop("r", AuthError::DpopNonce, "ES256"),
+        "DPoP realm=\"r\", error=\"use_dpop_nonce\", error_description=\"use the DPoP-Nonce header\", algs=\"ES256\""
+    );
+    assert_eq!(
+        www_authenticate_dpop("r", AuthError::Missing, "ES256"),
+        "DPoP realm=\"r\", algs=\"ES256\""
+    );
+    assert_eq!(
+        www_authenticate_dpop("r", AuthError::Expired, "ES256"),
+        "DPoP realm=\"r\", error=\"invalid_token\", error_description=\"token expired\", algs=\"ES256\""
+    );
+}
