@@ -568,6 +568,52 @@ impl ReplayCache {
     }
 }
 
+/// Buckets of the replay record shared by all workers of one Envoy (proxy-wasm
+/// shared data): a proof's bucket is chosen by its replay id, so concurrent
+/// workers rarely contend for one compare-and-swap.
+pub const SHARED_BUCKETS: usize = 64;
+/// Bytes per entry in a shared bucket: 16 bytes of the replay id (128 bits
+/// keep collisions out of reach) and the time it may be forgotten.
+const SHARED_ENTRY: usize = 24;
+
+/// The shared bucket a proof belongs to.
+pub fn shared_bucket(id: &[u8; 32]) -> usize {
+    usize::from(id[0]) % SHARED_BUCKETS
+}
+
+/// Records `id` in a shared bucket's bytes (as read from shared data):
+/// `Ok(new bytes)` to write back with the compare-and-swap token that was
+/// read, or the verdict when the proof must be refused. Entries past their
+/// time are dropped while rewriting; a bucket never holds more than
+/// `capacity` entries.
+pub fn shared_record(
+    bucket: &[u8],
+    id: &[u8; 32],
+    forget_at: u64,
+    now: u64,
+    capacity: usize,
+) -> Result<Vec<u8>, ReplayVerdict> {
+    let prefix = id.get(..16).unwrap_or_default();
+    let mut out = Vec::with_capacity(bucket.len() + SHARED_ENTRY);
+    for entry in bucket.chunks_exact(SHARED_ENTRY) {
+        let (eid, at) = entry.split_at(16);
+        let at = <[u8; 8]>::try_from(at).map(u64::from_be_bytes).unwrap_or(0);
+        if at <= now {
+            continue;
+        }
+        if eid == prefix {
+            return Err(ReplayVerdict::Replayed);
+        }
+        out.extend_from_slice(entry);
+    }
+    if out.len() / SHARED_ENTRY >= capacity {
+        return Err(ReplayVerdict::Full);
+    }
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&forget_at.to_be_bytes());
+    Ok(out)
+}
+
 /// The replay key of a proof: its `jti` is unique per key (RFC 9449 11.1), so
 /// two clients choosing the same `jti` do not collide.
 pub fn replay_id(proof: &CheckedProof) -> [u8; 32] {

@@ -491,3 +491,31 @@ fn dpop_challenge() {
         "DPoP realm=\"r\", error=\"invalid_token\", error_description=\"token expired\", algs=\"ES256\""
     );
 }
+
+#[test]
+fn shared_bucket_records_refuses_replays_and_drops_expired_entries() {
+    let p = |jti: &str| CheckedProof {
+        jkt: "k".into(),
+        jti: jti.into(),
+        iat: NOW,
+    };
+    let (a, b, c) = (replay_id(&p("a")), replay_id(&p("b")), replay_id(&p("c")));
+    assert!(shared_bucket(&a) < SHARED_BUCKETS);
+    let one = shared_record(&[], &a, NOW + 60, NOW, 2).expect("fresh");
+    assert_eq!(one.len(), 24);
+    assert_eq!(
+        shared_record(&one, &a, NOW + 60, NOW + 1, 2),
+        Err(ReplayVerdict::Replayed)
+    );
+    let two = shared_record(&one, &b, NOW + 90, NOW + 1, 2).expect("fresh");
+    assert_eq!(
+        shared_record(&two, &c, NOW + 90, NOW + 2, 2),
+        Err(ReplayVerdict::Full)
+    );
+    // After a's time, its slot is reused and a may be recorded again.
+    let three = shared_record(&two, &c, NOW + 120, NOW + 60, 2).expect("fresh");
+    assert_eq!(three.len(), 48);
+    assert!(shared_record(&three, &a, NOW + 130, NOW + 61, 3).is_ok());
+    // Garbage from shared data (a torn or foreign value) is read as entries or ignored.
+    assert!(shared_record(&[0xff; 7], &a, NOW + 60, NOW, 2).is_ok());
+}
