@@ -11,7 +11,11 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 use crate::authz::{Mode, RuleAuthz};
+use crate::dpop::{self, BindingMode, DpopPolicy, DpopSettings, ReplayScope, DPOP_PREFIX};
 use crate::jwks::{Alg, KeySet};
 use crate::matcher::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
 
@@ -172,6 +176,45 @@ struct RawProvider {
     failed_status_in_metadata: Option<serde_json::Value>,
     #[serde(default, alias = "normalizePayloadInMetadata")]
     normalize_payload_in_metadata: Option<serde_json::Value>,
+    /// Our addition: DPoP-bound tokens (RFC 9449).
+    #[serde(default)]
+    dpop: Option<RawDpop>,
+    /// Our addition: certificate-bound tokens (RFC 8705).
+    #[serde(default, alias = "certificateBinding")]
+    certificate_binding: Option<String>,
+    /// Our addition: the token's `typ` must be `at+jwt` (RFC 9068).
+    #[serde(default, alias = "requireAccessTokenType")]
+    require_access_token_type: bool,
+    /// Our addition: refuse an `iat` in the future beyond the clock skew.
+    #[serde(default, alias = "rejectFutureIat")]
+    reject_future_iat: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDpop {
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default, alias = "maxAge")]
+    max_age: Option<String>,
+    #[serde(default, alias = "publicBaseUrl")]
+    public_base_url: Option<String>,
+    #[serde(default, alias = "replayCache")]
+    replay_cache: Option<String>,
+    #[serde(default, alias = "replayCacheSize")]
+    replay_cache_size: Option<u32>,
+    #[serde(default)]
+    nonce: Option<RawNonce>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNonce {
+    secret: String,
+    #[serde(default)]
+    lifetime: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -511,6 +554,27 @@ pub struct Provider {
     pub jwt_cache_size: usize,
     /// `subjects`: the token's `sub` (empty when absent) must match.
     pub subjects: Option<StringMatch>,
+    /// DPoP-bound tokens: the policy, `None` when off.
+    pub dpop: Option<DpopSettings>,
+    /// Certificate-bound tokens (`cnf["x5t#S256"]`).
+    pub cert_binding: BindingMode,
+    /// The token's `typ` must be `at+jwt` (RFC 9068).
+    pub require_access_token_type: bool,
+    /// An `iat` in the future beyond the clock skew is refused.
+    pub reject_future_iat: bool,
+}
+
+impl Provider {
+    /// The sender bindings this provider checks, for the decision log:
+    /// `dpop`, `mtls`, `dpop+mtls`, or `None`.
+    pub fn binding_label(&self) -> Option<&'static str> {
+        match (self.dpop.is_some(), self.cert_binding != BindingMode::Off) {
+            (true, true) => Some("dpop+mtls"),
+            (true, false) => Some("dpop"),
+            (false, true) => Some("mtls"),
+            (false, false) => None,
+        }
+    }
 }
 
 /// A requirement tree with provider names resolved to indices.
@@ -1126,6 +1190,29 @@ impl Validator {
         let subjects = raw
             .subjects
             .and_then(|m| self.string_matcher(&format!("{path}.subjects"), m));
+        let dpop = raw
+            .dpop
+            .and_then(|d| self.dpop(&format!("{path}.dpop"), d, raw.clock_skew_seconds));
+        let cert_binding = self.binding_mode(
+            &format!("{path}.certificate_binding"),
+            raw.certificate_binding.as_deref(),
+            BindingMode::Off,
+        );
+        if dpop.is_some()
+            && !locations.iter().any(|l| {
+                matches!(l, Location::Header { name, prefix }
+                    if name == "authorization" && prefix.eq_ignore_ascii_case(DPOP_PREFIX))
+            })
+        {
+            // A DPoP-bound token arrives as `Authorization: DPoP <token>`.
+            locations.insert(
+                0,
+                Location::Header {
+                    name: "authorization".into(),
+                    prefix: DPOP_PREFIX.into(),
+                },
+            );
+        }
 
         let jwt_cache_size = match &raw.jwt_cache_config {
             None => crate::token_cache::DEFAULT_ENTRIES,
@@ -1160,6 +1247,147 @@ impl Validator {
             allowed_algs,
             jwt_cache_size,
             subjects,
+            dpop,
+            cert_binding,
+            require_access_token_type: raw.require_access_token_type,
+            reject_future_iat: raw.reject_future_iat,
+        })
+    }
+
+    /// `off`, `optional` or `required`.
+    fn binding_mode(
+        &mut self,
+        path: &str,
+        value: Option<&str>,
+        default: BindingMode,
+    ) -> BindingMode {
+        match value {
+            None => default,
+            Some("off") => BindingMode::Off,
+            Some("optional") => BindingMode::Optional,
+            Some("required") => BindingMode::Required,
+            Some(other) => {
+                self.err(
+                    path,
+                    format!("unknown value {other:?}: off, optional or required"),
+                );
+                default
+            }
+        }
+    }
+
+    /// A provider's `dpop` settings; `None` when off or on error.
+    fn dpop(&mut self, path: &str, raw: RawDpop, skew: Option<u32>) -> Option<DpopSettings> {
+        let mode = self.binding_mode(
+            &format!("{path}.mode"),
+            raw.mode.as_deref(),
+            BindingMode::Required,
+        );
+        let replay = match raw.replay_cache.as_deref() {
+            None | Some("shared") => ReplayScope::Shared,
+            Some("worker") => ReplayScope::Worker,
+            Some(other) => {
+                self.err(
+                    format!("{path}.replay_cache"),
+                    format!("unknown value {other:?}: shared or worker"),
+                );
+                ReplayScope::Shared
+            }
+        };
+        if mode == BindingMode::Off {
+            return None;
+        }
+        let algs = match raw.algorithms {
+            None => Alg::ALL.iter().copied().filter(|a| !a.is_hmac()).collect(),
+            Some(list) => {
+                if list.is_empty() {
+                    self.err(format!("{path}.algorithms"), "list is empty");
+                }
+                let mut algs = Vec::new();
+                for (i, a) in list.iter().enumerate() {
+                    match Alg::from_name(a) {
+                        Some(alg) if !alg.is_hmac() => algs.push(alg),
+                        Some(_) => self.err(
+                            format!("{path}.algorithms[{i}]"),
+                            "a DPoP proof is signed with an asymmetric key; HS* is not allowed",
+                        ),
+                        None => self.err(
+                            format!("{path}.algorithms[{i}]"),
+                            format!("unknown or unsupported algorithm {a:?}"),
+                        ),
+                    }
+                }
+                algs
+            }
+        };
+        let max_age_ms = self.duration(
+            &format!("{path}.max_age"),
+            raw.max_age.as_deref(),
+            dpop::DEFAULT_MAX_AGE_SECS * 1000,
+            1000,
+        );
+        let public_base_url = raw.public_base_url.filter(|u| {
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && u.split_once("://")
+                    .is_some_and(|(_, rest)| !rest.is_empty())
+                && !u.contains(['?', '#', ' ']);
+            if !ok {
+                self.err(
+                    format!("{path}.public_base_url"),
+                    "must be http(s)://host[:port][/path], without query or fragment",
+                );
+            }
+            ok
+        });
+        let capacity = match raw.replay_cache_size {
+            None => dpop::DEFAULT_REPLAY_ENTRIES,
+            Some(n) if n == 0 || n as usize > dpop::MAX_REPLAY_ENTRIES => {
+                self.err(
+                    format!("{path}.replay_cache_size"),
+                    format!("between 1 and {}", dpop::MAX_REPLAY_ENTRIES),
+                );
+                dpop::DEFAULT_REPLAY_ENTRIES
+            }
+            Some(n) => n as usize,
+        };
+        let nonce = raw.nonce.and_then(|n| {
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(n.secret.trim())
+                .or_else(|_| URL_SAFE_NO_PAD.decode(n.secret.trim()))
+                .ok();
+            let lifetime_ms = self.duration(
+                &format!("{path}.nonce.lifetime"),
+                n.lifetime.as_deref(),
+                dpop::DEFAULT_NONCE_LIFETIME_SECS * 1000,
+                1000,
+            );
+            match secret {
+                Some(s) if s.len() >= dpop::MIN_NONCE_SECRET_BYTES => {
+                    dpop::NonceIssuer::new(s, lifetime_ms / 1000)
+                }
+                _ => {
+                    self.err(
+                        format!("{path}.nonce.secret"),
+                        format!(
+                            "base64 of at least {} random bytes",
+                            dpop::MIN_NONCE_SECRET_BYTES
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        Some(DpopSettings {
+            policy: DpopPolicy {
+                mode,
+                algs,
+                max_age_secs: max_age_ms / 1000,
+                future_skew_secs: u64::from(skew.unwrap_or(60)),
+                nonce,
+            },
+            public_base_url,
+            replay,
+            replay_capacity: capacity,
         })
     }
 

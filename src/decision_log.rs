@@ -126,6 +126,9 @@ pub struct Entry<'a> {
     pub method: &'a str,
     /// The request path; anything from `?` on is dropped here.
     pub path: &'a str,
+    /// The sender bindings the blamed provider checks (`dpop`, `mtls`,
+    /// `dpop+mtls`); written only when there is one.
+    pub binding: Option<&'static str>,
 }
 
 /// Formats the line (without a trailing newline).
@@ -174,6 +177,10 @@ pub fn format(e: &Entry<'_>) -> String {
         t.map(|t| t.fingerprint.as_str()),
         2 * FINGERPRINT_BYTES,
     );
+    if let Some(b) = e.binding {
+        out.push_str(" binding=");
+        out.push_str(b);
+    }
     out
 }
 
@@ -217,9 +224,10 @@ pub fn format_json(e: &Entry<'_>) -> String {
             s(t.map(|t| t.fingerprint.as_str()), 2 * FINGERPRINT_BYTES),
         ),
     ];
+    let binding = e.binding.map(|b| ("binding", Value::from(b)));
     let mut out = String::with_capacity(256);
     out.push('{');
-    for (i, (k, v)) in fields.iter().enumerate() {
+    for (i, (k, v)) in fields.iter().chain(binding.iter()).enumerate() {
         if i > 0 {
             out.push(',');
         }

@@ -33,11 +33,120 @@ pub const MAX_PROOF_BYTES: usize = 8 * 1024;
 /// base64url strings are far shorter).
 pub const MAX_JTI_BYTES: usize = 256;
 
+/// The `Authorization` prefix of a DPoP-bound token (RFC 9449 section 7.1).
+pub const DPOP_PREFIX: &str = "DPoP ";
+/// Default `dpop.max_age`: how old a proof may be.
+pub const DEFAULT_MAX_AGE_SECS: u64 = 60;
+/// Default `dpop.nonce.lifetime`.
+pub const DEFAULT_NONCE_LIFETIME_SECS: u64 = 60;
+/// Shortest nonce secret accepted, in bytes.
+pub const MIN_NONCE_SECRET_BYTES: usize = 16;
+/// Default and largest `dpop.replay_cache_size`.
+pub const DEFAULT_REPLAY_ENTRIES: usize = 10_000;
+pub const MAX_REPLAY_ENTRIES: usize = 1_000_000;
+
+/// Where seen proofs are remembered: in shared data, for every worker of
+/// the Envoy (the default: a proof replayed to another worker is caught),
+/// or per worker (cheaper; sound only with one worker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplayScope {
+    #[default]
+    Shared,
+    Worker,
+}
+
+/// A provider's DPoP settings, built from its configuration.
+#[derive(Clone, Debug)]
+pub struct DpopSettings {
+    pub policy: DpopPolicy,
+    /// The origin (and path prefix) clients use, for proxies behind TLS
+    /// termination or a rewrite: `htu` is this plus the request path.
+    pub public_base_url: Option<String>,
+    pub replay: ReplayScope,
+    /// Entries in the replay record (in all buckets together when shared).
+    pub replay_capacity: usize,
+}
+
+/// Shared data of one Envoy (proxy-wasm `get_shared_data` /
+/// `set_shared_data`): value and compare-and-swap tag; a write with a tag
+/// succeeds only if nobody wrote since.
+pub trait SharedData {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+}
+
+/// Compare-and-swap attempts before a contended record gives up (and the
+/// proof is refused: fail closed).
+const SHARED_ATTEMPTS: usize = 8;
+
+/// Records a proof in the replay record shared by all workers, under
+/// `namespace` (one per provider).
+pub fn record_shared(
+    store: &dyn SharedData,
+    namespace: &str,
+    proof: &CheckedProof,
+    forget_at: u64,
+    now: u64,
+    capacity: usize,
+) -> ReplayVerdict {
+    let id = replay_id(proof);
+    let key = format!("{namespace}{}", shared_bucket(&id));
+    let per_bucket = capacity.div_ceil(SHARED_BUCKETS).max(1);
+    for _ in 0..SHARED_ATTEMPTS {
+        let (bytes, cas) = store.get(&key);
+        match shared_record(
+            bytes.as_deref().unwrap_or_default(),
+            &id,
+            forget_at,
+            now,
+            per_bucket,
+        ) {
+            Ok(new) => {
+                if store.set(&key, &new, cas) {
+                    return ReplayVerdict::Fresh;
+                }
+            }
+            Err(verdict) => return verdict,
+        }
+    }
+    ReplayVerdict::Full
+}
+
+/// The headers of a denial's local reply: the challenge (`DPoP` for a
+/// provider that takes DPoP-bound tokens, RFC 9449 section 7.1; else
+/// `Bearer`, RFC 6750), a fresh `DPoP-Nonce` when the provider issues
+/// nonces, and the content type.
+pub fn denial_headers(
+    realm: &str,
+    err: AuthError,
+    scope: Option<&str>,
+    dpop: Option<&DpopSettings>,
+    now: u64,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(3);
+    match dpop {
+        Some(d) => {
+            out.push((
+                "www-authenticate",
+                crate::error::www_authenticate_dpop(realm, err, &d.policy.algs_param()),
+            ));
+            if let Some(n) = &d.policy.nonce {
+                out.push(("dpop-nonce", n.issue(now)));
+            }
+        }
+        None => out.push((
+            "www-authenticate",
+            crate::error::www_authenticate(realm, err, scope),
+        )),
+    }
+    out.push(("content-type", "text/plain".to_string()));
+    out
+}
+
 /// Whether a provider checks a binding: `off` (bearer semantics, as
 /// `jwt_authn`), `optional` (checked when the token or request carries it),
 /// `required` (a token without it is refused).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BindingMode {
     #[default]
     Off,

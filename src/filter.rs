@@ -197,7 +197,12 @@ impl HttpContext for Request {
         let started_ns = observe::now_ns();
         let Some(vm) = self.vm.clone() else {
             // Never configured: fail closed.
-            observe::send_denial(&RequestView::default(), AuthError::JwksUnavailable, None);
+            observe::send_denial(
+                &RequestView::default(),
+                AuthError::JwksUnavailable,
+                None,
+                None,
+            );
             return Action::Pause;
         };
         let config = vm.borrow().config.clone();

@@ -14,6 +14,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
+use crate::dpop::SharedData;
 use crate::extract::RequestView;
 use crate::hostverify::{self, status, HostAlgs};
 use crate::jwks::{Alg, Key};
@@ -156,6 +157,7 @@ pub fn evaluate<T>(
 ) -> T {
     let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
     let mut ev = Evaluator::new(config, providers, view, now_secs, &verify);
+    ev.shared = Some(&Host);
     let out = f(&mut ev);
     count_cache(metrics, ev.cache_counts());
     out
@@ -163,6 +165,15 @@ pub fn evaluate<T>(
 
 /// The proxy-wasm host: metrics, shared data, HTTP calls, logs.
 pub struct Host;
+
+impl SharedData for Host {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.shared_get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+}
 
 impl MetricHost for Host {
     fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::{Config, KeySource};
+use crate::dpop::ReplayCache;
 use crate::jwks::KeySet;
 use crate::token_cache::{self, TokenCache};
 
@@ -52,11 +53,15 @@ pub struct ProviderKeys {
     pub installed: u64,
     /// Calls this VM has in flight for the provider: (host token, kind).
     pub in_flight: Vec<(u32, FetchKind)>,
+    /// DPoP proofs this worker has seen (used when the replay record is
+    /// per worker, or shared data is not available).
+    pub replay: RefCell<ReplayCache>,
 }
 
 impl ProviderKeys {
-    pub fn new(remote: bool, cache_entries: usize) -> Self {
+    pub fn new(remote: bool, cache_entries: usize, replay_entries: usize) -> Self {
         ProviderKeys {
+            replay: RefCell::new(ReplayCache::new(replay_entries)),
             keys: RemoteKeys::Pending,
             remote,
             cache: RefCell::new(TokenCache::new(cache_entries, token_cache::MAX_BYTES)),
@@ -70,7 +75,13 @@ impl ProviderKeys {
         config
             .providers
             .iter()
-            .map(|p| ProviderKeys::new(matches!(p.keys, KeySource::Remote(_)), p.jwt_cache_size))
+            .map(|p| {
+                ProviderKeys::new(
+                    matches!(p.keys, KeySource::Remote(_)),
+                    p.jwt_cache_size,
+                    p.dpop.as_ref().map_or(0, |d| d.replay_capacity),
+                )
+            })
             .collect()
     }
 

@@ -11,6 +11,9 @@ use serde_json::Value;
 use crate::authz::{self, Mode, RuleAuthz, TokenStatus};
 use crate::config::{Config, KeySource, Location, Provider, Requirement};
 use crate::decision_log::TokenFacts;
+use crate::dpop::{
+    self, BindingMode, ProofContext, ReplayCache, ReplayScope, ReplayVerdict, Scheme, SharedData,
+};
 use crate::error::AuthError;
 use crate::extract::{self, Found, RequestView};
 use crate::jwks::{Alg, Key, KeySet};
@@ -47,6 +50,8 @@ struct Verified<'r> {
     found: Found<'r>,
     payload_b64: Option<String>,
     claims: Rc<serde_json::Map<String, Value>>,
+    /// The sender binding checked on this request, if any.
+    binding: Option<&'static str>,
 }
 
 /// Per-provider result, computed at most once per request.
@@ -75,6 +80,9 @@ pub struct Evaluator<'c, 'r> {
     /// The route's metadata, filter state and connection facts (read by the
     /// glue when the configuration uses them).
     pub route: RouteFacts,
+    /// Shared data of this Envoy, for the DPoP replay record shared by all
+    /// workers; `None`: each provider's per-worker record is used.
+    pub shared: Option<&'c dyn SharedData>,
 }
 
 impl<'c, 'r> Evaluator<'c, 'r> {
@@ -100,6 +108,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             token_facts: true,
             cache_counts: Cell::new((0, 0)),
             route: RouteFacts::default(),
+            shared: None,
         }
     }
 
@@ -134,7 +143,20 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                         keys: fetched,
                         counts: &self.cache_counts,
                     });
-                    let r = verify_provider(p, keys, self.req, self.now, self.verify, cache);
+                    let sender = Sender {
+                        peer_cert: self.route.peer_certificate_sha256.as_deref(),
+                        shared: self.shared,
+                        local: self.providers.get(idx).map(|s| &s.replay),
+                    };
+                    let r = verify_provider(p, keys, self.req, self.now, self.verify, cache)
+                        .and_then(|v| match v {
+                            Some(mut v) => {
+                                v.binding =
+                                    check_sender(p, &v, self.req, self.now, self.verify, &sender)?;
+                                Ok(Some(v))
+                            }
+                            None => Ok(None),
+                        });
                     match (&r, &p.keys) {
                         (Err(AuthError::JwksUnavailable), _)
                             if keys.is_none()
@@ -577,6 +599,7 @@ fn verify_provider<'r>(
         clock_skew_secs: p.clock_skew_secs,
         max_lifetime_secs: p.max_lifetime_secs,
         require_expiration: p.require_expiration,
+        reject_future_iat: p.reject_future_iat,
     };
     let cache = cache.filter(|_| keys.is_some());
     if let Some(claims) = cache.as_ref().and_then(|c| c.get(token, now)) {
@@ -591,9 +614,14 @@ fn verify_provider<'r>(
             found,
             payload_b64,
             claims,
+            binding: None,
         }));
     }
     let jwt: Jwt<'_> = token::parse(token)?;
+    // A cached token passed this when it was verified.
+    if p.require_access_token_type && !dpop::is_access_token_type(jwt.typ.as_deref()) {
+        return Err(AuthError::TokenType);
+    }
     token::check_claims(&jwt, &rules, now)?;
     check_subject(p, &jwt.claims)?;
     let keys = keys.ok_or(AuthError::JwksUnavailable)?;
@@ -611,7 +639,96 @@ fn verify_provider<'r>(
         found,
         payload_b64,
         claims,
+        binding: None,
     }))
+}
+
+/// What the sender checks need besides the request: the client
+/// certificate's digest and where seen DPoP proofs are remembered.
+struct Sender<'a> {
+    peer_cert: Option<&'a str>,
+    shared: Option<&'a dyn SharedData>,
+    local: Option<&'a RefCell<ReplayCache>>,
+}
+
+/// The sender-constraint checks of an accepted token: its certificate
+/// binding (RFC 8705), then its DPoP binding and proof (RFC 9449). Ok: the
+/// binding that was checked (for the decision log), if any.
+fn check_sender(
+    p: &Provider,
+    v: &Verified<'_>,
+    req: &RequestView,
+    now: u64,
+    verify: VerifyFn<'_>,
+    sender: &Sender<'_>,
+) -> Result<Option<&'static str>, AuthError> {
+    dpop::check_cert_binding(&v.claims, p.cert_binding, sender.peer_cert)?;
+    let mtls = p.cert_binding != BindingMode::Off && dpop::bound_x5t(&v.claims).is_some();
+    let Some(d) = &p.dpop else {
+        return Ok(mtls.then_some("mtls"));
+    };
+    // The DPoP scheme when the token came (also) as `Authorization: DPoP`.
+    let dpop_header = |i: &usize| {
+        matches!(p.locations.get(*i), Some(Location::Header { name, prefix })
+            if name == "authorization" && prefix.eq_ignore_ascii_case(dpop::DPOP_PREFIX))
+    };
+    let scheme = if v.found.locations.iter().any(dpop_header) {
+        Scheme::Dpop
+    } else {
+        Scheme::Bearer
+    };
+    let mut proofs = req.header_all("dpop");
+    let proof_text = proofs.next();
+    if proofs.next().is_some() {
+        return Err(AuthError::DpopMalformed);
+    }
+    let checked = match (scheme, proof_text) {
+        (Scheme::Dpop, None) => return Err(AuthError::DpopMissing),
+        (Scheme::Dpop, Some(text)) => {
+            let authority = req.header(":authority").unwrap_or("");
+            let scheme_name = req.header(":scheme").unwrap_or("http");
+            let htu = dpop::target_uri(
+                scheme_name,
+                authority,
+                req.path(),
+                d.public_base_url.as_deref(),
+            );
+            let ctx = ProofContext {
+                method: req.header(":method").unwrap_or(""),
+                htu: &htu,
+                access_token: &v.found.token,
+                now,
+            };
+            Some(dpop::check_proof(text, &d.policy, &ctx, verify)?)
+        }
+        // Bearer semantics: a proof beside a bearer token is not looked at.
+        (Scheme::Bearer, _) => None,
+    };
+    dpop::check_dpop_binding(&v.claims, d.policy.mode, scheme, checked.as_ref())?;
+    let Some(proof) = checked else {
+        return Ok(mtls.then_some("mtls"));
+    };
+    // Remembered until the proof could no longer pass the iat check.
+    let forget_at = proof
+        .iat
+        .saturating_add(d.policy.max_age_secs)
+        .saturating_add(1);
+    let verdict = match (d.replay, sender.shared, sender.local) {
+        (ReplayScope::Shared, Some(store), _) => {
+            let namespace = format!("jwt_filter|dpop|{}|", p.name);
+            dpop::record_shared(store, &namespace, &proof, forget_at, now, d.replay_capacity)
+        }
+        (_, _, Some(local)) => match local.try_borrow_mut() {
+            Ok(mut cache) => cache.check_and_record(&proof, forget_at, now),
+            Err(_) => ReplayVerdict::Full,
+        },
+        (_, _, None) => ReplayVerdict::Full,
+    };
+    match verdict {
+        ReplayVerdict::Fresh => Ok(Some(if mtls { "dpop+mtls" } else { "dpop" })),
+        ReplayVerdict::Replayed => Err(AuthError::DpopReplay),
+        ReplayVerdict::Full => Err(AuthError::DpopReplayFull),
+    }
 }
 
 /// `subjects`: the token's `sub` (the empty string when absent or not a

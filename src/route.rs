@@ -32,6 +32,10 @@ pub struct RouteFacts {
     pub per_route: Option<PerRoute>,
     /// The string value of the `filter_state_rules` object, if set.
     pub filter_state: Option<String>,
+    /// SHA-256 of the client certificate Envoy verified on this connection
+    /// (hex, Envoy's `connection.sha256_peer_certificate_digest`); read only
+    /// when a provider checks certificate-bound tokens.
+    pub peer_certificate_sha256: Option<String>,
 }
 
 /// The per-route selection from the two metadata values as the host returned

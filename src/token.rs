@@ -23,6 +23,8 @@ pub const MAX_KEY_TRIES: usize = 8;
 pub struct Jwt<'t> {
     pub alg: Alg,
     pub kid: Option<String>,
+    /// The header's `typ` (RFC 7515 4.1.9), when a string.
+    pub typ: Option<String>,
     /// Top-level claims (duplicate names rejected).
     pub claims: Map<String, Value>,
     /// The payload segment as sent (base64url, unpadded).
@@ -36,6 +38,8 @@ struct Header {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
     /// Any `crit` at all, even `null` or `[]` (both invalid per RFC 7515
     /// 4.1.11), is refused: no extension is understood here.
     #[serde(default, deserialize_with = "present")]
@@ -202,6 +206,7 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, AuthError> {
     Ok(Jwt {
         alg,
         kid: header.kid,
+        typ: header.typ,
         claims,
         payload_b64: p,
         signing_input,
@@ -216,6 +221,8 @@ pub struct ClaimRules<'a> {
     pub clock_skew_secs: u64,
     pub max_lifetime_secs: Option<u64>,
     pub require_expiration: bool,
+    /// Refuse an `iat` in the future beyond the clock skew.
+    pub reject_future_iat: bool,
 }
 
 /// The registered claims (RFC 7519 section 4.1) must have their types
@@ -306,6 +313,9 @@ pub fn check_claim_map(
         if nbf > now.saturating_add(skew) {
             return Err(AuthError::NotYetValid);
         }
+    }
+    if rules.reject_future_iat && iat.is_some_and(|iat| iat > now + skew) {
+        return Err(AuthError::IatInFuture);
     }
     if let (Some(max), Some(exp)) = (rules.max_lifetime_secs, exp) {
         let from_iat = iat.is_some_and(|iat| exp.saturating_sub(iat) > max);

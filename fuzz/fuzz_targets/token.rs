@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
             clock_skew_secs: 60,
             max_lifetime_secs: max_lifetime,
             require_expiration,
+            reject_future_iat: require_expiration,
         };
         let _ = token::check_claims(&jwt, &rules, NOW);
     }
@@ -50,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
             clock_skew_secs: u64::MAX,
             max_lifetime_secs: Some(u64::MAX),
             require_expiration: true,
+            reject_future_iat: true,
         },
         u64::MAX,
     );

@@ -468,3 +468,75 @@ fn path_separated_prefix_is_validated_as_envoy() {
         );
     }
 }
+
+#[test]
+fn dpop_settings_defaults_locations_and_errors() {
+    use crate::dpop::{BindingMode, ReplayScope};
+    let json = config(&format!(r#""a":{}"#, provider(r#","dpop":{}"#)), "");
+    let c = Config::parse(json.as_bytes()).unwrap();
+    let p = &c.providers[0];
+    let d = p.dpop.as_ref().unwrap();
+    assert_eq!(d.policy.mode, BindingMode::Required);
+    assert_eq!(d.policy.max_age_secs, 60);
+    assert_eq!(d.replay, ReplayScope::Shared);
+    assert!(d.policy.algs.iter().all(|a| !a.is_hmac()));
+    // `Authorization: DPoP` is looked at first, Bearer and the query still after it.
+    assert!(matches!(&p.locations[0], Location::Header { name, prefix }
+        if name == "authorization" && prefix == "DPoP "));
+    assert_eq!(p.locations.len(), 3);
+    assert_eq!(p.binding_label(), Some("dpop"));
+
+    let off = config(
+        &format!(r#""a":{}"#, provider(r#","dpop":{"mode":"off"}"#)),
+        "",
+    );
+    assert!(Config::parse(off.as_bytes()).unwrap().providers[0]
+        .dpop
+        .is_none());
+
+    for (extra, path) in [
+        (r#","dpop":{"mode":"sometimes"}"#, "providers.a.dpop.mode"),
+        (
+            r#","dpop":{"algorithms":["HS256"]}"#,
+            "providers.a.dpop.algorithms[0]",
+        ),
+        (
+            r#","dpop":{"algorithms":[]}"#,
+            "providers.a.dpop.algorithms",
+        ),
+        (r#","dpop":{"max_age":"0.5s"}"#, "providers.a.dpop.max_age"),
+        (
+            r#","dpop":{"public_base_url":"api.example.com"}"#,
+            "providers.a.dpop.public_base_url",
+        ),
+        (
+            r#","dpop":{"replay_cache":"cluster"}"#,
+            "providers.a.dpop.replay_cache",
+        ),
+        (
+            r#","dpop":{"replay_cache_size":0}"#,
+            "providers.a.dpop.replay_cache_size",
+        ),
+        (
+            r#","dpop":{"nonce":{"secret":"c2hvcnQ="}}"#,
+            "providers.a.dpop.nonce.secret",
+        ),
+        (
+            r#","certificate_binding":"always""#,
+            "providers.a.certificate_binding",
+        ),
+    ] {
+        let json = config(&format!(r#""a":{}"#, provider(extra)), "");
+        assert_eq!(first_path(&json), path, "{extra}");
+    }
+    let mtls = config(
+        &format!(
+            r#""a":{}"#,
+            provider(r#","certificate_binding":"optional""#)
+        ),
+        "",
+    );
+    let c = Config::parse(mtls.as_bytes()).unwrap();
+    assert_eq!(c.providers[0].cert_binding, BindingMode::Optional);
+    assert_eq!(c.providers[0].binding_label(), Some("mtls"));
+}

@@ -10,6 +10,7 @@ fn entry<'a>(token: Option<&'a TokenFacts>, path: &'a str) -> Entry<'a> {
         token,
         method: "GET",
         path,
+        binding: None,
     }
 }
 
@@ -162,4 +163,18 @@ fn json_absent_values_are_null_and_hostile_values_stay_inside() {
     assert_eq!(logged.chars().count(), MAX_FIELD_CHARS + 3);
     assert!(logged.ends_with("...") && sub.starts_with(&logged[..logged.len() - 3]));
     assert_eq!(v.as_object().unwrap().len(), 11);
+}
+
+#[test]
+fn the_binding_is_written_when_the_provider_checks_one() {
+    let e = Entry {
+        binding: Some("dpop"),
+        error: AuthError::DpopReplay,
+        ..entry(None, "/api")
+    };
+    assert!(format(&e).ends_with(" binding=dpop"), "{}", format(&e));
+    assert!(format(&e).contains("reason=dpop_replay"));
+    let json: Value = serde_json::from_str(&format_json(&e)).unwrap();
+    assert_eq!(json["binding"], "dpop");
+    assert!(!format(&entry(None, "/api")).contains("binding"));
 }

@@ -10,7 +10,8 @@ use proxy_wasm::types::{Action, LogLevel, MapType};
 use crate::authz::{Mode, TokenStatus};
 use crate::config::{Config, KeySource};
 use crate::decision_log::{self, Entry, Verdict};
-use crate::error::{www_authenticate, AuthError};
+use crate::dpop::{denial_headers, DpopSettings};
+use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::filter_host::Host;
 use crate::matcher::path_only;
@@ -123,6 +124,7 @@ pub fn apply(
                 metrics.on_deny(&Host, err, outcome.blamed, outcome.rule);
             }
             let provider = provider_name(outcome.blamed);
+            let blamed = outcome.blamed.and_then(|i| config.providers.get(i));
             if log_denials {
                 let line = decision_log::line(
                     config.decision_log_format,
@@ -138,6 +140,7 @@ pub fn apply(
                         token: outcome.token.as_ref(),
                         method: view.header(":method").unwrap_or("-"),
                         path: view.path(),
+                        binding: blamed.and_then(|p| p.binding_label()),
                     },
                 );
                 log(LogLevel::Info, &line);
@@ -169,7 +172,8 @@ pub fn apply(
                 };
                 let _ = hostcalls::send_http_response(err.status(), vec![], Some(body.as_bytes()));
             } else {
-                send_denial(view, err, scope);
+                let dpop = blamed.and_then(|p| p.dpop.as_ref());
+                send_denial(view, err, scope, dpop);
             }
             Action::Pause
         }
@@ -204,8 +208,14 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Sends the local reply for a denial on the current context.
-pub fn send_denial(view: &RequestView, err: AuthError, scope: Option<&str>) {
+/// Sends the local reply for a denial on the current context; `dpop`: the
+/// blamed provider's DPoP settings, for a `DPoP` challenge.
+pub fn send_denial(
+    view: &RequestView,
+    err: AuthError,
+    scope: Option<&str>,
+    dpop: Option<&DpopSettings>,
+) {
     let path = path_only(view.path());
     let realm = format!(
         "{}://{}{}",
@@ -213,15 +223,9 @@ pub fn send_denial(view: &RequestView, err: AuthError, scope: Option<&str>) {
         view.header(":authority").unwrap_or(""),
         path
     );
-    let challenge = www_authenticate(&realm, err, scope);
-    let _ = hostcalls::send_http_response(
-        err.status(),
-        vec![
-            ("www-authenticate", challenge.as_str()),
-            ("content-type", "text/plain"),
-        ],
-        Some(err.body().as_bytes()),
-    );
+    let reply = denial_headers(&realm, err, scope, dpop, now_ns() / 1_000_000_000);
+    let headers: Vec<(&str, &str)> = reply.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _ = hostcalls::send_http_response(err.status(), headers, Some(err.body().as_bytes()));
 }
 
 fn set_header(name: &str, value: Option<&str>) {

@@ -1,8 +1,10 @@
 //! Reads the host properties [`crate::route::RouteFacts`] is made of, and
 //! only those the configuration needs: the route's metadata under
-//! `route_metadata_namespace` and the `filter_state_rules` object.
+//! `route_metadata_namespace`, the `filter_state_rules` object, and the
+//! client certificate's digest for certificate-bound tokens.
 
 use crate::config::Config;
+use crate::dpop::BindingMode;
 use crate::filter_host::host_buffer;
 use crate::route::{self, RouteFacts};
 
@@ -44,8 +46,18 @@ pub fn facts(config: &Config) -> RouteFacts {
     let filter_state = config.filter_state_rules.as_ref().and_then(|f| {
         property(&[route::FILTER_STATE, &f.name]).map(|b| String::from_utf8_lossy(&b).into_owned())
     });
+    // Only when a provider checks certificate-bound tokens: a host call saved
+    // on every other request.
+    let peer_certificate_sha256 = config
+        .providers
+        .iter()
+        .any(|p| p.cert_binding != BindingMode::Off)
+        .then(|| property(&["connection", "sha256_peer_certificate_digest"]))
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     RouteFacts {
         per_route,
         filter_state,
+        peer_certificate_sha256,
     }
 }

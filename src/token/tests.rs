@@ -9,6 +9,7 @@ fn rules() -> ClaimRules<'static> {
         clock_skew_secs: 60,
         max_lifetime_secs: None,
         require_expiration: false,
+        reject_future_iat: false,
     }
 }
 
@@ -451,6 +452,7 @@ fn numeric_dates_in_jwt_authn_range() {
         clock_skew_secs: 60,
         max_lifetime_secs: None,
         require_expiration: false,
+        reject_future_iat: false,
     };
     // Outside [0, 2^64): refused whichever claim, whatever the time.
     for claim in ["exp", "nbf", "iat"] {
@@ -487,4 +489,31 @@ fn numeric_dates_in_jwt_authn_range() {
     // exp far out does not overflow.
     assert_eq!(check(r#"{"exp":1e19}"#, &r, NOW), Ok(()));
     assert_eq!(check(r#"{"exp":1.5}"#, &r, NOW), Err(AuthError::Expired));
+}
+
+#[test]
+fn future_iat_is_refused_only_when_asked() {
+    let future = format!(r#","iat":{}"#, NOW + 61);
+    let edge = format!(r#","iat":{}"#, NOW + 60);
+    assert_eq!(check(&claims_with(&future), &rules(), NOW), Ok(()));
+    let strict = ClaimRules {
+        reject_future_iat: true,
+        ..rules()
+    };
+    assert_eq!(
+        check(&claims_with(&future), &strict, NOW),
+        Err(AuthError::IatInFuture)
+    );
+    assert_eq!(check(&claims_with(&edge), &strict, NOW), Ok(()));
+    assert_eq!(check(&claims_with(""), &strict, NOW), Ok(()));
+}
+
+#[test]
+fn typ_is_read_from_the_header() {
+    let t = crate::testutil::mint_raw(
+        r#"{"alg":"HS256","typ":"at+jwt"}"#,
+        r#"{"sub":"a"}"#,
+        &crate::testutil::hs_secret(),
+    );
+    assert_eq!(parse(&t).map(|j| j.typ), Ok(Some("at+jwt".to_string())));
 }

@@ -18,6 +18,10 @@ REASONS = [
     "issuer", "audience", "expired", "not_yet_valid", "missing_exp", "lifetime_too_long",
     "unknown_kid", "bad_signature", "jwks_unavailable", "insufficient_scope",
     "subject", "route_requirement", "key_wait_full",
+    "dpop_missing", "dpop_malformed", "dpop_alg", "dpop_signature", "dpop_htm", "dpop_htu",
+    "dpop_iat", "dpop_ath", "dpop_nonce", "dpop_replay", "dpop_replay_cache_full",
+    "dpop_jkt_mismatch", "dpop_required", "cert_unbound", "cert_missing", "cert_mismatch",
+    "token_type", "iat_future",
 ]
 #: The decision-time histogram's `outcome` values.
 OUTCOMES = ["verified", "cache_hit", "no_token", "denied"]
