@@ -82,6 +82,22 @@ pub fn warnings(cfg: &Config) -> Vec<Warning> {
                 }
             }
         }
+        if let Some(d) = &p.dpop {
+            if d.replay == crate::dpop::ReplayScope::Worker {
+                out.push(Warning {
+                    path: format!("{path}.dpop.replay_cache"),
+                    message: "a per-worker replay record misses a proof replayed to another                               worker: use it only with one Envoy worker (--concurrency 1)"
+                        .into(),
+                });
+            }
+            if p.forward {
+                out.push(Warning {
+                    path: format!("{path}.forward"),
+                    message: "the DPoP-bound token goes upstream: a backend that accepts it                               as a bearer token makes the binding moot"
+                        .into(),
+                });
+            }
+        }
     }
     out
 }
@@ -129,5 +145,22 @@ mod tests {
         assert!(warnings(&cfg(oct(&[7u8; 64], None))).is_empty());
         let w = warnings(&cfg(oct(&[7u8; 48], Some("HS512"))));
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn dpop_replay_per_worker_and_forwarded_bound_tokens() {
+        let with = |dpop: serde_json::Value, forward: bool| {
+            let mut p = oct(&[7u8; 64], Some("HS256"));
+            p["dpop"] = dpop;
+            p["forward"] = json!(forward);
+            warnings(&cfg(p))
+        };
+        assert!(with(json!({}), false).is_empty());
+        let w = with(json!({"replay_cache": "worker"}), true);
+        let paths: Vec<&str> = w.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["providers.p.dpop.replay_cache", "providers.p.forward"]
+        );
     }
 }
