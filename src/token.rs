@@ -314,7 +314,7 @@ pub fn check_claim_map(
             return Err(AuthError::NotYetValid);
         }
     }
-    if rules.reject_future_iat && iat.is_some_and(|iat| iat > now + skew) {
+    if rules.reject_future_iat && iat.is_some_and(|iat| iat > now.saturating_add(skew)) {
         return Err(AuthError::IatInFuture);
     }
     if let (Some(max), Some(exp)) = (rules.max_lifetime_secs, exp) {
