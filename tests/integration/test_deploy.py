@@ -241,6 +241,29 @@ def test_envoy_yaml_validates(path):
     out = subprocess.run([harness.envoy_binary(), "--mode", "validate", "-c", str(path.relative_to(ROOT)),
                           "--log-level", "warn"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Deprecated field" not in out.stdout + out.stderr, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("path", envoy_yamls(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_envoy_yaml_wasm_filters_fail_closed(path):
+    """An authenticator that cannot load must reject, not pass: failure_policy FAIL_CLOSED,
+    never the deprecated fail_open."""
+    found = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            if str(v.get("@type", "")).endswith("envoy.extensions.filters.http.wasm.v3.Wasm"):
+                found.append(v["config"])
+            for c in v.values():
+                walk(c)
+        elif isinstance(v, list):
+            for c in v:
+                walk(c)
+
+    walk(yaml.safe_load(path.read_text()))
+    for cfg in found:
+        assert "fail_open" not in cfg, path
+        assert cfg.get("failure_policy") == "FAIL_CLOSED", path
 
 
 def test_compose_file_is_consistent():
