@@ -205,8 +205,7 @@ def stand_in_envoy_image(envoy: str) -> str:
         for sub in ("tmp", "etc/envoy"):
             (rootfs / sub).mkdir(parents=True)
         os.chmod(rootfs / "tmp", 0o1777)
-        os.link(binary, rootfs / "usr/local/bin/envoy") if _same_fs(binary, rootfs) else \
-            shutil.copy2(binary, rootfs / "usr/local/bin/envoy")
+        shutil.copy2(binary, rootfs / "usr/local/bin/envoy")
         for lib in libs:
             dst = rootfs / lib.lstrip("/")
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +213,3 @@ def stand_in_envoy_image(envoy: str) -> str:
         shutil.copy(STAND_IN_DOCKERFILE, pathlib.Path(d) / "Dockerfile")
         podman("build", "-q", "--label", f"{STAND_IN_LABEL}={digest}", "-t", tag, d, timeout=600)
     return tag
-
-
-def _same_fs(a: pathlib.Path, b: pathlib.Path) -> bool:
-    return os.stat(a).st_dev == os.stat(b).st_dev

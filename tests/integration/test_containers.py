@@ -32,8 +32,6 @@ DEMO = ROOT / "envoy" / "demo"
 WASM = harness.WASM
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def mint(*args: str) -> str:
