@@ -182,6 +182,6 @@ def _readme_session(base: str, admin: int) -> None:
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
     assert r.text.strip() == "Jwt is expired"
 
-    stats = requests.get(f"http://127.0.0.1:{admin}/stats", timeout=10).text
-    assert re.search(r"jwt_filter\.jwks_fetch_success: [1-9]", stats), \
-        [s for s in stats.splitlines() if "jwt" in s]
+    stats = requests.get(f"http://127.0.0.1:{admin}/stats/prometheus", timeout=10).text
+    assert re.search(r'jwt_filter_jwks_fetches_total\{[^}]*result="success"[^}]*\} [1-9]', stats), \
+        [s for s in stats.splitlines() if "jwks" in s]
