@@ -63,7 +63,7 @@ struct RawConfig {
     rules: Vec<RawRule>,
     #[serde(default, alias = "bypassCorsPreflight")]
     bypass_cors_preflight: bool,
-    /// Our addition (issue 4): default rule mode, `enforce` or `report`.
+    /// Our addition: default rule mode, `enforce` or `report`.
     #[serde(default)]
     mode: Option<String>,
     /// Our addition: header set to the outcome on requests let through.
@@ -72,7 +72,7 @@ struct RawConfig {
     /// Our addition: metric name prefix (default `jwt_filter`).
     #[serde(default, alias = "statPrefix")]
     stat_prefix: Option<String>,
-    /// Our addition (issue 5): verify RS*/ES* through Envoy's
+    /// Our addition: verify RS*/ES* through Envoy's
     /// `verify_signature` when it passes the start-up probe (default true);
     /// false forces the pure-Rust path.
     #[serde(default, alias = "hostCrypto")]
@@ -110,7 +110,7 @@ struct RawFilterStateRule {
     requires: BTreeMap<String, RawRequirement>,
 }
 
-/// `jwt_authn`'s `jwt_cache_config` (issue 5).
+/// `jwt_authn`'s `jwt_cache_config`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawJwtCacheConfig {
@@ -156,7 +156,7 @@ struct RawProvider {
     /// Our addition: which JWS algorithms this provider accepts.
     #[serde(default, alias = "allowedAlgorithms")]
     allowed_algorithms: Option<Vec<String>>,
-    /// Verified-token cache (issue 5); on by default, unlike `jwt_authn`.
+    /// Verified-token cache; on by default, unlike `jwt_authn`.
     #[serde(default, alias = "jwtCacheConfig")]
     jwt_cache_config: Option<RawJwtCacheConfig>,
     /// A string matcher the token's `sub` must satisfy.
@@ -314,7 +314,7 @@ struct RawRule {
     route: RawRouteMatch,
     #[serde(default)]
     requires: Option<RawRequirement>,
-    /// Our additions (issue 4): authorization and report mode per rule.
+    /// Our additions: authorization and report mode per rule.
     /// A requirement from `requirement_map`, instead of `requires`.
     #[serde(default, alias = "requirementName")]
     requirement_name: Option<String>,
@@ -617,7 +617,7 @@ pub struct Config {
     pub status_header: Option<String>,
     /// Metric name prefix.
     pub stat_prefix: String,
-    /// Offload RS*/ES* verification to the host when it can (issue 5).
+    /// Offload RS*/ES* verification to the host when it can.
     pub host_crypto: bool,
     /// Write the outcome as filter state (`wasm.jwt_filter_*`).
     pub filter_state: bool,
@@ -961,7 +961,7 @@ impl Validator {
         out
     }
 
-    /// A `mode` field (issue 4); absent: `default`.
+    /// A `mode` field; absent: `default`.
     fn mode(&mut self, path: &str, raw: Option<&str>, default: Mode) -> Mode {
         match raw.map(|m| Mode::parse(path, m)) {
             None => default,

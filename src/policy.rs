@@ -358,7 +358,7 @@ pub struct Outcome {
 
 impl<'c> Evaluator<'c, '_> {
     /// The decision plus its context: rule, mode, status, providers, and
-    /// for denials who is blamed and what the token said (issue 4).
+    /// for denials who is blamed and what the token said.
     pub fn outcome(&mut self) -> Outcome {
         let config = self.config;
         let mut out = Outcome {
