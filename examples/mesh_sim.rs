@@ -843,6 +843,8 @@ struct Opts {
     out: String,
     sizes: Vec<usize>,
     only: Option<String>,
+    /// Requests per second per worker.
+    rate: f64,
 }
 
 fn parse_args() -> Opts {
@@ -853,6 +855,7 @@ fn parse_args() -> Opts {
         out: "target/mesh-sim".into(),
         sizes: vec![100, 1_000, 5_000],
         only: None,
+        rate: 0.2,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -873,10 +876,11 @@ fn parse_args() -> Opts {
                     .collect();
             }
             "--scenario" => o.only = args.next(),
+            "--rate" => o.rate = args.next().and_then(|r| r.parse().ok()).unwrap_or(o.rate),
             _ => {
                 eprintln!(
                     "usage: mesh_sim [--short] [--check] [--all-ticks] [--n 100,1000] \
-                     [--scenario NAME] [--out DIR]"
+                     [--scenario NAME] [--rate REQ_PER_S_PER_WORKER] [--out DIR]"
                 );
                 std::process::exit(2);
             }
@@ -888,13 +892,13 @@ fn parse_args() -> Opts {
     o
 }
 
-fn simulate(sc: &Scenario, n: usize, schedule: Schedule, all_ticks: bool) -> Stats {
+fn simulate(sc: &Scenario, n: usize, schedule: Schedule, all_ticks: bool, rate: f64) -> Stats {
     let sim = Sim {
         sc,
         config: sim_config(),
         schedule,
         workers: 2,
-        rate: 0.2,
+        rate,
         all_ticks,
         seed: 0x6d65_7368 ^ n as u64,
         queue: BinaryHeap::new(),
@@ -933,7 +937,7 @@ fn main() {
         for &n in &o.sizes {
             for schedule in [Schedule::Fixed, Schedule::Spread] {
                 let clock = std::time::Instant::now();
-                let st = simulate(&sc, n, schedule, o.all_ticks);
+                let st = simulate(&sc, n, schedule, o.all_ticks, o.rate);
                 let s = summarize(&sc, &st);
                 let sched = match schedule {
                     Schedule::Fixed => "fixed",
@@ -994,7 +998,7 @@ fn main() {
                     failures.extend(goals(&sc, n, &s, &st));
                 }
                 if o.check && n == o.sizes[0] && schedule == Schedule::Spread {
-                    let every = simulate(&sc, n, schedule, true);
+                    let every = simulate(&sc, n, schedule, true, o.rate);
                     if every.per_sec != st.per_sec || every.allowed != st.allowed {
                         failures.push(format!(
                             "{}: eliding idle ticks changed the outcome (IdP requests {} vs {})",
