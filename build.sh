@@ -447,7 +447,7 @@ cmd_mesh_sim() {
   cmd_setup
   "$PY" -c 'import matplotlib' 2>/dev/null ||
     "$PY" -m pip install -q --disable-pip-version-check matplotlib
-  "$PY" tools/mesh_plot.py "$ROOT/target/mesh-sim" "$ROOT/docs/mesh-scale"
+  "$PY" tools/mesh_plot.py "$ROOT/docs/mesh-scale" "$ROOT/target/mesh-sim"
 }
 
 # The benchmark (not part of `test`): needs an otherwise idle machine to mean anything.

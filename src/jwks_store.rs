@@ -209,10 +209,15 @@ impl Meta {
                 } else {
                     backoff_ms(r, failures)
                 };
-                let backoff = nominal / 2 + (random & 0xffff_ffff) % (nominal / 2 + 1);
+                let jittered = |d: u64| d / 2 + (random & 0xffff_ffff) % (d / 2 + 1);
                 match retry_after_ms.map(|ms| ms.min(MAX_RETRY_AFTER_MS)) {
-                    Some(ra) if ra > 0 => backoff.max(ra + (random >> 32) % (ra / 2 + 1)),
-                    _ => backoff,
+                    // The server said when: that time (spread by up to half of
+                    // it again), not our own growing back-off, so that a
+                    // rate-limited IdP's capacity is used as it frees up.
+                    Some(ra) if ra > 0 => {
+                        jittered(backoff_ms(r, failures)).max(ra + (random >> 32) % (ra / 2 + 1))
+                    }
+                    _ => jittered(nominal),
                 }
             }
         };

@@ -2,9 +2,11 @@
 """Plots the mesh simulation (examples/mesh_sim.rs): IdP requests per second over time,
 one PNG per scenario, a panel per mesh size, the fixed schedule against the spread one.
 
-    python tools/mesh_plot.py target/mesh-sim-full docs/mesh-scale
+    python tools/mesh_plot.py docs/mesh-scale target/mesh-sim [MORE_DIRS...]
 
-Reads DIR/qps.csv and DIR/scenarios.csv; writes OUT/<scenario>.png. Needs matplotlib.
+Reads DIR/qps.csv and DIR/scenarios.csv of each DIR (runs of different scenarios, e.g.
+with --scenario, may sit in different directories); writes OUT/<scenario>.png and
+OUT/summary.csv (every DIR's summary.csv). Needs matplotlib.
 """
 import csv
 import collections
@@ -19,18 +21,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 BUCKET_S = 10
 
 
-def main(src, out):
+def main(out, sources):
     titles = {}
-    with open(os.path.join(src, "scenarios.csv")) as f:
-        for row in csv.DictReader(f):
-            titles[row["scenario"]] = row["title"]
     # (scenario, schedule, n) -> {bucket: requests}
     series = collections.defaultdict(lambda: collections.Counter())
-    with open(os.path.join(src, "qps.csv")) as f:
-        for row in csv.DictReader(f):
-            key = (row["scenario"], row["schedule"], int(row["n"]))
-            series[key][int(row["second"]) // BUCKET_S] += int(row["requests"])
+    summary_header, summary_rows = None, []
+    for src in sources:
+        with open(os.path.join(src, "scenarios.csv")) as f:
+            for row in csv.DictReader(f):
+                titles[row["scenario"]] = row["title"]
+        with open(os.path.join(src, "qps.csv")) as f:
+            for row in csv.DictReader(f):
+                key = (row["scenario"], row["schedule"], int(row["n"]))
+                series[key][int(row["second"]) // BUCKET_S] += int(row["requests"])
+        with open(os.path.join(src, "summary.csv")) as f:
+            lines = f.read().splitlines()
+            summary_header = lines[0]
+            summary_rows += lines[1:]
     os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "summary.csv"), "w") as f:
+        f.write("\n".join([summary_header] + summary_rows) + "\n")
     for scenario, title in titles.items():
         sizes = sorted({n for (s, _, n) in series if s == scenario})
         if not sizes:
@@ -60,6 +70,6 @@ def main(src, out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2:])

@@ -242,6 +242,13 @@ fn retry_after_is_honoured() {
     assert_eq!(ra(u64::MAX, 0), MAX_RETRY_AFTER_MS);
     // Shorter than the back-off: the back-off wins.
     assert_eq!(ra(10, 0), 50);
+    // After many failures with stale keys in use, the server's time rather
+    // than the grown back-off (which would be 30..60 s here).
+    let many = (0..10).fold(good, |m, _| {
+        m.after_failure(&r, now, None, Schedule::Spread, 0)
+    });
+    let after = many.after_failure(&r, now, Some(10_000), Schedule::Spread, 0);
+    assert_eq!(after.retry_ms, now + 10_000);
     // Fixed ignores it.
     let fixed = good.after_failure(&r, now, Some(30_000), Schedule::Fixed, 0);
     assert_eq!(fixed.retry_ms, now + 100);
