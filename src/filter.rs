@@ -291,7 +291,9 @@ fn decide_and_apply(
             ParkResult::Parked => return Action::Pause,
             ParkResult::Deny(err) => outcome.decision = Decision::Deny(err),
             // Keys another VM just fetched are installed: decide with them.
-            ParkResult::DecideAgain => return decide_and_apply(vm, view, None, context_id),
+            ParkResult::DecideAgain => {
+                return decide_and_apply(vm, view, None, context_id, started_ns)
+            }
             ParkResult::DecideNow => {}
         }
     }
