@@ -30,6 +30,9 @@
 #                        cargo-fuzz when missing (needs the nightly toolchain); a crash fails
 #   ./build.sh load [SECONDS]   long load-with-faults run (tests/load/load_faults.py, default 300 s):
 #                        Envoy --concurrency 2, remote JWKS rotating / failing / hanging
+#   ./build.sh mesh-sim [ARGS]  the mesh simulation (examples/mesh_sim.rs): 100, 1,000 and 5,000
+#                        Envoys against a scripted IdP, fixed vs spread key refresh; CSV in
+#                        target/mesh-sim, plots in docs/mesh-scale/ (docs/mesh-scale.md)
 #   ./build.sh bench     no auth / jwt_authn / jwt_authn + cache / this filter under wrk (bench/run.py;
 #                        BENCH_SECONDS, BENCH_ROUNDS, BENCH_TOKENS...); table in bench/results/latest.md
 set -euo pipefail
@@ -201,6 +204,8 @@ cmd_test() {
   ensure_container_tools
   log "cargo test --locked (native unit tests)"
   cargo test --locked
+  log "mesh simulation, short form (examples/mesh_sim.rs --check)"
+  cargo run --locked --quiet --example mesh_sim -- --check --out "$ROOT/target/mesh-sim-short"
   fuzz_smoke
   log "envoy --mode validate on every shipped Envoy config"
   cmd_validate
@@ -435,6 +440,16 @@ cmd_load() {
   "$PY" tests/load/load_faults.py --duration "${1:-300}" --report "$ROOT/dist/load-report.json"
 }
 
+# The full mesh simulation (a short form runs in `test`) and its plots.
+cmd_mesh_sim() {
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+  cargo run --locked --release --example mesh_sim -- --out "$ROOT/target/mesh-sim" "$@"
+  cmd_setup
+  "$PY" -c 'import matplotlib' 2>/dev/null ||
+    "$PY" -m pip install -q --disable-pip-version-check matplotlib
+  "$PY" tools/mesh_plot.py "$ROOT/docs/mesh-scale" "$ROOT/target/mesh-sim"
+}
+
 # The benchmark (not part of `test`): needs an otherwise idle machine to mean anything.
 cmd_bench() {
   cmd_build
@@ -459,6 +474,7 @@ case "${1:-build}" in
   image) shift; cmd_image "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
-  -h | --help | help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | bench)" ;;
+  mesh-sim) shift; cmd_mesh_sim "$@" ;;
+  -h | --help | help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | mesh-sim | bench)" ;;
 esac

@@ -56,6 +56,22 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A random number from the host (WASI `random_get`, through the standard
+/// library's hash seed), mixed with the clock: seeds the jitter of the key
+/// refresh schedule so that Envoys started together drift apart.
+fn host_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
 struct Root {
     id: u32,
     vm: Option<SharedVm>,
@@ -110,7 +126,8 @@ impl RootContext for Root {
         let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
         let config = Rc::new(cfg);
         let owner = remote_keys::unique_owner_id(&mut Host, self.id, now_ms());
-        let keys = KeyLifecycle::new(config.clone(), metrics.clone(), owner);
+        let keys =
+            KeyLifecycle::new(config.clone(), metrics.clone(), owner).with_seed(host_random());
         if let Some(ms) = keys.first_tick_ms() {
             let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
         }
@@ -273,6 +290,10 @@ fn decide_and_apply(
         match parked {
             ParkResult::Parked => return Action::Pause,
             ParkResult::Deny(err) => outcome.decision = Decision::Deny(err),
+            // Keys another VM just fetched are installed: decide with them.
+            ParkResult::DecideAgain => {
+                return decide_and_apply(vm, view, None, context_id, started_ns)
+            }
             ParkResult::DecideNow => {}
         }
     }

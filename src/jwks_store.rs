@@ -13,6 +13,34 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Bounds applied to a response's `Cache-Control: max-age`.
 pub const MIN_MAX_AGE_MS: u64 = 1_000;
 pub const MAX_MAX_AGE_MS: u64 = 24 * 3600 * 1000;
+/// Longest `Retry-After` honoured (a longer one is cut to this).
+pub const MAX_RETRY_AFTER_MS: u64 = 3600 * 1000;
+/// Longest wait between retries while the last good keys are still in use:
+/// past `num_retries`, the retry period doubles from
+/// `failed_refetch_duration` up to this (never below
+/// `failed_refetch_duration`).
+pub const MAX_STALE_RETRY_MS: u64 = 60_000;
+
+/// How the fetches of many proxies are spread over time.
+///
+/// `Spread` (what the filter runs): each refresh is due at a random point
+/// in the last tenth of the cache window (anywhere from a tenth of the window
+/// on after a fetch that many proxies may have made at the same moment: a
+/// first fetch, a fetch after failures, an unknown-`kid` refetch), so
+/// proxies started together spread over the window at their first refresh; back-off after failures is jittered (between half and all
+/// of the nominal delay) and keeps growing while the last good keys are in
+/// use; `Retry-After` on a 429 or 503 is honoured (plus up to half of it
+/// again), for unknown-`kid` refetches too.
+///
+/// `Fixed`: the schedule without any of that (refresh exactly at the end of
+/// the cache window, deterministic back-off, `Retry-After` ignored), kept so
+/// the mesh simulation can show both with the same code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schedule {
+    #[default]
+    Spread,
+    Fixed,
+}
 
 /// The shared record for one JWKS source. Serialized as one line of
 /// space-separated integers so every VM can read it cheaply on each tick.
@@ -99,9 +127,14 @@ impl Meta {
         !self.has_keys() || now >= self.refresh_ms
     }
 
-    /// Whether an unknown `kid` may trigger a refetch now.
-    pub fn kid_refetch_allowed(&self, r: &RemoteJwks, now: u64) -> bool {
-        self.kid_refetch_ms == 0 || now >= self.kid_refetch_ms.saturating_add(r.min_refetch_ms)
+    /// Whether an unknown `kid` may trigger a refetch now: not within
+    /// `min_refetch_interval` of the last one and (`Spread`) not while
+    /// backing off after a failure or a `Retry-After`.
+    pub fn kid_refetch_allowed(&self, r: &RemoteJwks, now: u64, schedule: Schedule) -> bool {
+        let rate =
+            self.kid_refetch_ms == 0 || now >= self.kid_refetch_ms.saturating_add(r.min_refetch_ms);
+        let backing_off = schedule == Schedule::Spread && self.failures > 0 && now < self.retry_ms;
+        rate && !backing_off
     }
 
     /// The record with the lease taken by `owner` for one fetch.
@@ -114,15 +147,35 @@ impl Meta {
         }
     }
 
-    /// The record after a successful fetch; `max_age_ms` from the response.
-    pub fn after_success(&self, r: &RemoteJwks, now: u64, max_age_ms: Option<u64>) -> Meta {
+    /// The record after a successful fetch; `max_age_ms` from the response;
+    /// `random` draws the jitter (see [`Schedule`]).
+    pub fn after_success(
+        &self,
+        r: &RemoteJwks,
+        now: u64,
+        max_age_ms: Option<u64>,
+        schedule: Schedule,
+        random: u64,
+    ) -> Meta {
         let period = max_age_ms
             .map(|m| m.clamp(MIN_MAX_AGE_MS, MAX_MAX_AGE_MS))
             .unwrap_or(r.cache_duration_ms);
+        // A refresh made on time by a proxy that has been fetching on its own
+        // schedule keeps a small jitter; any other fetch may have been made
+        // by many proxies at once (started together, recovering together,
+        // seeing a new kid together) and is spread over the whole window
+        // (from a tenth of it on), so that the next cycle starts spread.
+        let on_schedule = self.has_keys() && self.failures == 0 && now >= self.refresh_ms;
+        let window = match schedule {
+            Schedule::Fixed => 0,
+            Schedule::Spread if on_schedule => period / 10,
+            Schedule::Spread => period - period / 10,
+        };
+        let jitter = random % window.saturating_add(1);
         Meta {
             version: self.version + 1,
             fetched_ms: now,
-            refresh_ms: now + period,
+            refresh_ms: now.saturating_add(period - jitter),
             failures: 0,
             retry_ms: 0,
             lease_owner: 0,
@@ -133,12 +186,44 @@ impl Meta {
     }
 
     /// The record after a failed fetch: back off (`retry_back_off` for the
-    /// first `num_retries` failures, then `failed_refetch_duration`).
-    pub fn after_failure(&self, r: &RemoteJwks, now: u64) -> Meta {
+    /// first `num_retries` failures, then `failed_refetch_duration`; see
+    /// [`Schedule`] for the jitter, the growth while stale keys are in use,
+    /// and `retry_after_ms`, the server's `Retry-After`).
+    pub fn after_failure(
+        &self,
+        r: &RemoteJwks,
+        now: u64,
+        retry_after_ms: Option<u64>,
+        schedule: Schedule,
+        random: u64,
+    ) -> Meta {
         let failures = self.failures.saturating_add(1);
+        let delay = match schedule {
+            Schedule::Fixed => backoff_ms(r, failures),
+            Schedule::Spread => {
+                let nominal = if failures > r.num_retries && self.usable(r, now) {
+                    let doublings = (failures - r.num_retries - 1).min(20);
+                    r.failed_refetch_ms
+                        .saturating_mul(1u64 << doublings)
+                        .min(MAX_STALE_RETRY_MS.max(r.failed_refetch_ms))
+                } else {
+                    backoff_ms(r, failures)
+                };
+                let jittered = |d: u64| d / 2 + (random & 0xffff_ffff) % (d / 2 + 1);
+                match retry_after_ms.map(|ms| ms.min(MAX_RETRY_AFTER_MS)) {
+                    // The server said when: that time (spread by up to half of
+                    // it again), not our own growing back-off, so that a
+                    // rate-limited IdP's capacity is used as it frees up.
+                    Some(ra) if ra > 0 => {
+                        jittered(backoff_ms(r, failures)).max(ra + (random >> 32) % (ra / 2 + 1))
+                    }
+                    _ => jittered(nominal),
+                }
+            }
+        };
         Meta {
             failures,
-            retry_ms: now + backoff_ms(r, failures),
+            retry_ms: now.saturating_add(delay),
             lease_owner: 0,
             lease_until_ms: 0,
             attempts: self.attempts + 1,
@@ -175,6 +260,35 @@ pub fn parse_max_age(cache_control: &str) -> Option<u64> {
             .ok()
             .map(|s| s.saturating_mul(1000))
     })
+}
+
+/// A `Retry-After` value (delay-seconds, or an HTTP-date) as a delay in
+/// milliseconds from `now`; `None` when it is neither.
+pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at_ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())?;
+    Some(at_ms.saturating_sub(now_ms))
+}
+
+/// Whether a status asks the client to slow down (`Retry-After` applies).
+pub fn is_throttled(status: Option<&str>) -> bool {
+    matches!(status, Some("429" | "503"))
+}
+
+/// A well-mixed 64-bit value from a seed and a counter (SplitMix64's
+/// finaliser): the jitter draws, deterministic for a given seed.
+pub fn mix(seed: u64, counter: u64) -> u64 {
+    let mut z = seed ^ counter.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Checks a JWKS response: status 200, size bound, a parsable set with at

@@ -21,7 +21,7 @@ use crate::config::{Config, KeySource, RemoteJwks};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::jwks::KeySet;
-use crate::jwks_store::{self, Meta, MAX_JWKS_BYTES};
+use crate::jwks_store::{self, Meta, Schedule, MAX_JWKS_BYTES};
 use crate::key_history::{self, KeyHistory};
 use crate::keys::{FetchKind, ProviderKeys, RemoteKeys, Wait};
 use crate::metrics::{MetricHost, Metrics};
@@ -106,6 +106,10 @@ pub enum ParkResult {
     /// Worth waiting for, but the parking bounds are reached: deny now
     /// with this cause (`AuthError::KeyWaitFull`).
     Deny(AuthError),
+    /// Another VM fetched keys moments ago and they are installed now:
+    /// decide again with them, without parking (they are at most one tick
+    /// old, so an unknown `kid` they lack is refused rather than refetched).
+    DecideAgain,
 }
 
 /// The remote-key lifecycle of one VM.
@@ -121,6 +125,10 @@ pub struct KeyLifecycle {
     fast: Option<bool>,
     max_parked: usize,
     max_parked_bytes: usize,
+    /// How fetches are spread (jitter, back-off, `Retry-After`).
+    schedule: Schedule,
+    /// Seeds the jitter draws: differs between Envoys (the host's random).
+    seed: u64,
 }
 
 fn remote_of(config: &Config, idx: usize) -> Option<&RemoteJwks> {
@@ -192,7 +200,25 @@ impl KeyLifecycle {
             fast: None,
             max_parked: MAX_PARKED,
             max_parked_bytes: MAX_PARKED_BYTES,
+            schedule: Schedule::Spread,
+            seed: owner,
         }
+    }
+
+    /// Seeds the jitter of this VM's fetch schedule. The filter passes a
+    /// random number from the host, so that Envoys started together drift
+    /// apart; tests and the simulation pass fixed seeds. Without it the
+    /// lease owner id is the seed, which is the same in every Envoy.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Another fetch [`Schedule`] than `Spread` (the mesh simulation runs
+    /// both).
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
     }
 
     /// Other parking bounds (count, header bytes) than the defaults.
@@ -268,11 +294,13 @@ impl KeyLifecycle {
         let config = self.config.clone();
         let mut providers = Vec::new();
         let mut deadline = now;
+        let mut installed_now = false;
         for (idx, wait) in waits {
             let Some(r) = remote_of(&config, *idx) else {
                 continue;
             };
             let (meta, _) = read_meta(host, r);
+            let before = self.providers.get(*idx).map(|p| p.installed);
             let worth_waiting = match wait {
                 // Still pending: a fetch is under way or a retry is scheduled.
                 Wait::FirstFetch => {
@@ -282,16 +310,22 @@ impl KeyLifecycle {
                 Wait::UnknownKid => {
                     // Past the bounds no refetch is started for this request.
                     if self.full(bytes) {
-                        meta.leased(now) || meta.kid_refetch_allowed(r, now)
+                        meta.leased(now) || meta.kid_refetch_allowed(r, now, self.schedule)
                     } else {
                         self.sync_provider(host, *idx, now, true)
                     }
                 }
             };
+            if self.providers.get(*idx).map(|p| p.installed) != before {
+                installed_now = true;
+            }
             if worth_waiting {
                 providers.push((*idx, *wait, meta.attempts));
                 deadline = deadline.max(now.saturating_add(wait_budget_ms(r, *wait)));
             }
+        }
+        if installed_now && self.schedule == Schedule::Spread {
+            return ParkResult::DecideAgain;
         }
         if providers.is_empty() {
             return ParkResult::DecideNow;
@@ -348,6 +382,12 @@ impl KeyLifecycle {
         };
         let status = host.response_header(":status");
         let cache_control = host.response_header("cache-control");
+        let retry_after = if jwks_store::is_throttled(status.as_deref()) {
+            host.response_header("retry-after")
+                .and_then(|v| jwks_store::parse_retry_after(&v, now))
+        } else {
+            None
+        };
         // An oversized body is never read into the VM.
         let body = if body_size > MAX_JWKS_BYTES {
             Err(body_size)
@@ -378,7 +418,7 @@ impl KeyLifecycle {
                             p.name, r.uri
                         ),
                     );
-                    self.record_failure(host, idx, now);
+                    self.record_failure(host, idx, now, retry_after);
                     return self.take_ready(host, now);
                 }
             }
@@ -401,7 +441,10 @@ impl KeyLifecycle {
                 self.metrics.on_jwks_fetch(host, idx, true);
                 self.keys_fetched(host, idx, r, &set, now);
                 let max_age = cache_control.as_deref().and_then(jwks_store::parse_max_age);
-                update_meta(host, r, |m| m.after_success(r, now, max_age));
+                let (schedule, seed) = (self.schedule, self.seed);
+                update_meta(host, r, |m| {
+                    m.after_success(r, now, max_age, schedule, jwks_store::mix(seed, m.attempts))
+                });
                 let (meta, _) = read_meta(host, r);
                 host.log(
                     Level::Info,
@@ -439,7 +482,7 @@ impl KeyLifecycle {
                     // The IdP may have moved its keys: discover again next time.
                     host.shared_set(&discovered_key(r), b"", None);
                 }
-                self.record_failure(host, idx, now);
+                self.record_failure(host, idx, now, retry_after);
             }
         }
         self.take_ready(host, now)
@@ -503,7 +546,7 @@ impl KeyLifecycle {
         self.install_if_newer(host, idx, &meta, now);
 
         let due = meta.fetch_due(now)
-            || (for_kid && !meta.leased(now) && meta.kid_refetch_allowed(r, now));
+            || (for_kid && !meta.leased(now) && meta.kid_refetch_allowed(r, now, self.schedule));
         if !due {
             return meta.leased(now);
         }
@@ -539,19 +582,36 @@ impl KeyLifecycle {
                         p.name, request.uri, r.cluster
                     ),
                 );
-                self.record_failure(host, idx, now);
+                self.record_failure(host, idx, now, None);
                 false
             }
         }
     }
 
-    fn record_failure(&mut self, host: &mut impl KeyHost, idx: usize, now: u64) {
+    /// A failed attempt: back off (at least `retry_after_ms`, the server's
+    /// `Retry-After`, under `Spread`).
+    fn record_failure(
+        &mut self,
+        host: &mut impl KeyHost,
+        idx: usize,
+        now: u64,
+        retry_after_ms: Option<u64>,
+    ) {
         let config = self.config.clone();
         let Some(r) = remote_of(&config, idx) else {
             return;
         };
         self.metrics.on_jwks_fetch(host, idx, false);
-        update_meta(host, r, |m| m.after_failure(r, now));
+        let (schedule, seed) = (self.schedule, self.seed);
+        update_meta(host, r, |m| {
+            m.after_failure(
+                r,
+                now,
+                retry_after_ms,
+                schedule,
+                jwks_store::mix(seed, m.attempts),
+            )
+        });
         let (meta, _) = read_meta(host, r);
         self.install_if_newer(host, idx, &meta, now);
     }

@@ -230,6 +230,7 @@ fn arrive(
     if let Decision::Deny(_) = d {
         match keys.park(host, now, id, &view, 100, &waits) {
             ParkResult::DecideNow => {}
+            ParkResult::DecideAgain => return Ok(decide(keys, config, &view, now).0),
             other => return Err(other),
         }
     }
@@ -514,14 +515,17 @@ fn rotation_with_a_short_cache_duration() {
     let mut host = FakeHost::default();
     let c = config(r#","cache_duration":"1s","min_refetch_interval":"60s""#);
     let mut keys = ready(&mut host, &c, &["rsa-a"]);
-    keys.on_tick(&mut host, T0 + 500);
-    assert_eq!(host.calls.len(), 1, "not due before cache_duration");
-    keys.on_tick(&mut host, T0 + 1_010);
+    // Due within the cache duration (jittered).
+    let due = refresh_ms(&host, &c);
+    assert!((T0 + 110..=T0 + 1_010).contains(&due), "{}", due - T0);
+    keys.on_tick(&mut host, due - 1);
+    assert_eq!(host.calls.len(), 1, "not due before its refresh time");
+    keys.on_tick(&mut host, due);
     assert_eq!(host.calls.len(), 2);
     let (token, _) = host.last_call();
     host.answer(Some("200"), &jwks(&["rsa-b"]));
-    deliver(&mut keys, &mut host, T0 + 1_020, token);
-    assert!(allowed(&decide(&keys, &c, &request("rsa-b"), T0 + 1_030).0));
+    deliver(&mut keys, &mut host, due + 20, token);
+    assert!(allowed(&decide(&keys, &c, &request("rsa-b"), due + 30).0));
     let history = |name: &str| host.counter(&stat_name("jwt_filter", name, &[("provider", "idp")]));
     assert_eq!(
         history("jwks_keys_added_total"),
@@ -531,14 +535,14 @@ fn rotation_with_a_short_cache_duration() {
     assert_eq!(history("jwks_keys_removed_total"), 1, "rsa-a");
     // The old key is gone; its unknown kid cannot refetch within 60 s.
     assert_eq!(
-        arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0 + 1_030),
+        arrive(&mut host, &mut keys, &c, 7, "rsa-a", due + 30),
         Err(ParkResult::Parked),
         "first unknown kid may refetch"
     );
     let (token, _) = host.last_call();
-    deliver(&mut keys, &mut host, T0 + 1_040, token);
+    deliver(&mut keys, &mut host, due + 40, token);
     assert_eq!(
-        arrive(&mut host, &mut keys, &c, 8, "rsa-a", T0 + 1_050),
+        arrive(&mut host, &mut keys, &c, 8, "rsa-a", due + 50),
         Ok(Decision::Deny(AuthError::UnknownKid))
     );
 }
@@ -547,7 +551,7 @@ fn rotation_with_a_short_cache_duration() {
 fn cache_control_max_age_sets_the_refresh() {
     let mut host = FakeHost::default();
     let c = config("");
-    let mut keys = vm(&mut host, &c, 1);
+    let mut keys = vm(&mut host, &c, 1).with_schedule(Schedule::Fixed);
     keys.on_tick(&mut host, T0);
     let (token, _) = host.last_call();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
@@ -557,6 +561,149 @@ fn cache_control_max_age_sets_the_refresh() {
     assert_eq!(host.calls.len(), 1);
     keys.on_tick(&mut host, T0 + 2_000);
     assert_eq!(host.calls.len(), 2);
+}
+
+/// When the shared record says the next refresh is due.
+fn refresh_ms(host: &FakeHost, c: &Config) -> u64 {
+    let Some(r) = remote_of(c, 0) else {
+        panic!("remote provider")
+    };
+    read_meta(host, r).0.refresh_ms
+}
+
+/// Envoys started in the same second, each seeded by its host's random,
+/// refresh at different times within the cache window (from a tenth of it
+/// on after a first fetch); without the seed (Fixed) all at the same moment.
+#[test]
+fn refreshes_of_envoys_started_together_drift_apart() {
+    let c = config(""); // cache_duration 600 s
+    let mut spread = Vec::new();
+    let mut fixed = Vec::new();
+    for envoy in 0..50u64 {
+        for (schedule, out) in [
+            (Schedule::Spread, &mut spread),
+            (Schedule::Fixed, &mut fixed),
+        ] {
+            let mut host = FakeHost::default();
+            let mut keys = vm(&mut host, &c, 1)
+                .with_seed(jwks_store::mix(99, envoy))
+                .with_schedule(schedule);
+            keys.on_tick(&mut host, T0 + envoy * 20);
+            let (token, _) = host.last_call();
+            host.answer(Some("200"), &jwks(&["rsa-a"]));
+            deliver(&mut keys, &mut host, T0 + envoy * 20 + 10, token);
+            out.push(refresh_ms(&host, &c) - T0);
+        }
+    }
+    assert!(fixed.iter().all(|t| (600_010..=601_000).contains(t)));
+    assert!(spread.iter().all(|t| (60_000..=601_000).contains(t)));
+    let early = spread.iter().filter(|t| **t < 330_000).count();
+    assert!((10..=40).contains(&early), "{spread:?}");
+    // The same seed draws the same schedule (deterministic tests).
+    let mut host = FakeHost::default();
+    let mut keys = vm(&mut host, &c, 1).with_seed(jwks_store::mix(99, 0));
+    keys.on_tick(&mut host, T0);
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    deliver(&mut keys, &mut host, T0 + 10, token);
+    assert_eq!(refresh_ms(&host, &c) - T0, spread[0]);
+}
+
+/// A 429 (or 503) with `Retry-After` holds back every fetch of this Envoy,
+/// scheduled or for an unknown `kid`, until then (plus up to half again);
+/// the last good keys stay in use meanwhile. `Fixed` retries after the
+/// back-off regardless.
+#[test]
+fn retry_after_from_the_idp_is_honoured() {
+    for status in ["429", "503"] {
+        let mut host = FakeHost::default();
+        let c = config(r#","cache_duration":"60s""#);
+        let mut keys = ready(&mut host, &c, &["rsa-a"]);
+        let due = refresh_ms(&host, &c);
+        keys.on_tick(&mut host, due);
+        assert_eq!(host.calls.len(), 2);
+        let (token, _) = host.last_call();
+        host.answer(Some(status), "slow down");
+        host.headers = vec![("retry-after".into(), "20".into())];
+        deliver(&mut keys, &mut host, due + 10, token);
+        // Neither the retry nor an unknown kid fetches before 20 s.
+        let mut now = due + 10;
+        while now < due + 10 + 20_000 {
+            now += 500;
+            keys.on_tick(&mut host, now);
+            if now < due + 10_000 {
+                assert_eq!(
+                    arrive(&mut host, &mut keys, &c, 7, "rsa-b", now),
+                    Ok(Decision::Deny(AuthError::UnknownKid))
+                );
+            }
+        }
+        assert_eq!(host.calls.len(), 2, "{status}: fetched before Retry-After");
+        assert!(allowed(&decide(&keys, &c, &request("rsa-a"), now).0));
+        // Then the retry comes within another 10 s.
+        while now < due + 10 + 30_000 && host.calls.len() == 2 {
+            now += 500;
+            keys.on_tick(&mut host, now);
+        }
+        assert_eq!(host.calls.len(), 3, "{status}: no retry after Retry-After");
+    }
+    // Fixed: the 200 ms back-off, Retry-After or not.
+    let mut host = FakeHost::default();
+    let c = config(r#","cache_duration":"60s""#);
+    let mut keys = ready(&mut host, &c, &["rsa-a"]).with_schedule(Schedule::Fixed);
+    let due = refresh_ms(&host, &c);
+    keys.on_tick(&mut host, due);
+    let (token, _) = host.last_call();
+    host.answer(Some("429"), "slow down");
+    host.headers = vec![("retry-after".into(), "20".into())];
+    deliver(&mut keys, &mut host, due + 10, token);
+    keys.on_tick(&mut host, due + 210);
+    assert_eq!(host.calls.len(), 3);
+}
+
+/// A VM that sees a new `kid` moments after another VM of the same Envoy
+/// fetched it (before its own tick installed the keys) decides again with
+/// the installed keys instead of refusing the token.
+#[test]
+fn new_kid_right_after_another_vm_fetched_it_is_accepted() {
+    for schedule in [Schedule::Spread, Schedule::Fixed] {
+        let mut host = FakeHost::default();
+        let c = config("");
+        let mut a = ready(&mut host, &c, &["rsa-a"]).with_schedule(schedule);
+        let mut b = vm(&mut host, &c, 2).with_schedule(schedule);
+        b.on_tick(&mut host, T0 + 20);
+        assert!(matches!(state(&b), RemoteKeys::Ready(_)));
+        // VM a sees the new kid first: one refetch, a's request waits.
+        let now = T0 + 5_000;
+        assert_eq!(
+            arrive(&mut host, &mut a, &c, 1, "rsa-b", now),
+            Err(ParkResult::Parked)
+        );
+        // Single flight: b's new-kid request meanwhile waits for the same fetch.
+        assert_eq!(
+            arrive(&mut host, &mut b, &c, 2, "rsa-b", now + 1),
+            Err(ParkResult::Parked)
+        );
+        assert_eq!(host.calls.len(), 2);
+        let (token, _) = host.last_call();
+        host.answer(Some("200"), &jwks(&["rsa-a", "rsa-b"]));
+        assert_eq!(deliver(&mut a, &mut host, now + 40, token).len(), 1);
+        // b has not ticked yet; a new-kid request arrives.
+        let view = request("rsa-b");
+        b.before_decide(&mut host, now + 60);
+        let (d, waits) = decide(&b, &c, &view, now + 60);
+        assert_eq!(d, Decision::Deny(AuthError::UnknownKid));
+        let parked = b.park(&mut host, now + 60, 3, &view, 100, &waits);
+        match schedule {
+            Schedule::Spread => {
+                assert_eq!(parked, ParkResult::DecideAgain);
+                assert!(allowed(&decide(&b, &c, &view, now + 60).0));
+            }
+            // Before: refused (no refetch allowed within 30 s, none under way).
+            Schedule::Fixed => assert_eq!(parked, ParkResult::DecideNow),
+        }
+        assert_eq!(host.calls.len(), 2, "no second fetch");
+    }
 }
 
 #[test]

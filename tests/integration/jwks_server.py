@@ -9,7 +9,8 @@ import time
 
 class JwksServer:
     """mode: "ok" (serve `jwks`), "500", "garbage", "hang" (sleep `hang_seconds`, then
-    answer), "empty" (a JWKS with no keys), "huge" (over 256 KiB), "weak" (`weak_jwks`). `max_age` adds Cache-Control: max-age.
+    answer), "empty" (a JWKS with no keys), "huge" (over 256 KiB), "weak" (`weak_jwks`), "429" (Too Many
+    Requests with Retry-After: `retry_after` seconds). `max_age` adds Cache-Control: max-age.
     `delay` slows every answer (e.g. to keep the first fetch in flight)."""
 
     def __init__(self, jwks: str):
@@ -18,6 +19,7 @@ class JwksServer:
         self.max_age: int | None = None
         self.delay = 0.0
         self.hang_seconds = 3.0
+        self.retry_after = 5
         #: Served in mode "weak": a set whose only key is unusable (RSA 1024).
         self.weak_jwks = '{"keys": []}'
         #: When set, GET .../openid-configuration answers this JSON document.
@@ -36,6 +38,7 @@ class JwksServer:
                 with server._lock:
                     server.requests.append((time.monotonic(), self.path))
                     mode, body, max_age, delay = server.mode, server.jwks, server.max_age, server.delay
+                    retry_after = server.retry_after
                 if delay:
                     time.sleep(delay)
                 if mode == "hang":
@@ -45,6 +48,8 @@ class JwksServer:
                     body = server.discovery
                 elif mode == "500":
                     status, body = 500, "internal error"
+                elif mode == "429":
+                    status, body = 429, "slow down"
                 elif mode == "garbage":
                     body = "<html>not a jwks</html>"
                 elif mode == "empty":
@@ -59,6 +64,8 @@ class JwksServer:
                     self.send_response(status)
                     self.send_header("content-type", ctype)
                     self.send_header("content-length", str(len(data)))
+                    if mode == "429":
+                        self.send_header("retry-after", str(retry_after))
                     if max_age is not None:
                         self.send_header("cache-control", f"public, max-age={max_age}")
                     self.end_headers()

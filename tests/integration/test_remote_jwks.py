@@ -177,6 +177,32 @@ def test_refresh_faults_keep_last_good_keys(start, jwks_server, fault):
     assert eventually(lambda: status(proxy, new) == 200, timeout=10)
 
 
+def test_retry_after_is_honoured(start, jwks_server):
+    """A 429 with Retry-After holds back every fetch (the retry and unknown-kid
+    refetches) until then; the last good keys stay in use meanwhile. Without it the
+    retries would come after 0.2, 0.4, 0.8 and then every 1 s."""
+    proxy = start(remote_config(cache_duration="1s"), jwks_server.port)
+    token = make_token("RS256", kid="rsa-a")
+    assert status(proxy, token) == 200
+    jwks_server.retry_after = 4
+    jwks_server.mode = "429"
+    seen = jwks_server.count
+    assert eventually(lambda: jwks_server.count > seen, timeout=5), "no refresh"
+    throttled = jwks_server.count
+    throttled_at = jwks_server.requests[-1][0]
+    new = make_token("RS256", kid="rsa-b", key="rsa2048b.pem")
+    while time.monotonic() < throttled_at + 3.5:
+        assert status(proxy, token) == 200
+        assert status(proxy, new) == 401
+        time.sleep(0.1)
+    assert jwks_server.count == throttled, jwks_server.requests
+    jwks_server.mode = "ok"
+    assert eventually(lambda: jwks_server.count > throttled, timeout=6), "no retry"
+    gap = jwks_server.requests[throttled][0] - throttled_at
+    assert 3.9 <= gap <= 6.6, gap
+    assert status(proxy, token) == 200
+
+
 def test_jwks_server_down_from_the_start_is_401_never_5xx(start):
     proxy = start(remote_config(), free_port(), wait_for_keys=False)
     token = make_token("RS256", kid="rsa-a")
