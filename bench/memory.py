@@ -9,10 +9,10 @@ rss     Envoy VmRSS (from /proc/<pid>/status) after warm-up traffic, with --conc
         and 2, for N, F, D with the default config and D/N with a large one (50
         providers, 500 rules, a 100-key JWKS). "per worker" is the RSS added by the
         second worker (c2 - c1); "RSS/2" is the issue's figure (total / workers).
-        The smaps columns split the c2 RSS into V8's executable code (anonymous r-x
-        mappings), wasm linear memories (anonymous mappings of >= 1 GiB virtual, V8's
-        guarded memory reservations), the rest of the anonymous memory (heaps,
-        isolates) and file-backed pages (the envoy binary). Extra .wasm paths given on
+        The smaps columns split the c2 RSS into V8's executable code (anonymous
+        mappings with execute permission), the rest of the anonymous memory (malloc
+        heap, V8 isolates, wasm linear memories) and file-backed pages (the envoy
+        binary). Extra .wasm paths given on
         the command line are measured as D with the default config (to compare builds).
 cold    time from exec to the first 200 through the listener, and from a listener
         update (a new plugin/filter config on disk, LDS from a file) to the first 200
@@ -48,7 +48,6 @@ WARM = int(os.environ.get("MEM_WARM", "400"))
 WARM_TOKENS = int(os.environ.get("MEM_WARM_TOKENS", "200"))
 RELEASE = int(os.environ.get("MEM_RELEASE", "0"))
 COLD_RUNS = int(os.environ.get("MEM_COLD_RUNS", "3"))
-GIB = 1 << 30
 
 _tokens: list[str] = []
 
@@ -236,21 +235,13 @@ class Envoy:
     def smaps(self) -> dict[str, int]:
         """RSS (KiB) by kind of mapping."""
         assert self.proc
-        out = {"code": 0, "wasm_mem": 0, "anon": 0, "file": 0}
+        out = {"code": 0, "anon": 0, "file": 0}
         kind = "anon"
         for line in pathlib.Path(f"/proc/{self.proc.pid}/smaps").read_text().splitlines():
             m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$", line)
             if m:
-                size = int(m.group(2), 16) - int(m.group(1), 16)
-                perms, inode, name = m.group(3), int(m.group(4)), m.group(5)
-                if inode:
-                    kind = "file"
-                elif "x" in perms:
-                    kind = "code"
-                elif size >= GIB:
-                    kind = "wasm_mem"
-                else:
-                    kind = "anon"
+                perms, inode = m.group(3), int(m.group(4))
+                kind = "file" if inode else "code" if "x" in perms else "anon"
             elif line.startswith("Rss:"):
                 out[kind] += int(line.split()[1])
         return out
@@ -287,13 +278,13 @@ def section_rss(work: pathlib.Path, extra: list[pathlib.Path]) -> list[str]:
             ("N: jwt_authn (large config)", filters("N", large)),
             ("D: this filter (large config)", filters("D", large))]
     rows += [(f"D: {p.name} (default config)", filters("D", default, wasm=p)) for p in extra]
-    lines = ["| config | RSS c1 | RSS c2 | per worker (c2-c1) | RSS/2 (c2) | V8 code c2 | wasm memories c2 | other anon c2 | file c2 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| config | RSS c1 | RSS c2 | per worker (c2-c1) | RSS/2 (c2) | V8 code c2 | other anon c2 | file c2 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, f in rows:
         r1, _ = measure(f, 1, work)
         r2, sm = measure(f, 2, work)
         lines.append(f"| {name} | {mib(r1)} | {mib(r2)} | {mib(r2 - r1)} | {mib(r2 / 2)} | {mib(sm['code'])} | "
-                     f"{mib(sm['wasm_mem'])} | {mib(sm['anon'])} | {mib(sm['file'])} |")
+                     f"{mib(sm['anon'])} | {mib(sm['file'])} |")
         print(lines[-1], file=sys.stderr, flush=True)
     return ["## Envoy RSS (MiB) after warm-up", "", *lines, ""]
 
@@ -355,7 +346,7 @@ def main() -> None:
     work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-mem-"))
     size = bench.WASM.stat().st_size
     out = [f"# Memory, size and cold start {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}", "",
-           f"Machine: {bench.machine().split('; wrk')[0].replace(', --concurrency 2', '')}.",
+           f"Machine: {bench.machine().split(', --concurrency')[0]}.",
            f"Module: {bench.WASM.name} {size} bytes ({size / 1024:.0f} KiB); floor "
            f"{bench.FLOOR_WASM.stat().st_size} bytes.", ""]
     if what in ("rss", "all"):
