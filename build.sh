@@ -34,7 +34,12 @@
 #                        Envoys against a scripted IdP, fixed vs spread key refresh; CSV in
 #                        target/mesh-sim, plots in docs/mesh-scale/ (docs/mesh-scale.md)
 #   ./build.sh bench     no auth / jwt_authn / jwt_authn + cache / this filter under wrk (bench/run.py;
-#                        BENCH_SECONDS, BENCH_ROUNDS, BENCH_TOKENS...); table in bench/results/latest.md
+#                        BENCH_SECONDS, BENCH_ROUNDS, BENCH_TOKENS...); table in bench/results/latest.md,
+#                        then bench-memory
+#   ./build.sh bench-memory [rss|cold|growth] [OTHER.wasm...]   Envoy RSS (--concurrency 1 and 2,
+#                        default and large config), module size, cold start and config-push
+#                        time for native jwt_authn, the floor and this filter (bench/memory.py;
+#                        table in bench/results/memory.md)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT="$(pwd)"
@@ -459,11 +464,23 @@ cmd_bench() {
   log "building the benchmark floor module (bench/floor)"
   cargo build --quiet --locked --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
   "$PY" bench/run.py
+  "$PY" bench/memory.py
+}
+
+# Envoy RSS, module size and cold start (bench/memory.py): no wrk, a few minutes.
+cmd_bench_memory() {
+  ensure_wasm_opt
+  cmd_build
+  cmd_setup
+  log "building the benchmark floor module (bench/floor)"
+  cargo build --quiet --locked --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
+  "$PY" bench/memory.py "$@"
 }
 
 case "${1:-build}" in
   build) cmd_build ;;
   bench) cmd_bench ;;
+  bench-memory) shift; cmd_bench_memory "$@" ;;
   setup) ensure_wasm_opt; cmd_setup ;;
   lint) cmd_lint ;;
   run) cmd_run ;;
@@ -475,6 +492,6 @@ case "${1:-build}" in
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
   mesh-sim) shift; cmd_mesh_sim "$@" ;;
-  -h | --help | help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | mesh-sim | bench)" ;;
+  -h | --help | help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | mesh-sim | bench | bench-memory)" ;;
 esac

@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Envoy memory, module size and cold start: this filter (D) beside the floor (F) and
+native jwt_authn (N), with the same provider and keys as bench/run.py.
+
+    ./build.sh bench-memory            (builds dist/jwt_filter.wasm and bench/floor first)
+    bench/memory.py [rss|cold|growth|all] [EXTRA.wasm ...]
+
+rss     Envoy VmRSS (from /proc/<pid>/status) after warm-up traffic, with --concurrency 1
+        and 2, for N, F, D with the default config and D/N with a large one (50
+        providers, 500 rules, a 100-key JWKS). "per worker" is the RSS added by the
+        second worker (c2 - c1); "RSS/2" is the issue's figure (total / workers).
+        The smaps columns split the c2 RSS into V8's executable code (anonymous
+        mappings with execute permission), the rest of the anonymous memory (malloc
+        heap, V8 isolates, wasm linear memories) and file-backed pages (the envoy
+        binary). Extra .wasm paths given on
+        the command line are measured as D with the default config (to compare builds).
+cold    time from exec to the first 200 through the listener, and from a listener
+        update (a new plugin/filter config on disk, LDS from a file) to the first 200
+        under the new config, for N, F, D; median of MEM_COLD_RUNS (default 3).
+growth  RSS with --concurrency 2 as the work grows (rules, providers, JWKS keys), D
+        beside N with the same configuration.
+
+Warm-up: MEM_WARM requests (default 400) over 8 connections, valid RS256 tokens
+(MEM_WARM_TOKENS distinct, default 200: fills the token cache). Output goes to stdout
+and bench/results/memory.md. RSS is not sensitive to other load on the machine the way
+CPU is; CPU per request is bench/pinned.py's job.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import http.client
+import json
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import run as bench  # noqa: E402
+
+WARM = int(os.environ.get("MEM_WARM", "400"))
+WARM_TOKENS = int(os.environ.get("MEM_WARM_TOKENS", "200"))
+RELEASE = int(os.environ.get("MEM_RELEASE", "0"))
+COLD_RUNS = int(os.environ.get("MEM_COLD_RUNS", "3"))
+
+_tokens: list[str] = []
+
+
+def tokens() -> list[str]:
+    if not _tokens:
+        path = bench.CACHE / f"memory-RS256-{WARM_TOKENS}.txt"
+        bench.CACHE.mkdir(exist_ok=True)
+        if not path.exists() or path.stat().st_mtime < time.time() - 86400:
+            exp = int(time.time()) + 3 * 86400
+            path.write_text("\n".join(bench._mint_chunk(("RS256", 0, WARM_TOKENS, exp))) + "\n")
+        _tokens.extend(path.read_text().split())
+    return _tokens
+
+
+# --------------------------------------------------------------------------- configs
+def base_jwks() -> list[dict]:
+    return json.loads(bench.jwks())["keys"]
+
+
+def big_jwks(n: int) -> str:
+    """n keys: the three benchmark keys, then copies of the RSA key under new kids
+    (parsed and held like any other RSA-2048 key)."""
+    keys = base_jwks()
+    rsa = next(k for k in keys if k["kid"] == "rsa-a")
+    out = keys[:n]
+    i = 0
+    while len(out) < n:
+        k = dict(rsa)
+        k["kid"] = f"rsa-copy-{i}"
+        out.append(k)
+        i += 1
+    return json.dumps({"keys": out})
+
+
+def jwt_config(providers: int = 1, rules: int = 1, keys: int = 3) -> dict:
+    """The JwtAuthentication config (proto3 JSON) shared by N and D: provider `bench`
+    (the one the tokens are for) with a `keys`-key JWKS, providers-1 more with other
+    issuers, rules-1 prefix rules for other paths, then the catch-all rule."""
+    p0 = bench.provider()
+    p0["local_jwks"] = {"inline_string": big_jwks(keys) if keys != 3 else bench.jwks()}
+    provs = {"bench": p0}
+    for i in range(1, providers):
+        p = copy.deepcopy(bench.provider())
+        p["issuer"] = f"https://issuer-{i}.test"
+        provs[f"p{i}"] = p
+    names = list(provs)
+    rule_list = [{"match": {"prefix": f"/r{i}/"}, "requires": {"provider_name": names[i % len(names)]}}
+                 for i in range(rules - 1)]
+    rule_list.append({"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}})
+    return {"providers": provs, "rules": rule_list}
+
+
+LARGE = dict(providers=50, rules=500, keys=100)
+
+
+def filters(kind: str, cfg: dict, wasm: pathlib.Path | None = None, floor_key: str | None = None) -> list[dict]:
+    if kind == "N":
+        c = copy.deepcopy(cfg)
+        for p in c["providers"].values():
+            p["jwt_cache_config"] = {"jwt_cache_size": 100}
+        return [{"name": "envoy.filters.http.jwt_authn", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            **c}}]
+    if kind == "F":
+        return [bench.wasm_filter(bench.FLOOR_WASM, floor_key or bench.rsa_spki_b64(), "bench_floor")]
+    return [bench.wasm_filter(wasm or bench.WASM, json.dumps(cfg), "jwt_filter")]
+
+
+ROUTER = {"name": "envoy.filters.http.router", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+
+
+def listener(port: int, http_filters: list[dict]) -> dict:
+    return {
+        "name": "mem",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                         "http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "mem",
+                "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                    "match": {"prefix": "/"},
+                    "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+                "http_filters": http_filters + [ROUTER],
+            }}]}],
+    }
+
+
+class Envoy:
+    """One Envoy; `lds` puts the listener in a watched file (for config pushes)."""
+    n = 0
+
+    def __init__(self, http_filters: list[dict], concurrency: int, work: pathlib.Path, lds: bool = False):
+        Envoy.n += 1
+        self.dir = work / f"e{Envoy.n}"
+        self.dir.mkdir()
+        self.port, self.admin = bench.free_port(), bench.free_port()
+        self.concurrency = concurrency
+        boot: dict = {"admin": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                                "port_value": self.admin}}}}
+        if RELEASE:
+            # tcmalloc returns free pages to the OS (RELEASE bytes every second).
+            boot["memory_allocator_manager"] = {"bytes_to_release": str(RELEASE),
+                                                "memory_release_interval": "1s"}
+        if lds:
+            self.lds = self.dir / "lds.json"
+            self.push(http_filters)
+            boot["node"] = {"id": "mem", "cluster": "mem"}
+            boot["dynamic_resources"] = {"lds_config": {"path_config_source": {
+                "path": str(self.lds), "watched_directory": {"path": str(self.dir)}}}}
+        else:
+            boot["static_resources"] = {"listeners": [listener(self.port, http_filters)]}
+        self.cfg = self.dir / "envoy.json"
+        self.cfg.write_text(json.dumps(boot))
+        self.proc: subprocess.Popen | None = None
+        self.t_exec = 0.0
+
+    def push(self, http_filters: list[dict]) -> None:
+        """Atomically replaces the LDS file (Envoy sees the rename in the watched dir)."""
+        doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+                              **listener(self.port, http_filters)}]}
+        tmp = self.dir / "lds.tmp"
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, self.lds)
+
+    def start(self) -> "Envoy":
+        self.t_exec = time.monotonic()
+        self.proc = subprocess.Popen(
+            [bench.ENVOY, "-c", str(self.cfg), "--concurrency", str(self.concurrency),
+             "--base-id", str((os.getpid() % 5000) * 20 + Envoy.n % 20), "--log-level", "warn",
+             "--log-path", str(self.dir / "envoy.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def fail(self, why: str):
+        log = (self.dir / "envoy.log")
+        raise SystemExit(f"Envoy: {why}; log:\n" + (log.read_text()[-3000:] if log.exists() else ""))
+
+    def wait_status(self, want: int | None, token: str, timeout: float = 60) -> float:
+        """Polls with a fresh connection per request until the listener answers `want`
+        (None: any status but 200); returns the monotonic time it did."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                self.fail("exited")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/api", headers={"Authorization": f"Bearer {token}"})
+                st = c.getresponse().status
+                c.close()
+                if st == want or (want is None and st != 200):
+                    return time.monotonic()
+            except OSError:
+                pass
+            time.sleep(0.005)
+        self.fail(f"no {want} within {timeout}s")
+        return 0.0
+
+    def warm(self) -> None:
+        toks = tokens()
+        conns = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=5) for _ in range(8)]
+        bad = 0
+        for i in range(WARM):
+            c = conns[i % len(conns)]
+            c.request("GET", "/api", headers={"Authorization": f"Bearer {toks[i % len(toks)]}"})
+            r = c.getresponse()
+            r.read()
+            bad += r.status != 200
+        for c in conns:
+            c.close()
+        if bad:
+            self.fail(f"{bad} of {WARM} warm-up requests not 200")
+        time.sleep(0.5)
+
+    def rss_kib(self) -> int:
+        assert self.proc
+        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def smaps(self) -> dict[str, int]:
+        """RSS (KiB) by kind of mapping."""
+        assert self.proc
+        out = {"code": 0, "anon": 0, "file": 0}
+        kind = "anon"
+        for line in pathlib.Path(f"/proc/{self.proc.pid}/smaps").read_text().splitlines():
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$", line)
+            if m:
+                perms, inode = m.group(3), int(m.group(4))
+                kind = "file" if inode else "code" if "x" in perms else "anon"
+            elif line.startswith("Rss:"):
+                out[kind] += int(line.split()[1])
+        return out
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def measure(http_filters: list[dict], concurrency: int, work: pathlib.Path) -> tuple[int, dict[str, int]]:
+    e = Envoy(http_filters, concurrency, work).start()
+    try:
+        e.wait_status(200, tokens()[0])
+        e.warm()
+        return e.rss_kib(), e.smaps()
+    finally:
+        e.stop()
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+# --------------------------------------------------------------------------- sections
+def section_rss(work: pathlib.Path, extra: list[pathlib.Path]) -> list[str]:
+    default, large = jwt_config(), jwt_config(**LARGE)
+    rows = [("N: jwt_authn (default config)", filters("N", default)),
+            ("F: floor", filters("F", default)),
+            ("D: this filter (default config)", filters("D", default)),
+            ("N: jwt_authn (large config)", filters("N", large)),
+            ("D: this filter (large config)", filters("D", large))]
+    rows += [(f"D: {p.name} (default config)", filters("D", default, wasm=p)) for p in extra]
+    lines = ["| config | RSS c1 | RSS c2 | per worker (c2-c1) | RSS/2 (c2) | V8 code c2 | other anon c2 | file c2 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, f in rows:
+        r1, _ = measure(f, 1, work)
+        r2, sm = measure(f, 2, work)
+        lines.append(f"| {name} | {mib(r1)} | {mib(r2)} | {mib(r2 - r1)} | {mib(r2 / 2)} | {mib(sm['code'])} | "
+                     f"{mib(sm['anon'])} | {mib(sm['file'])} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    return ["## Envoy RSS (MiB) after warm-up", "", *lines, ""]
+
+
+def section_cold(work: pathlib.Path) -> list[str]:
+    good = tokens()[0]
+    other = copy.deepcopy(jwt_config())
+    other["providers"]["bench"]["audiences"] = ["someone-else"]
+    cases = {
+        "N": (filters("N", other), filters("N", jwt_config())),
+        "F": (filters("F", other, floor_key="AAAA"), filters("F", jwt_config())),
+        "D": (filters("D", other), filters("D", jwt_config())),
+    }
+    lines = ["| config | exec -> first 200 (c2) | listener update -> new config serving (c2) |",
+             "|---|---:|---:|"]
+    for name, (before, after) in cases.items():
+        starts, pushes = [], []
+        for _ in range(COLD_RUNS):
+            e = Envoy(after, 2, work, lds=True).start()
+            try:
+                starts.append(e.wait_status(200, good) - e.t_exec)
+            finally:
+                e.stop()
+            e = Envoy(before, 2, work, lds=True).start()
+            try:
+                e.wait_status(None, good)
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                e.push(after)
+                pushes.append(e.wait_status(200, good) - t0)
+            finally:
+                e.stop()
+        lines.append(f"| {name} | {statistics.median(starts) * 1000:.0f} ms | {statistics.median(pushes) * 1000:.0f} ms |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    return ["## Cold start (median of %d)" % COLD_RUNS, "", *lines, ""]
+
+
+def section_growth(work: pathlib.Path) -> list[str]:
+    steps = [("rules", dict(rules=r)) for r in (1, 100, 1000)] + \
+            [("providers", dict(providers=p)) for p in (1, 10, 50)] + \
+            [("JWKS keys", dict(keys=k)) for k in (1, 10, 100)]
+    lines = ["| grows | N: jwt_authn RSS c2 | D: this filter RSS c2 | D - N |", "|---|---:|---:|---:|"]
+    for what, kw in steps:
+        cfg = jwt_config(**kw)
+        rn, _ = measure(filters("N", cfg), 2, work)
+        rd, _ = measure(filters("D", cfg), 2, work)
+        lines.append(f"| {what} {list(kw.values())[0]} | {mib(rn)} | {mib(rd)} | {mib(rd - rn)} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    return ["## RSS as the configuration grows (MiB, --concurrency 2)", "", *lines, ""]
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    what = args.pop(0) if args and args[0] in ("rss", "cold", "growth", "all") else "all"
+    extra = [pathlib.Path(a).resolve() for a in args]
+    for p in (bench.WASM, bench.FLOOR_WASM, *extra):
+        if not p.exists():
+            raise SystemExit(f"{p} missing: run ./build.sh bench-memory")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-mem-"))
+    size = bench.WASM.stat().st_size
+    out = [f"# Memory, size and cold start {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}", "",
+           f"Machine: {bench.machine().split(', --concurrency')[0]}.",
+           f"Module: {bench.WASM.name} {size} bytes ({size / 1024:.0f} KiB); floor "
+           f"{bench.FLOOR_WASM.stat().st_size} bytes.", ""]
+    if what in ("rss", "all"):
+        out += section_rss(work, extra)
+    if what in ("cold", "all"):
+        out += section_cold(work)
+    if what in ("growth", "all"):
+        out += section_growth(work)
+    text = "\n".join(out)
+    bench.RESULTS.mkdir(exist_ok=True)
+    (bench.RESULTS / "memory.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
