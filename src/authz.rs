@@ -111,24 +111,12 @@ pub enum ClaimValue {
 /// double that stands for many integers, so it cannot be compared exactly.
 const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
 
-/// A required claim value from the config as an exact integer: a JSON
-/// integer, or a number written with a fraction or exponent that is whole and
-/// within +-2^53 (`2.0`, `1e3`). `None` for anything else.
-fn config_int(n: &serde_json::Number) -> Option<i128> {
-    if let Some(i) = n.as_i64() {
-        return Some(i128::from(i));
-    }
-    if let Some(u) = n.as_u64() {
-        return Some(i128::from(u));
-    }
-    let f = n.as_f64()?;
-    (f.fract() == 0.0 && f.abs() <= MAX_EXACT_FLOAT).then_some(f as i128)
-}
-
-/// A token's number as the integer it exactly is, if it is one: a JSON
-/// integer, or a whole double within +-2^53 (`5.0` is 5; `1.5e18` stands for
-/// many integers, so it matches none).
-fn token_int(n: &serde_json::Number) -> Option<i128> {
+/// A JSON number as the integer it exactly is, if it is one: a JSON integer,
+/// or a whole double within +-2^53 (`2.0`, `1e3`; `1.5e18` stands for many
+/// integers, so it is none). Used for required claim values in the config
+/// (anything else is refused) and for a token's claims (which then match
+/// nothing).
+fn exact_int(n: &serde_json::Number) -> Option<i128> {
     if let Some(i) = n.as_i64() {
         return Some(i128::from(i));
     }
@@ -249,7 +237,7 @@ pub(crate) fn validate(
             let vpath = format!("{cpath}.values[{j}]");
             match (v, match_kind) {
                 (Value::String(s), _) => values.push(ClaimValue::Str(s.clone())),
-                (Value::Number(n), ClaimMatch::Exact) => match config_int(n) {
+                (Value::Number(n), ClaimMatch::Exact) => match exact_int(n) {
                     Some(i) => values.push(ClaimValue::Int(i)),
                     None => {
                         err(
@@ -369,7 +357,7 @@ fn scalar_matches(v: &Value, req: &RequiredClaim) -> bool {
         .any(|want| match (want, v, req.match_kind) {
             (ClaimValue::Str(w), Value::String(s), ClaimMatch::Exact) => s == w,
             (ClaimValue::Str(w), Value::String(s), ClaimMatch::Prefix) => s.starts_with(w.as_str()),
-            (ClaimValue::Int(w), Value::Number(n), ClaimMatch::Exact) => token_int(n) == Some(*w),
+            (ClaimValue::Int(w), Value::Number(n), ClaimMatch::Exact) => exact_int(n) == Some(*w),
             (ClaimValue::Bool(w), Value::Bool(b), ClaimMatch::Exact) => b == w,
             _ => false,
         })
