@@ -24,10 +24,13 @@ pub const MAX_STALE_RETRY_MS: u64 = 60_000;
 /// How the fetches of many proxies are spread over time.
 ///
 /// `Spread` (what the filter runs): each refresh is due at a random point
-/// in the last tenth of the cache window (anywhere from a tenth of the window
-/// on after a fetch that many proxies may have made at the same moment: a
-/// first fetch, a fetch after failures, an unknown-`kid` refetch), so
-/// proxies started together spread over the window at their first refresh; back-off after failures is jittered (between half and all
+/// in the last tenth of the cache window; after a fetch that many proxies may
+/// have made at the same moment it is spread wider: anywhere from a tenth of
+/// the window on after a first fetch (proxies started together spread over
+/// the window at their first refresh), and over the last half after an
+/// unknown-`kid` refetch or a recovery from failures (spread again, but clear
+/// of the refetches that other proxies may still be waiting to make when the
+/// identity provider limits its rate); back-off after failures is jittered (between half and all
 /// of the nominal delay) and keeps growing while the last good keys are in
 /// use; `Retry-After` on a 429 or 503 is honoured (plus up to half of it
 /// again), for unknown-`kid` refetches too.
@@ -162,14 +165,17 @@ impl Meta {
             .unwrap_or(r.cache_duration_ms);
         // A refresh made on time by a proxy that has been fetching on its own
         // schedule keeps a small jitter; any other fetch may have been made
-        // by many proxies at once (started together, recovering together,
-        // seeing a new kid together) and is spread over the whole window
-        // (from a tenth of it on), so that the next cycle starts spread.
+        // by many proxies at once and is spread wider, so that the next cycle
+        // starts spread: a first fetch (started together) over the whole
+        // window from a tenth of it on, a refetch or a recovery (a new kid or
+        // an outage seen together) over the last half, so that it does not
+        // compete with refetches still waiting at a rate-limited IdP.
         let on_schedule = self.has_keys() && self.failures == 0 && now >= self.refresh_ms;
         let window = match schedule {
             Schedule::Fixed => 0,
             Schedule::Spread if on_schedule => period / 10,
-            Schedule::Spread => period - period / 10,
+            Schedule::Spread if !self.has_keys() => period - period / 10,
+            Schedule::Spread => period / 2,
         };
         let jitter = random % window.saturating_add(1);
         Meta {

@@ -130,8 +130,9 @@ fn kid_refetch_is_rate_limited() {
 }
 
 /// Refreshes spread over a window that ends at the cache duration: the last
-/// tenth after an on-time refresh, all but the first tenth after a fetch
-/// many proxies may have made together; the draws cover the window.
+/// tenth after an on-time refresh, all but the first tenth after a first
+/// fetch, the last half after a refetch or a recovery; the draws cover the
+/// window.
 #[test]
 fn spread_refreshes_stay_within_the_cache_window() {
     let r = remote(); // cache_duration 600 s
@@ -159,12 +160,28 @@ fn spread_refreshes_stay_within_the_cache_window() {
     assert_eq!(on_time(60_000), 540_000);
     assert_eq!(on_time(60_001), 600_000);
     // An unknown-kid refetch (before the refresh was due) and a recovery
-    // after failures are spread over the window again.
-    let early = good.after_success(&r, T + 100_000, None, Schedule::Spread, 300_000);
-    assert_eq!(early.refresh_ms, T + 100_000 + 300_000);
+    // after failures are spread over the last half of the window: spread
+    // again, but clear of the refetches other proxies may still be making.
+    let early = |random| {
+        good.after_success(&r, T + 100_000, None, Schedule::Spread, random)
+            .refresh_ms
+            - (T + 100_000)
+    };
+    assert_eq!(early(0), 600_000);
+    assert_eq!(early(300_000), 300_000);
+    assert_eq!(early(300_001), 600_000, "wraps within the last half");
     let failed = good.after_failure(&r, T + 600_000, None, Schedule::Fixed, 0);
-    let back = failed.after_success(&r, T + 700_000, None, Schedule::Spread, 300_000);
-    assert_eq!(back.refresh_ms, T + 700_000 + 300_000);
+    let back = |random| {
+        failed
+            .after_success(&r, T + 700_000, None, Schedule::Spread, random)
+            .refresh_ms
+            - (T + 700_000)
+    };
+    assert_eq!(back(150_000), 450_000);
+    let draws: Vec<u64> = (0..2_000).map(|i| back(mix(9, i))).collect();
+    assert!(draws.iter().all(|d| (300_000..=600_000).contains(d)));
+    let low = draws.iter().filter(|d| **d < 450_000).count();
+    assert!((800..1_200).contains(&low), "not uniform: {low}");
     // A max-age period is spread the same way; Fixed never is.
     let short = Meta::default().after_success(&r, T, Some(10_000), Schedule::Spread, 5_000);
     assert_eq!(short.refresh_ms, T + 5_000);
