@@ -354,6 +354,8 @@ def dpop_files(work: pathlib.Path, threads: int = 2) -> pathlib.Path:
 
 
 def workload_file(name: str) -> pathlib.Path:
+    if name == DPOP:
+        raise SystemExit(f"{DPOP} needs single-use proofs made per run: bench/run.py only")
     if name == "W1":
         src = tokens_file("RS256", N_TOKENS)
         path = CACHE / "W1.txt"
