@@ -25,7 +25,8 @@ where the change shows (BENCH_D_VARIANTS, default Dh,Dw,Ds; empty for none):
     Dh  D with decision_histogram false (no decision-time histogram), on W1 and W2:
         D minus Dh in CPU per request is what the histogram costs
     Dw  D with DPoP required (dpop.mode required, ES256 proofs, replay_cache worker),
-        on W5-DPoP only
+        on W5-DPoP only (a per-worker record is unsound with two workers, as the
+        checker warns: here it separates the shared record's cost from the proof's)
     Ds  as Dw with replay_cache shared (the default: one record for all workers in
         shared data, compare-and-swap; every request copies one of its 64 buckets
         in and out)
