@@ -8,8 +8,9 @@ the upstream Envoy and wrk run on CPU 0. Configurations alternate within each ro
 it prints the median and minimum CPU microseconds per request over the rounds.
 
     bench/pinned.py WORKLOAD CONFIG...     e.g.  bench/pinned.py W1 A C D F
-    CONFIG: A | B | C | D | F (as in run.py), or a path to another build of the
-            filter's .wasm, run as D (to compare builds side by side)
+    CONFIG: A | B | C | D | F | Dh (as in run.py), or a path to another build of the
+            filter's .wasm, run as D (to compare builds side by side);
+            `bench/pinned.py W1 D Dh` resolves the decision histogram's cost
     PIN_SECONDS=4 PIN_ROUNDS=5
 
 Not a substitute for `./build.sh bench`: it answers "which is cheaper, by how much",

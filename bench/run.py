@@ -19,6 +19,18 @@ from tests/fixtures/keys):
        send a bare 401. No claims, no expiry, no stats. NOT an authenticator: it shows,
        in the same run, whether any wasm filter could reach C (W1) and B (W2, W4).
 
+With D, three more Envoys run this filter with one change each, only on the workloads
+where the change shows (BENCH_D_VARIANTS, default Dh,Dw,Ds; empty for none):
+
+    Dh  D with decision_histogram false (no decision-time histogram), on W1 and W2:
+        D minus Dh in CPU per request is what the histogram costs
+    Dw  D with DPoP required (dpop.mode required, ES256 proofs, replay_cache worker),
+        on W5-DPoP only (a per-worker record is unsound with two workers, as the
+        checker warns: here it separates the shared record's cost from the proof's)
+    Ds  as Dw with replay_cache shared (the default: one record for all workers in
+        shared data, compare-and-swap; every request copies one of its 64 buckets
+        in and out)
+
 and drives them with wrk (-t2 -cBENCH_CONNECTIONS) on these workloads:
 
     W1        one RS256 token, reused
@@ -26,6 +38,26 @@ and drives them with wrk (-t2 -cBENCH_CONNECTIONS) on these workloads:
     W3-ES256  as W2 with ES256
     W3-EdDSA  as W2 with EdDSA
     W4        as W2 with a bad signature (every request must be denied, except by A)
+    W5-DPoP   one DPoP-bound RS256 token (cnf.jkt: the thumbprint of an ES256 proof key),
+              reused as in W1 (a token-cache hit), sent as `Authorization: DPoP <token>`
+              with a fresh proof per request in the `DPoP` header (htm GET, htu
+              http://api.bench.test/api: wrk sends that Host, ath, a unique jti, iat
+              at minting). Run on A (the larger request alone), Dw and Ds; compare
+              with D on W1 (the same token presented as a bearer token).
+
+W5-DPoP and fairness: a proof passes once (the replay record), so every request needs
+its own. BENCH_DPOP_RATE x BENCH_SECONDS proofs (default 30,000/s x 10 s; at most
+900,000) are minted before the Envoys start (parallel processes, a few seconds per
+100,000) and split between wrk's two threads; Dw and Ds are started afresh at the
+start of every round (an empty replay record), so every round and both variants get
+the same proofs in the same order, and the record of a round ends holding every
+proof of it (replay_cache_size 1,000,000; dpop.max_age one day, longer than any run,
+so nothing is forgotten mid-round). The shared record's cost grows with what it holds
+(a bucket is 24 bytes per proof, 1/64 of them): a round measures the average over a
+record growing from empty to about req/s x BENCH_SECONDS proofs. In production the
+record holds about req/s x (max_age + clock skew) proofs. A run that needs more proofs
+than minted reuses them: those requests are refused as replays, show in the non-2xx
+column and are reported (raise BENCH_DPOP_RATE). Every DPoP request must get 200.
 
 Configurations alternate inside each round (A B C D F, A B C D F, ...) for every workload;
 BENCH_ROUNDS rounds (default 3) of BENCH_SECONDS seconds (default 10) each. The table
@@ -34,9 +66,9 @@ D/C, D/B, D/A, F/C, F/B, the module size and Envoy's RSS per worker. It goes to 
 bench/results/latest.md. Environment knobs:
 
     BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_TOKENS=100000 BENCH_CONNECTIONS=32
-    BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4   BENCH_CONFIGS=A,B,C,D,F
+    BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4,W5-DPoP   BENCH_CONFIGS=A,B,C,D,F
     BENCH_NATIVE_CACHE=100   BENCH_WASM=dist/jwt_filter.wasm   BENCH_FILTER_CONFIG='{...}'
-    BENCH_UPSTREAM=envoy|direct
+    BENCH_UPSTREAM=envoy|direct   BENCH_D_VARIANTS=Dh,Dw,Ds   BENCH_DPOP_RATE=30000
     (extra top-level fields merged into D's plugin config, e.g. '{"host_crypto": false}')
 
 For a precise comparison of two builds (CPU per request, a microsecond resolves), see
@@ -73,7 +105,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 N_TOKENS = int(os.environ.get("BENCH_TOKENS", "100000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
-WORKLOADS = os.environ.get("BENCH_WORKLOADS", "W1,W2,W3-ES256,W3-EdDSA,W4").split(",")
+WORKLOADS = os.environ.get("BENCH_WORKLOADS", "W1,W2,W3-ES256,W3-EdDSA,W4,W5-DPoP").split(",")
 CONFIGS = os.environ.get("BENCH_CONFIGS", "A,B,C,D,F").split(",")
 NATIVE_CACHE = int(os.environ.get("BENCH_NATIVE_CACHE", "100"))
 WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "dist" / "jwt_filter.wasm")).resolve()
@@ -96,7 +128,37 @@ CONFIG_NAMES = {
     "D": "this filter (wasm)",
     "F": "floor: least any wasm filter must do",
 }
-WORKLOAD_ALG = {"W1": "RS256", "W2": "RS256", "W3-ES256": "ES256", "W3-EdDSA": "EdDSA", "W4": "RS256"}
+WORKLOAD_ALG = {"W1": "RS256", "W2": "RS256", "W3-ES256": "ES256", "W3-EdDSA": "EdDSA", "W4": "RS256",
+                "W5-DPoP": "RS256"}
+
+# ------------------------------------------------ D variants and the DPoP workload
+DPOP = "W5-DPoP"
+DPOP_HOST = "api.bench.test"
+DPOP_HTU = f"http://{DPOP_HOST}/api"
+DPOP_REPLAY_ENTRIES = 1_000_000  # the filter's largest replay_cache_size
+DPOP_PROOFS = min(int(os.environ.get("BENCH_DPOP_RATE", "30000")) * SECONDS, 900_000)
+# Variant of D -> (name, extra top-level plugin fields, extra provider fields, workloads).
+D_VARIANTS = {
+    "Dh": ("this filter, decision_histogram false", {"decision_histogram": False}, {},
+           ("W1", "W2")),
+    "Dw": ("this filter, DPoP, replay record per worker", {},
+           {"dpop": {"mode": "required", "algorithms": ["ES256"], "max_age": "86400s",
+                     "replay_cache": "worker", "replay_cache_size": DPOP_REPLAY_ENTRIES}},
+           (DPOP,)),
+    "Ds": ("this filter, DPoP, replay record shared", {},
+           {"dpop": {"mode": "required", "algorithms": ["ES256"], "max_age": "86400s",
+                     "replay_cache": "shared", "replay_cache_size": DPOP_REPLAY_ENTRIES}},
+           (DPOP,)),
+}
+# Started afresh every round (an empty replay record for the same proofs).
+RESTARTED_EACH_ROUND = ("Dw", "Ds")
+if "D" in CONFIGS:
+    _wanted = [v for v in os.environ.get("BENCH_D_VARIANTS", "Dh,Dw,Ds").split(",") if v]
+    _at = CONFIGS.index("D") + 1
+    CONFIGS[_at:_at] = [v for v in _wanted if v in D_VARIANTS and v not in CONFIGS
+                        and any(w in WORKLOADS for w in D_VARIANTS[v][3])]
+for _v, (_name, *_) in D_VARIANTS.items():
+    CONFIG_NAMES[_v] = _name
 
 LUA = r"""
 local tokens = {}
@@ -125,6 +187,50 @@ function done(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
+
+# W5-DPoP: each wrk thread reads its own file (ARG<thread id>.txt): the token, the
+# proof's header (the same for every proof: one key), then one "payload.signature"
+# per request. A thread that runs out starts again (replays, refused) and counts it.
+LUA_DPOP = r"""
+local token, head
+local proofs = {}
+local idx = 0
+local threads = {}
+local counter = 0
+wraps = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  local n = 0
+  for line in io.lines(args[1] .. tostring(id) .. ".txt") do
+    n = n + 1
+    if n == 1 then token = "DPoP " .. line
+    elseif n == 2 then head = line .. "."
+    elseif #line > 0 then proofs[#proofs + 1] = line end
+  end
+end
+function request()
+  idx = idx + 1
+  if idx > #proofs then
+    idx = 1
+    wraps = wraps + 1
+  end
+  return wrk.format("GET", "/api", {["Host"] = "HOST", ["Authorization"] = token,
+                                    ["DPoP"] = head .. proofs[idx]})
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  local w = 0
+  for _, t in ipairs(threads) do w = w + (t:get("wraps") or 0) end
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non2xx":%d,"socket_errors":%d,"proof_wraps":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout, w))
+end
+""".replace('"HOST"', f'"{DPOP_HOST}"')
 
 
 # --------------------------------------------------------------------------- tokens
@@ -190,7 +296,67 @@ def bad_signature_file(src: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def _mint_proofs(args: tuple[str, str, str, str, int, int]) -> list[str]:
+    """`count` DPoP proofs (RFC 9449) for GET DPOP_HTU, as "payload.signature" lines
+    (the header is the caller's `head`): unique jti, iat now, ath of the token."""
+    key_pem, head, ath, run, start, count = args
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    key = serialization.load_pem_private_key(key_pem.encode(), None)
+    iat = int(time.time())
+    out = []
+    for i in range(start, start + count):
+        claims = {"jti": f"{run}-{i}", "htm": "GET", "htu": DPOP_HTU, "iat": iat, "ath": ath}
+        body = _b64u(json.dumps(claims, separators=(",", ":")).encode())
+        r, s = utils.decode_dss_signature(
+            key.sign(f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256())))
+        out.append(f"{body}.{_b64u(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}")
+    return out
+
+
+def dpop_files(work: pathlib.Path, threads: int = 2) -> pathlib.Path:
+    """W5-DPoP's per-thread files under `work` (see LUA_DPOP); returns their common
+    prefix. A new ES256 proof key per run; its RFC 7638 thumbprint and public JWK come
+    from jwcrypto (not from the filter's code), the token is bound to it (cnf.jkt)."""
+    import hashlib
+    import secrets
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from jwcrypto import jwk
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    public = jwk.JWK.from_pem(pem.encode())
+    jkt = public.thumbprint()
+    pub = {k: v for k, v in json.loads(public.export_public()).items() if k in ("kty", "crv", "x", "y")}
+    head = _b64u(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": pub},
+                            separators=(",", ":")).encode())
+    now = int(time.time())
+    rsa_key = serialization.load_pem_private_key((KEYS / "rsa2048.pem").read_bytes(), None)
+    t_head = _b64u(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-a"}, separators=(",", ":")).encode())
+    t_body = _b64u(json.dumps({"iss": ISSUER, "aud": AUDIENCE, "sub": "dpop-client", "iat": now,
+                               "exp": now + 3 * 86400, "cnf": {"jkt": jkt}},
+                              separators=(",", ":")).encode())
+    sig = rsa_key.sign(f"{t_head}.{t_body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    token = f"{t_head}.{t_body}.{_b64u(sig)}"
+    ath = _b64u(hashlib.sha256(token.encode()).digest())
+    print(f"minting {DPOP_PROOFS} DPoP proofs ...", file=sys.stderr, flush=True)
+    run = secrets.token_hex(4)
+    chunk = max(1, DPOP_PROOFS // 32)
+    jobs = [(pem, head, ath, run, s, min(chunk, DPOP_PROOFS - s)) for s in range(0, DPOP_PROOFS, chunk)]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        proofs = [p for part in pool.map(_mint_proofs, jobs) for p in part]
+    prefix = work / "dpop-"
+    per = -(-len(proofs) // threads)
+    for t in range(threads):
+        mine = proofs[t * per:(t + 1) * per]
+        pathlib.Path(f"{prefix}{t}.txt").write_text("\n".join([token, head, *mine]) + "\n")
+    return prefix
+
+
 def workload_file(name: str) -> pathlib.Path:
+    if name == DPOP:
+        raise SystemExit(f"{DPOP} needs single-use proofs made per run: bench/run.py only")
     if name == "W1":
         src = tokens_file("RS256", N_TOKENS)
         path = CACHE / "W1.txt"
@@ -235,7 +401,12 @@ def wasm_filter(path: pathlib.Path, configuration: str, vm_id: str) -> dict:
 
 
 def runs_on(config: str, workload: str) -> bool:
-    """F knows one RS256 key only."""
+    """F knows one RS256 key only; D's variants run where their change shows; W5-DPoP
+    only where a DPoP-bound token passes (and on A)."""
+    if workload == DPOP:
+        return config in ("A", "Dw", "Ds")
+    if config in D_VARIANTS:
+        return workload in D_VARIANTS[config][3]
     return config != "F" or WORKLOAD_ALG[workload] == "RS256"
 
 
@@ -254,6 +425,10 @@ def http_filters(config: str) -> list[dict]:
         return [wasm_filter(FLOOR_WASM, rsa_spki_b64(), "bench_floor")]
     plugin = {"providers": {"bench": provider()}, "rules": rules}
     plugin.update(FILTER_EXTRA)
+    if config in D_VARIANTS:
+        _, top, in_provider, _ = D_VARIANTS[config]
+        plugin.update(top)
+        plugin["providers"]["bench"].update(in_provider)
     return [wasm_filter(WASM, json.dumps(plugin), "jwt_filter")]
 
 
@@ -424,7 +599,7 @@ def report(results: dict, rss: dict) -> str:
               "proxy-wasm filter could meet the goal on this host.", "",
               "| workload | D/C | D/B | D/A | p99 D vs C | CPU D/C | CPU D/B | F/C | F/B | CPU F/C | CPU F/B |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for w in WORKLOADS:
+    for w in (w for w in WORKLOADS if w != DPOP):  # DPoP: variant_report
         def ratio(num: str, den: str, table: dict[tuple[str, str], float] = medians) -> str:
             n, d = table.get((w, num)), table.get((w, den))
             return f"{n / d:.2f}" if n and d else "-"
@@ -444,6 +619,64 @@ def report(results: dict, rss: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def restart_fresh(envoys: dict, work: pathlib.Path, upstream_port: int | None) -> None:
+    """Dw and Ds start every round with an empty replay record (see the docstring)."""
+    for c in RESTARTED_EACH_ROUND:
+        if c in envoys:
+            envoys[c].stop()
+            envoys[c] = Envoy(c, work, base_id=envoys[c].base_id, upstream_port=upstream_port).start()
+
+
+def variant_report(results: dict) -> str:
+    """DPoP against bearer, and the decision histogram's cost, from D and its variants."""
+    def med(w: str, c: str, field: str) -> float | None:
+        runs = results.get((w, c))
+        return statistics.median(r[field] for r in runs) if runs else None
+
+    def ratio(n: float | None, d: float | None) -> str:
+        return f"{n / d:.2f}" if n and d else "-"
+
+    lines = []
+    if any(results.get((DPOP, c)) for c in ("Dw", "Ds")):
+        lines += ["", "DPoP against bearer: the same RS256 token, a token-cache hit each time; "
+                  "D on W1 as `Bearer`, Dw and Ds on W5-DPoP as `DPoP` with a fresh ES256 proof "
+                  f"per request ({DPOP_PROOFS:,} proofs per round, the same every round, on "
+                  "Envoys started afresh each round). Ratios against D on W1; A's row is the "
+                  "larger request alone (no auth filter, W5-DPoP against W1).", "",
+                  "| request | req/s (median) | Envoy CPU/req | req/s vs bearer | CPU vs bearer | CPU - bearer |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        base_rps, base_cpu = med("W1", "D", "rps"), med("W1", "D", "cpu_us")
+        rows = [("bearer (D, W1)", "W1", "D"), ("DPoP, replay record per worker (Dw)", DPOP, "Dw"),
+                ("DPoP, replay record shared (Ds)", DPOP, "Ds")]
+        for label, w, c in rows:
+            rps, cpu = med(w, c, "rps"), med(w, c, "cpu_us")
+            if rps is None or cpu is None:
+                continue
+            extra = f"{cpu - base_cpu:+.1f} us" if base_cpu is not None else "-"
+            lines.append(f"| {label} | {rps:,.0f} | {cpu:.1f} us | {ratio(rps, base_rps)} | "
+                         f"{ratio(cpu, base_cpu)} | {extra} |")
+        a1, a5 = med("W1", "A", "cpu_us"), med(DPOP, "A", "cpu_us")
+        if a1 is not None and a5 is not None:
+            lines.append(f"| no auth filter (A), W5-DPoP vs W1 | {med(DPOP, 'A', 'rps'):,.0f} | "
+                         f"{a5:.1f} us | {ratio(med(DPOP, 'A', 'rps'), med('W1', 'A', 'rps'))} | "
+                         f"{ratio(a5, a1)} | {a5 - a1:+.1f} us |")
+        wraps = sum(r.get("proof_wraps", 0) for (w, _), runs in results.items() if w == DPOP for r in runs)
+        if wraps:
+            lines += ["", f"WARNING: wrk ran out of proofs {wraps} times (replays, refused): "
+                      "raise BENCH_DPOP_RATE."]
+    hist = [w for w in WORKLOADS if results.get((w, "D")) and results.get((w, "Dh"))]
+    if hist:
+        lines += ["", "The decision-time histogram's cost: D (on, the default) minus Dh "
+                  "(decision_histogram false), Envoy CPU per request.", "",
+                  "| workload | CPU/req D | CPU/req Dh | histogram cost | req/s D/Dh |",
+                  "|---|---:|---:|---:|---:|"]
+        for w in hist:
+            d, h = med(w, "D", "cpu_us"), med(w, "Dh", "cpu_us")
+            lines.append(f"| {w} | {d:.1f} us | {h:.1f} us | {d - h:+.1f} us | "
+                         f"{ratio(med(w, 'D', 'rps'), med(w, 'Dh', 'rps'))} |")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found (apt-get install wrk)")
@@ -451,10 +684,15 @@ def main() -> None:
         raise SystemExit(f"{WASM} missing: run ./build.sh build")
     if "F" in CONFIGS and not FLOOR_WASM.exists():
         raise SystemExit(f"{FLOOR_WASM} missing: run ./build.sh bench (it builds bench/floor)")
-    files = {w: workload_file(w) for w in WORKLOADS}
+    files = {w: workload_file(w) for w in WORKLOADS if w != DPOP}
     work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-bench-"))
     lua = work / "tokens.lua"
     lua.write_text(LUA)
+    luas = {}
+    if DPOP in WORKLOADS:
+        files[DPOP] = dpop_files(work)
+        luas[DPOP] = work / "dpop.lua"
+        luas[DPOP].write_text(LUA_DPOP)
     envoys = {}
     upstream = None
     try:
@@ -471,21 +709,26 @@ def main() -> None:
                               upstream_port=upstream_port).start()
         results: dict[tuple[str, str], list[dict]] = {}
         for rnd in range(ROUNDS):
+            if rnd and DPOP in WORKLOADS:
+                restart_fresh(envoys, work, upstream_port)
             for w in WORKLOADS:
                 for c in CONFIGS:
                     if not runs_on(c, w):
                         continue
-                    r = run_wrk(envoys[c], files[w], lua)
+                    r = run_wrk(envoys[c], files[w], luas.get(w, lua))
                     results.setdefault((w, c), []).append(r)
                     print(f"round {rnd + 1}/{ROUNDS} {w:9} {c}: {r['rps']:9,.0f} req/s  p50 {fmt_us(r['p50_us']):>8}  "
                           f"p99 {fmt_us(r['p99_us']):>8}  cpu {r['cpu_us']:5.1f} us/req  non-2xx {r['non2xx']}", file=sys.stderr, flush=True)
+                    if r.get("proof_wraps"):
+                        print(f"  ran out of DPoP proofs {r['proof_wraps']} times: raise BENCH_DPOP_RATE",
+                              file=sys.stderr, flush=True)
         rss = {c: e.rss_kib() for c, e in envoys.items()}
     finally:
         for e in envoys.values():
             e.stop()
         if upstream:
             upstream.stop()
-    text = report(results, rss)
+    text = report(results, rss) + variant_report(results)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(text)
     print(text)

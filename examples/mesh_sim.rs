@@ -486,6 +486,7 @@ impl<'a> Sim<'a> {
             let layout = Layout {
                 providers: vec![("idp", KeySourceKind::Remote)],
                 rules: vec![None],
+                ..Layout::default()
             };
             let metrics = Metrics::define(host, &self.config.stat_prefix, &layout);
             let owner = unique_owner_id(host, w as u32 + 1, now);

@@ -83,6 +83,10 @@ struct RawConfig {
     /// host calls and a JSON serialisation per request).
     #[serde(default, alias = "filterState")]
     filter_state: bool,
+    /// Our addition: record the decision-time histogram (default true; it
+    /// costs two host calls per decision).
+    #[serde(default, alias = "decisionHistogram")]
+    decision_histogram: Option<bool>,
     /// Our addition: `text` (default) or `json` decision log lines.
     #[serde(default, alias = "decisionLogFormat")]
     decision_log_format: Option<String>,
@@ -621,6 +625,8 @@ pub struct Config {
     pub host_crypto: bool,
     /// Write the outcome as filter state (`wasm.jwt_filter_*`).
     pub filter_state: bool,
+    /// Record the decision-time histogram.
+    pub decision_histogram: bool,
     /// Format of the decision log lines.
     pub decision_log_format: crate::decision_log::Format,
     /// `requirement_map`: name -> requirement (`None`: no JWT needed).
@@ -888,6 +894,7 @@ impl Validator {
             stat_prefix,
             host_crypto: raw.host_crypto.unwrap_or(true),
             filter_state: raw.filter_state,
+            decision_histogram: raw.decision_histogram.unwrap_or(true),
             decision_log_format: self.log_format(raw.decision_log_format.as_deref()),
         }
     }

@@ -134,13 +134,25 @@ impl KeySourceKind {
 }
 
 /// What the metrics need to know about the configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Layout<'a> {
     /// Provider name and key source, indexed like `Config::providers`.
     pub providers: Vec<(&'a str, KeySourceKind)>,
     /// Per rule (indexed like `Config::rules`): its name and mode when it is
     /// named and has a requirement (only those get per-rule counters).
     pub rules: Vec<Option<(&'a str, Mode)>>,
+    /// Whether the decision-time histogram is defined (`decision_histogram`).
+    pub decision_histogram: bool,
+}
+
+impl Default for Layout<'_> {
+    fn default() -> Self {
+        Layout {
+            providers: Vec::new(),
+            rules: Vec::new(),
+            decision_histogram: true,
+        }
+    }
 }
 
 /// Which part of the decision-time histogram a decision falls in
@@ -319,9 +331,11 @@ impl Metrics {
         m.cors_preflight_bypassed = def(C, "cors_preflight_bypassed_total", &[]);
         m.jwt_cache_hit = def(C, "jwt_cache_lookups_total", &[("result", "hit")]);
         m.jwt_cache_miss = def(C, "jwt_cache_lookups_total", &[("result", "miss")]);
-        for t in Timing::ALL {
-            m.duration
-                .push(def(H, DURATION, &[("outcome", t.as_str())]));
+        if layout.decision_histogram {
+            for t in Timing::ALL {
+                m.duration
+                    .push(def(H, DURATION, &[("outcome", t.as_str())]));
+            }
         }
         for (name, source) in &layout.providers {
             let p = [("provider", *name)];
@@ -457,6 +471,12 @@ impl Metrics {
             rule.and_then(|r| self.rules.get(r))
                 .and_then(|r| r.rejected),
         );
+    }
+
+    /// Whether the decision-time histogram is recorded (defined, and the
+    /// host accepted it): when not, the glue does not read the clock for it.
+    pub fn times_decisions(&self) -> bool {
+        self.duration.iter().any(Option::is_some)
     }
 
     /// The filter's own time for one decision, in microseconds.

@@ -540,3 +540,19 @@ fn dpop_settings_defaults_locations_and_errors() {
     assert_eq!(c.providers[0].cert_binding, BindingMode::Optional);
     assert_eq!(c.providers[0].binding_label(), Some("mtls"));
 }
+
+#[test]
+fn decision_histogram_is_on_unless_turned_off() {
+    let parse = |json: &str| Config::parse(json.as_bytes()).map(|c| c.decision_histogram);
+    assert!(matches!(parse("{}"), Ok(true)));
+    assert!(matches!(parse(r#"{"decision_histogram":true}"#), Ok(true)));
+    assert!(matches!(
+        parse(r#"{"decision_histogram":false}"#),
+        Ok(false)
+    ));
+    assert!(matches!(parse(r#"{"decisionHistogram":false}"#), Ok(false)));
+    assert_eq!(
+        first_path(r#"{"decision_histogram":"no"}"#),
+        "decision_histogram"
+    );
+}

@@ -58,6 +58,7 @@ pub fn define_metrics(config: &Config) -> Metrics {
                     .map(|n| (n, r.mode))
             })
             .collect(),
+        decision_histogram: config.decision_histogram,
     };
     let m = Metrics::define(&mut Host, &config.stat_prefix, &layout);
     if !m.failed.is_empty() {
@@ -191,9 +192,10 @@ pub fn timing_of(outcome: &Outcome, cache: (u32, u32)) -> Option<Timing> {
 }
 
 /// Records the filter's own time for a decision that started at
-/// `started_ns` (host clock, ns since the epoch).
+/// `started_ns` (host clock, ns since the epoch). Nothing, not even the
+/// clock read, when the histogram is off (`decision_histogram: false`).
 pub fn record_time(metrics: &Metrics, timing: Option<Timing>, started_ns: u64) {
-    if let Some(t) = timing {
+    if let Some(t) = timing.filter(|_| metrics.times_decisions()) {
         let micros = now_ns().saturating_sub(started_ns) / 1000;
         metrics.on_decision_time(&Host, t, micros);
     }

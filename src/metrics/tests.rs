@@ -49,6 +49,7 @@ fn layout() -> Layout<'static> {
             Some(("api", Mode::Enforce)),
             Some(("shadow", Mode::Report)),
         ],
+        ..Layout::default()
     }
 }
 
@@ -271,4 +272,26 @@ fn refused_definitions_are_reported_and_skipped() {
     m.on_deny(&host, AuthError::Expired, None, None);
     m.on_deny(&host, AuthError::Missing, None, None);
     assert_eq!(host.get(&decisions("deny", "missing", "enforce")), 1);
+}
+
+#[test]
+fn no_decision_histogram_when_turned_off() {
+    let off = Layout {
+        decision_histogram: false,
+        ..layout()
+    };
+    let names = metric_names("jwt_filter", &off);
+    assert!(!names.iter().any(|(_, n)| n.contains(DURATION)));
+    assert!(names.iter().all(|(k, _)| *k != MetricKind::Histogram));
+    // Everything else is defined as with the histogram on.
+    let on = metric_names("jwt_filter", &layout());
+    assert_eq!(on.len(), names.len() + Timing::ALL.len());
+
+    let mut host = Fake::default();
+    let m = Metrics::define(&mut host, "jwt_filter", &off);
+    assert!(!m.times_decisions());
+    m.on_decision_time(&host, Timing::CacheHit, 12);
+    assert!(host.samples.borrow().is_empty());
+    let mut host = Fake::default();
+    assert!(Metrics::define(&mut host, "jwt_filter", &layout()).times_decisions());
 }

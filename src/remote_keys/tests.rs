@@ -173,6 +173,7 @@ fn vm(host: &mut FakeHost, config: &Rc<Config>, root_id: u32) -> KeyLifecycle {
     let layout = Layout {
         providers: vec![("idp", KeySourceKind::Remote)],
         rules: vec![None],
+        ..Layout::default()
     };
     let metrics = Rc::new(Metrics::define(host, &config.stat_prefix, &layout));
     let owner = unique_owner_id(host, root_id, T0);

@@ -159,6 +159,27 @@ def test_histogram_buckets_hold_every_decision(envoy):
         assert (total > 0) == (n > 0) and total <= n * 1_000_000, (outcome, total)
 
 
+def test_decision_histogram_false_drops_only_the_histogram(envoy):
+    on, off = envoy(METRICS), envoy({**METRICS, "decision_histogram": False})
+    expected = scripted_mix(on)
+    assert scripted_mix(off) == expected
+    wait_for_histograms(on, 18)
+    # Both Envoys flush stats every second: two flushes later the off one has shown
+    # whatever it would.
+    time.sleep(2.5)
+    h = "jwt_filter_decision_duration_microseconds"
+    with_h = prometheus(on)
+    assert any(k.startswith(h + "_bucket{") for k in with_h)
+    assert with_h[series(h + "_count", outcome="denied")][1] == 12
+    got = prometheus(off)
+    assert not [k for k in got if k.startswith(h)], "histogram series with decision_histogram false"
+    got = {k: v for k, (_, v) in got.items() if k.startswith("jwt_filter_")}
+    # Every other series is there with the same value as with the histogram on.
+    defined = {k for k in all_series("jwt_filter", PROVIDERS, NAMED_RULES) if not k.startswith(h)}
+    assert set(got) == defined
+    assert got == {k: float(expected.get(k, 0)) for k in defined}
+
+
 def documented_metrics() -> dict[str, set[str]]:
     """Prometheus name -> label names, from docs/observability.md's metric table
     (rows `| `jwt_filter_...` | label, label | type | meaning |`)."""
