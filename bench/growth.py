@@ -42,6 +42,7 @@ Knobs: GROWTH_SECONDS=3 GROWTH_ROUNDS=3 GROWTH_TOKENS=1000
 """
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import copy
 import json
@@ -106,28 +107,35 @@ end
 
 
 # --------------------------------------------------------------------------- tokens
+KEY_FILE = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "keys" / "rsa2048.pem"
+
+
+def b64u(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
 def _mint_padded(args: tuple[int, int, int, int]) -> list[str]:
     """count RS256 tokens (kid rsa-a) from number start, each about `size` characters."""
     size, start, count, exp = args
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding
-    key = serialization.load_pem_private_key((bench.KEYS / "rsa2048.pem").read_bytes(), None)
-    head = bench._b64u(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-a"},
+    key = serialization.load_pem_private_key(KEY_FILE.read_bytes(), None)
+    head = b64u(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-a"},
                                   separators=(",", ":")).encode())
     out = []
     for i in range(start, start + count):
         claims: dict = {"iss": bench.ISSUER, "aud": bench.AUDIENCE, "sub": f"user-{i}",
                         "iat": exp - 172800, "exp": exp}
         # header + "." + payload + "." + 342 characters of RS256 signature
-        body = bench._b64u(json.dumps(claims, separators=(",", ":")).encode())
+        body = b64u(json.dumps(claims, separators=(",", ":")).encode())
         short = size - (len(head) + len(body) + 2 + 342)
         if short > 0:
             # each 3 bytes of claim text add 4 characters; `,"pad":""` is 9 bytes
             claims["pad"] = "p" * max(0, short * 3 // 4 - 9)
-            body = bench._b64u(json.dumps(claims, separators=(",", ":")).encode())
+            body = b64u(json.dumps(claims, separators=(",", ":")).encode())
         data = f"{head}.{body}".encode()
         sig = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        out.append(f"{head}.{body}.{bench._b64u(sig)}")
+        out.append(f"{head}.{body}.{b64u(sig)}")
     return out
 
 
