@@ -461,6 +461,7 @@ def results_json(results: dict, rss: dict) -> dict:
             }
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "run_id": os.environ.get("BENCH_RUN_ID"),  # one per ./build.sh bench
         "machine": machine(),
         "seconds": SECONDS, "rounds": ROUNDS, "tokens": N_TOKENS, "upstream": UPSTREAM,
         "filter_extra": FILTER_EXTRA,
