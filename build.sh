@@ -35,11 +35,13 @@
 #                        target/mesh-sim, plots in docs/mesh-scale/ (docs/mesh-scale.md)
 #   ./build.sh bench     no auth / jwt_authn / jwt_authn + cache / this filter under wrk (bench/run.py;
 #                        BENCH_SECONDS, BENCH_ROUNDS, BENCH_TOKENS...); table in bench/results/latest.md,
-#                        then bench-memory
+#                        then bench-memory, then the goals summary and the growth table
+#                        (bench/summary.py; bench/results/summary.md)
 #   ./build.sh bench-memory [rss|cold|growth] [OTHER.wasm...]   Envoy RSS (--concurrency 1 and 2,
 #                        default and large config), module size, cold start and config-push
 #                        time for native jwt_authn, the floor and this filter (bench/memory.py;
-#                        table in bench/results/memory.md)
+#                        table in bench/results/memory.md); growth adds CPU per request as the
+#                        work grows, pinned (bench/growth.py; GROWTH_SECONDS, GROWTH_ROUNDS...)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT="$(pwd)"
@@ -463,8 +465,12 @@ cmd_bench() {
   command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
   log "building the benchmark floor module (bench/floor)"
   cargo build --quiet --locked --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
+  # One id for the JSON of this run, so bench/summary.py can tell a whole run from parts.
+  BENCH_RUN_ID="$(date -u +%Y-%m-%dT%H:%M:%SZ)-$$"
+  export BENCH_RUN_ID
   "$PY" bench/run.py
   "$PY" bench/memory.py
+  "$PY" bench/summary.py
 }
 
 # Envoy RSS, module size and cold start (bench/memory.py): no wrk, a few minutes.
@@ -492,6 +498,6 @@ case "${1:-build}" in
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
   mesh-sim) shift; cmd_mesh_sim "$@" ;;
-  -h | --help | help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | mesh-sim | bench | bench-memory)" ;;
 esac

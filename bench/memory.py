@@ -17,13 +17,18 @@ rss     Envoy VmRSS (from /proc/<pid>/status) after warm-up traffic, with --conc
 cold    time from exec to the first 200 through the listener, and from a listener
         update (a new plugin/filter config on disk, LDS from a file) to the first 200
         under the new config, for N, F, D; median of MEM_COLD_RUNS (default 3).
-growth  RSS with --concurrency 2 as the work grows (rules, providers, JWKS keys), D
-        beside N with the same configuration.
+growth  RSS with --concurrency 2 as the configuration grows (rules, providers, JWKS
+        keys), D beside N with the same configuration; then CPU per request as the work
+        grows (those three, token size and header count), pinned (bench/growth.py, its
+        knobs GROWTH_*; GROWTH_CPU=0 leaves CPU out). Both in one table, with each
+        dimension's growth from its smallest to its largest point, D's beside N's.
 
 Warm-up: MEM_WARM requests (default 400) over 8 connections, valid RS256 tokens
 (MEM_WARM_TOKENS distinct, default 200: fills the token cache). Output goes to stdout
-and bench/results/memory.md. RSS is not sensitive to other load on the machine the way
-CPU is; CPU per request is bench/pinned.py's job.
+and bench/results/memory.md; each section's figures also go to
+bench/results/memory-<section>.json (read by bench/summary.py). RSS is not sensitive to
+other load on the machine the way CPU is; CPU per request is bench/pinned.py's job (and,
+for the growth section, bench/growth.py's, which works the same way).
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ WARM = int(os.environ.get("MEM_WARM", "400"))
 WARM_TOKENS = int(os.environ.get("MEM_WARM_TOKENS", "200"))
 RELEASE = int(os.environ.get("MEM_RELEASE", "0"))
 COLD_RUNS = int(os.environ.get("MEM_COLD_RUNS", "3"))
+GROWTH_CPU = int(os.environ.get("GROWTH_CPU", "1"))
 
 _tokens: list[str] = []
 
@@ -278,6 +284,8 @@ def section_rss(work: pathlib.Path, extra: list[pathlib.Path]) -> list[str]:
             ("N: jwt_authn (large config)", filters("N", large)),
             ("D: this filter (large config)", filters("D", large))]
     rows += [(f"D: {p.name} (default config)", filters("D", default, wasm=p)) for p in extra]
+    keys = ["N", "F", "D", "N-large", "D-large", *(f"D:{p.name}" for p in extra)]
+    data: dict = {}
     lines = ["| config | RSS c1 | RSS c2 | per worker (c2-c1) | RSS/2 (c2) | V8 code c2 | other anon c2 | file c2 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, f in rows:
@@ -286,6 +294,8 @@ def section_rss(work: pathlib.Path, extra: list[pathlib.Path]) -> list[str]:
         lines.append(f"| {name} | {mib(r1)} | {mib(r2)} | {mib(r2 - r1)} | {mib(r2 / 2)} | {mib(sm['code'])} | "
                      f"{mib(sm['anon'])} | {mib(sm['file'])} |")
         print(lines[-1], file=sys.stderr, flush=True)
+        data[keys[len(data)]] = {"name": name, "c1_kib": r1, "c2_kib": r2, "smaps_c2_kib": sm}
+    save("rss", {"rows": data})
     return ["## Envoy RSS (MiB) after warm-up", "", *lines, ""]
 
 
@@ -300,6 +310,7 @@ def section_cold(work: pathlib.Path) -> list[str]:
     }
     lines = ["| config | exec -> first 200 (c2) | listener update -> new config serving (c2) |",
              "|---|---:|---:|"]
+    data: dict = {}
     for name, (before, after) in cases.items():
         starts, pushes = [], []
         for _ in range(COLD_RUNS):
@@ -319,21 +330,49 @@ def section_cold(work: pathlib.Path) -> list[str]:
                 e.stop()
         lines.append(f"| {name} | {statistics.median(starts) * 1000:.0f} ms | {statistics.median(pushes) * 1000:.0f} ms |")
         print(lines[-1], file=sys.stderr, flush=True)
+        data[name] = {"start_ms": statistics.median(starts) * 1000, "push_ms": statistics.median(pushes) * 1000,
+                      "start_runs_ms": [x * 1000 for x in starts], "push_runs_ms": [x * 1000 for x in pushes]}
+    save("cold", {"runs": COLD_RUNS, "configs": data})
     return ["## Cold start (median of %d)" % COLD_RUNS, "", *lines, ""]
 
 
 def section_growth(work: pathlib.Path) -> list[str]:
-    steps = [("rules", dict(rules=r)) for r in (1, 100, 1000)] + \
-            [("providers", dict(providers=p)) for p in (1, 10, 50)] + \
-            [("JWKS keys", dict(keys=k)) for k in (1, 10, 100)]
-    lines = ["| grows | N: jwt_authn RSS c2 | D: this filter RSS c2 | D - N |", "|---|---:|---:|---:|"]
-    for what, kw in steps:
-        cfg = jwt_config(**kw)
-        rn, _ = measure(filters("N", cfg), 2, work)
-        rd, _ = measure(filters("D", cfg), 2, work)
-        lines.append(f"| {what} {list(kw.values())[0]} | {mib(rn)} | {mib(rd)} | {mib(rd - rn)} |")
-        print(lines[-1], file=sys.stderr, flush=True)
-    return ["## RSS as the configuration grows (MiB, --concurrency 2)", "", *lines, ""]
+    """RSS (c2) for the configuration dimensions, then CPU per request for all of them
+    (bench/growth.py), in one table."""
+    import growth
+    import summary
+    points = growth.measure_cpu(work) if GROWTH_CPU else [
+        {"dim": d, "value": v, "label": lbl, "config": c, "workload": growth.WORKLOAD_NAMES[w]}
+        for d, v, lbl, c, w in growth.POINTS if d in growth.DIMS]
+    seen: dict[str, dict] = {}  # 1 rule and 1 provider are the same configuration
+    for p in points:
+        if p["dim"] not in ("rules", "providers", "keys"):
+            continue
+        cfg = jwt_config(**{p["dim"]: int(p["value"])})
+        key = json.dumps(cfg, sort_keys=True)
+        if key not in seen:
+            rn, _ = measure(filters("N", cfg), 2, work)
+            rd, _ = measure(filters("D", cfg), 2, work)
+            seen[key] = {"N": rn, "D": rd}
+        p["rss_kib"] = seen[key]
+        rn, rd = seen[key]["N"], seen[key]["D"]
+        print(f"growth RSS c2 {p['label']}: N {mib(rn)} MiB, D {mib(rd)} MiB", file=sys.stderr, flush=True)
+    save("growth", {"cpu_method": growth.METHOD if GROWTH_CPU else None, "points": points})
+    return ["## Cost as the work grows (D beside N with the same configuration)", "",
+            summary.growth_method({"cpu_method": growth.METHOD if GROWTH_CPU else None}), "",
+            *summary.growth_table(points), ""]
+
+
+def save(section: str, data: dict) -> None:
+    """bench/results/memory-<section>.json, for bench/summary.py."""
+    size = bench.WASM.stat().st_size if bench.WASM.exists() else None
+    floor = bench.FLOOR_WASM.stat().st_size if bench.FLOOR_WASM.exists() else None
+    doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "run_id": os.environ.get("BENCH_RUN_ID"),  # one per ./build.sh bench
+           "machine": bench.machine().split(", --concurrency")[0],
+           "module_bytes": size, "floor_bytes": floor, **data}
+    bench.RESULTS.mkdir(parents=True, exist_ok=True)
+    (bench.RESULTS / f"memory-{section}.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def main() -> None:
@@ -356,7 +395,7 @@ def main() -> None:
     if what in ("growth", "all"):
         out += section_growth(work)
     text = "\n".join(out)
-    bench.RESULTS.mkdir(exist_ok=True)
+    bench.RESULTS.mkdir(parents=True, exist_ok=True)
     (bench.RESULTS / "memory.md").write_text(text)
     print(text)
 

@@ -63,12 +63,14 @@ Configurations alternate inside each round (A B C D F, A B C D F, ...) for every
 BENCH_ROUNDS rounds (default 3) of BENCH_SECONDS seconds (default 10) each. The table
 shows medians over rounds, the spread (min..max req/s relative to the median), ratios
 D/C, D/B, D/A, F/C, F/B, the module size and Envoy's RSS per worker. It goes to stdout and to
-bench/results/latest.md. Environment knobs:
+bench/results/latest.md, and the same figures as JSON to bench/results/run.json (read by
+bench/summary.py). Environment knobs:
 
     BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_TOKENS=100000 BENCH_CONNECTIONS=32
     BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4,W5-DPoP   BENCH_CONFIGS=A,B,C,D,F
     BENCH_NATIVE_CACHE=100   BENCH_WASM=dist/jwt_filter.wasm   BENCH_FILTER_CONFIG='{...}'
     BENCH_UPSTREAM=envoy|direct   BENCH_D_VARIANTS=Dh,Dw,Ds   BENCH_DPOP_RATE=30000
+    BENCH_RESULTS=bench/results
     (extra top-level fields merged into D's plugin config, e.g. '{"host_crypto": false}')
 
 For a precise comparison of two builds (CPU per request, a microsecond resolves), see
@@ -99,7 +101,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 KEYS = ROOT / "tests" / "fixtures" / "keys"
 CACHE = HERE / ".cache"
-RESULTS = HERE / "results"
+# Where the tables and their JSON go (BENCH_RESULTS: another directory, e.g. for a smoke test).
+RESULTS = pathlib.Path(os.environ.get("BENCH_RESULTS", HERE / "results")).resolve()
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -677,6 +680,32 @@ def variant_report(results: dict) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def results_json(results: dict, rss: dict) -> dict:
+    """The run's figures for bench/summary.py: medians per workload and configuration
+    (CPU us per request, req/s, p50/p99 us), Envoy RSS after the run, the module size."""
+    cells = {}
+    for (w, c), runs in results.items():
+        if runs:
+            cells.setdefault(w, {})[c] = {
+                "cpu_us": statistics.median(r["cpu_us"] for r in runs),
+                "rps": statistics.median(r["rps"] for r in runs),
+                "p50_us": statistics.median(r["p50_us"] for r in runs),
+                "p99_us": statistics.median(r["p99_us"] for r in runs),
+                "rounds": len(runs),
+            }
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "run_id": os.environ.get("BENCH_RUN_ID"),  # one per ./build.sh bench
+        "machine": machine(),
+        "seconds": SECONDS, "rounds": ROUNDS, "tokens": N_TOKENS, "upstream": UPSTREAM,
+        "filter_extra": FILTER_EXTRA,
+        "module_bytes": WASM.stat().st_size if WASM.exists() else None,
+        "concurrency": CONCURRENCY,
+        "workloads": cells,
+        "rss_kib": rss,
+    }
+
+
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found (apt-get install wrk)")
@@ -729,8 +758,9 @@ def main() -> None:
         if upstream:
             upstream.stop()
     text = report(results, rss) + variant_report(results)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.md").write_text(text)
+    (RESULTS / "run.json").write_text(json.dumps(results_json(results, rss), indent=1) + "\n")
     print(text)
     shutil.rmtree(work, ignore_errors=True)
 

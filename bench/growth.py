@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""CPU per request as the work grows: this filter (D) beside native jwt_authn (N, with
+jwt_cache_config 100, as in bench/memory.py) with the same configuration.
+
+Part of `bench/memory.py growth` (which adds RSS for the configuration rows and writes
+the table); runnable alone, without RSS:
+
+    bench/growth.py
+
+Method (bench/pinned.py's): every Envoy under test runs one worker, pinned to CPU 1;
+wrk (1 thread, 16 connections) and one upstream Envoy (1 worker, direct_response 200)
+run on CPU 0. CPU per request is the Envoy under test's CPU time over a wrk run divided
+by the requests it served. For each configuration, N and D start side by side and
+alternate within every round; the figure is the median over the rounds.
+
+    dimension  points                 configuration                    requests
+    rules      1 / 100 / 1,000        rules-1 prefix rules for other   one token reused
+                                      paths, then the catch-all the    (cache hits)
+                                      request matches (the worst case
+                                      for a first-match scan)
+    providers  1 / 10 / 50            providers-1 more, other issuers  one token reused
+    keys       1 / 10 / 100           the provider's JWKS, the token's  distinct tokens
+                                      key last in it                   (cache misses)
+    tokens     0.5 / 4 / 8 KB         default                          distinct tokens
+                                                                       padded with a claim
+                                                                       (cache misses)
+    headers    10 / 100               default                          one token reused,
+                                                                       10 / 100 headers
+                                                                       as sent by wrk
+
+"Distinct tokens" are GROWTH_TOKENS (default 1,000) valid RS256 tokens in rotation, more
+than either token cache holds (100), so every request decodes, parses and verifies a
+token: the work that grows with the token's size and with the key set (with 100 or fewer,
+they turn into cache hits, and the method line says so). The 0.5 KB point is the
+unpadded token (about 520 characters); the others carry a "pad" claim to reach 4,096 and
+8,192 characters. "Headers" counts what wrk sends (Host, Authorization and x-bench-N
+headers); Envoy adds its own few before any filter runs. Tokens are minted once into
+bench/.cache/ and reused while they have more than a day to live.
+
+Knobs: GROWTH_SECONDS=3 GROWTH_ROUNDS=3 GROWTH_TOKENS=1000
+       GROWTH_DIMS=rules,providers,keys,tokens,headers (a subset for a quick look)
+"""
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import copy
+import json
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import memory  # noqa: E402
+import pinned  # noqa: E402
+import run as bench  # noqa: E402
+
+SECONDS = int(os.environ.get("GROWTH_SECONDS", "3"))
+ROUNDS = int(os.environ.get("GROWTH_ROUNDS", "3"))
+N_TOKENS = int(os.environ.get("GROWTH_TOKENS", "1000"))
+DIMS = [d for d in os.environ.get("GROWTH_DIMS", "rules,providers,keys,tokens,headers").split(",") if d]
+THREADS, CONNECTIONS = 1, 16
+
+METHOD = (f"bench/growth.py, as bench/pinned.py: the Envoy under test with one worker pinned "
+          f"to CPU 1, wrk -t{THREADS} -c{CONNECTIONS} and the upstream on CPU 0; medians of "
+          f"{ROUNDS} rounds of {SECONDS} s, N and D alternating; distinct tokens: {N_TOKENS} "
+          f"in rotation (" + ("every request a cache miss" if N_TOKENS > 100 else
+                              "no more than the caches hold, so after the first pass cache hits") + ")")
+
+# wrk script: tokens from args[1] in rotation, each thread starting at its own offset
+# (args[2] threads), and EXTRA_HEADERS more headers (substituted before use).
+LUA = r"""
+local tokens = {}
+local idx = 0
+local counter = 0
+local headers = {}
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  for line in io.lines(args[1]) do
+    if #line > 0 then tokens[#tokens + 1] = line end
+  end
+  local n = tonumber(args[2]) or 1
+  idx = math.floor((id or 0) * #tokens / n)
+  for i = 1, EXTRA_HEADERS do
+    headers["x-bench-" .. i] = "value-of-header-" .. i
+  end
+end
+function request()
+  idx = idx % #tokens + 1
+  headers["Authorization"] = "Bearer " .. tokens[idx]
+  return wrk.format("GET", "/api", headers)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non2xx":%d,"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+# --------------------------------------------------------------------------- tokens
+KEY_FILE = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "keys" / "rsa2048.pem"
+
+
+def b64u(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def _mint_padded(args: tuple[int, int, int, int]) -> list[str]:
+    """count RS256 tokens (kid rsa-a) from number start, each about `size` characters."""
+    size, start, count, exp = args
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    key = serialization.load_pem_private_key(KEY_FILE.read_bytes(), None)
+    head = b64u(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-a"},
+                                  separators=(",", ":")).encode())
+    out = []
+    for i in range(start, start + count):
+        claims: dict = {"iss": bench.ISSUER, "aud": bench.AUDIENCE, "sub": f"user-{i}",
+                        "iat": exp - 172800, "exp": exp}
+        # header + "." + payload + "." + 342 characters of RS256 signature
+        body = b64u(json.dumps(claims, separators=(",", ":")).encode())
+        short = size - (len(head) + len(body) + 2 + 342)
+        if short > 0:
+            # each 3 bytes of claim text add 4 characters; `,"pad":""` is 9 bytes
+            claims["pad"] = "p" * max(0, short * 3 // 4 - 9)
+            body = b64u(json.dumps(claims, separators=(",", ":")).encode())
+        data = f"{head}.{body}".encode()
+        sig = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        out.append(f"{head}.{body}.{b64u(sig)}")
+    return out
+
+
+def sized_tokens(size: int, n: int) -> pathlib.Path:
+    """n distinct valid RS256 tokens of about `size` characters (512: unpadded)."""
+    bench.CACHE.mkdir(exist_ok=True)
+    path = bench.CACHE / f"growth-RS256-{size}-{n}.txt"
+    meta = path.with_suffix(".exp")
+    now = int(time.time())
+    if path.exists() and meta.exists() and int(meta.read_text()) > now + 86400:
+        return path
+    exp = now + 3 * 86400
+    print(f"minting {n} RS256 tokens of about {size} characters into {path} ...", file=sys.stderr, flush=True)
+    chunk = max(1, n // 8)
+    jobs = [(size, s, min(chunk, n - s), exp) for s in range(0, n, chunk)]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        lines = [t for part in pool.map(_mint_padded, jobs) for t in part]
+    path.write_text("\n".join(lines) + "\n")
+    meta.write_text(str(exp))
+    return path
+
+
+def one_token(src: pathlib.Path) -> pathlib.Path:
+    path = src.with_name(src.stem + "-one.txt")
+    path.write_text(src.read_text().split("\n", 1)[0] + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- points
+def key_last(cfg: dict) -> dict:
+    """The configuration with the token's key (rsa-a) moved to the end of the JWKS."""
+    cfg = copy.deepcopy(cfg)
+    jw = cfg["providers"]["bench"]["local_jwks"]
+    keys = json.loads(jw["inline_string"])["keys"]
+    keys = [k for k in keys if k.get("kid") != "rsa-a"] + [k for k in keys if k.get("kid") == "rsa-a"]
+    jw["inline_string"] = json.dumps({"keys": keys})
+    return cfg
+
+
+# (dimension, value, label, configuration key, workload key)
+POINTS = [
+    ("rules", 1, "1 rule", "default", "one"),
+    ("rules", 100, "100 rules", "rules100", "one"),
+    ("rules", 1000, "1,000 rules", "rules1000", "one"),
+    ("providers", 1, "1 provider", "default", "one"),
+    ("providers", 10, "10 providers", "providers10", "one"),
+    ("providers", 50, "50 providers", "providers50", "one"),
+    ("keys", 1, "JWKS of 1 key", "keys1", "distinct"),
+    ("keys", 10, "JWKS of 10 keys", "keys10", "distinct"),
+    ("keys", 100, "JWKS of 100 keys", "keys100", "distinct"),
+    ("tokens", 0.5, "0.5 KB tokens", "default", "distinct"),
+    ("tokens", 4, "4 KB tokens", "default", "size4k"),
+    ("tokens", 8, "8 KB tokens", "default", "size8k"),
+    ("headers", 10, "10 headers", "default", "hdr10"),
+    ("headers", 100, "100 headers", "default", "hdr100"),
+]
+
+WORKLOAD_NAMES = {"one": "one token reused", "distinct": "distinct tokens",
+                  "size4k": "distinct 4 KB tokens", "size8k": "distinct 8 KB tokens",
+                  "hdr10": "one token reused, 10 headers", "hdr100": "one token reused, 100 headers"}
+
+
+def configuration(key: str) -> dict:
+    if key == "default":
+        return memory.jwt_config()
+    for prefix in ("rules", "providers"):
+        if key.startswith(prefix):
+            return memory.jwt_config(**{prefix: int(key[len(prefix):])})
+    if key.startswith("keys"):
+        return key_last(memory.jwt_config(keys=int(key[4:])))
+    raise ValueError(key)
+
+
+def workload(key: str, work: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """(tokens file, wrk script) for a workload key."""
+    extra = {"hdr10": 10 - 2, "hdr100": 100 - 2}.get(key, 0)
+    lua = work / f"growth-{extra}.lua"
+    lua.write_text(LUA.replace("EXTRA_HEADERS", str(extra)))
+    size = {"size4k": 4096, "size8k": 8192}.get(key, 512)
+    tokens = sized_tokens(size, N_TOKENS)
+    if key in ("one", "hdr10", "hdr100"):
+        tokens = one_token(tokens)
+    return tokens, lua
+
+
+class PinnedEnvoy(bench.Envoy):
+    """An Envoy with one worker and the given HTTP filters, proxying to the upstream, or
+    with none and no upstream port: the upstream itself, answering 200 by direct_response
+    (bench/run.py's launcher, with memory.py's listener)."""
+
+    def __init__(self, name: str, http_filters: list[dict], workdir: pathlib.Path, base_id: int,
+                 upstream_port: int | None):
+        self.config = name
+        self.concurrency = 1
+        self.port, self.admin = bench.free_port(), bench.free_port()
+        lst = memory.listener(self.port, http_filters)
+        hcm = lst["filter_chains"][0]["filters"][0]["typed_config"]
+        # Envoy's default limit is 100 request headers: room for the 100-header point
+        # (and for the headers Envoy adds before the upstream sees them).
+        hcm["common_http_protocol_options"] = {"max_headers_count": 200}
+        clusters = []
+        if upstream_port is not None:
+            hcm["route_config"]["virtual_hosts"][0]["routes"] = [
+                {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}]
+            clusters = [{
+                "name": "upstream", "type": "STATIC", "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {
+                        "address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}]
+        boot = {
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin}}},
+            "static_resources": {"listeners": [lst], "clusters": clusters},
+        }
+        self.cfg_path = workdir / f"envoy-{name}.json"
+        self.cfg_path.write_text(json.dumps(boot))
+        self.log_path = workdir / f"envoy-{name}.log"
+        self.base_id = base_id
+        self.proc = None
+
+
+def measure_cpu(work: pathlib.Path) -> list[dict]:
+    """CPU per request for N and D at every point of the chosen dimensions."""
+    points = [p for p in POINTS if p[0] in DIMS]
+    by_config: dict[str, list[str]] = {}
+    for _, _, _, ckey, wkey in points:
+        wl = by_config.setdefault(ckey, [])
+        if wkey not in wl:
+            wl.append(wkey)
+    loads = {w: workload(w, work) for ws in by_config.values() for w in ws}
+    cpu: dict[tuple[str, str, str], list[float]] = {}
+    non2xx: dict[tuple[str, str, str], int] = {}
+    (work / "upstream").mkdir(exist_ok=True)
+    base = (os.getpid() % 5000) * 20
+    upstream = PinnedEnvoy("upstream", [], work / "upstream", base + 19, None)
+    try:
+        upstream.start()
+        pinned.pin(upstream.proc.pid, 0)
+        for i, (ckey, wkeys) in enumerate(by_config.items()):
+            cfg = configuration(ckey)
+            d = work / f"growth-{ckey}"
+            d.mkdir(exist_ok=True)
+            envoys = {}
+            try:
+                for j, kind in enumerate(("N", "D")):
+                    e = PinnedEnvoy(kind, memory.filters(kind, cfg), d, base + 17 + j, upstream.port)
+                    envoys[kind] = e.start()
+                    pinned.pin(e.proc.pid, 1)
+                for rnd in range(ROUNDS):
+                    for wkey in wkeys:
+                        tokens, lua = loads[wkey]
+                        for kind, e in envoys.items():
+                            r = bench.run_wrk(e, tokens, lua, threads=THREADS, connections=CONNECTIONS,
+                                              seconds=SECONDS, prefix=("taskset", "-c", "0"))
+                            cpu.setdefault((ckey, wkey, kind), []).append(r["cpu_us"])
+                            non2xx[(ckey, wkey, kind)] = non2xx.get((ckey, wkey, kind), 0) + r["non2xx"]
+                            print(f"growth {ckey:12} {wkey:9} {kind} round {rnd + 1}/{ROUNDS}: "
+                                  f"{r['cpu_us']:6.1f} us/req  non-2xx {r['non2xx']}",
+                                  file=sys.stderr, flush=True)
+            finally:
+                for e in envoys.values():
+                    e.stop()
+    finally:
+        upstream.stop()
+    out = []
+    for dim, value, label, ckey, wkey in points:
+        p: dict = {"dim": dim, "value": value, "label": label, "config": ckey,
+                   "workload": WORKLOAD_NAMES[wkey], "cpu_us": {}, "cpu_rounds": {}, "non2xx": {}}
+        for kind in ("N", "D"):
+            xs = cpu.get((ckey, wkey, kind))
+            if xs:
+                p["cpu_us"][kind] = statistics.median(xs)
+                p["cpu_rounds"][kind] = xs
+                p["non2xx"][kind] = non2xx.get((ckey, wkey, kind), 0)
+        out.append(p)
+    return out
+
+
+def main() -> None:
+    import summary
+    for p in (bench.WASM,):
+        if not p.exists():
+            raise SystemExit(f"{p} missing: run ./build.sh build")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-growth-"))
+    points = measure_cpu(work)
+    print("\n".join([METHOD + ".", "", *summary.growth_table(points)]))
+
+
+if __name__ == "__main__":
+    main()

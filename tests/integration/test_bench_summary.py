@@ -1,0 +1,120 @@
+"""The benchmark's goals summary (bench/summary.py) on made-up inputs, and the padded
+tokens of the growth step (bench/growth.py) through the real filter."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SUMMARY = ROOT / "bench" / "summary.py"
+
+
+def summarize(results: pathlib.Path) -> tuple[str, dict[str, str]]:
+    """Runs bench/summary.py on `results`; (its output, goal rows by their first cell)."""
+    out = subprocess.run([sys.executable, str(SUMMARY)], env={**os.environ, "BENCH_RESULTS": str(results)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (results / "summary.md").read_text().strip() == out.stdout.strip()
+    rows = {}
+    for line in out.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 8:
+            rows[cells[0]] = line
+    return out.stdout, rows
+
+
+def write(results: pathlib.Path, name: str, doc: dict) -> None:
+    (results / name).write_text(json.dumps({"date": "2026-12-01 10:00 UTC", "run_id": "r1", **doc}))
+
+
+def test_no_inputs_says_so_for_every_goal(tmp_path):
+    text, rows = summarize(tmp_path)
+    goals = [r for k, r in rows.items() if k != "what, per worker"]
+    assert len(goals) == 8
+    assert all("no data" in r for r in goals)
+    assert "run.json: missing" in text
+    assert "No growth figures: memory-growth.json is missing" in text
+
+
+def test_unreadable_input_is_named(tmp_path):
+    (tmp_path / "memory-cold.json").write_text("{not json")
+    text, rows = summarize(tmp_path)
+    assert "memory-cold.json: unreadable" in text
+    assert "no data: unreadable" in rows["cold start: Envoy start -> first 200"]
+
+
+def test_goals_met_and_not_met(tmp_path):
+    cpu = lambda **kw: {c: {"cpu_us": v} for c, v in kw.items()}  # noqa: E731
+    write(tmp_path, "run.json", {"module_bytes": 449_999, "workloads": {
+        "W1": cpu(A=29.0, C=30.0, F=31.8, D=32.3),   # D over F +0.5: met
+        "W2": cpu(A=29.0, B=49.2, F=49.8, D=52.5),   # +2.7: not met
+        # W4 left out: no data
+    }})
+    mib = 1024
+    write(tmp_path, "memory-rss.json", {"module_bytes": 449_999, "floor_bytes": 32_000, "rows": {
+        "N": {"c2_kib": 66 * mib}, "F": {"c2_kib": 86 * mib}, "D": {"c2_kib": 94 * mib},  # +4 per worker
+        "N-large": {"c2_kib": 68 * mib}, "D-large": {"c2_kib": 98 * mib}}})              # +6 per worker
+    write(tmp_path, "memory-cold.json", {"configs": {
+        "N": {"start_ms": 200, "push_ms": 16}, "F": {"start_ms": 400, "push_ms": 20},
+        "D": {"start_ms": 560, "push_ms": 40}}})
+    text, rows = summarize(tmp_path)
+    assert "All inputs come from one `./build.sh bench` run (r1)" in text
+    w1 = rows["CPU per request, W1 (one token reused)"]
+    assert "+0.5 us" in w1 and w1.endswith("| met |")
+    w2 = rows["CPU per request, W2 (new RS256 tokens)"]
+    assert "+2.7 us" in w2 and "**not met**" in w2
+    assert "no data: run.json has no W4" in rows["CPU per request, W4 (bad signatures)"]
+    assert "+4.0 MiB" in rows["Envoy RSS per worker (c2 / 2), default config"]
+    assert rows["Envoy RSS per worker (c2 / 2), default config"].endswith("| met |")
+    large = next(r for k, r in rows.items() if k.startswith("Envoy RSS per worker (c2 / 2), large"))
+    assert "+6.0 MiB" in large and "**not met**" in large
+    assert rows["module size"].endswith("| met |")
+    start = rows["cold start: Envoy start -> first 200"]
+    assert "1.4x" in start and start.endswith("| met |")
+    push = rows["config push -> new config serving"]
+    assert "2.0x" in push and "**not met**" in push
+    assert "No growth figures" in text
+
+
+def test_growth_reading(tmp_path):
+    def point(dim, value, n, d, rn=None, rd=None):
+        p = {"dim": dim, "value": value, "label": f"{value} {dim}", "workload": "w",
+             "cpu_us": {"N": n, "D": d}, "non2xx": {"N": 0, "D": 0}}
+        if rn is not None:
+            p["rss_kib"] = {"N": rn, "D": rd}
+        return p
+    write(tmp_path, "memory-growth.json", {"cpu_method": "made up", "points": [
+        point("rules", 1, 30.0, 33.0, 66 * 1024, 140 * 1024),
+        point("rules", 1000, 40.0, 53.0, 67 * 1024, 140 * 1024),   # D +20 vs N +10
+        point("headers", 10, 30.0, 33.0), point("headers", 100, 31.0, 34.2),  # +1.2 vs +1.0
+        point("tokens", 0.5, 50.0, 54.0), point("tokens", 8, 60.0, 60.0),  # +6 vs +10
+    ]})
+    text, _ = summarize(tmp_path)
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "**D grows faster than N**" in lines["rules: 1 rules -> 1000 rules"]
+    assert "+10.0 us" in lines["rules: 1 rules -> 1000 rules"]
+    assert "+1.0 MiB" in lines["rules: 1 rules -> 1000 rules"]
+    assert "level with N" in lines["headers: 10 headers -> 100 headers"]
+    assert "D grows less than N" in lines["tokens: 0.5 tokens -> 8 tokens"]
+
+
+@pytest.mark.parametrize("size", [4096, 8192])
+def test_padded_tokens_are_served(shared_envoy, size):
+    """The growth step's large tokens have the size they claim and pass the filter, so
+    their CPU figure is the cost of a served request."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import growth
+    import memory
+
+    exp = int(time.time()) + 3600
+    tokens = growth._mint_padded((size, 0, 2, exp))
+    assert all(size - 8 <= len(t) <= size for t in tokens)
+    proxy = shared_envoy(memory.jwt_config(), concurrency=1)
+    for t in tokens:
+        assert proxy.get("/api", headers={"Authorization": f"Bearer {t}"}).status == 200
