@@ -469,6 +469,7 @@ cmd_bench() {
   BENCH_RUN_ID="$(date -u +%Y-%m-%dT%H:%M:%SZ)-$$"
   export BENCH_RUN_ID
   "$PY" bench/run.py
+  "$PY" bench/pinned.py goals
   "$PY" bench/memory.py
   "$PY" bench/summary.py
 }

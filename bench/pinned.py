@@ -13,11 +13,18 @@ it prints the median and minimum CPU microseconds per request over the rounds.
             `bench/pinned.py W1 D Dh` resolves the decision histogram's cost
     PIN_SECONDS=4 PIN_ROUNDS=5
 
+    bench/pinned.py goals   the CPU rows of the goals table: W1 with A C D F, W2 and W4
+                            with A B D F; also writes bench/results/pinned.json (or
+                            BENCH_RESULTS/pinned.json), which bench/summary.py prefers to
+                            run.json for those rows. The last-but-one step of ./build.sh bench.
+
 Not a substitute for `./build.sh bench`: it answers "which is cheaper, by how much",
 not "how fast under the issue's load".
 """
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import pathlib
 import statistics
@@ -36,12 +43,11 @@ def pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(int(tid), {cpu})
 
 
-def main() -> None:
-    if len(sys.argv) < 3:
-        raise SystemExit(__doc__)
-    workload, configs = sys.argv[1], sys.argv[2:]
-    if os.cpu_count() is None or os.cpu_count() < 2:
-        raise SystemExit("needs two CPUs")
+GOALS = {"W1": ["A", "C", "D", "F"], "W2": ["A", "B", "D", "F"], "W4": ["A", "B", "D", "F"]}
+
+
+def measure(workload: str, configs: list[str]) -> dict[str, list[float]]:
+    """CPU us per request of each configuration on `workload`, one figure per round."""
     work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-pinned-"))
     lua = work / "tokens.lua"
     lua.write_text(bench.LUA)
@@ -50,6 +56,7 @@ def main() -> None:
     upstream = bench.Envoy("A", work / "upstream", base_id=(os.getpid() % 10000) * 10 + 9, concurrency=1)
     upstream.config = "upstream"
     envoys: list[tuple[str, bench.Envoy]] = []
+    cpu: dict[str, list[float]] = {}
     try:
         upstream.start()
         pin(upstream.proc.pid, 0)
@@ -63,7 +70,6 @@ def main() -> None:
                             concurrency=1).start()
             pin(e.proc.pid, 1)
             envoys.append((c, e))
-        cpu: dict[str, list[float]] = {}
         for _ in range(ROUNDS):
             for c, e in envoys:
                 r = bench.run_wrk(e, tokens, lua, threads=1, connections=16, seconds=SECONDS,
@@ -71,11 +77,45 @@ def main() -> None:
                 cpu.setdefault(c, []).append(r["cpu_us"])
         for c, xs in cpu.items():
             print(f"{workload} {c[-24:]:24} median {statistics.median(xs):6.2f}  min {min(xs):6.2f} "
-                  f"us/req   rounds: " + " ".join(f"{x:.1f}" for x in xs))
+                  f"us/req   rounds: " + " ".join(f"{x:.1f}" for x in xs), flush=True)
     finally:
         for _, e in envoys:
             e.stop()
         upstream.stop()
+    return cpu
+
+
+def goals() -> None:
+    """The goals table's CPU rows, pinned, as JSON for bench/summary.py."""
+    workloads = {}
+    for w, configs in GOALS.items():
+        cpu = measure(w, configs)
+        workloads[w] = {c: {"cpu_us": statistics.median(xs), "cpu_us_min": min(xs), "rounds": len(xs)}
+                        for c, xs in cpu.items()}
+    out = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "run_id": os.environ.get("BENCH_RUN_ID"),
+        "machine": bench.machine().split(", --concurrency")[0],
+        "method": f"one Envoy worker pinned to CPU 1, wrk -t1 -c16 and the upstream on CPU 0, "
+                  f"{ROUNDS} rounds x {SECONDS} s, configurations alternating; median",
+        "workloads": workloads,
+    }
+    bench.RESULTS.mkdir(parents=True, exist_ok=True)
+    (bench.RESULTS / "pinned.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def main() -> None:
+    if len(sys.argv) == 2 and sys.argv[1] == "goals":
+        if os.cpu_count() is None or os.cpu_count() < 2:
+            raise SystemExit("needs two CPUs")
+        goals()
+        return
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    workload, configs = sys.argv[1], sys.argv[2:]
+    if os.cpu_count() is None or os.cpu_count() < 2:
+        raise SystemExit("needs two CPUs")
+    measure(workload, configs)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ write into bench/results/. The last step of `./build.sh bench`; runnable alone:
 
 Inputs (any may be missing or stale: the output says which, and when each was made):
 
-    run.json            bench/run.py: Envoy CPU per request on W1, W2, W4 for A, B, C, D, F
+    pinned.json         bench/pinned.py goals: Envoy CPU per request on W1, W2, W4 for A, B or C,
+                        D, F, one worker pinned apart from wrk (the CPU rows; preferred)
+    run.json            bench/run.py: the same from the --concurrency 2 run (the CPU rows
+                        when pinned.json is missing), module size
     memory-rss.json     bench/memory.py rss: Envoy RSS c2/2 for N, F, D (default and large config)
     memory-cold.json    bench/memory.py cold: Envoy start -> first 200, config push -> serving
     memory-growth.json  bench/memory.py growth: CPU per request and RSS as the work grows
@@ -35,6 +38,7 @@ COLD_X_F = 1.5  # cold start and config push: D within 1.5x of F
 GROWTH_TOLERANCE_US = float(os.environ.get("GROWTH_TOLERANCE_US", "0.5"))
 
 SOURCES = {
+    "pinned.json": "bench/pinned.py goals (./build.sh bench)",
     "run.json": "bench/run.py (./build.sh bench)",
     "memory-rss.json": "bench/memory.py rss (./build.sh bench-memory rss)",
     "memory-cold.json": "bench/memory.py cold (./build.sh bench-memory cold)",
@@ -98,15 +102,16 @@ CPU_ROWS = [("W1", "one token reused", "C"), ("W2", "new RS256 tokens", "B"),
 
 
 def goals_table(run: dict | None, run_note: str, rss: dict | None, rss_note: str,
-                cold: dict | None, cold_note: str) -> list[str]:
+                cold: dict | None, cold_note: str, pinned: dict | None = None) -> list[str]:
     lines = ["| what, per worker | A: no filter | native jwt_authn | F: floor | D: this filter | "
              "D over F | goal | |",
              "|---|---:|---:|---:|---:|---:|---|---|"]
+    cpu_src, cpu_name = (pinned, "pinned.json") if pinned is not None else (run, "run.json")
     for w, what, native in CPU_ROWS:
-        cell = lambda c: num(get(run, "workloads", w, c, "cpu_us"))  # noqa: E731
+        cell = lambda c: num(get(cpu_src, "workloads", w, c, "cpu_us"))  # noqa: E731
         a, n, f, d = cell("A"), cell(native), cell("F"), cell("D")
         over = d - f if d is not None and f is not None else None
-        why = run_note if run is None else f"run.json has no {w} for D and F"
+        why = run_note if cpu_src is None else f"{cpu_name} has no {w} for D and F"
         lines.append(f"| CPU per request, {w} ({what}) | {us(a)} | {us(n)} ({native}) | {us(f)} | {us(d)} | "
                      f"{'-' if over is None else f'{over:+.1f} us'} | D <= F + {CPU_OVER_F_US} us | "
                      f"{verdict(None if over is None else over <= CPU_OVER_F_US, why)} |")
@@ -200,29 +205,33 @@ def growth_method(growth: dict) -> str:
 
 # --------------------------------------------------------------------------- main
 def summary() -> str:
+    pinned, pinned_note = load("pinned.json")
     run, run_note = load("run.json")
     rss, rss_note = load("memory-rss.json")
     cold, cold_note = load("memory-cold.json")
     growth, growth_note = load("memory-growth.json")
     out = [f"# Performance goals, summary {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
            "", f"Inputs ({RESULTS}):", ""]
-    for name, note in (("run.json", run_note), ("memory-rss.json", rss_note),
+    for name, note in (("pinned.json", pinned_note), ("run.json", run_note), ("memory-rss.json", rss_note),
                        ("memory-cold.json", cold_note), ("memory-growth.json", growth_note)):
         out.append(f"- {name}: {note}")
     machine = get(run, "machine") or get(rss, "machine") or get(cold, "machine") or get(growth, "machine")
     if machine:
         out += ["", f"Machine: {machine}."]
-    present = [x for x in (run, rss, cold, growth) if x is not None]
+    present = [x for x in (pinned, run, rss, cold, growth) if x is not None]
     ids = {get(x, "run_id") for x in present}
     if len(ids) == 1 and None not in ids:
         out += ["", f"All inputs come from one `./build.sh bench` run ({ids.pop()})."]
     elif present:
         out += ["", "The inputs do not all come from one `./build.sh bench` run: compare their dates."]
     out += ["", "## Goals", "",
-            *goals_table(run, run_note, rss, rss_note, cold, cold_note), "",
+            *goals_table(run, run_note, rss, rss_note, cold, cold_note, pinned), "",
             "CPU per request: the Envoy under test's CPU time over the wrk run divided by its "
-            "requests, median over rounds (bench/run.py: --concurrency 2, wrk and the upstream "
-            "sharing the two cores; bench/pinned.py gives steadier figures). Native is C "
+            "requests, median over rounds; "
+            + (f"pinned ({get(pinned, 'method')}). " if pinned is not None else
+               "from bench/run.py (--concurrency 2, wrk and the upstream sharing the two cores; "
+               "pinned.json was missing, so these are noisier than the goal asks). ")
+            + "Native is C "
             "(jwt_authn with its token cache) on W1 and B (without) on W2 and W4. RSS per worker "
             "is Envoy's VmRSS with --concurrency 2 after warm-up, divided by 2; F has no "
             "configuration, so the large-config row compares D's large config with the same F. "

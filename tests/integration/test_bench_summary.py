@@ -82,6 +82,21 @@ def test_goals_met_and_not_met(tmp_path):
     assert "No growth figures" in text
 
 
+def test_pinned_cpu_is_preferred_to_the_shared_core_run(tmp_path):
+    cpu = lambda **kw: {c: {"cpu_us": v} for c, v in kw.items()}  # noqa: E731
+    write(tmp_path, "run.json", {"workloads": {"W1": cpu(A=29.0, C=30.0, F=31.8, D=35.0)}})
+    text, rows = summarize(tmp_path)
+    assert "+3.2 us" in rows["CPU per request, W1 (one token reused)"]
+    assert "pinned.json was missing" in text
+    write(tmp_path, "pinned.json", {"method": "made-up pinning", "workloads": {
+        "W1": cpu(A=20.0, C=21.0, F=22.0, D=22.8)}})
+    text, rows = summarize(tmp_path)
+    w1 = rows["CPU per request, W1 (one token reused)"]
+    assert "+0.8 us" in w1 and w1.endswith("| met |")
+    assert "pinned (made-up pinning)" in text
+    assert "no data: pinned.json has no W2" in rows["CPU per request, W2 (new RS256 tokens)"]
+
+
 def test_growth_reading(tmp_path):
     def point(dim, value, n, d, rn=None, rd=None):
         p = {"dim": dim, "value": value, "label": f"{value} {dim}", "workload": "w",
