@@ -195,6 +195,10 @@ cmd_validate() {
 
 cmd_lint() {
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+  command -v python3 >/dev/null 2>&1 || die "python3 not found"
+  log "module import cycles (tools/module_cycles.py src)"
+  python3 "$ROOT/tools/module_cycles.py" "$ROOT/src" ||
+    die "import cycle among src/ modules (edges above): see docs/design.md, Module map"
   log "cargo fmt --all -- --check"
   cargo fmt --all -- --check || die "code is not formatted: run cargo fmt --all"
   log "cargo clippy (native, all targets and features) -D warnings"

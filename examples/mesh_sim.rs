@@ -409,7 +409,7 @@ fn sim_config() -> Rc<Config> {
     match Config::parse(json.as_bytes()) {
         Ok(c) => Rc::new(c),
         Err(e) => {
-            eprintln!("simulation config: {}", jwt_filter::config::describe(&e));
+            eprintln!("simulation config: {}", jwt_filter::diag::describe(&e));
             std::process::exit(2);
         }
     }
@@ -600,7 +600,7 @@ impl<'a> Sim<'a> {
         next_grid(due.max(now + 1))
     }
 
-    fn remote(&self) -> &jwt_filter::config::RemoteJwks {
+    fn remote(&self) -> &jwt_filter::jwks_store::RemoteJwks {
         match self.config.providers.first().map(|p| &p.keys) {
             Some(jwt_filter::config::KeySource::Remote(r)) => r,
             _ => unreachable_config(),

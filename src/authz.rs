@@ -11,9 +11,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigError, MAX_CLAIM_PATH_SEGMENTS};
+use crate::diag::ConfigError;
 use crate::error::AuthError;
-use crate::token::{self, claim_at};
+use crate::token::{self, claim_at, MAX_CLAIM_PATH_SEGMENTS};
 
 /// Bounds on authorization config.
 pub const MAX_REQUIRED_SCOPES: usize = 64;

@@ -7,7 +7,6 @@
 //! plugin can refuse to start with a message that says what to fix.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
 
@@ -15,40 +14,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::authz::{Mode, RuleAuthz};
+use crate::diag::ConfigError;
 use crate::dpop::{self, BindingMode, DpopPolicy, DpopSettings, ReplayScope, DPOP_PREFIX};
+use crate::extract::Location;
 use crate::jwks::{Alg, KeySet};
+use crate::jwks_store::RemoteJwks;
 use crate::matcher::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
+use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 
 /// Bounds on what a configuration may ask for; beyond them the config is refused.
 pub const MAX_PROVIDERS: usize = 64;
 pub const MAX_RULES: usize = 1024;
 pub const MAX_REQUIREMENT_DEPTH: usize = 8;
 pub const MAX_REGEX_LEN: usize = 1024;
-pub const MAX_CLAIM_PATH_SEGMENTS: usize = 16;
-
-/// One problem in a configuration: where, and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// JSON path of the field, e.g. `providers.okta.local_jwks.inline_string`.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// Joins problems into one line (what the plugin logs when it refuses to start).
-pub fn describe(errors: &[ConfigError]) -> String {
-    let parts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-    parts.join("; ")
-}
 
 // ---------------------------------------------------------------------------
 // Raw serde types: the JSON as written.
@@ -474,18 +452,6 @@ struct RawEmpty {}
 // Validated configuration: what the request path reads.
 // ---------------------------------------------------------------------------
 
-/// Where a provider looks for its token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
-    /// A request header (name lowercased) and the prefix its value must carry
-    /// (matched case-insensitively, e.g. `Bearer `).
-    Header { name: String, prefix: String },
-    /// A query parameter.
-    Param(String),
-    /// A cookie.
-    Cookie(String),
-}
-
 /// A claim copied into a request header.
 #[derive(Clone, Debug)]
 pub struct ClaimHeader {
@@ -493,44 +459,6 @@ pub struct ClaimHeader {
     pub header: String,
     /// Dotted claim name split into segments (`org.team` -> [`org`, `team`]).
     pub claim_path: Vec<String>,
-}
-
-/// A remote JWKS endpoint and how it is fetched (all times in milliseconds).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteJwks {
-    /// The JWKS URI, or with `oidc_discovery` the discovery document's URI
-    /// (default `<issuer>/.well-known/openid-configuration`).
-    pub uri: String,
-    /// Our addition: `uri` is an OpenID discovery document whose `jwks_uri`
-    /// (fetched through the same cluster) holds the keys.
-    pub oidc_discovery: bool,
-    pub cluster: String,
-    /// `:authority` and `:path` of the fetch, from `uri`.
-    pub authority: String,
-    pub path: String,
-    /// `http_uri.timeout`, default 5s.
-    pub timeout_ms: u64,
-    /// `cache_duration`, default 600s (Envoy's); a `Cache-Control: max-age`
-    /// on the response takes precedence within 1s..24h.
-    pub cache_duration_ms: u64,
-    /// `async_fetch.fast_listener`: accepted for compatibility; the listener
-    /// is never held (requests wait for the first fetch instead).
-    pub fast_listener: bool,
-    /// `async_fetch.failed_refetch_duration`, default 1s: the retry period
-    /// once `num_retries` quick retries have failed.
-    pub failed_refetch_ms: u64,
-    /// `retry_policy.num_retries`, default 3.
-    pub num_retries: u32,
-    /// `retry_policy.retry_back_off`, defaults 200ms and 10x base.
-    pub base_interval_ms: u64,
-    pub max_interval_ms: u64,
-    /// Our addition, default 30s.
-    pub min_refetch_ms: u64,
-    /// Our addition, default 24h.
-    pub max_stale_ms: u64,
-    /// Shared-data key: every VM (and every provider) naming the same
-    /// cluster and URI shares one fetch and one key set.
-    pub shared_key: String,
 }
 
 /// Where a provider's keys come from.

@@ -6,8 +6,19 @@
 
 use std::borrow::Cow;
 
-use crate::config::Location;
 use crate::error::AuthError;
+
+/// Where a provider looks for its token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A request header (name lowercased) and the prefix its value must carry
+    /// (matched case-insensitively, e.g. `Bearer `).
+    Header { name: String, prefix: String },
+    /// A query parameter.
+    Param(String),
+    /// A cookie.
+    Cookie(String),
+}
 
 /// Largest header value (token carrier, `Cookie` header, or `:path` when a
 /// query parameter may carry the token) looked at; beyond it: `TooLarge`.

@@ -12,7 +12,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
-use crate::config::{self, Config};
+use crate::config::Config;
+use crate::diag;
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::filter_host::{self, Host};
@@ -102,7 +103,7 @@ impl RootContext for Root {
                     LogLevel::Error,
                     &format!(
                         "jwt_filter: invalid plugin configuration, refusing to start: {}",
-                        config::describe(&errors)
+                        diag::describe(&errors)
                     ),
                 );
                 return false;

@@ -361,7 +361,7 @@ impl KeySet {
     pub fn parse(json: &str) -> Result<(KeySet, Vec<String>), String> {
         // A member named twice (in a key or anywhere else) is refused: which
         // of the values counts would be a guess.
-        let crate::token::UniqueValue(doc) =
+        let crate::strict_json::UniqueValue(doc) =
             serde_json::from_str(json).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
         let Some(obj) = doc.as_object() else {
             return Err("JWKS is not a JSON object".to_string());

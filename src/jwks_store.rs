@@ -5,8 +5,45 @@
 //! compare-and-swap), so the identity provider sees one fetch, not one per
 //! worker. Time is always an argument (milliseconds since the epoch).
 
-use crate::config::RemoteJwks;
 use crate::jwks::{Alg, KeySet};
+
+/// A remote JWKS endpoint and how it is fetched (all times in milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteJwks {
+    /// The JWKS URI, or with `oidc_discovery` the discovery document's URI
+    /// (default `<issuer>/.well-known/openid-configuration`).
+    pub uri: String,
+    /// Our addition: `uri` is an OpenID discovery document whose `jwks_uri`
+    /// (fetched through the same cluster) holds the keys.
+    pub oidc_discovery: bool,
+    pub cluster: String,
+    /// `:authority` and `:path` of the fetch, from `uri`.
+    pub authority: String,
+    pub path: String,
+    /// `http_uri.timeout`, default 5s.
+    pub timeout_ms: u64,
+    /// `cache_duration`, default 600s (Envoy's); a `Cache-Control: max-age`
+    /// on the response takes precedence within 1s..24h.
+    pub cache_duration_ms: u64,
+    /// `async_fetch.fast_listener`: accepted for compatibility; the listener
+    /// is never held (requests wait for the first fetch instead).
+    pub fast_listener: bool,
+    /// `async_fetch.failed_refetch_duration`, default 1s: the retry period
+    /// once `num_retries` quick retries have failed.
+    pub failed_refetch_ms: u64,
+    /// `retry_policy.num_retries`, default 3.
+    pub num_retries: u32,
+    /// `retry_policy.retry_back_off`, defaults 200ms and 10x base.
+    pub base_interval_ms: u64,
+    pub max_interval_ms: u64,
+    /// Our addition, default 30s.
+    pub min_refetch_ms: u64,
+    /// Our addition, default 24h.
+    pub max_stale_ms: u64,
+    /// Shared-data key: every VM (and every provider) naming the same
+    /// cluster and URI shares one fetch and one key set.
+    pub shared_key: String,
+}
 
 /// Largest JWKS response accepted.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;

@@ -9,13 +9,13 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use crate::authz::{self, Mode, RuleAuthz, TokenStatus};
-use crate::config::{Config, KeySource, Location, Provider, Requirement};
+use crate::config::{Config, KeySource, Provider, Requirement};
 use crate::decision_log::TokenFacts;
 use crate::dpop::{
     self, BindingMode, ProofContext, ReplayCache, ReplayScope, ReplayVerdict, Scheme, SharedData,
 };
 use crate::error::AuthError;
-use crate::extract::{self, Found, RequestView};
+use crate::extract::{self, Found, Location, RequestView};
 use crate::jwks::{Alg, Key, KeySet};
 use crate::keys::ProviderKeys;
 use crate::route::{PerRoute, RouteFacts};

@@ -392,7 +392,7 @@ fn every_field_is_in_the_table_schema_parser_and_converter() {
             // Parser, on the jwt_authn config itself.
             let (doc, path) = config_with(message, &field);
             let parsed = Config::parse(doc.to_string().as_bytes());
-            let unknown = |errs: &[jwt_filter::config::ConfigError]| {
+            let unknown = |errs: &[jwt_filter::diag::ConfigError]| {
                 errs.iter().any(|e| e.message.contains("unknown field"))
             };
             match (status.as_str(), &parsed) {

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(cfg.providers.len() <= config::MAX_PROVIDERS);
         }
         Err(errors) => {
-            let _ = config::describe(&errors);
+            let _ = jwt_filter::diag::describe(&errors);
         }
     }
 });

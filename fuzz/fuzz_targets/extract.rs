@@ -6,7 +6,7 @@
 //! (`RequestView::from_serialized`), which must never panic either.
 #![no_main]
 
-use jwt_filter::config::Location;
+use jwt_filter::extract::Location;
 use jwt_filter::extract::{self, RequestView};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::diag::describe;
 use crate::testutil::hs_jwks;
 
 fn jwks_json_string() -> String {

@@ -15,7 +15,7 @@ at the bound (accepted) and just past it (refused). The bounds are the constants
     providers / rules     64 / 1024       config.rs MAX_PROVIDERS/MAX_RULES  -> config refused
     requirement nesting   8               config.rs MAX_REQUIREMENT_DEPTH    -> config refused
     regex length          1024 bytes      config.rs MAX_REGEX_LEN            -> config refused
-    claim path segments   16              config.rs MAX_CLAIM_PATH_SEGMENTS  -> config refused
+    claim path segments   16              token.rs MAX_CLAIM_PATH_SEGMENTS   -> config refused
     scopes/claims/values  64/32/256       authz.rs MAX_REQUIRED_*            -> config refused
     jwt_cache_size        100,000         token_cache.rs MAX_ENTRIES         -> config refused
 
