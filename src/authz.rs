@@ -11,7 +11,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::diag::ConfigError;
+use crate::diag::{ConfigError, OneOf};
 use crate::error::AuthError;
 use crate::token::{self, claim_at, MAX_CLAIM_PATH_SEGMENTS};
 
@@ -20,26 +20,14 @@ pub const MAX_REQUIRED_SCOPES: usize = 64;
 pub const MAX_REQUIRED_CLAIMS: usize = 32;
 pub const MAX_CLAIM_VALUES: usize = 256;
 
-/// Whether a rule rejects, or only reports what it would reject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Whether a rule rejects, or only reports what it would reject
+/// (`"enforce"` / `"report"` in the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
     Enforce,
     Report,
-}
-
-impl Mode {
-    /// Parses `"enforce"` / `"report"`.
-    pub fn parse(path: &str, s: &str) -> Result<Mode, ConfigError> {
-        match s {
-            "enforce" => Ok(Mode::Enforce),
-            "report" => Ok(Mode::Report),
-            other => Err(ConfigError {
-                path: path.to_string(),
-                message: format!("unknown mode {other:?}: expected \"enforce\" or \"report\""),
-            }),
-        }
-    }
 }
 
 /// The outcome as the `status_header` value shows it upstream.
@@ -87,11 +75,13 @@ pub(crate) struct RawRequiredClaim {
     name: String,
     values: Vec<Value>,
     #[serde(default, rename = "match")]
-    match_kind: Option<String>,
+    match_kind: Option<OneOf<ClaimMatch>>,
 }
 
-/// How a required claim value is compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a required claim value is compared (`match`: `"exact"`, the
+/// default, or `"prefix"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ClaimMatch {
     Exact,
     /// String prefix (only string values and claims).
@@ -210,18 +200,7 @@ pub(crate) fn validate(
             );
             ok = false;
         }
-        let match_kind = match c.match_kind.as_deref() {
-            None | Some("exact") => ClaimMatch::Exact,
-            Some("prefix") => ClaimMatch::Prefix,
-            Some(other) => {
-                err(
-                    format!("{cpath}.match"),
-                    format!("unknown match {other:?}: expected \"exact\" or \"prefix\""),
-                );
-                ok = false;
-                ClaimMatch::Exact
-            }
-        };
+        let match_kind = c.match_kind.map_or(ClaimMatch::Exact, |m| m.0);
         if c.values.is_empty() {
             err(format!("{cpath}.values"), "list is empty".into());
             ok = false;

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::authz::{Mode, RuleAuthz};
-use crate::diag::ConfigError;
+use crate::diag::{ConfigError, OneOf};
 use crate::dpop::{self, BindingMode, DpopPolicy, DpopSettings, ReplayScope, DPOP_PREFIX};
 use crate::extract::Location;
 use crate::jwks::{Alg, KeySet};
@@ -43,7 +43,7 @@ struct RawConfig {
     bypass_cors_preflight: bool,
     /// Our addition: default rule mode, `enforce` or `report`.
     #[serde(default)]
-    mode: Option<String>,
+    mode: Option<OneOf<Mode>>,
     /// Our addition: header set to the outcome on requests let through.
     #[serde(default, alias = "statusHeader")]
     status_header: Option<String>,
@@ -67,7 +67,7 @@ struct RawConfig {
     decision_histogram: Option<bool>,
     /// Our addition: `text` (default) or `json` decision log lines.
     #[serde(default, alias = "decisionLogFormat")]
-    decision_log_format: Option<String>,
+    decision_log_format: Option<OneOf<crate::decision_log::Format>>,
     /// Named requirements, for rules' and routes' `requirement_name`.
     #[serde(default, alias = "requirementMap")]
     requirement_map: BTreeMap<String, RawRequirement>,
@@ -137,7 +137,7 @@ struct RawProvider {
     require_expiration: bool,
     /// Our addition: which JWS algorithms this provider accepts.
     #[serde(default, alias = "allowedAlgorithms")]
-    allowed_algorithms: Option<Vec<String>>,
+    allowed_algorithms: Option<Vec<OneOf<Alg>>>,
     /// Verified-token cache; on by default, unlike `jwt_authn`.
     #[serde(default, alias = "jwtCacheConfig")]
     jwt_cache_config: Option<RawJwtCacheConfig>,
@@ -163,7 +163,7 @@ struct RawProvider {
     dpop: Option<RawDpop>,
     /// Our addition: certificate-bound tokens (RFC 8705).
     #[serde(default, alias = "certificateBinding")]
-    certificate_binding: Option<String>,
+    certificate_binding: Option<OneOf<BindingMode>>,
     /// Our addition: the token's `typ` must be `at+jwt` (RFC 9068).
     #[serde(default, alias = "requireAccessTokenType")]
     require_access_token_type: bool,
@@ -176,15 +176,15 @@ struct RawProvider {
 #[serde(deny_unknown_fields)]
 struct RawDpop {
     #[serde(default)]
-    mode: Option<String>,
+    mode: Option<OneOf<BindingMode>>,
     #[serde(default)]
-    algorithms: Option<Vec<String>>,
+    algorithms: Option<Vec<OneOf<Alg>>>,
     #[serde(default, alias = "maxAge")]
     max_age: Option<String>,
     #[serde(default, alias = "publicBaseUrl")]
     public_base_url: Option<String>,
     #[serde(default, alias = "replayCache")]
-    replay_cache: Option<String>,
+    replay_cache: Option<OneOf<ReplayScope>>,
     #[serde(default, alias = "replayCacheSize")]
     replay_cache_size: Option<u32>,
     #[serde(default)]
@@ -307,7 +307,7 @@ struct RawRule {
     #[serde(default)]
     audiences: Vec<String>,
     #[serde(default)]
-    mode: Option<String>,
+    mode: Option<OneOf<Mode>>,
     /// Our addition: a name for the rule's metrics (`rule` label).
     #[serde(default)]
     name: Option<String>,
@@ -713,7 +713,7 @@ impl Validator {
             }
         }
         let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
-        let default_mode = self.mode("mode", raw.mode.as_deref(), Mode::Enforce);
+        let default_mode = raw.mode.map_or(Mode::Enforce, |m| m.0);
         let requirement_map =
             self.requirement_table("requirement_map", raw.requirement_map, &names);
         let filter_state_rules = raw.filter_state_rules.map(|f| {
@@ -767,7 +767,7 @@ impl Validator {
                 has_requires,
                 &mut self.errors,
             );
-            let mode = self.mode(&format!("{path}.mode"), r.mode.as_deref(), default_mode);
+            let mode = r.mode.map_or(default_mode, |m| m.0);
             let name = r.name.filter(|n| self.rule_name(&path, n, &rule_names));
             rule_names.extend(name.clone());
             if let Some(matcher) = matcher {
@@ -823,7 +823,7 @@ impl Validator {
             host_crypto: raw.host_crypto.unwrap_or(true),
             filter_state: raw.filter_state,
             decision_histogram: raw.decision_histogram.unwrap_or(true),
-            decision_log_format: self.log_format(raw.decision_log_format.as_deref()),
+            decision_log_format: raw.decision_log_format.map(|f| f.0).unwrap_or_default(),
         }
     }
 
@@ -846,21 +846,6 @@ impl Validator {
             );
         }
         ok && !seen.iter().any(|s| s == name)
-    }
-
-    /// `decision_log_format`: `text` (default) or `json`.
-    fn log_format(&mut self, raw: Option<&str>) -> crate::decision_log::Format {
-        match raw {
-            None | Some("text") => crate::decision_log::Format::Text,
-            Some("json") => crate::decision_log::Format::Json,
-            Some(other) => {
-                self.err(
-                    "decision_log_format",
-                    format!("unknown decision_log_format {other:?}: use \"text\" or \"json\""),
-                );
-                crate::decision_log::Format::Text
-            }
-        }
     }
 
     /// A map of named requirements; an empty requirement (`{}`) needs no JWT.
@@ -896,18 +881,6 @@ impl Validator {
         out
     }
 
-    /// A `mode` field; absent: `default`.
-    fn mode(&mut self, path: &str, raw: Option<&str>, default: Mode) -> Mode {
-        match raw.map(|m| Mode::parse(path, m)) {
-            None => default,
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                self.errors.push(e);
-                default
-            }
-        }
-    }
-
     fn provider(&mut self, name: String, raw: RawProvider) -> Option<Provider> {
         let path = format!("providers.{name}");
         let before = self.errors.len();
@@ -934,19 +907,7 @@ impl Validator {
                 self.err(format!("{path}.allowed_algorithms"), "list is empty");
                 Vec::new()
             }
-            Some(list) => {
-                let mut algs = Vec::new();
-                for (i, a) in list.iter().enumerate() {
-                    match Alg::from_name(a) {
-                        Some(alg) => algs.push(alg),
-                        None => self.err(
-                            format!("{path}.allowed_algorithms[{i}]"),
-                            format!("unknown or unsupported algorithm {a:?}"),
-                        ),
-                    }
-                }
-                algs
-            }
+            Some(list) => list.iter().map(|a| a.0).collect(),
         };
 
         let keys = match (raw.local_jwks, raw.remote_jwks) {
@@ -1128,11 +1089,7 @@ impl Validator {
         let dpop = raw
             .dpop
             .and_then(|d| self.dpop(&format!("{path}.dpop"), d, raw.clock_skew_seconds));
-        let cert_binding = self.binding_mode(
-            &format!("{path}.certificate_binding"),
-            raw.certificate_binding.as_deref(),
-            BindingMode::Off,
-        );
+        let cert_binding = raw.certificate_binding.map_or(BindingMode::Off, |m| m.0);
         if dpop.is_some()
             && !locations.iter().any(|l| {
                 matches!(l, Location::Header { name, prefix }
@@ -1189,46 +1146,10 @@ impl Validator {
         })
     }
 
-    /// `off`, `optional` or `required`.
-    fn binding_mode(
-        &mut self,
-        path: &str,
-        value: Option<&str>,
-        default: BindingMode,
-    ) -> BindingMode {
-        match value {
-            None => default,
-            Some("off") => BindingMode::Off,
-            Some("optional") => BindingMode::Optional,
-            Some("required") => BindingMode::Required,
-            Some(other) => {
-                self.err(
-                    path,
-                    format!("unknown value {other:?}: off, optional or required"),
-                );
-                default
-            }
-        }
-    }
-
     /// A provider's `dpop` settings; `None` when off or on error.
     fn dpop(&mut self, path: &str, raw: RawDpop, skew: Option<u32>) -> Option<DpopSettings> {
-        let mode = self.binding_mode(
-            &format!("{path}.mode"),
-            raw.mode.as_deref(),
-            BindingMode::Required,
-        );
-        let replay = match raw.replay_cache.as_deref() {
-            None | Some("shared") => ReplayScope::Shared,
-            Some("worker") => ReplayScope::Worker,
-            Some(other) => {
-                self.err(
-                    format!("{path}.replay_cache"),
-                    format!("unknown value {other:?}: shared or worker"),
-                );
-                ReplayScope::Shared
-            }
-        };
+        let mode = raw.mode.map_or(BindingMode::Required, |m| m.0);
+        let replay = raw.replay_cache.map_or(ReplayScope::Shared, |r| r.0);
         if mode == BindingMode::Off {
             return None;
         }
@@ -1239,17 +1160,14 @@ impl Validator {
                     self.err(format!("{path}.algorithms"), "list is empty");
                 }
                 let mut algs = Vec::new();
-                for (i, a) in list.iter().enumerate() {
-                    match Alg::from_name(a) {
-                        Some(alg) if !alg.is_hmac() => algs.push(alg),
-                        Some(_) => self.err(
+                for (i, OneOf(alg)) in list.into_iter().enumerate() {
+                    if alg.is_hmac() {
+                        self.err(
                             format!("{path}.algorithms[{i}]"),
                             "a DPoP proof is signed with an asymmetric key; HS* is not allowed",
-                        ),
-                        None => self.err(
-                            format!("{path}.algorithms[{i}]"),
-                            format!("unknown or unsupported algorithm {a:?}"),
-                        ),
+                        );
+                    } else {
+                        algs.push(alg);
                     }
                 }
                 algs

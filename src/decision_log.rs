@@ -92,7 +92,8 @@ pub fn fingerprint(token: &str) -> String {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// How decision log lines are written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `key=value` pairs ([`format`]).
     #[default]

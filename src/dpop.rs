@@ -48,7 +48,8 @@ pub const MAX_REPLAY_ENTRIES: usize = 1_000_000;
 /// Where seen proofs are remembered: in shared data, for every worker of
 /// the Envoy (the default: a proof replayed to another worker is caught),
 /// or per worker (cheaper; sound only with one worker).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReplayScope {
     #[default]
     Shared,
@@ -146,7 +147,8 @@ pub fn denial_headers(
 /// Whether a provider checks a binding: `off` (bearer semantics, as
 /// `jwt_authn`), `optional` (checked when the token or request carries it),
 /// `required` (a token without it is refused).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BindingMode {
     #[default]
     Off,

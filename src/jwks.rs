@@ -57,8 +57,9 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// JWS signature algorithms supported by the filter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// JWS signature algorithms supported by the filter (configuration lists
+/// them by their JWS names, exactly as written here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
 pub enum Alg {
     RS256,
     RS384,

@@ -172,16 +172,25 @@ fn bad_authz_config_names_the_field() {
             r#"{"required_claims":[{"name":"a","values":[1],"match":"prefix"}]}"#,
             "rules[0].required_claims[0].values[0]",
         ),
-        (
-            r#"{"required_claims":[{"name":"a","values":["x"],"match":"regex"}]}"#,
-            "rules[0].required_claims[0].match",
-        ),
         (r#"{"audiences":[""]}"#, "rules[0].audiences[0]"),
     ];
     for (json, path) in cases {
         let errs = rule_authz(json).unwrap_err();
         assert_eq!(errs[0].path, path, "{json}: {errs:?}");
     }
+    // `match` is a closed set: refused while parsing, naming the allowed values.
+    let Err(errs) = config(
+        "",
+        r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"},
+            "required_claims":[{"name":"a","values":["x"],"match":"regex"}]}"#,
+    ) else {
+        panic!("match \"regex\" was accepted");
+    };
+    assert_eq!(errs[0].path, "rules[0].required_claims[0].match");
+    assert!(
+        errs[0].message.contains(r#"expected "exact" or "prefix""#),
+        "{errs:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

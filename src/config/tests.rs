@@ -364,6 +364,100 @@ fn decision_log_format() {
     assert_eq!(errs[0].path, "decision_log_format");
 }
 
+/// Closed sets of names (mode, match, algorithms, bindings, replay scope,
+/// log format) are refused at the field's path with the allowed names, and
+/// a wrong JSON type there is an "invalid type".
+#[test]
+fn closed_sets_name_the_path_and_the_allowed_values() {
+    let rule = r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"}"#;
+    let cases = [
+        (
+            format!(r#"{{"mode":"audit","providers":{{"a":{}}}}}"#, provider("")),
+            "mode",
+            r#"unknown value "audit": expected "enforce" or "report""#,
+        ),
+        (
+            config(
+                &format!(r#""a":{}"#, provider("")),
+                &format!(r#"{rule},"mode":"Report"}}"#),
+            ),
+            "rules[0].mode",
+            r#"unknown value "Report": expected "enforce" or "report""#,
+        ),
+        (
+            config(
+                &format!(r#""a":{}"#, provider("")),
+                &format!(
+                    r#"{rule},"required_claims":[{{"name":"a","values":["x"],"match":"suffix"}}]}}"#
+                ),
+            ),
+            "rules[0].required_claims[0].match",
+            r#"unknown value "suffix": expected "exact" or "prefix""#,
+        ),
+        (
+            config(
+                &format!(
+                    r#""a":{}"#,
+                    provider(r#","allowed_algorithms":["HS256","none"]"#)
+                ),
+                "",
+            ),
+            "providers.a.allowed_algorithms[1]",
+            r#"unknown value "none": expected "RS256", "RS384""#,
+        ),
+        (
+            config(
+                &format!(r#""a":{}"#, provider(r#","dpop":{"algorithms":["es256"]}"#)),
+                "",
+            ),
+            "providers.a.dpop.algorithms[0]",
+            r#""HS384" or "HS512""#,
+        ),
+        (
+            config(
+                &format!(r#""a":{}"#, provider(r#","dpop":{"mode":"on"}"#)),
+                "",
+            ),
+            "providers.a.dpop.mode",
+            r#"unknown value "on": expected "off", "optional" or "required""#,
+        ),
+        (
+            config(
+                &format!(r#""a":{}"#, provider(r#","certificate_binding":true"#)),
+                "",
+            ),
+            "providers.a.certificate_binding",
+            "invalid type: boolean `true`, expected a string",
+        ),
+        (
+            config(
+                &format!(
+                    r#""a":{}"#,
+                    provider(r#","dpop":{"replay_cache":"cluster"}"#)
+                ),
+                "",
+            ),
+            "providers.a.dpop.replay_cache",
+            r#"unknown value "cluster": expected "shared" or "worker""#,
+        ),
+        (
+            r#"{"decision_log_format":"xml"}"#.to_string(),
+            "decision_log_format",
+            r#"unknown value "xml": expected "text" or "json""#,
+        ),
+        (
+            r#"{"mode":5}"#.to_string(),
+            "mode",
+            "invalid type: integer `5`, expected a string",
+        ),
+    ];
+    for (json, path, text) in cases {
+        let e = errors(&json);
+        assert_eq!(e[0].path, path, "{json}: {e:?}");
+        assert!(e[0].message.contains(text), "{json}: {e:?}");
+    }
+}
+
 #[test]
 fn requirement_map_and_requirement_name() {
     let p = provider("");
