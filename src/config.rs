@@ -14,11 +14,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::authz::{Mode, RuleAuthz};
-use crate::diag::{ConfigError, OneOf};
+use crate::diag::{self, ConfigError, OneOf};
 use crate::dpop::{self, BindingMode, DpopPolicy, DpopSettings, ReplayScope, DPOP_PREFIX};
 use crate::extract::Location;
 use crate::jwks::{Alg, KeySet};
-use crate::jwks_store::RemoteJwks;
+use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
 use crate::matcher::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 
@@ -207,69 +207,6 @@ struct RawDataSource {
     /// Refused with the reason: a wasm filter cannot read files.
     #[serde(default)]
     filename: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRemoteJwks {
-    #[serde(alias = "httpUri")]
-    http_uri: RawHttpUri,
-    #[serde(default, alias = "cacheDuration")]
-    cache_duration: Option<String>,
-    #[serde(default, alias = "asyncFetch")]
-    async_fetch: Option<RawAsyncFetch>,
-    #[serde(default, alias = "retryPolicy")]
-    retry_policy: Option<RawRetryPolicy>,
-    /// Our addition: least time between two unknown-`kid` refetches.
-    #[serde(default, alias = "minRefetchInterval")]
-    min_refetch_interval: Option<String>,
-    /// Our addition: how long the last good keys are used while refreshes fail.
-    #[serde(default, alias = "maxStale")]
-    max_stale: Option<String>,
-    /// Our addition: find `jwks_uri` in the issuer's OpenID discovery document.
-    #[serde(default, alias = "oidcDiscovery")]
-    oidc_discovery: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttpUri {
-    #[serde(default)]
-    uri: Option<String>,
-    cluster: String,
-    #[serde(default)]
-    timeout: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAsyncFetch {
-    #[serde(default, alias = "fastListener")]
-    fast_listener: bool,
-    #[serde(default, alias = "failedRefetchDuration")]
-    failed_refetch_duration: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRetryPolicy {
-    #[serde(default, alias = "numRetries")]
-    num_retries: Option<u32>,
-    #[serde(default, alias = "retryBackOff")]
-    retry_back_off: Option<RawBackOff>,
-    /// Envoy's RetryPolicy has more fields (retry_on, ...); not used here.
-    #[serde(default, alias = "retryOn")]
-    #[allow(dead_code)]
-    retry_on: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawBackOff {
-    #[serde(default, alias = "baseInterval")]
-    base_interval: Option<String>,
-    #[serde(default, alias = "maxInterval")]
-    max_interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -632,36 +569,6 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
     b.get(start..end).unwrap_or_default()
 }
 
-/// Parses a proto3-JSON duration (`"600s"`, `"1.5s"`) into whole milliseconds.
-pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
-    let num = s.strip_suffix('s').ok_or_else(|| {
-        format!("invalid duration {s:?}: expected a number of seconds like \"600s\"")
-    })?;
-    let (whole, frac) = match num.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (num, None),
-    };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
-    if !digits(whole) || frac.is_some_and(|f| !digits(f) || f.len() > 9) {
-        return Err(format!(
-            "invalid duration {s:?}: expected a non-negative number of seconds like \"600s\""
-        ));
-    }
-    let secs: u64 = whole
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: out of range"))?;
-    if secs > 315_576_000_000 {
-        return Err(format!("invalid duration {s:?}: out of range"));
-    }
-    let mut ms_digits = String::from(frac.unwrap_or(""));
-    ms_digits.truncate(3);
-    while ms_digits.len() < 3 {
-        ms_digits.push('0');
-    }
-    let ms: u64 = ms_digits.parse().unwrap_or(0);
-    Ok(secs * 1000 + ms)
-}
-
 /// Header names must be valid HTTP tokens; returned lowercased.
 fn header_name(name: &str) -> Result<String, String> {
     if name.is_empty() {
@@ -931,10 +838,11 @@ impl Validator {
                         "HS* algorithms are only allowed with local_jwks: a shared secret must not travel in a fetched JWKS",
                     );
                 }
-                self.remote_jwks(
+                jwks_store::remote_jwks(
                     &format!("{path}.remote_jwks"),
                     remote,
                     raw.issuer.as_deref(),
+                    &mut self.errors,
                 )
                 .map(KeySource::Remote)
             }
@@ -1050,7 +958,7 @@ impl Validator {
 
         let max_lifetime_secs = match &raw.max_lifetime {
             None => None,
-            Some(d) => match parse_duration_ms(d) {
+            Some(d) => match diag::parse_duration_ms(d) {
                 Ok(0) => {
                     self.err(format!("{path}.max_lifetime"), "must be greater than 0s");
                     None
@@ -1173,7 +1081,8 @@ impl Validator {
                 algs
             }
         };
-        let max_age_ms = self.duration(
+        let max_age_ms = diag::duration(
+            &mut self.errors,
             &format!("{path}.max_age"),
             raw.max_age.as_deref(),
             dpop::DEFAULT_MAX_AGE_SECS * 1000,
@@ -1208,7 +1117,8 @@ impl Validator {
                 .decode(n.secret.trim())
                 .or_else(|_| URL_SAFE_NO_PAD.decode(n.secret.trim()))
                 .ok();
-            let lifetime_ms = self.duration(
+            let lifetime_ms = diag::duration(
+                &mut self.errors,
                 &format!("{path}.nonce.lifetime"),
                 n.lifetime.as_deref(),
                 dpop::DEFAULT_NONCE_LIFETIME_SECS * 1000,
@@ -1241,142 +1151,6 @@ impl Validator {
             public_base_url,
             replay,
             replay_capacity: capacity,
-        })
-    }
-
-    fn duration(&mut self, path: &str, value: Option<&str>, default_ms: u64, min_ms: u64) -> u64 {
-        match value.map(parse_duration_ms) {
-            None => default_ms,
-            Some(Ok(ms)) if ms >= min_ms => ms,
-            Some(Ok(_)) => {
-                self.err(path, format!("must be at least {min_ms}ms"));
-                default_ms
-            }
-            Some(Err(e)) => {
-                self.err(path, e);
-                default_ms
-            }
-        }
-    }
-
-    fn remote_jwks(
-        &mut self,
-        path: &str,
-        raw: RawRemoteJwks,
-        issuer: Option<&str>,
-    ) -> Option<RemoteJwks> {
-        let before = self.errors.len();
-        let uri = match (&raw.http_uri.uri, raw.oidc_discovery, issuer) {
-            (Some(u), _, _) => u.clone(),
-            (None, true, Some(iss)) => {
-                format!(
-                    "{}/.well-known/openid-configuration",
-                    iss.trim_end_matches('/')
-                )
-            }
-            (None, true, None) => {
-                self.err(
-                    format!("{path}.oidc_discovery"),
-                    "OIDC discovery needs the provider's issuer",
-                );
-                String::new()
-            }
-            (None, false, _) => {
-                self.err(
-                    format!("{path}.http_uri.uri"),
-                    "uri is required (or set oidc_discovery: true)",
-                );
-                String::new()
-            }
-        };
-        let (authority, uri_path) = match crate::jwks_store::split_uri(&uri) {
-            Ok(v) => v,
-            Err(e) => {
-                self.err(format!("{path}.http_uri.uri"), e);
-                (String::new(), String::new())
-            }
-        };
-        if raw.http_uri.cluster.is_empty() {
-            self.err(
-                format!("{path}.http_uri.cluster"),
-                "cluster is required: the Envoy cluster that reaches the JWKS host",
-            );
-        }
-        let timeout_ms = self.duration(
-            &format!("{path}.http_uri.timeout"),
-            raw.http_uri.timeout.as_deref(),
-            5_000,
-            1,
-        );
-        let cache_duration_ms = self.duration(
-            &format!("{path}.cache_duration"),
-            raw.cache_duration.as_deref(),
-            600_000,
-            1_000,
-        );
-        let af = raw.async_fetch.unwrap_or_default();
-        let failed_refetch_ms = self.duration(
-            &format!("{path}.async_fetch.failed_refetch_duration"),
-            af.failed_refetch_duration.as_deref(),
-            1_000,
-            100,
-        );
-        let rp = raw.retry_policy.unwrap_or_default();
-        let bo = rp.retry_back_off.unwrap_or_default();
-        let base_interval_ms = self.duration(
-            &format!("{path}.retry_policy.retry_back_off.base_interval"),
-            bo.base_interval.as_deref(),
-            200,
-            1,
-        );
-        let max_interval_ms = self.duration(
-            &format!("{path}.retry_policy.retry_back_off.max_interval"),
-            bo.max_interval.as_deref(),
-            base_interval_ms.saturating_mul(10),
-            1,
-        );
-        if max_interval_ms < base_interval_ms {
-            self.err(
-                format!("{path}.retry_policy.retry_back_off.max_interval"),
-                "must not be less than base_interval",
-            );
-        }
-        let num_retries = rp.num_retries.unwrap_or(3);
-        if num_retries > 10 {
-            self.err(format!("{path}.retry_policy.num_retries"), "at most 10");
-        }
-        let min_refetch_ms = self.duration(
-            &format!("{path}.min_refetch_interval"),
-            raw.min_refetch_interval.as_deref(),
-            30_000,
-            1_000,
-        );
-        let max_stale_ms = self.duration(
-            &format!("{path}.max_stale"),
-            raw.max_stale.as_deref(),
-            86_400_000,
-            0,
-        );
-        if self.errors.len() != before {
-            return None;
-        }
-        let shared_key = format!("jwt_filter.jwks|{}|{}", raw.http_uri.cluster, uri);
-        Some(RemoteJwks {
-            uri,
-            oidc_discovery: raw.oidc_discovery,
-            cluster: raw.http_uri.cluster,
-            authority,
-            path: uri_path,
-            timeout_ms,
-            cache_duration_ms,
-            fast_listener: af.fast_listener,
-            failed_refetch_ms,
-            num_retries,
-            base_interval_ms,
-            max_interval_ms,
-            min_refetch_ms,
-            max_stale_ms,
-            shared_key,
         })
     }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::diag::describe;
+use crate::diag::{describe, parse_duration_ms};
 use crate::testutil::hs_jwks;
 
 fn jwks_json_string() -> String {
