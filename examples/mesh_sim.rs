@@ -488,9 +488,9 @@ impl<'a> Sim<'a> {
                 rules: vec![None],
                 ..Layout::default()
             };
-            let metrics = Metrics::define(host, &self.config.stat_prefix, &layout);
+            let (_, metrics) = Metrics::define(host, &self.config.stat_prefix, &layout);
             let owner = unique_owner_id(host, w as u32 + 1, now);
-            let keys = KeyLifecycle::new(self.config.clone(), Rc::new(metrics), owner)
+            let keys = KeyLifecycle::new(self.config.clone(), metrics, owner)
                 .with_seed(mix(self.seed ^ 0x5eed, (e * 64 + w) as u64))
                 .with_schedule(self.schedule);
             let first = keys.first_tick_ms().unwrap_or(100);

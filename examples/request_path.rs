@@ -106,7 +106,7 @@ fn headers(token: &str) -> Vec<u8> {
 }
 
 fn run(name: &str, config: &Config, tokens: &[String], iters: usize, valid: bool) {
-    let providers = ProviderKeys::for_config(config);
+    let providers = ProviderKeys::for_config(config, Vec::new());
     let host = {
         let mut h = HostAlgs::NONE;
         h.insert(Alg::RS256);

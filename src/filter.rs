@@ -39,8 +39,9 @@ proxy_wasm::main! {{
 /// Per-VM state shared by the root context and its request contexts.
 struct Vm {
     config: Rc<Config>,
-    /// Metric ids, defined once per VM.
-    metrics: Rc<Metrics>,
+    /// Filter-wide metric ids, defined once per VM (each provider's are in
+    /// its object in `keys`).
+    metrics: Metrics,
     /// Algorithms the host verifies.
     host_algs: HostAlgs,
     /// Each provider's keys and token cache, the fetches, the parked requests.
@@ -123,12 +124,13 @@ impl RootContext for Root {
                 cfg.rules.len()
             ),
         );
-        let metrics = Rc::new(observe::define_metrics(&cfg));
+        let (metrics, provider_metrics) = observe::define_metrics(&cfg);
         let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
         let config = Rc::new(cfg);
         let owner = remote_keys::unique_owner_id(&mut Host, self.id, now_ms());
         let keys =
-            KeyLifecycle::new(config.clone(), metrics.clone(), owner).with_seed(host_random());
+            KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
+        observe::record_local_keys(&config, keys.providers());
         if let Some(ms) = keys.first_tick_ms() {
             let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
         }
@@ -300,7 +302,14 @@ fn decide_and_apply(
     }
     let v = vm.borrow();
     let timing = observe::timing_of(&outcome, cache);
-    let action = observe::apply(&v.config, &v.metrics, view, outcome, log_denials);
+    let action = observe::apply(
+        &v.config,
+        &v.metrics,
+        v.keys.providers(),
+        view,
+        outcome,
+        log_denials,
+    );
     observe::record_time(&v.metrics, timing, started_ns);
     action
 }

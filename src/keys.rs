@@ -1,8 +1,9 @@
-//! What one provider has in one VM: its keys as the request path sees them
-//! and its verified-token cache, plus the fetch state the remote-key
-//! lifecycle ([`crate::remote_keys`]) keeps beside them. One object per
-//! provider, indexed like `Config::providers`; the policy reads it, the
-//! lifecycle writes it.
+//! What one provider has in one VM: its keys as the request path sees them,
+//! its verified-token cache and DPoP replay cache, its metric ids, and the
+//! fetch state the remote-key lifecycle ([`crate::remote_keys`]) keeps
+//! beside them. One object per provider, indexed like `Config::providers`;
+//! the policy reads it, the lifecycle writes it, and both count through its
+//! metric ids.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,6 +11,7 @@ use std::rc::Rc;
 use crate::config::{Config, KeySource};
 use crate::dpop::ReplayCache;
 use crate::jwks::KeySet;
+use crate::metrics::ProviderIds;
 use crate::token_cache::{self, TokenCache};
 
 /// What a remote-JWKS provider has right now (ignored for local keys).
@@ -56,6 +58,8 @@ pub struct ProviderKeys {
     /// DPoP proofs this worker has seen (used when the replay record is
     /// per worker, or shared data is not available).
     pub replay: RefCell<ReplayCache>,
+    /// This provider's metric ids (and the age of its oldest key).
+    pub metrics: ProviderIds,
 }
 
 impl ProviderKeys {
@@ -67,11 +71,22 @@ impl ProviderKeys {
             cache: RefCell::new(TokenCache::new(cache_entries, token_cache::MAX_BYTES)),
             installed: 0,
             in_flight: Vec::new(),
+            metrics: ProviderIds::default(),
         }
     }
 
-    /// One per configured provider, caches sized by `jwt_cache_config`.
-    pub fn for_config(config: &Config) -> Vec<ProviderKeys> {
+    /// The same, counting through `metrics`.
+    pub fn with_metrics(mut self, metrics: ProviderIds) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// One per configured provider, caches sized by `jwt_cache_config`;
+    /// `metrics`: each provider's ids, indexed like `Config::providers`
+    /// (from [`crate::metrics::Metrics::define`]; a provider without ids
+    /// counts nothing).
+    pub fn for_config(config: &Config, metrics: Vec<ProviderIds>) -> Vec<ProviderKeys> {
+        let mut metrics = metrics.into_iter();
         config
             .providers
             .iter()
@@ -81,6 +96,7 @@ impl ProviderKeys {
                     p.jwt_cache_size,
                     p.dpop.as_ref().map_or(0, |d| d.replay_capacity),
                 )
+                .with_metrics(metrics.next().unwrap_or_default())
             })
             .collect()
     }
@@ -90,3 +106,6 @@ impl ProviderKeys {
         self.remote && matches!(self.keys, RemoteKeys::Pending)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -227,7 +227,10 @@ impl MetricHost for Recorder {
     fn record(&self, _id: u32, _value: u64) {}
 }
 
-/// Per-provider metric ids and key-age state.
+/// One provider's metric ids and key-age state. [`Metrics::define`] makes
+/// one per provider and hands them out; each lives in its provider's object
+/// ([`crate::keys::ProviderKeys`]), so whatever handles a provider's
+/// decision or fetch counts through it directly. The default counts nothing.
 #[derive(Clone, Debug, Default)]
 pub struct ProviderIds {
     pub allowed: Option<u32>,
@@ -264,8 +267,6 @@ pub struct Metrics {
     pub denied_by_reason: Vec<Option<u32>>,
     /// Report-mode would-denials, indexed like `AuthError::ALL`.
     pub would_deny_by_reason: Vec<Option<u32>>,
-    /// Indexed like `Config::providers`.
-    pub providers: Vec<ProviderIds>,
     /// Indexed like `Config::rules`.
     pub rules: Vec<RuleIds>,
     /// Decision-time histogram, indexed like `Timing::ALL`.
@@ -285,8 +286,14 @@ fn reason_index(err: AuthError) -> usize {
 pub const DURATION: &str = "decision_duration_microseconds";
 
 impl Metrics {
-    /// Defines every metric for the prefix and layout.
-    pub fn define(host: &mut dyn MetricHost, prefix: &str, layout: &Layout<'_>) -> Metrics {
+    /// Defines every metric for the prefix and layout. Returns the
+    /// filter-wide ids and, indexed like `layout.providers`, each provider's
+    /// ids (for its provider object).
+    pub fn define(
+        host: &mut dyn MetricHost,
+        prefix: &str,
+        layout: &Layout<'_>,
+    ) -> (Metrics, Vec<ProviderIds>) {
         let mut failed = Vec::new();
         let mut def = |kind: MetricKind, name: &str, labels: &[(&str, &str)]| {
             let full = stat_name(prefix, name, labels);
@@ -298,6 +305,7 @@ impl Metrics {
         };
         use MetricKind::{Counter as C, Gauge as G, Histogram as H};
         let mut m = Metrics::default();
+        let mut providers = Vec::with_capacity(layout.providers.len());
         let decisions = "decisions_total";
         for (i, mode) in [Mode::Enforce, Mode::Report].into_iter().enumerate() {
             if let Some(slot) = m.allowed.get_mut(i) {
@@ -370,7 +378,7 @@ impl Metrics {
                 ids.keys_added = def(C, "jwks_keys_added_total", &p);
                 ids.keys_removed = def(C, "jwks_keys_removed_total", &p);
             }
-            m.providers.push(ids);
+            providers.push(ids);
         }
         for rule in &layout.rules {
             let ids = match rule {
@@ -397,60 +405,49 @@ impl Metrics {
             m.rules.push(ids);
         }
         m.failed = failed;
-        m
+        (m, providers)
     }
 
-    fn inc(host: &dyn MetricHost, id: Option<u32>) {
-        if let Some(id) = id {
-            host.increment(id, 1);
-        }
-    }
-
-    fn add(host: &dyn MetricHost, id: Option<u32>, n: usize) {
-        if let (Some(id), true) = (id, n > 0) {
-            host.increment(id, i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
-
-    /// A request allowed by `rule` (in `mode`); `accepted`: providers whose
-    /// tokens were accepted.
-    pub fn on_allow(
+    /// A request allowed by `rule` (in `mode`); `accepted`: the ids of the
+    /// providers whose tokens were accepted.
+    pub fn on_allow<'p>(
         &self,
         host: &dyn MetricHost,
-        accepted: &[usize],
+        accepted: impl IntoIterator<Item = &'p ProviderIds>,
         rule: Option<usize>,
         mode: Mode,
     ) {
         let i = usize::from(mode == Mode::Report);
-        Self::inc(host, self.allowed.get(i).copied().flatten());
-        for &p in accepted {
-            Self::inc(host, self.providers.get(p).and_then(|ids| ids.allowed));
+        inc(host, self.allowed.get(i).copied().flatten());
+        for ids in accepted {
+            inc(host, ids.allowed);
         }
-        Self::inc(
+        inc(
             host,
             rule.and_then(|r| self.rules.get(r)).and_then(|r| r.allowed),
         );
     }
 
-    /// A request rejected by `rule`; `provider`: the provider blamed, when known.
+    /// A request rejected by `rule`; `blamed`: the ids of the provider
+    /// blamed, when known.
     pub fn on_deny(
         &self,
         host: &dyn MetricHost,
         err: AuthError,
-        provider: Option<usize>,
+        blamed: Option<&ProviderIds>,
         rule: Option<usize>,
     ) {
-        Self::inc(
+        inc(
             host,
             self.denied_by_reason
                 .get(reason_index(err))
                 .copied()
                 .flatten(),
         );
-        if let Some(p) = provider {
-            Self::inc(host, self.providers.get(p).and_then(|ids| ids.denied));
+        if let Some(ids) = blamed {
+            inc(host, ids.denied);
         }
-        Self::inc(
+        inc(
             host,
             rule.and_then(|r| self.rules.get(r))
                 .and_then(|r| r.rejected),
@@ -459,14 +456,14 @@ impl Metrics {
 
     /// A report-mode `rule` would have rejected the request (it was let through).
     pub fn on_would_deny(&self, host: &dyn MetricHost, err: AuthError, rule: Option<usize>) {
-        Self::inc(
+        inc(
             host,
             self.would_deny_by_reason
                 .get(reason_index(err))
                 .copied()
                 .flatten(),
         );
-        Self::inc(
+        inc(
             host,
             rule.and_then(|r| self.rules.get(r))
                 .and_then(|r| r.rejected),
@@ -489,70 +486,63 @@ impl Metrics {
 
     /// A CORS preflight passed without a token.
     pub fn on_cors_bypass(&self, host: &dyn MetricHost) {
-        Self::inc(host, self.cors_preflight_bypassed);
+        inc(host, self.cors_preflight_bypassed);
     }
+}
 
-    /// A remote JWKS fetch of `provider` finished.
-    pub fn on_jwks_fetch(&self, host: &dyn MetricHost, provider: usize, ok: bool) {
-        if let Some(ids) = self.providers.get(provider) {
-            Self::inc(
-                host,
-                if ok {
-                    ids.fetch_success
-                } else {
-                    ids.fetch_failure
-                },
-            );
-        }
+fn inc(host: &dyn MetricHost, id: Option<u32>) {
+    if let Some(id) = id {
+        host.increment(id, 1);
+    }
+}
+
+fn add(host: &dyn MetricHost, id: Option<u32>, n: usize) {
+    if let (Some(id), true) = (id, n > 0) {
+        host.increment(id, i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+impl ProviderIds {
+    /// A remote JWKS fetch of this provider finished.
+    pub fn on_jwks_fetch(&self, host: &dyn MetricHost, ok: bool) {
+        inc(
+            host,
+            if ok {
+                self.fetch_success
+            } else {
+                self.fetch_failure
+            },
+        );
     }
 
     /// A fetch installed a changed key set: `added` / `removed` kids.
-    pub fn on_keys_changed(
-        &self,
-        host: &dyn MetricHost,
-        provider: usize,
-        added: usize,
-        removed: usize,
-    ) {
-        if let Some(ids) = self.providers.get(provider) {
-            Self::add(host, ids.keys_added, added);
-            Self::add(host, ids.keys_removed, removed);
-        }
+    pub fn on_keys_changed(&self, host: &dyn MetricHost, added: usize, removed: usize) {
+        add(host, self.keys_added, added);
+        add(host, self.keys_removed, removed);
     }
 
     /// The first-seen time (ms since the epoch) of the oldest key the
     /// provider serves now; `record_jwks` turns it into an age.
-    pub fn set_oldest_key(&self, provider: usize, first_seen_ms: Option<u64>) {
-        if let Some(ids) = self.providers.get(provider) {
-            ids.oldest_first_seen_ms.set(first_seen_ms);
-        }
+    pub fn set_oldest_key(&self, first_seen_ms: Option<u64>) {
+        self.oldest_first_seen_ms.set(first_seen_ms);
     }
 
-    /// Key-health gauges for a provider: key count, seconds since the last
-    /// good JWKS (0 for local keys, which never age), and the age of the
-    /// oldest key served (0 until one is known).
-    pub fn record_jwks(
-        &self,
-        host: &dyn MetricHost,
-        provider: usize,
-        keys: usize,
-        age_secs: u64,
-        now_ms: u64,
-    ) {
-        if let Some(ids) = self.providers.get(provider) {
-            if let Some(id) = ids.jwks_keys {
-                host.record(id, keys as u64);
-            }
-            if let Some(id) = ids.jwks_age_seconds {
-                host.record(id, age_secs);
-            }
-            if let Some(id) = ids.oldest_key_age_seconds {
-                let age = ids
-                    .oldest_first_seen_ms
-                    .get()
-                    .map_or(0, |t| now_ms.saturating_sub(t) / 1000);
-                host.record(id, age);
-            }
+    /// Key-health gauges: key count, seconds since the last good JWKS (0
+    /// for local keys, which never age), and the age of the oldest key
+    /// served (0 until one is known).
+    pub fn record_jwks(&self, host: &dyn MetricHost, keys: usize, age_secs: u64, now_ms: u64) {
+        if let Some(id) = self.jwks_keys {
+            host.record(id, keys as u64);
+        }
+        if let Some(id) = self.jwks_age_seconds {
+            host.record(id, age_secs);
+        }
+        if let Some(id) = self.oldest_key_age_seconds {
+            let age = self
+                .oldest_first_seen_ms
+                .get()
+                .map_or(0, |t| now_ms.saturating_sub(t) / 1000);
+            host.record(id, age);
         }
     }
 }

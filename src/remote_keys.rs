@@ -24,7 +24,7 @@ use crate::jwks::KeySet;
 use crate::jwks_store::{self, Meta, RemoteJwks, Schedule, MAX_JWKS_BYTES};
 use crate::key_history::{self, KeyHistory};
 use crate::keys::{FetchKind, ProviderKeys, RemoteKeys, Wait};
-use crate::metrics::{MetricHost, Metrics};
+use crate::metrics::{MetricHost, ProviderIds};
 
 /// Tick period while requests wait or keys have not arrived yet.
 pub const FAST_TICK_MS: u64 = 50;
@@ -115,7 +115,6 @@ pub enum ParkResult {
 /// The remote-key lifecycle of one VM.
 pub struct KeyLifecycle {
     config: Rc<Config>,
-    metrics: Rc<Metrics>,
     /// Lease owner id, unique across this Envoy's VMs.
     owner: u64,
     providers: Vec<ProviderKeys>,
@@ -187,12 +186,14 @@ pub fn unique_owner_id(host: &mut impl KeyHost, root_id: u32, now: u64) -> u64 {
 }
 
 impl KeyLifecycle {
-    /// A VM's lifecycle for `config`; `owner` from [`unique_owner_id`].
-    pub fn new(config: Rc<Config>, metrics: Rc<Metrics>, owner: u64) -> Self {
-        let providers = ProviderKeys::for_config(&config);
+    /// A VM's lifecycle for `config`; `metrics`: each provider's metric
+    /// ids, indexed like `Config::providers` (from
+    /// [`crate::metrics::Metrics::define`]), which go to the provider's
+    /// object; `owner` from [`unique_owner_id`].
+    pub fn new(config: Rc<Config>, metrics: Vec<ProviderIds>, owner: u64) -> Self {
+        let providers = ProviderKeys::for_config(&config, metrics);
         KeyLifecycle {
             config,
-            metrics,
             owner,
             providers,
             parked: Vec::new(),
@@ -228,7 +229,8 @@ impl KeyLifecycle {
         self
     }
 
-    /// Each provider's keys and cache, indexed like `Config::providers`.
+    /// Each provider's keys, caches and metric ids, indexed like
+    /// `Config::providers`.
     pub fn providers(&self) -> &[ProviderKeys] {
         &self.providers
     }
@@ -438,7 +440,9 @@ impl KeyLifecycle {
                     );
                 }
                 host.shared_set(&r.shared_key, body.as_deref().unwrap_or_default(), None);
-                self.metrics.on_jwks_fetch(host, idx, true);
+                if let Some(slot) = self.providers.get(idx) {
+                    slot.metrics.on_jwks_fetch(host, true);
+                }
                 self.keys_fetched(host, idx, r, &set, now);
                 let max_age = cache_control.as_deref().and_then(jwks_store::parse_max_age);
                 let (schedule, seed) = (self.schedule, self.seed);
@@ -498,6 +502,9 @@ impl KeyLifecycle {
         set: &KeySet,
         now: u64,
     ) {
+        let Some(metrics) = self.providers.get(idx).map(|p| &p.metrics) else {
+            return;
+        };
         let key = history_key(r);
         let ids = key_history::key_ids(set);
         for _ in 0..8 {
@@ -505,9 +512,8 @@ impl KeyLifecycle {
             let old = KeyHistory::decode(bytes.as_deref().unwrap_or_default());
             let (new, change) = old.update(&ids, now);
             if host.shared_set(&key, new.encode().as_bytes(), cas) {
-                self.metrics
-                    .on_keys_changed(host, idx, change.added, change.removed);
-                self.metrics.set_oldest_key(idx, new.oldest());
+                metrics.on_keys_changed(host, change.added, change.removed);
+                metrics.set_oldest_key(new.oldest());
                 return;
             }
         }
@@ -601,7 +607,9 @@ impl KeyLifecycle {
         let Some(r) = remote_of(&config, idx) else {
             return;
         };
-        self.metrics.on_jwks_fetch(host, idx, false);
+        if let Some(slot) = self.providers.get(idx) {
+            slot.metrics.on_jwks_fetch(host, false);
+        }
         let (schedule, seed) = (self.schedule, self.seed);
         update_meta(host, r, |m| {
             m.after_failure(
@@ -637,7 +645,7 @@ impl KeyLifecycle {
                 // When the served keys were first seen (another VM wrote it).
                 if let (Some(bytes), _) = host.shared_get(&history_key(r)) {
                     let oldest = KeyHistory::decode(&bytes).oldest();
-                    self.metrics.set_oldest_key(idx, oldest);
+                    slot.metrics.set_oldest_key(oldest);
                 }
                 slot.keys = RemoteKeys::Ready(Rc::new(set));
                 slot.installed = meta.version;
@@ -670,7 +678,7 @@ impl KeyLifecycle {
         } else {
             0
         };
-        self.metrics.record_jwks(host, idx, keys, age, now);
+        slot.metrics.record_jwks(host, keys, age, now);
     }
 
     /// Takes the parked requests whose fetch completed or whose time ran out.

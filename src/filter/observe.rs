@@ -14,8 +14,9 @@ use crate::dpop::{denial_headers, DpopSettings};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::filter_host::Host;
+use crate::keys::ProviderKeys;
 use crate::matcher::path_only;
-use crate::metrics::{KeySourceKind, Layout, Metrics, Timing};
+use crate::metrics::{KeySourceKind, Layout, Metrics, ProviderIds, Timing};
 use crate::policy::{Decision, HeaderOp, Outcome};
 
 /// Filter state keys written per request. Envoy stores a proxy-wasm property
@@ -33,9 +34,10 @@ pub const STATE_PROVIDER: &str = "jwt_filter_provider";
 /// Verified claims (JSON) of the accepted token.
 pub const STATE_PAYLOAD: &str = "jwt_filter_payload";
 
-/// Defines this VM's metrics (the same names in every VM share one stat)
-/// and sets the key gauges of providers with local keys (age 0).
-pub fn define_metrics(config: &Config) -> Metrics {
+/// Defines this VM's metrics (the same names in every VM share one stat):
+/// the filter-wide ids, and each provider's ids (indexed like
+/// `Config::providers`, for the provider objects).
+pub fn define_metrics(config: &Config) -> (Metrics, Vec<ProviderIds>) {
     let layout = Layout {
         providers: config
             .providers
@@ -60,7 +62,7 @@ pub fn define_metrics(config: &Config) -> Metrics {
             .collect(),
         decision_histogram: config.decision_histogram,
     };
-    let m = Metrics::define(&mut Host, &config.stat_prefix, &layout);
+    let (m, providers) = Metrics::define(&mut Host, &config.stat_prefix, &layout);
     if !m.failed.is_empty() {
         log(
             LogLevel::Warn,
@@ -70,12 +72,16 @@ pub fn define_metrics(config: &Config) -> Metrics {
             ),
         );
     }
-    for (i, p) in config.providers.iter().enumerate() {
+    (m, providers)
+}
+
+/// Sets the key gauges of providers with local keys (age 0).
+pub fn record_local_keys(config: &Config, providers: &[ProviderKeys]) {
+    for (p, keys) in config.providers.iter().zip(providers) {
         if let KeySource::Local(set) = &p.keys {
-            m.record_jwks(&Host, i, set.len(), 0, 0);
+            keys.metrics.record_jwks(&Host, set.len(), 0, 0);
         }
     }
-    m
 }
 
 /// Acts on the outcome for the current request context; `log_denials`:
@@ -83,10 +89,12 @@ pub fn define_metrics(config: &Config) -> Metrics {
 pub fn apply(
     config: &Config,
     metrics: &Metrics,
+    providers: &[ProviderKeys],
     view: &RequestView,
     outcome: Outcome,
     log_denials: bool,
 ) -> Action {
+    let ids = |i: &usize| providers.get(*i).map(|p| &p.metrics);
     let provider_name = |i: Option<usize>| -> Option<&str> {
         i.and_then(|i| config.providers.get(i))
             .map(|p| p.name.as_str())
@@ -103,7 +111,12 @@ pub fn apply(
                     HeaderOp::Remove(name) => set_header(&name, None),
                 }
             }
-            metrics.on_allow(&Host, &outcome.accepted, outcome.rule, outcome.mode);
+            metrics.on_allow(
+                &Host,
+                outcome.accepted.iter().filter_map(ids),
+                outcome.rule,
+                outcome.mode,
+            );
             set_status_header(config, outcome.status);
             if config.filter_state {
                 set_state(STATE_DECISION, "allow");
@@ -122,7 +135,12 @@ pub fn apply(
             if report {
                 metrics.on_would_deny(&Host, err, outcome.rule);
             } else {
-                metrics.on_deny(&Host, err, outcome.blamed, outcome.rule);
+                metrics.on_deny(
+                    &Host,
+                    err,
+                    outcome.blamed.as_ref().and_then(ids),
+                    outcome.rule,
+                );
             }
             let provider = provider_name(outcome.blamed);
             let blamed = outcome.blamed.and_then(|i| config.providers.get(i));

@@ -137,8 +137,9 @@ fn names_cover_every_reason_mode_provider_and_named_rule() {
 #[test]
 fn define_matches_metric_names() {
     let mut host = Fake::default();
-    let m = Metrics::define(&mut host, "edge", &layout());
+    let (m, providers) = Metrics::define(&mut host, "edge", &layout());
     assert!(m.failed.is_empty());
+    assert_eq!(providers.len(), 2);
     assert_eq!(host.names, metric_names("edge", &layout()));
 }
 
@@ -154,19 +155,22 @@ fn prefix_check() {
 #[test]
 fn events_move_the_right_counters() {
     let mut host = Fake::default();
-    let m = Metrics::define(&mut host, "jwt_filter", &layout());
-    m.on_allow(&host, &[0, 1], Some(1), Mode::Enforce);
-    m.on_allow(&host, &[], None, Mode::Enforce);
-    m.on_allow(&host, &[0], Some(2), Mode::Report);
-    m.on_deny(&host, AuthError::Expired, Some(1), Some(1));
+    let (m, p) = Metrics::define(&mut host, "jwt_filter", &layout());
+    let [a, b] = &p[..] else {
+        panic!("two providers")
+    };
+    m.on_allow(&host, [a, b], Some(1), Mode::Enforce);
+    m.on_allow(&host, [], None, Mode::Enforce);
+    m.on_allow(&host, [a], Some(2), Mode::Report);
+    m.on_deny(&host, AuthError::Expired, Some(b), Some(1));
     m.on_deny(&host, AuthError::Missing, None, None);
     m.on_would_deny(&host, AuthError::InsufficientScope, Some(2));
     m.on_cors_bypass(&host);
-    m.on_jwks_fetch(&host, 1, true);
-    m.on_jwks_fetch(&host, 1, false);
-    m.on_jwks_fetch(&host, 1, false);
-    m.on_jwks_fetch(&host, 0, false); // local: no such counter, no effect
-    m.on_keys_changed(&host, 1, 2, 1);
+    b.on_jwks_fetch(&host, true);
+    b.on_jwks_fetch(&host, false);
+    b.on_jwks_fetch(&host, false);
+    a.on_jwks_fetch(&host, false); // local: no such counter, no effect
+    b.on_keys_changed(&host, 2, 1);
     assert_eq!(host.get(&decisions("allow", "none", "enforce")), 2);
     assert_eq!(host.get(&decisions("allow", "none", "report")), 1);
     assert_eq!(host.get(&decisions("deny", "expired", "enforce")), 1);
@@ -216,25 +220,30 @@ fn events_move_the_right_counters() {
 #[test]
 fn key_gauges_and_oldest_key_age() {
     let mut host = Fake::default();
-    let m = Metrics::define(&mut host, "jwt_filter", &layout());
+    let (_, p) = Metrics::define(&mut host, "jwt_filter", &layout());
+    let b = &p[1];
     let g = |n: &str| {
         host.get(&format!(
             "jwt_filter.provider=.=b;.;key_source=.=remote;.;{n}"
         ))
     };
-    m.record_jwks(&host, 1, 3, 7, 100_000);
+    b.record_jwks(&host, 3, 7, 100_000);
     assert_eq!((g("jwks_keys"), g("jwks_age_seconds")), (3, 7));
     assert_eq!(g("jwks_oldest_key_age_seconds"), 0); // not known yet
-    m.set_oldest_key(1, Some(40_000));
-    m.record_jwks(&host, 1, 3, 8, 100_000);
+    b.set_oldest_key(Some(40_000));
+    b.record_jwks(&host, 3, 8, 100_000);
     assert_eq!(g("jwks_oldest_key_age_seconds"), 60);
-    m.record_jwks(&host, 9, 1, 1, 1); // unknown provider: ignored
+    // Ids of no provider (the default) count nothing.
+    let before = host.values.borrow().clone();
+    ProviderIds::default().record_jwks(&host, 1, 1, 1);
+    ProviderIds::default().on_jwks_fetch(&host, true);
+    assert_eq!(*host.values.borrow(), before);
 }
 
 #[test]
 fn decision_time_goes_to_its_outcome() {
     let mut host = Fake::default();
-    let m = Metrics::define(&mut host, "jwt_filter", &layout());
+    let (m, _) = Metrics::define(&mut host, "jwt_filter", &layout());
     m.on_decision_time(&host, Timing::CacheHit, 12);
     m.on_decision_time(&host, Timing::CacheHit, 30);
     m.on_decision_time(&host, Timing::Denied, 5);
@@ -267,7 +276,7 @@ fn refused_definitions_are_reported_and_skipped() {
         refuse: Some(refused.clone()),
         ..Fake::default()
     };
-    let m = Metrics::define(&mut host, "jwt_filter", &Layout::default());
+    let (m, _) = Metrics::define(&mut host, "jwt_filter", &Layout::default());
     assert_eq!(m.failed, vec![refused]);
     m.on_deny(&host, AuthError::Expired, None, None);
     m.on_deny(&host, AuthError::Missing, None, None);
@@ -288,10 +297,11 @@ fn no_decision_histogram_when_turned_off() {
     assert_eq!(on.len(), names.len() + Timing::ALL.len());
 
     let mut host = Fake::default();
-    let m = Metrics::define(&mut host, "jwt_filter", &off);
+    let (m, _) = Metrics::define(&mut host, "jwt_filter", &off);
     assert!(!m.times_decisions());
     m.on_decision_time(&host, Timing::CacheHit, 12);
     assert!(host.samples.borrow().is_empty());
     let mut host = Fake::default();
-    assert!(Metrics::define(&mut host, "jwt_filter", &layout()).times_decisions());
+    let (m, _) = Metrics::define(&mut host, "jwt_filter", &layout());
+    assert!(m.times_decisions());
 }

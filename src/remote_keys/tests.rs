@@ -11,7 +11,7 @@ use std::rc::Rc;
 use super::*;
 use crate::error::AuthError;
 use crate::jwks::{Alg, Key};
-use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind};
+use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
 use crate::policy::{Decision, Evaluator};
 use crate::testutil::{b64, FIXTURE_JWKS};
 
@@ -175,7 +175,7 @@ fn vm(host: &mut FakeHost, config: &Rc<Config>, root_id: u32) -> KeyLifecycle {
         rules: vec![None],
         ..Layout::default()
     };
-    let metrics = Rc::new(Metrics::define(host, &config.stat_prefix, &layout));
+    let (_, metrics) = Metrics::define(host, &config.stat_prefix, &layout);
     let owner = unique_owner_id(host, root_id, T0);
     KeyLifecycle::new(config.clone(), metrics, owner)
 }
@@ -279,6 +279,63 @@ fn first_fetch_installs_keys_and_moves_the_gauges() {
     assert_eq!(host.counter(&fetches("success")), 1);
     assert_eq!(host.gauge(&keys_gauge()), Some(1));
     assert!(allowed(&decide(&keys, &c, &request("rsa-a"), T0 + 20).0));
+}
+
+#[test]
+fn each_provider_counts_its_own_fetches_and_keys() {
+    let json = r#"{"providers":{
+        "idp":{"issuer":"https://issuer.test","remote_jwks":{"http_uri":{
+            "uri":"http://idp.test/jwks","cluster":"jwks","timeout":"1s"},"cache_duration":"600s"}},
+        "other":{"issuer":"https://other.test","remote_jwks":{"http_uri":{
+            "uri":"http://other.test/jwks","cluster":"jwks","timeout":"1s"},"cache_duration":"600s"}}},
+        "rules":[{"match":{"prefix":"/"}}]}"#;
+    let c = Rc::new(Config::parse(json.as_bytes()).unwrap());
+    let mut host = FakeHost::default();
+    let layout = Layout {
+        providers: vec![
+            ("idp", KeySourceKind::Remote),
+            ("other", KeySourceKind::Remote),
+        ],
+        rules: vec![None],
+        ..Layout::default()
+    };
+    let (_, ids) = Metrics::define(&mut host, &c.stat_prefix, &layout);
+    let mut keys = KeyLifecycle::new(c.clone(), ids, 1);
+    keys.on_tick(&mut host, T0);
+    let call = |uri: &str| {
+        host.calls
+            .iter()
+            .find(|(_, r)| r.uri == uri)
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    let (idp, other) = (call("http://idp.test/jwks"), call("http://other.test/jwks"));
+    host.answer(Some("500"), "");
+    deliver(&mut keys, &mut host, T0 + 10, other);
+    host.answer(Some("200"), &jwks(&["rsa-a", "rsa-b"]));
+    deliver(&mut keys, &mut host, T0 + 20, idp);
+    let count = |p: &str, name: &str, labels: &[(&str, &str)]| {
+        let mut all = vec![("provider", p)];
+        all.extend_from_slice(labels);
+        host.counter(&stat_name("jwt_filter", name, &all))
+    };
+    let fetched = |p: &str, r: &str| count(p, "jwks_fetches_total", &[("result", r)]);
+    assert_eq!(
+        (fetched("idp", "success"), fetched("idp", "failure")),
+        (1, 0)
+    );
+    assert_eq!(
+        (fetched("other", "success"), fetched("other", "failure")),
+        (0, 1)
+    );
+    let gauge = |p: &str| {
+        host.gauge(&stat_name(
+            "jwt_filter",
+            "jwks_keys",
+            &[("provider", p), ("key_source", "remote")],
+        ))
+    };
+    assert_eq!((gauge("idp"), gauge("other")), (Some(2), Some(0)));
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn req(token: &str) -> RequestView {
 }
 
 fn caches(c: &Config) -> Vec<ProviderKeys> {
-    ProviderKeys::for_config(c)
+    ProviderKeys::for_config(c, Vec::new())
 }
 
 /// Decides with the cache and a verifier that counts its calls.
