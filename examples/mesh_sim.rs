@@ -29,6 +29,7 @@ use std::rc::Rc;
 
 use jwt_filter::config::Config;
 use jwt_filter::extract::RequestView;
+use jwt_filter::fake_shared::FakeSharedData;
 use jwt_filter::jwks_store::{mix, Meta, Schedule};
 use jwt_filter::keys::{RemoteKeys, Wait};
 use jwt_filter::metrics::{KeySourceKind, Layout, MetricHost, MetricKind, Metrics};
@@ -110,8 +111,7 @@ impl Idp {
 /// workers dispatched, the response being delivered.
 #[derive(Default)]
 struct Host {
-    shared: HashMap<String, (Vec<u8>, u32)>,
-    writes: u64,
+    shared: FakeSharedData,
     next_token: u32,
     outbox: Vec<(u32, u64)>,
     status: Option<&'static str>,
@@ -129,22 +129,10 @@ impl MetricHost for Host {
 
 impl KeyHost for Host {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match self.shared.get(key) {
-            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-            None => (None, None),
-        }
+        self.shared.get(key)
     }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        let current = self.shared.get(key).map(|(_, c)| *c);
-        if let (Some(want), Some(have)) = (cas, current) {
-            if want != 0 && want != have {
-                return false;
-            }
-        }
-        self.writes += 1;
-        let next = current.unwrap_or(0).wrapping_add(1).max(1);
-        self.shared.insert(key.to_string(), (value.to_vec(), next));
-        true
+        self.shared.set(key, value, cas)
     }
     fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String> {
         self.next_token += 1;
@@ -575,9 +563,8 @@ impl<'a> Sim<'a> {
         let meta = env
             .host
             .shared
-            .iter()
-            .find(|(k, _)| k.ends_with("|meta"))
-            .and_then(|(_, (v, _))| Meta::decode(v));
+            .find_suffix("|meta")
+            .and_then(|v| Meta::decode(&v));
         let Some(m) = meta else {
             return next_grid(now + 1);
         };

@@ -44,6 +44,10 @@ pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod lint;
 
+// A fake of Envoy's shared data for native tests and the mesh simulation; not in the wasm.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fake_shared;
+
 #[cfg(test)]
 #[path = "testutil/tests.rs"]
 mod testutil;

@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use super::*;
 use crate::error::AuthError;
+use crate::fake_shared::FakeSharedData;
 use crate::jwks::{Alg, Key};
 use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
 use crate::policy::{Decision, Evaluator};
@@ -17,12 +18,12 @@ use crate::testutil::{b64, FIXTURE_JWKS};
 
 const T0: u64 = 1_700_000_000_000;
 
-/// One Envoy as the lifecycle sees it. Shared data follows proxy-wasm's
-/// compare-and-swap rules; calls get increasing tokens; the response being
+/// One Envoy as the lifecycle sees it: its shared data (with proxy-wasm's
+/// compare-and-swap rules); calls get increasing tokens; the response being
 /// delivered is set by the test before `on_fetch_response`.
 #[derive(Default)]
 struct FakeHost {
-    shared: HashMap<String, (Vec<u8>, u32)>,
+    shared: FakeSharedData,
     next_token: u32,
     /// Dispatched calls, in order: (token, request).
     calls: Vec<(u32, FetchRequest)>,
@@ -58,21 +59,10 @@ impl MetricHost for FakeHost {
 
 impl KeyHost for FakeHost {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match self.shared.get(key) {
-            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-            None => (None, None),
-        }
+        self.shared.get(key)
     }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        let current = self.shared.get(key).map(|(_, c)| *c);
-        if let (Some(want), Some(have)) = (cas, current) {
-            if want != 0 && want != have {
-                return false;
-            }
-        }
-        let next = current.unwrap_or(0) + 1;
-        self.shared.insert(key.to_string(), (value.to_vec(), next));
-        true
+        self.shared.set(key, value, cas)
     }
     fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String> {
         if let Some(status) = &self.refuse_dispatch {

@@ -1,0 +1,40 @@
+use super::*;
+use crate::dpop::{self, CheckedProof, ReplayVerdict};
+
+#[test]
+fn compare_and_swap_follows_envoy() {
+    let s = FakeSharedData::default();
+    assert_eq!(s.get("k"), (None, None));
+    // No value yet: any tag writes.
+    assert!(s.set("k", b"a", Some(7)));
+    let (v, tag) = s.get("k");
+    assert_eq!(v.as_deref(), Some(&b"a"[..]));
+    let tag = tag.unwrap();
+    assert_ne!(tag, 0);
+    // A stale tag loses, the current one wins and moves the tag.
+    assert!(!s.set("k", b"b", Some(tag + 1)));
+    assert!(s.set("k", b"b", Some(tag)));
+    assert!(!s.set("k", b"c", Some(tag)));
+    // No tag, or tag 0: unconditional.
+    assert!(s.set("k", b"c", None));
+    assert!(s.set("k", b"d", Some(0)));
+    assert_eq!(s.get("k").0.as_deref(), Some(&b"d"[..]));
+    assert_eq!(s.find_suffix("k").as_deref(), Some(&b"d"[..]));
+    assert_eq!(s.find_suffix("|meta"), None);
+}
+
+/// The DPoP replay record shared by all workers, on the fake store: a proof
+/// is fresh once, then a replay for every worker.
+#[test]
+fn shared_dpop_replay_record_refuses_a_proof_seen_by_another_worker() {
+    let s = FakeSharedData::default();
+    let proof = |jti: &str| CheckedProof {
+        jkt: "thumb".into(),
+        jti: jti.into(),
+        iat: 1_000,
+    };
+    let record = |p: &CheckedProof| dpop::record_shared(&s, "dpop|idp|", p, 1_060, 1_000, 64);
+    assert_eq!(record(&proof("a")), ReplayVerdict::Fresh);
+    assert_eq!(record(&proof("a")), ReplayVerdict::Replayed);
+    assert_eq!(record(&proof("b")), ReplayVerdict::Fresh);
+}
