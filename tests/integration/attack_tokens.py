@@ -2,7 +2,7 @@
 
 PyJWT refuses to mint most of these (duplicate members, HMAC with a public key, DER ECDSA
 signatures...), so tokens are assembled here from raw header/payload bytes and signed with
-`cryptography` using the TEST-ONLY keys in tests/fixtures/keys/ (tokens.py)."""
+`cryptography` using the TEST-ONLY keys in tests/fixtures/keys/ (support/tokens.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from tokens import MINTED, b64u, default_claims, hs_secret, private_key
+from support.tokens import MINTED, b64u, default_claims, hs_secret, private_key, public_jwk
 
 #: Group orders (for ECDSA r/s >= n signatures).
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -104,9 +104,7 @@ def attacker_key() -> rsa.RSAPrivateKey:
 
 
 def attacker_jwk(kid: str = "attacker") -> dict:
-    nums = attacker_key().public_key().public_numbers()
-    n = nums.n.to_bytes((nums.n.bit_length() + 7) // 8, "big")
-    return {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": b64u(n), "e": "AQAB"}
+    return public_jwk(attacker_key(), kid, "RS256")
 
 
 def outcome(send) -> int | str:

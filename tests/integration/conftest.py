@@ -23,6 +23,7 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # tests/: the `support` package
 sys.path.insert(0, str(HERE.parents[1] / "envoy" / "demo"))
 
 import echo_server  # noqa: E402

@@ -16,7 +16,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ import urllib.request
 import pytest
 
 from harness import ROOT
+from support.envoy import free_port  # noqa: F401 (containers.free_port in the tests)
 
 CONF = ROOT / "tests" / "containers" / "containers.conf"
 STAND_IN_DOCKERFILE = ROOT / "tests" / "containers" / "envoy-stand-in.Dockerfile"
@@ -71,12 +71,6 @@ def require_podman() -> None:
     out = podman("info", check=False, timeout=60)
     if out.returncode != 0:
         unavailable(f"podman does not work here: {out.stderr.strip()[-500:]}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 30, proc: subprocess.Popen | None = None) -> None:

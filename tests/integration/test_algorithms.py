@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from checks import assert_invalid, assert_passed
-from tokens import MINTED, SUBJECT, b64u, default_claims, make_token, private_key
+from support.tokens import MINTED, SUBJECT, b64u, default_claims, make_token, private_key
 
 ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
         "HS256", "HS384", "HS512"]

@@ -25,7 +25,7 @@ from attack_tokens import (P256_N, P384_N, attacker_jwk, attacker_key, outcome, 
                            with_signature)
 from harness import Reply
 from configs import OTHER_AUDIENCE, OTHER_ISSUER, provider
-from tokens import (ISSUER, b64u, b64u_decode, default_claims, jwks_subset, make_token,
+from support.tokens import (ISSUER, b64u, b64u_decode, default_claims, jwks_subset, make_token,
                     unsigned_token)
 
 ATTACK_CONFIG = {
@@ -258,7 +258,7 @@ def test_ecdsa_out_of_range_signatures(proxy, alg, case):
 @pytest.mark.parametrize("alg,key,digest", [("ES256", "ec256.pem", hashes.SHA256()),
                                             ("ES384", "ec384.pem", hashes.SHA384())])
 def test_ecdsa_der_signature_instead_of_raw(proxy, alg, key, digest):
-    from tokens import private_key
+    from support.tokens import private_key
 
     token = make_token(alg)
     si = token.rsplit(".", 1)[0].encode()
@@ -575,7 +575,7 @@ def test_header_swapped_alg_keeps_signature(proxy):
 
 
 def test_rsa_pss_signature_under_rs256_header(proxy):
-    from tokens import private_key
+    from support.tokens import private_key
 
     si = signing_input({"alg": "RS256", "kid": "rsa-a"}, default_claims())
     pss = private_key("rsa2048.pem").sign(si.encode(), padding.PSS(padding.MGF1(hashes.SHA256()), 32),

@@ -6,7 +6,7 @@ import pytest
 
 from checks import assert_invalid, assert_missing, assert_passed, realm_for
 from configs import provider
-from tokens import make_token
+from support.tokens import make_token
 
 AUTHZ = {
     "providers": {"main": provider(claim_to_headers=[{"header_name": "x-jwt-sub", "claim_name": "sub"}])},

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from configs import provider
-from tokens import jwks_text
+from support.tokens import jwks_text
 
 RULE_MAIN = [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]
 

@@ -4,7 +4,7 @@ import json
 
 from checks import assert_passed
 from configs import MAIN_WRITTEN_HEADERS
-from tokens import decode_payload, make_token, payload_segment
+from support.tokens import decode_payload, make_token, payload_segment
 
 RICH_CLAIMS = {
     "org": {"team": "platform", "unit": {"name": "infra"}},

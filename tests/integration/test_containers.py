@@ -25,7 +25,7 @@ import yaml
 
 import containers
 import harness
-import tokens
+from support import tokens
 from harness import ROOT
 
 DEMO = ROOT / "envoy" / "demo"

@@ -10,7 +10,7 @@ import pytest
 
 from configs import provider
 from observability import access_log_lines, envoy_with_access_log, wait_for_log
-from tokens import make_token
+from support.tokens import make_token
 
 LOGGED = {
     "providers": {"main": provider(from_params=["access_token"],

@@ -19,13 +19,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import jwt
 import pytest
 import requests
 import yaml
 
 import harness
-import tokens
+from support import tokens
 from harness import ROOT, Envoy, EnvoyStartError
 
 DEMO = ROOT / "envoy" / "demo"
@@ -35,13 +34,7 @@ SETTLE_SECONDS = 5.0  # "new requests follow the new policy within seconds"
 
 
 def demo_token(aud: str, sub: str = "load") -> str:
-    now = int(time.time())
-    claims = {"iss": "https://demo.jwt-filter.local", "sub": sub, "aud": aud, "iat": now,
-              "exp": now + 3600}
-    token = jwt.encode(claims, (DEMO / "demo_private.pem").read_bytes(), algorithm="RS256",
-                       headers={"kid": "demo-key"})
-    tokens.MINTED.append(token)
-    return token
+    return tokens.demo_token(aud=aud, sub=sub)
 
 
 def wasmplugin() -> dict:

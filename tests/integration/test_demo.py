@@ -21,7 +21,7 @@ def mint(*args: str) -> str:
     out = subprocess.run([sys.executable, str(DEMO / "mint.py"), *args], check=True,
                          capture_output=True, text=True)
     token = out.stdout.strip()
-    import tokens
+    from support import tokens
 
     tokens.MINTED.append(token)
     return token
@@ -51,7 +51,7 @@ def test_demo_jwks_matches_private_key_and_envoy_yaml():
     import json
 
     from cryptography.hazmat.primitives import serialization
-    from tokens import b64u_decode
+    from support.tokens import b64u_decode
 
     jwks = json.loads((DEMO / "jwks.json").read_text())
     inline = json.loads(json.loads(demo_plugin_config())["providers"]["demo"]["local_jwks"]["inline_string"])

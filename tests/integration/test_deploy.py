@@ -14,17 +14,16 @@ import os
 import pathlib
 import re
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jsonschema
-import jwt
 import pytest
 import yaml
 
 import harness
-import tokens
+from support import tokens
+from support.jwks_server import JwksServer
+from support.tokens import demo_token
 from harness import ROOT, Envoy, EnvoyStartError
 
 DEMO = ROOT / "envoy" / "demo"
@@ -110,17 +109,6 @@ def remember(token: str) -> str:
     return token
 
 
-def demo_token(**claims_overrides) -> str:
-    """A demo-key RS256 token; `None` values remove the claim."""
-    now = int(time.time())
-    claims = {"iss": DEMO_ISSUER, "sub": "demo-user", "aud": DEMO_AUDIENCE, "iat": now,
-              "exp": now + 3600}
-    claims.update(claims_overrides)
-    claims = {k: v for k, v in claims.items() if v is not None}
-    key = (DEMO / "demo_private.pem").read_bytes()
-    return remember(jwt.encode(claims, key, algorithm="RS256", headers={"kid": "demo-key"}))
-
-
 def token_cases() -> dict[str, str | None]:
     now = int(time.time())
     valid = demo_token()
@@ -170,29 +158,12 @@ def schema() -> dict:
     return s
 
 
-class _JwksHandler(BaseHTTPRequestHandler):
-    """Serves envoy/demo/jwks.json for any path (stands in for idp.example.com etc.)."""
-    body = (DEMO / "jwks.json").read_bytes()
-
-    def do_GET(self):  # noqa: N802
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def jwks_port():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    """A JWKS server with envoy/demo/jwks.json for any path (stands in for idp.example.com etc.)."""
+    server = JwksServer((DEMO / "jwks.json").read_text())
+    yield server.port
+    server.close()
 
 
 def remote_clusters(plugin_config: dict) -> set[str]:

@@ -24,7 +24,7 @@ from jwcrypto import jwk, jws
 from configs import provider
 from harness import Envoy
 from observability import series, values
-from tokens import make_token
+from support.tokens import make_token
 
 NONCE_SECRET = base64.b64encode(b"0123456789abcdef-nonce-secret").decode()
 

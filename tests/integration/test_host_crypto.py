@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from configs import provider
 from observability import series, values
-from tokens import MINTED, b64u, b64u_decode, default_claims, make_token, private_key
+from support.tokens import MINTED, b64u, b64u_decode, default_claims, make_token, private_key
 
 OFFLOADED = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 PURE = ["PS256", "PS384", "PS512", "EdDSA", "HS256", "HS384", "HS512"]

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from harness import ROOT, Envoy
-from tokens import AUDIENCE, ISSUER, jwks_text, make_token
+from support.tokens import AUDIENCE, ISSUER, jwks_text, make_token
 
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"

@@ -2,7 +2,7 @@
 import time
 
 from checks import assert_invalid, assert_passed
-from tokens import make_token
+from support.tokens import make_token
 
 
 def test_missing_exp_rejected_when_required(main_envoy):

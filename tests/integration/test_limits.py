@@ -35,8 +35,8 @@ import harness
 from attack_tokens import outcome, refused, sign
 from configs import provider
 from harness import Envoy, EnvoyStartError
-from jwks_server import JwksServer
-from tokens import b64u, default_claims, jwks_subset, jwks_text, make_token
+from support.jwks_server import JwksServer
+from support.tokens import b64u, default_claims, jwks_subset, jwks_text, make_token
 
 MAX_TOKEN_BYTES = 16 * 1024
 MAX_HEADER_VALUE_BYTES = 64 * 1024

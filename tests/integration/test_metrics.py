@@ -13,7 +13,7 @@ from configs import OTHER_AUDIENCE, OTHER_ISSUER, provider
 from harness import ROOT as REPO, STATS_TAGS_FILE, Envoy
 from observability import (HOST_CRYPTO_ALGS, OUTCOMES, REASONS, all_series, prometheus,
                            series, stat_name, values)
-from tokens import jwks_subset, jwks_text, make_token, tamper_payload, unsigned_token
+from support.tokens import jwks_subset, jwks_text, make_token, tamper_payload, unsigned_token
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tokens import AUDIENCE, ISSUER, jwks_text, make_token
+from support.tokens import AUDIENCE, ISSUER, jwks_text, make_token
 
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
 
@@ -265,8 +265,8 @@ def test_x509_key_map_inline_and_remote_like_jwt_authn(envoy):
     """Inline and remote, with openssl-made certificates (fixtures) and one made by Python
     `cryptography`; verdicts side by side with native jwt_authn."""
     import harness
-    from jwks_server import JwksServer
-    from tokens import KEYS_DIR
+    from support.jwks_server import JwksServer
+    from support.tokens import KEYS_DIR
 
     py_key, py_cert = python_made_certificate()
     key_map = json.loads((KEYS_DIR / "x509_map.json").read_text())
@@ -304,7 +304,7 @@ def test_x509_key_map_inline_and_remote_like_jwt_authn(envoy):
 
 def test_x509_key_map_with_ec_certificates(envoy):
     """EC certificates (P-256, P-521, made by openssl) in the map work here too."""
-    from tokens import KEYS_DIR
+    from support.tokens import KEYS_DIR
 
     key_map = (KEYS_DIR / "x509_map.json").read_text()
     proxy = envoy({"providers": {"p": {"issuer": ISSUER, "audiences": [AUDIENCE],
@@ -317,7 +317,7 @@ def test_x509_key_map_with_ec_certificates(envoy):
 
 # --- unsafe setups said at configure time ---------------------------------------------------
 def _oct(kid: str, secret: bytes) -> dict:
-    from tokens import b64u
+    from support.tokens import b64u
     return {"kty": "oct", "kid": kid, "k": b64u(secret)}
 
 

@@ -13,9 +13,9 @@ import requests
 
 import harness
 from harness import Envoy, EnvoyStartError
-from jwks_server import JwksServer
+from support.jwks_server import JwksServer
 from observability import series, values
-from tokens import ISSUER, jwks_subset, make_token
+from support.tokens import ISSUER, jwks_subset, make_token
 
 BUSY = "Jwks refetch is busy: too many requests wait for keys"
 UNKNOWN = "Jwks doesn't have key to match kid or alg from Jwt"

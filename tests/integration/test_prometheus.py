@@ -19,7 +19,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,8 +30,9 @@ import yaml
 
 import harness
 from harness import ROOT, Envoy, EnvoyStartError
-from jwks_server import JwksServer
-from tokens import jwks_subset, jwks_text, make_token, tamper_payload
+from support.envoy import free_port
+from support.jwks_server import JwksServer
+from support.tokens import jwks_subset, jwks_text, make_token, tamper_payload
 
 OBS = ROOT / "deploy" / "observability"
 PROMETHEUS = shutil.which("prometheus")
@@ -121,12 +121,6 @@ def fast_rules(path: pathlib.Path) -> dict[str, str]:
     assert all(n == 1 for n in hits.values()), hits
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return shipped
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Prometheus:

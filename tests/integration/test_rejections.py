@@ -4,7 +4,7 @@ import time
 import pytest
 
 from checks import assert_invalid, assert_missing, assert_passed
-from tokens import make_token, tamper_payload, unsigned_token
+from support.tokens import make_token, tamper_payload, unsigned_token
 
 
 def test_missing_token(main_envoy):

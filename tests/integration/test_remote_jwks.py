@@ -2,11 +2,10 @@
 refetch, faults, first-fetch waiting, one fetch for all workers, Cache-Control.
 
 Every test runs Envoy with --concurrency 2 and a JWKS server on 127.0.0.1 that the
-test controls (jwks_server.py)."""
+test controls (support/jwks_server.py)."""
 from __future__ import annotations
 
 import concurrent.futures
-import socket
 import time
 import uuid
 
@@ -14,9 +13,10 @@ import pytest
 
 import harness
 from harness import Envoy, EnvoyStartError
-from jwks_server import JwksServer
+from support.envoy import free_port
+from support.jwks_server import JwksServer
 from observability import series, values
-from tokens import ISSUER, jwks_subset, jwks_text, make_token
+from support.tokens import ISSUER, jwks_subset, jwks_text, make_token
 
 
 def fetches(provider: str, result: str) -> str:
@@ -84,12 +84,6 @@ def eventually(fn, timeout: float = 8.0, interval: float = 0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_keys_fetched_valid_token_accepted_once_for_all_workers(start, jwks_server):

@@ -6,7 +6,7 @@ import pytest
 from checks import assert_missing, assert_passed
 from configs import provider
 from observability import series, values
-from tokens import make_token, tamper_payload
+from support.tokens import make_token, tamper_payload
 
 REPORT = {
     "mode": "report",

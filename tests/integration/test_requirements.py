@@ -1,7 +1,7 @@
 """Rules (prefix, path, regex, headers; first match wins) and requirement combinators."""
 from checks import assert_invalid, assert_missing, assert_passed
 from configs import OTHER_AUDIENCE, OTHER_ISSUER
-from tokens import make_token
+from support.tokens import make_token
 
 
 def other_token(**claims):

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from configs import provider
-from tokens import make_token
+from support.tokens import make_token
 
 CONFIG = {
     "providers": {"p": provider(from_cookies=["session"],

@@ -2,7 +2,7 @@
 import time
 
 from harness import ALL_LOGS
-from tokens import MINTED, make_token
+from support.tokens import MINTED, make_token
 
 
 def test_tokens_never_logged(main_envoy):

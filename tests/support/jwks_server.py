@@ -1,5 +1,5 @@
-"""A JWKS server on 127.0.0.1 that a test controls: what it serves, how it fails,
-and how many requests it has answered."""
+"""A JWKS server on 127.0.0.1 that a test (or the load run) controls: what it serves, how
+it fails, and what it has answered."""
 from __future__ import annotations
 
 import http.server
@@ -8,10 +8,14 @@ import time
 
 
 class JwksServer:
-    """mode: "ok" (serve `jwks`), "500", "garbage", "hang" (sleep `hang_seconds`, then
-    answer), "empty" (a JWKS with no keys), "huge" (over 256 KiB), "weak" (`weak_jwks`), "429" (Too Many
-    Requests with Retry-After: `retry_after` seconds). `max_age` adds Cache-Control: max-age.
-    `delay` slows every answer (e.g. to keep the first fetch in flight)."""
+    """mode: "ok" (serve `jwks`), "500", "garbage" (`garbage_body`), "hang" (sleep
+    `hang_seconds`, then answer), "empty" (a JWKS with no keys), "huge" (over 256 KiB),
+    "weak" (`weak_jwks`), "429" (Too Many Requests with Retry-After: `retry_after`
+    seconds). `max_age` adds Cache-Control: max-age. `delay` slows every answer (e.g. to
+    keep the first fetch in flight). `jwks` may be replaced at any time (key rotation).
+
+    `requests` lists (time received, path) of every request; `answers` lists (time sent,
+    mode, the JWKS text served in mode "ok" or None) of every answer written."""
 
     def __init__(self, jwks: str):
         self.jwks = jwks
@@ -20,11 +24,14 @@ class JwksServer:
         self.delay = 0.0
         self.hang_seconds = 3.0
         self.retry_after = 5
+        #: Served in mode "garbage".
+        self.garbage_body = "<html>not a jwks</html>"
         #: Served in mode "weak": a set whose only key is unusable (RSA 1024).
         self.weak_jwks = '{"keys": []}'
         #: When set, GET .../openid-configuration answers this JSON document.
         self.discovery: str | None = None
         self.requests: list[tuple[float, str]] = []
+        self.answers: list[tuple[float, str, str | None]] = []
         self._lock = threading.Lock()
         server = self
 
@@ -38,20 +45,21 @@ class JwksServer:
                 with server._lock:
                     server.requests.append((time.monotonic(), self.path))
                     mode, body, max_age, delay = server.mode, server.jwks, server.max_age, server.delay
-                    retry_after = server.retry_after
+                    retry_after, garbage = server.retry_after, server.garbage_body
                 if delay:
                     time.sleep(delay)
                 if mode == "hang":
                     time.sleep(server.hang_seconds)
                 status, ctype = 200, "application/json"
+                served: str | None = body if mode == "ok" else None
                 if server.discovery is not None and self.path.endswith("/openid-configuration"):
-                    body = server.discovery
+                    body, served = server.discovery, None
                 elif mode == "500":
                     status, body = 500, "internal error"
                 elif mode == "429":
                     status, body = 429, "slow down"
                 elif mode == "garbage":
-                    body = "<html>not a jwks</html>"
+                    body = garbage
                 elif mode == "empty":
                     body = '{"keys": []}'
                 elif mode == "huge":
@@ -72,6 +80,8 @@ class JwksServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                with server._lock:
+                    server.answers.append((time.monotonic(), mode, served))
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

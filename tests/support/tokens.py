@@ -1,8 +1,17 @@
-"""Token helpers for the integration tests.
+"""Token minting for the tests, the load run, the benchmarks and the demo: one
+implementation (PyJWT over `cryptography`), independent of the filter's own code.
 
-Keys are the TEST-ONLY keys in tests/fixtures/keys/ (see gen.sh there); never use them
-anywhere else. Every token minted here is remembered in MINTED so that a test can check
-that none of them ever shows up in an Envoy log.
+    mint(claims, key, alg, kid)          any claims, any key object / PEM / HMAC secret
+    make_token(alg, kid, claims, ...)    the integration tests' tokens: TEST-ONLY fixture key
+                                         for the alg, default claims (ISSUER, AUDIENCE, ...)
+    demo_token(**claims)                 a DEMO-ONLY key token (envoy/demo), as the demo's
+                                         envoy/envoy.yaml accepts it
+    public_jwk(key, kid, alg)            the public JWK of a generated key
+
+Keys are the TEST-ONLY keys in tests/fixtures/keys/ (see gen.sh there) and the DEMO-ONLY
+key envoy/demo/demo_private.pem; never use them anywhere else. Every token make_token,
+demo_token and the other test helpers hand out is remembered in MINTED so that a test can
+check that none of them ever shows up in an Envoy log.
 """
 from __future__ import annotations
 
@@ -15,7 +24,10 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-KEYS_DIR = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "keys"
+from . import ROOT
+
+KEYS_DIR = ROOT / "tests" / "fixtures" / "keys"
+DEMO_DIR = ROOT / "envoy" / "demo"
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "api"
@@ -24,7 +36,7 @@ SUBJECT = "user-1"
 #: Every token string handed out by this module (for the "never logged" test).
 MINTED: list[str] = []
 
-_PEM_CACHE: dict[str, Any] = {}
+_PEM_CACHE: dict[pathlib.Path, Any] = {}
 
 
 def b64u(data: bytes) -> str:
@@ -35,11 +47,12 @@ def b64u_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def private_key(name: str):
-    """Loads tests/fixtures/keys/<name> (PEM private key), cached."""
-    if name not in _PEM_CACHE:
-        _PEM_CACHE[name] = serialization.load_pem_private_key((KEYS_DIR / name).read_bytes(), None)
-    return _PEM_CACHE[name]
+def private_key(name: str | pathlib.Path):
+    """Loads tests/fixtures/keys/<name> (or the PEM private key at a path), cached."""
+    path = KEYS_DIR / name
+    if path not in _PEM_CACHE:
+        _PEM_CACHE[path] = serialization.load_pem_private_key(path.read_bytes(), None)
+    return _PEM_CACHE[path]
 
 
 def hs_secret() -> bytes:
@@ -82,6 +95,16 @@ def default_claims(now: int | None = None) -> dict[str, Any]:
     return {"iss": ISSUER, "aud": AUDIENCE, "sub": SUBJECT, "iat": now, "exp": now + 600}
 
 
+def mint(claims: dict[str, Any], key: Any, alg: str = "RS256", kid: str | None = None,
+         headers: dict[str, Any] | None = None) -> str:
+    """A signed compact JWT (JWS) of exactly `claims`. key: a private key object, or bytes
+    (HMAC secret); kid: the header kid (None: no kid). Not remembered in MINTED."""
+    hdr = dict(headers or {})
+    if kid is not None:
+        hdr["kid"] = kid
+    return jwt.encode(claims, key, algorithm=alg, headers=hdr or None)
+
+
 def make_token(alg: str = "RS256", kid: Any = _UNSET, claims: dict[str, Any] | None = None,
                key: Any = None, headers: dict[str, Any] | None = None) -> str:
     """Mints a signed compact JWT.
@@ -108,10 +131,7 @@ def make_token(alg: str = "RS256", kid: Any = _UNSET, claims: dict[str, Any] | N
         key = hs_secret()
     elif isinstance(key, str):
         key = private_key(key)
-    hdr = dict(headers or {})
-    if kid is not None:
-        hdr["kid"] = kid
-    token = jwt.encode(payload, key, algorithm=alg, headers=hdr or None)
+    token = mint(payload, key, alg, kid, headers)
     MINTED.append(token)
     return token
 
@@ -143,3 +163,41 @@ def payload_segment(token: str) -> str:
 
 def decode_payload(token: str) -> dict[str, Any]:
     return json.loads(b64u_decode(payload_segment(token)))
+
+
+# -- the demo (./build.sh run, envoy/envoy.yaml) --------------------------------------------
+DEMO_ISSUER = "https://demo.jwt-filter.local"
+DEMO_AUDIENCE = "demo-api"
+DEMO_KID = "demo-key"
+DEMO_KEY = DEMO_DIR / "demo_private.pem"
+
+
+def demo_token(**claims: Any) -> str:
+    """An RS256 token signed with the DEMO-ONLY key (kid demo-key). Default claims: iss
+    DEMO_ISSUER, sub demo-user, aud DEMO_AUDIENCE, iat now, exp now+3600; keyword arguments
+    override them, and a value of None removes the claim."""
+    now = int(time.time())
+    payload: dict[str, Any] = {"iss": DEMO_ISSUER, "sub": "demo-user", "aud": DEMO_AUDIENCE,
+                               "iat": now, "exp": now + 3600}
+    payload.update(claims)
+    payload = {k: v for k, v in payload.items() if v is not None}
+    token = mint(payload, private_key(DEMO_KEY), "RS256", DEMO_KID)
+    MINTED.append(token)
+    return token
+
+
+# -- keys made on the spot -------------------------------------------------------------------
+def _b64u_int(n: int, length: int | None = None) -> str:
+    return b64u(n.to_bytes(length or (n.bit_length() + 7) // 8, "big"))
+
+
+def public_jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
+    """The public JWK (with kid, alg, use sig) of an RSA or EC P-256/384/521 private key."""
+    nums = key.public_key().public_numbers()
+    if hasattr(nums, "n"):
+        return {"kty": "RSA", "kid": kid, "alg": alg, "use": "sig",
+                "n": _b64u_int(nums.n), "e": _b64u_int(nums.e)}
+    crv, size = {"secp256r1": ("P-256", 32), "secp384r1": ("P-384", 48),
+                 "secp521r1": ("P-521", 66)}[nums.curve.name]
+    return {"kty": "EC", "kid": kid, "alg": alg, "use": "sig", "crv": crv,
+            "x": _b64u_int(nums.x, size), "y": _b64u_int(nums.y, size)}
