@@ -342,51 +342,8 @@ any OCI tool can build it from ./Dockerfile, e.g. 'buildah build -t $tag .'"
 cmd_run() {
   cmd_build
   cmd_setup
-  local valid expired
-  PIDS=()
-  valid=$("$PY" envoy/demo/mint.py)
-  expired=$("$PY" envoy/demo/mint.py --expired)
-  cleanup() {
-    trap - INT TERM EXIT
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  }
-  trap cleanup INT TERM EXIT
-  "$PY" envoy/demo/echo_server.py 8081 &
-  PIDS+=($!)
-  "$ENVOY" -c envoy/envoy.yaml --concurrency 2 --log-level info \
-    --log-path "$TOOLS/envoy-demo.log" &
-  PIDS+=($!)
-  local i
-  for i in $(seq 1 100); do
-    if "$PY" -c 'import sys,urllib.request; sys.exit(0 if urllib.request.urlopen("http://127.0.0.1:9901/ready", timeout=1).read().strip()==b"LIVE" else 1)' 2>/dev/null; then
-      break
-    fi
-    kill -0 "${PIDS[1]}" 2>/dev/null || { tail -n 30 "$TOOLS/envoy-demo.log" >&2; die "Envoy exited"; }
-    sleep 0.2
-  done
-  cat <<EOF
-
-Envoy with the JWT filter: http://127.0.0.1:10000  (admin http://127.0.0.1:9901, log .tools/envoy-demo.log)
-Echo backend:              http://127.0.0.1:8081
-
-# No token -> 401 "Jwt is missing"
-curl -i http://127.0.0.1:10000/hello
-
-# Public route -> 200 without a token
-curl -i http://127.0.0.1:10000/public/hello
-
-# Valid demo token -> 200; the echoed headers show x-jwt-sub, x-jwt-scope and x-jwt-payload
-curl -i -H "Authorization: Bearer $valid" http://127.0.0.1:10000/hello
-
-# Expired token -> 401 "Jwt is expired"
-curl -i -H "Authorization: Bearer $expired" http://127.0.0.1:10000/hello
-
-# More tokens: .tools/venv/bin/python envoy/demo/mint.py --sub alice --scope "read write"
-Press Ctrl-C to stop.
-EOF
-  wait -n "${PIDS[@]}" || true
+  # envoy/demo/run.py: the echo backend, Envoy via tests/support/envoy.py, demo tokens.
+  "$PY" envoy/demo/run.py
 }
 
 # --- fuzzing (fuzz/) and the long load run (tests/load/); see docs/security.md ------

@@ -6,17 +6,19 @@
     python3 envoy/demo/mint.py --sub alice --scope "read write" --aud demo-api
 
 Prints the compact token on stdout. Needs PyJWT + cryptography (installed by ./build.sh setup).
+The minting itself is tests/support/tokens.py's (demo_token).
 """
 import argparse
 import pathlib
+import sys
 import time
 
-import jwt
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))
 
-HERE = pathlib.Path(__file__).resolve().parent
-ISSUER = "https://demo.jwt-filter.local"
-AUDIENCE = "demo-api"
-KID = "demo-key"
+from support.tokens import DEMO_AUDIENCE, DEMO_ISSUER, demo_token  # noqa: E402
+
+ISSUER = DEMO_ISSUER
+AUDIENCE = DEMO_AUDIENCE
 
 
 def mint(sub="demo-user", scope="read:echo", aud=AUDIENCE, iss=ISSUER, expired=False,
@@ -29,8 +31,7 @@ def mint(sub="demo-user", scope="read:echo", aud=AUDIENCE, iss=ISSUER, expired=F
         claims["exp"] = now - lifetime
     if extra:
         claims.update(extra)
-    key = (HERE / "demo_private.pem").read_bytes()
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": KID})
+    return demo_token(**claims)
 
 
 def main() -> None:
