@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import http.server
+import functools
 import json
 import pathlib
 import random
@@ -44,14 +44,17 @@ from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))  # the `support` package
 sys.path.insert(0, str(ROOT / "envoy" / "demo"))
 
-import jwt  # noqa: E402  (PyJWT)
 import requests  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
 import echo_server  # noqa: E402
 import harness  # noqa: E402
+from support.envoy import rss_kib  # noqa: E402
+from support.jwks_server import JwksServer  # noqa: E402
+from support.tokens import mint, public_jwk  # noqa: E402
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "api"
@@ -65,13 +68,6 @@ VM_FAILURE = re.compile(r"panicked|RuntimeError|Wasm VM failed|wasm trap|Functio
                         re.I)
 
 
-def b64u_int(n: int, length: int | None = None) -> str:
-    import base64
-
-    data = n.to_bytes(length or (n.bit_length() + 7) // 8, "big")
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 class Key:
     """A signing key (RSA-2048 or EC P-256) with its JWK and a pool of valid tokens."""
 
@@ -80,16 +76,11 @@ class Key:
         self.kind = kind
         if kind == "RSA":
             self.priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            nums = self.priv.public_key().public_numbers()
             self.alg = "RS256"
-            self.jwk = {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-                        "n": b64u_int(nums.n), "e": b64u_int(nums.e)}
         else:
             self.priv = ec.generate_private_key(ec.SECP256R1())
-            nums = self.priv.public_key().public_numbers()
             self.alg = "ES256"
-            self.jwk = {"kty": "EC", "kid": kid, "alg": "ES256", "use": "sig", "crv": "P-256",
-                        "x": b64u_int(nums.x, 32), "y": b64u_int(nums.y, 32)}
+        self.jwk = public_jwk(self.priv, kid, self.alg)
         self.valid = [self.mint(jti=f"{kid}-{i}") for i in range(TOKENS_PER_KEY)]
         self.expired = [self.mint(jti=f"{kid}-x{i}", exp_delta=-3600) for i in range(4)]
 
@@ -97,69 +88,20 @@ class Key:
         now = int(time.time())
         claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "load", "jti": jti, "iat": now - 10,
                   "exp": now + exp_delta}
-        return jwt.encode(claims, signer or self.priv, algorithm=self.alg, headers={"kid": self.kid})
+        return mint(claims, signer or self.priv, self.alg, self.kid)
 
 
-class JwksServer:
-    """Serves the published keys; the mode decides how it fails. Records every answer."""
+@functools.lru_cache(maxsize=256)
+def kids_of(jwks: str) -> frozenset[str]:
+    return frozenset(k.get("kid", "") for k in json.loads(jwks).get("keys", []))
 
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.keys: list[Key] = []
-        self.mode = "ok"
-        self.hang_s = FETCH_TIMEOUT_S + 1.5
-        #: (time the answer was sent, mode, kids served)
-        self.served: list[tuple[float, str, tuple[str, ...]]] = []
-        server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                with server.lock:
-                    mode = server.mode
-                    kids = tuple(k.kid for k in server.keys)
-                    body = json.dumps({"keys": [k.jwk for k in server.keys]})
-                status = 200
-                if mode == "hang":
-                    time.sleep(server.hang_s)
-                elif mode == "500":
-                    status, body = 500, "upstream exploded"
-                elif mode == "garbage":
-                    body = '{"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}'
-                elif mode == "empty":
-                    body = '{"keys": []}'
-                data = body.encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass
-                with server.lock:
-                    server.served.append((time.monotonic(), mode, kids if mode == "ok" else ()))
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True, name="jwks").start()
-
-    def last_ok_with(self, kid: str, present: bool, after: float) -> float | None:
-        """Time of the first successful answer after `after` that did (or did not) include kid."""
-        with self.lock:
-            for t, mode, kids in self.served:
-                if t > after and mode == "ok" and ((kid in kids) == present):
-                    return t
-        return None
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def first_ok_with(server: JwksServer, kid: str, present: bool, after: float) -> float | None:
+    """Time of the first successful answer after `after` that did (or did not) include kid."""
+    for t, _, served in list(server.answers):
+        if t > after and served is not None and ((kid in kids_of(served)) == present):
+            return t
+    return None
 
 
 class Controller:
@@ -180,23 +122,21 @@ class Controller:
         self.attacker_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.phases: list[tuple[float, str]] = []
         self.rotations = 0
-        server.keys = [self.signing]
+        self.publish()
 
     def new_key(self) -> Key:
         self.n_keys += 1
         return Key(f"load-{self.n_keys}", "RSA" if self.n_keys % 3 == 1 else "EC")
 
     def set_mode(self, mode: str) -> None:
-        with self.server.lock:
-            self.server.mode = mode
+        self.server.mode = mode
         self.phases.append((time.monotonic(), mode))
 
     def publish(self) -> None:
-        with self.server.lock:
-            keys = [self.signing] + [k for k, _ in self.retiring]
-            if self.next:
-                keys.append(self.next[0])
-            self.server.keys = keys
+        keys = [self.signing] + [k for k, _ in self.retiring]
+        if self.next:
+            keys.append(self.next[0])
+        self.server.jwks = json.dumps({"keys": [k.jwk for k in keys]})
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -204,7 +144,7 @@ class Controller:
         with self.lock:
             if self.next:
                 key, published = self.next
-                seen = self.server.last_ok_with(key.kid, True, published)
+                seen = first_ok_with(self.server, key.kid, True, published)
                 if seen is not None and now > seen + MARGIN_S:
                     self.retiring.append((self.signing, now))
                     self.signing, self.next = key, None
@@ -216,7 +156,7 @@ class Controller:
                     self.removed.append((key, now))
                     changed = True
             for key, since in list(self.removed):
-                gone = self.server.last_ok_with(key.kid, False, since)
+                gone = first_ok_with(self.server, key.kid, False, since)
                 if gone is not None and now > gone + MARGIN_S:
                     self.removed.remove((key, since))
                     self.revoked.append(key)
@@ -288,13 +228,6 @@ def filter_counters(proxy: harness.Envoy) -> dict[str, int]:
     return out
 
 
-def rss_kib(pid: int) -> int:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def config() -> dict:
     return {
         "providers": {"idp": {
@@ -316,7 +249,9 @@ def run(duration: float = 25.0, clients: int = 3, phase_s: float | None = None, 
     phase_s = phase_s or max(2.5, min(10.0, duration / 9))
     echo = echo_server.make_server(0)
     threading.Thread(target=echo.serve_forever, daemon=True, name="echo").start()
-    jwks = JwksServer()
+    jwks = JwksServer('{"keys": []}')
+    jwks.hang_seconds = FETCH_TIMEOUT_S + 1.5
+    jwks.garbage_body = '{"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}'
     ctl = Controller(jwks, phase_s, rng)
     proxy = harness.Envoy(echo.server_address[1], config(), concurrency=2, log_level="warning",
                           component_log_level=None,
@@ -384,7 +319,7 @@ def run(duration: float = 25.0, clients: int = 3, phase_s: float | None = None, 
                 wrong.append({"t": round(t0 - all_results[0][0], 3), "class": cls, "kid": kid,
                               "expected": expected, "actual": status})
         latencies = sorted(r[5] for r in all_results) or [0.0]
-        served = collections.Counter(mode for _, mode, _ in jwks.served)
+        served = collections.Counter(mode for _, mode, _ in jwks.answers)
         log_failures = [line for line in proxy.log_text().splitlines() if VM_FAILURE.search(line)]
         rss_growth = (rss_after - rss_before) // 1024
         report.update({
