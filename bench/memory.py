@@ -38,16 +38,14 @@ import http.client
 import json
 import os
 import pathlib
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import run as bench  # noqa: E402
+from support import envoy as support_envoy  # noqa: E402  (run.py put tests/ on sys.path)
 
 WARM = int(os.environ.get("MEM_WARM", "400"))
 WARM_TOKENS = int(os.environ.get("MEM_WARM_TOKENS", "200"))
@@ -145,33 +143,35 @@ def listener(port: int, http_filters: list[dict]) -> dict:
     }
 
 
-class Envoy:
-    """One Envoy; `lds` puts the listener in a watched file (for config pushes)."""
+class Envoy(support_envoy.Envoy):
+    """One Envoy; `lds` puts the listener in a watched file (for config pushes). The
+    listener's port is chosen before the start (an LDS push replaces the listener at the
+    same address, and cold start polls it from exec); admin is on port 0. Launch, stop and
+    RSS readers are support.envoy's."""
     n = 0
 
     def __init__(self, http_filters: list[dict], concurrency: int, work: pathlib.Path, lds: bool = False):
         Envoy.n += 1
-        self.dir = work / f"e{Envoy.n}"
-        self.dir.mkdir()
-        self.port, self.admin = bench.free_port(), bench.free_port()
-        self.concurrency = concurrency
-        boot: dict = {"admin": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                                "port_value": self.admin}}}}
+        workdir = work / f"e{Envoy.n}"
+        workdir.mkdir()
+        port = bench.free_port()
+        boot: dict = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}}
         if RELEASE:
             # tcmalloc returns free pages to the OS (RELEASE bytes every second).
             boot["memory_allocator_manager"] = {"bytes_to_release": str(RELEASE),
                                                 "memory_release_interval": "1s"}
         if lds:
-            self.lds = self.dir / "lds.json"
-            self.push(http_filters)
             boot["node"] = {"id": "mem", "cluster": "mem"}
             boot["dynamic_resources"] = {"lds_config": {"path_config_source": {
-                "path": str(self.lds), "watched_directory": {"path": str(self.dir)}}}}
+                "path": str(workdir / "lds.json"), "watched_directory": {"path": str(workdir)}}}}
         else:
-            boot["static_resources"] = {"listeners": [listener(self.port, http_filters)]}
-        self.cfg = self.dir / "envoy.json"
-        self.cfg.write_text(json.dumps(boot))
-        self.proc: subprocess.Popen | None = None
+            boot["static_resources"] = {"listeners": [listener(port, http_filters)]}
+        super().__init__(boot, workdir, config_name="envoy.json", concurrency=concurrency,
+                         log_level="warn", binary=bench.ENVOY)
+        self.port = port
+        if lds:
+            self.lds = workdir / "lds.json"
+            self.push(http_filters)
         self.t_exec = 0.0
 
     def push(self, http_filters: list[dict]) -> None:
@@ -183,17 +183,12 @@ class Envoy:
         os.replace(tmp, self.lds)
 
     def start(self) -> "Envoy":
+        """Launches Envoy and returns at once (wait_status waits for the listener)."""
         self.t_exec = time.monotonic()
-        self.proc = subprocess.Popen(
-            [bench.ENVOY, "-c", str(self.cfg), "--concurrency", str(self.concurrency),
-             "--base-id", str((os.getpid() % 5000) * 20 + Envoy.n % 20), "--log-level", "warn",
-             "--log-path", str(self.dir / "envoy.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return self
+        return self.launch()
 
     def fail(self, why: str):
-        log = (self.dir / "envoy.log")
-        raise SystemExit(f"Envoy: {why}; log:\n" + (log.read_text()[-3000:] if log.exists() else ""))
+        raise SystemExit(f"Envoy: {why}; log:\n" + self.log_text()[-3000:])
 
     def wait_status(self, want: int | None, token: str, timeout: float = 60) -> float:
         """Polls with a fresh connection per request until the listener answers `want`
@@ -231,34 +226,7 @@ class Envoy:
             self.fail(f"{bad} of {WARM} warm-up requests not 200")
         time.sleep(0.5)
 
-    def rss_kib(self) -> int:
-        assert self.proc
-        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
-
-    def smaps(self) -> dict[str, int]:
-        """RSS (KiB) by kind of mapping."""
-        assert self.proc
-        out = {"code": 0, "anon": 0, "file": 0}
-        kind = "anon"
-        for line in pathlib.Path(f"/proc/{self.proc.pid}/smaps").read_text().splitlines():
-            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$", line)
-            if m:
-                perms, inode = m.group(3), int(m.group(4))
-                kind = "file" if inode else "code" if "x" in perms else "anon"
-            elif line.startswith("Rss:"):
-                out[kind] += int(line.split()[1])
-        return out
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+    smaps = support_envoy.Envoy.rss_by_kind
 
 
 def measure(http_filters: list[dict], concurrency: int, work: pathlib.Path) -> tuple[int, dict[str, int]]:

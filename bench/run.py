@@ -89,16 +89,21 @@ import os
 import pathlib
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the `support` package (tests/support)
+
+from support import envoy as support_envoy  # noqa: E402
+from support.envoy import free_port  # noqa: E402,F401 (bench.free_port)
+from support.tokens import DEFAULT_KEYS, mint, private_key  # noqa: E402
+from support.tokens import b64u as _b64u  # noqa: E402,F401 (bench._b64u)
+
 KEYS = ROOT / "tests" / "fixtures" / "keys"
 CACHE = HERE / ".cache"
 # Where the tables and their JSON go (BENCH_RESULTS: another directory, e.g. for a smoke test).
@@ -237,33 +242,12 @@ end
 
 
 # --------------------------------------------------------------------------- tokens
-def _b64u(b: bytes) -> str:
-    import base64
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
 def _mint_chunk(args: tuple[str, int, int, int]) -> list[str]:
     alg, start, count, exp = args
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
-    key_file, kid = {"RS256": ("rsa2048.pem", "rsa-a"), "ES256": ("ec256.pem", "ec-256"),
-                     "EdDSA": ("ed25519.pem", "ed-1")}[alg]
-    key = serialization.load_pem_private_key((KEYS / key_file).read_bytes(), None)
-    head = _b64u(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}, separators=(",", ":")).encode())
-    out = []
-    for i in range(start, start + count):
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": f"user-{i}", "iat": exp - 172800, "exp": exp}
-        body = _b64u(json.dumps(claims, separators=(",", ":")).encode())
-        data = f"{head}.{body}".encode()
-        if alg == "RS256":
-            sig = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        elif alg == "ES256":
-            r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
-            sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        else:
-            sig = key.sign(data)
-        out.append(f"{head}.{body}.{_b64u(sig)}")
-    return out
+    kid, key_file = DEFAULT_KEYS[alg]
+    key = private_key(key_file)
+    return [mint({"iss": ISSUER, "aud": AUDIENCE, "sub": f"user-{i}", "iat": exp - 172800, "exp": exp},
+                 key, alg, kid) for i in range(start, start + count)]
 
 
 def tokens_file(alg: str, n: int) -> pathlib.Path:
@@ -435,18 +419,13 @@ def http_filters(config: str) -> list[dict]:
     return [wasm_filter(WASM, json.dumps(plugin), "jwt_filter")]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Envoy(support_envoy.Envoy):
+    """Listener and admin on port 0; launch, ready, stop, CPU time and RSS are
+    support.envoy's."""
 
-
-class Envoy:
     def __init__(self, config: str, workdir: pathlib.Path, base_id: int,
                  upstream_port: int | None = None, concurrency: int | None = None):
         self.config = config
-        self.concurrency = concurrency or CONCURRENCY
-        self.port, self.admin = free_port(), free_port()
         if upstream_port is None:
             route = {"match": {"prefix": "/"},
                      "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}
@@ -460,10 +439,10 @@ class Envoy:
         router = {"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
         boot = {
-            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin}}},
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "static_resources": {"listeners": [{
                 "name": "bench",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.port}},
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
@@ -476,51 +455,14 @@ class Envoy:
                     }}]}],
             }], "clusters": clusters},
         }
-        self.cfg_path = workdir / f"envoy-{config}.json"
-        self.cfg_path.write_text(json.dumps(boot))
-        self.log_path = workdir / f"envoy-{config}.log"
-        self.base_id = base_id
-        self.proc: subprocess.Popen | None = None
+        super().__init__(boot, workdir, config_name=f"envoy-{config}.json", concurrency=concurrency or CONCURRENCY,
+                         log_level="warn", base_id=base_id, binary=ENVOY)
 
     def start(self) -> "Envoy":
-        self.proc = subprocess.Popen(
-            [ENVOY, "-c", str(self.cfg_path), "--concurrency", str(self.concurrency), "--base-id",
-             str(self.base_id), "--log-level", "warn", "--log-path", str(self.log_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"Envoy {self.config} exited; see {self.log_path}:\n"
-                                 + self.log_path.read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
-                    if r.read().strip() == b"LIVE":
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"Envoy {self.config} not ready; see {self.log_path}")
-
-    def rss_kib(self) -> int:
-        assert self.proc
-        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the Envoy process has used so far."""
-        assert self.proc
-        fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        try:
+            return super().start(timeout=30)
+        except support_envoy.EnvoyStartError as err:
+            raise SystemExit(f"Envoy {self.config}: {err}")
 
 
 def run_wrk(envoy: Envoy, tokens: pathlib.Path, lua: pathlib.Path, threads: int = 2,
