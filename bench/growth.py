@@ -57,6 +57,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import memory  # noqa: E402
 import pinned  # noqa: E402
 import run as bench  # noqa: E402
+from support import envoy as support_envoy  # noqa: E402  (run.py put tests/ on sys.path)
+from support.tokens import mint, private_key  # noqa: E402
 
 SECONDS = int(os.environ.get("GROWTH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("GROWTH_ROUNDS", "3"))
@@ -107,9 +109,6 @@ end
 
 
 # --------------------------------------------------------------------------- tokens
-KEY_FILE = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "keys" / "rsa2048.pem"
-
-
 def b64u(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
@@ -117,11 +116,10 @@ def b64u(b: bytes) -> str:
 def _mint_padded(args: tuple[int, int, int, int]) -> list[str]:
     """count RS256 tokens (kid rsa-a) from number start, each about `size` characters."""
     size, start, count, exp = args
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-    key = serialization.load_pem_private_key(KEY_FILE.read_bytes(), None)
-    head = b64u(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-a"},
-                                  separators=(",", ":")).encode())
+    key = private_key("rsa2048.pem")
+    # the header support.tokens.mint writes (PyJWT: compact, keys sorted)
+    head = b64u(json.dumps({"alg": "RS256", "kid": "rsa-a", "typ": "JWT"},
+                           separators=(",", ":")).encode())
     out = []
     for i in range(start, start + count):
         claims: dict = {"iss": bench.ISSUER, "aud": bench.AUDIENCE, "sub": f"user-{i}",
@@ -132,10 +130,7 @@ def _mint_padded(args: tuple[int, int, int, int]) -> list[str]:
         if short > 0:
             # each 3 bytes of claim text add 4 characters; `,"pad":""` is 9 bytes
             claims["pad"] = "p" * max(0, short * 3 // 4 - 9)
-            body = b64u(json.dumps(claims, separators=(",", ":")).encode())
-        data = f"{head}.{body}".encode()
-        sig = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        out.append(f"{head}.{body}.{b64u(sig)}")
+        out.append(mint(claims, key, "RS256", "rsa-a"))
     return out
 
 
@@ -224,14 +219,12 @@ def workload(key: str, work: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
 class PinnedEnvoy(bench.Envoy):
     """An Envoy with one worker and the given HTTP filters, proxying to the upstream, or
     with none and no upstream port: the upstream itself, answering 200 by direct_response
-    (bench/run.py's launcher, with memory.py's listener)."""
+    (bench/run.py's launcher, with memory.py's listener; listener and admin on port 0)."""
 
     def __init__(self, name: str, http_filters: list[dict], workdir: pathlib.Path, base_id: int,
                  upstream_port: int | None):
         self.config = name
-        self.concurrency = 1
-        self.port, self.admin = bench.free_port(), bench.free_port()
-        lst = memory.listener(self.port, http_filters)
+        lst = memory.listener(0, http_filters)
         hcm = lst["filter_chains"][0]["filters"][0]["typed_config"]
         # Envoy's default limit is 100 request headers: room for the 100-header point
         # (and for the headers Envoy adds before the upstream sees them).
@@ -246,14 +239,11 @@ class PinnedEnvoy(bench.Envoy):
                     {"endpoint": {"address": {"socket_address": {
                         "address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}]
         boot = {
-            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin}}},
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "static_resources": {"listeners": [lst], "clusters": clusters},
         }
-        self.cfg_path = workdir / f"envoy-{name}.json"
-        self.cfg_path.write_text(json.dumps(boot))
-        self.log_path = workdir / f"envoy-{name}.log"
-        self.base_id = base_id
-        self.proc = None
+        support_envoy.Envoy.__init__(self, boot, workdir, config_name=f"envoy-{name}.json", concurrency=1,
+                                     log_level="warn", base_id=base_id, binary=bench.ENVOY)
 
 
 def measure_cpu(work: pathlib.Path) -> list[dict]:
