@@ -102,7 +102,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the `support` package (tests/support)
 from support import envoy as support_envoy  # noqa: E402
 from support.envoy import free_port  # noqa: E402,F401 (bench.free_port)
 from support.tokens import DEFAULT_KEYS, mint, private_key  # noqa: E402
-from support.tokens import b64u as _b64u  # noqa: E402,F401 (bench._b64u)
+from support.tokens import b64u as _b64u  # noqa: E402
 
 KEYS = ROOT / "tests" / "fixtures" / "keys"
 CACHE = HERE / ".cache"
@@ -307,8 +307,8 @@ def dpop_files(work: pathlib.Path, threads: int = 2) -> pathlib.Path:
     from jwcrypto (not from the filter's code), the token is bound to it (cnf.jkt)."""
     import hashlib
     import secrets
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from jwcrypto import jwk
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -319,13 +319,8 @@ def dpop_files(work: pathlib.Path, threads: int = 2) -> pathlib.Path:
     head = _b64u(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": pub},
                             separators=(",", ":")).encode())
     now = int(time.time())
-    rsa_key = serialization.load_pem_private_key((KEYS / "rsa2048.pem").read_bytes(), None)
-    t_head = _b64u(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-a"}, separators=(",", ":")).encode())
-    t_body = _b64u(json.dumps({"iss": ISSUER, "aud": AUDIENCE, "sub": "dpop-client", "iat": now,
-                               "exp": now + 3 * 86400, "cnf": {"jkt": jkt}},
-                              separators=(",", ":")).encode())
-    sig = rsa_key.sign(f"{t_head}.{t_body}".encode(), padding.PKCS1v15(), hashes.SHA256())
-    token = f"{t_head}.{t_body}.{_b64u(sig)}"
+    token = mint({"iss": ISSUER, "aud": AUDIENCE, "sub": "dpop-client", "iat": now,
+                  "exp": now + 3 * 86400, "cnf": {"jkt": jkt}}, private_key("rsa2048.pem"), "RS256", "rsa-a")
     ath = _b64u(hashlib.sha256(token.encode()).digest())
     print(f"minting {DPOP_PROOFS} DPoP proofs ...", file=sys.stderr, flush=True)
     run = secrets.token_hex(4)
