@@ -145,6 +145,10 @@ class Envoy:
 
     def launch(self) -> "Envoy":
         """Starts the process and returns at once (see start() to wait for ready)."""
+        # A file left by an earlier Envoy in the same directory would name its (dead)
+        # admin address: wait for this one's.
+        self.admin_address_path.unlink(missing_ok=True)
+        self.admin_url = None
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=str(self.cwd))
