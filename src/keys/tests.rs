@@ -2,44 +2,17 @@
 //! provider counts under that provider's name, with no index into a
 //! second collection.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use super::*;
 use crate::authz::Mode;
 use crate::error::AuthError;
-use crate::metrics::{stat_name, KeySourceKind, Layout, MetricHost, MetricKind, Metrics};
+use crate::metrics::{stat_name, KeySourceKind, Layout, Metrics};
 use crate::testutil::hs_jwks;
 
-#[derive(Default)]
-struct Recorder {
-    names: Vec<String>,
-    values: RefCell<HashMap<u32, i64>>,
-}
+type Recorder = crate::testutil::MetricRecorder;
 
-impl MetricHost for Recorder {
-    fn define(&mut self, _kind: MetricKind, name: &str) -> Option<u32> {
-        if let Some(i) = self.names.iter().position(|n| n == name) {
-            return u32::try_from(i).ok();
-        }
-        self.names.push(name.to_string());
-        u32::try_from(self.names.len() - 1).ok()
-    }
-    fn increment(&self, id: u32, delta: i64) {
-        *self.values.borrow_mut().entry(id).or_default() += delta;
-    }
-    fn record(&self, id: u32, value: u64) {
-        self.values.borrow_mut().insert(id, value as i64);
-    }
-}
-
-impl Recorder {
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> i64 {
-        let full = stat_name("jwt_filter", name, labels);
-        let id = self.names.iter().position(|n| *n == full);
-        let id = id.unwrap_or_else(|| panic!("{full} not defined"));
-        self.values.borrow().get(&(id as u32)).copied().unwrap_or(0)
-    }
+/// The value of `name` with `labels` under the filter's prefix.
+fn get(host: &Recorder, name: &str, labels: &[(&str, &str)]) -> i64 {
+    host.get(&stat_name("jwt_filter", name, labels))
 }
 
 /// Provider `a` with local keys, `b` with a remote JWKS.
@@ -93,16 +66,26 @@ fn each_provider_object_counts_under_its_own_name() {
     metrics.on_allow(&host, [&a.metrics], None, Mode::Enforce);
     metrics.on_deny(&host, AuthError::Expired, Some(&b.metrics), None);
 
-    let fetch = |r: &str| host.get("jwks_fetches_total", &[("provider", "b"), ("result", r)]);
+    let fetch = |r: &str| {
+        get(
+            &host,
+            "jwks_fetches_total",
+            &[("provider", "b"), ("result", r)],
+        )
+    };
     assert_eq!((fetch("success"), fetch("failure")), (1, 1));
-    assert_eq!(host.get("jwks_keys_added_total", &[("provider", "b")]), 2);
-    assert_eq!(host.get("jwks_keys_removed_total", &[("provider", "b")]), 1);
-    let gauge = |p: &str, s: &str, n: &str| host.get(n, &[("provider", p), ("key_source", s)]);
+    assert_eq!(get(&host, "jwks_keys_added_total", &[("provider", "b")]), 2);
+    assert_eq!(
+        get(&host, "jwks_keys_removed_total", &[("provider", "b")]),
+        1
+    );
+    let gauge = |p: &str, s: &str, n: &str| get(&host, n, &[("provider", p), ("key_source", s)]);
     assert_eq!(gauge("a", "local", "jwks_keys"), 1);
     assert_eq!(gauge("b", "remote", "jwks_keys"), 2);
     assert_eq!(gauge("b", "remote", "jwks_age_seconds"), 30);
     let decided = |p: &str, d: &str| {
-        host.get(
+        get(
+            &host,
             "provider_decisions_total",
             &[("provider", p), ("decision", d)],
         )

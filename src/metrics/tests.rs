@@ -1,45 +1,6 @@
 use super::*;
-use std::cell::RefCell;
-use std::collections::HashMap;
 
-#[derive(Default)]
-struct Fake {
-    names: Vec<(MetricKind, String)>,
-    values: RefCell<HashMap<u32, i64>>,
-    samples: RefCell<HashMap<u32, Vec<u64>>>,
-    refuse: Option<String>,
-}
-
-impl MetricHost for Fake {
-    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
-        if self.refuse.as_deref() == Some(name) {
-            return None;
-        }
-        if let Some(i) = self.names.iter().position(|(_, n)| n == name) {
-            return Some(i as u32);
-        }
-        self.names.push((kind, name.to_string()));
-        Some(self.names.len() as u32 - 1)
-    }
-    fn increment(&self, id: u32, delta: i64) {
-        *self.values.borrow_mut().entry(id).or_default() += delta;
-    }
-    fn record(&self, id: u32, value: u64) {
-        self.values.borrow_mut().insert(id, value as i64);
-        self.samples.borrow_mut().entry(id).or_default().push(value);
-    }
-}
-
-impl Fake {
-    fn id(&self, name: &str) -> u32 {
-        let pos = self.names.iter().position(|(_, n)| n == name);
-        pos.unwrap_or_else(|| panic!("{name} not defined")) as u32
-    }
-    fn get(&self, name: &str) -> i64 {
-        let id = self.id(name);
-        self.values.borrow().get(&id).copied().unwrap_or(0)
-    }
-}
+type Fake = crate::testutil::MetricRecorder;
 
 fn layout() -> Layout<'static> {
     Layout {
@@ -248,9 +209,10 @@ fn decision_time_goes_to_its_outcome() {
     m.on_decision_time(&host, Timing::CacheHit, 30);
     m.on_decision_time(&host, Timing::Denied, 5);
     let samples = |o: &str| {
-        let id = host.id(&format!(
-            "jwt_filter.outcome=.={o};.;decision_duration_microseconds"
-        ));
+        let name = format!("jwt_filter.outcome=.={o};.;decision_duration_microseconds");
+        let id = host
+            .id(&name)
+            .unwrap_or_else(|| panic!("{name} not defined"));
         host.samples.borrow().get(&id).cloned().unwrap_or_default()
     };
     assert_eq!(samples("cache_hit"), vec![12, 30]);

@@ -4,8 +4,7 @@
 //! (IdP down, slow, 500, oversized, unknown kid, rotation, discovery
 //! failure, waiter timeout) is here too, with exact timings.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::rc::Rc;
 
 use super::*;
@@ -14,7 +13,7 @@ use crate::fake_shared::FakeSharedData;
 use crate::jwks::{Alg, Key};
 use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
 use crate::policy::{Decision, Evaluator};
-use crate::testutil::{b64, FIXTURE_JWKS};
+use crate::testutil::{b64, MetricRecorder, FIXTURE_JWKS};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -36,24 +35,18 @@ struct FakeHost {
     /// How many times the body was read, and the largest size asked for.
     body_reads: Cell<usize>,
     logs: Vec<(Level, String)>,
-    names: Vec<String>,
-    counters: RefCell<HashMap<u32, i64>>,
-    gauges: RefCell<HashMap<u32, u64>>,
+    metrics: MetricRecorder,
 }
 
 impl MetricHost for FakeHost {
-    fn define(&mut self, _kind: MetricKind, name: &str) -> Option<u32> {
-        if let Some(i) = self.names.iter().position(|n| n == name) {
-            return u32::try_from(i).ok();
-        }
-        self.names.push(name.to_string());
-        u32::try_from(self.names.len() - 1).ok()
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+        self.metrics.define(kind, name)
     }
     fn increment(&self, id: u32, delta: i64) {
-        *self.counters.borrow_mut().entry(id).or_default() += delta;
+        self.metrics.increment(id, delta);
     }
     fn record(&self, id: u32, value: u64) {
-        self.gauges.borrow_mut().insert(id, value);
+        self.metrics.record(id, value);
     }
 }
 
@@ -92,13 +85,10 @@ impl KeyHost for FakeHost {
 
 impl FakeHost {
     fn counter(&self, name: &str) -> i64 {
-        let id = self.names.iter().position(|n| n == name);
-        id.and_then(|i| self.counters.borrow().get(&(i as u32)).copied())
-            .unwrap_or(0)
+        self.metrics.value(name).unwrap_or(0)
     }
     fn gauge(&self, name: &str) -> Option<u64> {
-        let id = self.names.iter().position(|n| n == name)?;
-        self.gauges.borrow().get(&(id as u32)).copied()
+        self.metrics.value(name).map(|v| v as u64)
     }
     fn logged(&self, needle: &str) -> bool {
         self.logs.iter().any(|(_, l)| l.contains(needle))

@@ -41,3 +41,56 @@ pub fn mint(payload: &str) -> String {
         &hs_secret(),
     )
 }
+
+/// A metrics host that records what the code defines and counts: every
+/// definition (kind and stat name, in order; a name defined twice gets the
+/// same id), each id's last value (counters add up, gauges and histogram
+/// samples overwrite) and every histogram sample. `refuse` names a metric the
+/// host refuses to define, as Envoy may.
+#[derive(Default)]
+pub struct MetricRecorder {
+    pub names: Vec<(crate::metrics::MetricKind, String)>,
+    pub values: std::cell::RefCell<std::collections::HashMap<u32, i64>>,
+    pub samples: std::cell::RefCell<std::collections::HashMap<u32, Vec<u64>>>,
+    pub refuse: Option<String>,
+}
+
+impl crate::metrics::MetricHost for MetricRecorder {
+    fn define(&mut self, kind: crate::metrics::MetricKind, name: &str) -> Option<u32> {
+        if self.refuse.as_deref() == Some(name) {
+            return None;
+        }
+        if let Some(i) = self.names.iter().position(|(_, n)| n == name) {
+            return u32::try_from(i).ok();
+        }
+        self.names.push((kind, name.to_string()));
+        u32::try_from(self.names.len() - 1).ok()
+    }
+    fn increment(&self, id: u32, delta: i64) {
+        *self.values.borrow_mut().entry(id).or_default() += delta;
+    }
+    fn record(&self, id: u32, value: u64) {
+        self.values.borrow_mut().insert(id, value as i64);
+        self.samples.borrow_mut().entry(id).or_default().push(value);
+    }
+}
+
+impl MetricRecorder {
+    /// The id `name` was defined under, if it was.
+    pub fn id(&self, name: &str) -> Option<u32> {
+        let pos = self.names.iter().position(|(_, n)| n == name)?;
+        u32::try_from(pos).ok()
+    }
+    /// The value recorded under `name`; 0 when defined but never touched.
+    /// Panics when `name` was never defined (a test asking for a wrong name).
+    pub fn get(&self, name: &str) -> i64 {
+        let id = self
+            .id(name)
+            .unwrap_or_else(|| panic!("{name} not defined"));
+        self.values.borrow().get(&id).copied().unwrap_or(0)
+    }
+    /// The value recorded under `name`, if it was defined and touched.
+    pub fn value(&self, name: &str) -> Option<i64> {
+        self.values.borrow().get(&self.id(name)?).copied()
+    }
+}
