@@ -43,7 +43,6 @@ Knobs: GROWTH_SECONDS=3 GROWTH_ROUNDS=3 GROWTH_TOKENS=1000
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import copy
 import json
 import os
@@ -51,7 +50,6 @@ import pathlib
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import memory  # noqa: E402
@@ -136,21 +134,8 @@ def _mint_padded(args: tuple[int, int, int, int]) -> list[str]:
 
 def sized_tokens(size: int, n: int) -> pathlib.Path:
     """n distinct valid RS256 tokens of about `size` characters (512: unpadded)."""
-    bench.CACHE.mkdir(exist_ok=True)
-    path = bench.CACHE / f"growth-RS256-{size}-{n}.txt"
-    meta = path.with_suffix(".exp")
-    now = int(time.time())
-    if path.exists() and meta.exists() and int(meta.read_text()) > now + 86400:
-        return path
-    exp = now + 3 * 86400
-    print(f"minting {n} RS256 tokens of about {size} characters into {path} ...", file=sys.stderr, flush=True)
-    chunk = max(1, n // 8)
-    jobs = [(size, s, min(chunk, n - s), exp) for s in range(0, n, chunk)]
-    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        lines = [t for part in pool.map(_mint_padded, jobs) for t in part]
-    path.write_text("\n".join(lines) + "\n")
-    meta.write_text(str(exp))
-    return path
+    return bench.cached_tokens(f"growth-RS256-{size}-{n}", n,
+                               f"RS256 tokens of about {size} characters", _mint_padded, size, chunks=8)
 
 
 def one_token(src: pathlib.Path) -> pathlib.Path:

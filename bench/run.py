@@ -250,23 +250,30 @@ def _mint_chunk(args: tuple[str, int, int, int]) -> list[str]:
                  key, alg, kid) for i in range(start, start + count)]
 
 
-def tokens_file(alg: str, n: int) -> pathlib.Path:
-    """n distinct valid tokens (one per line), cached while they have > 1 day left."""
+def cached_tokens(name: str, n: int, what: str, mint, arg, chunks: int = 16) -> pathlib.Path:
+    """n tokens (one per line) in bench/.cache/NAME.txt, minted in parallel processes as
+    `mint((arg, start, count, exp))` (a picklable function), and reused while they have
+    more than a day to live."""
     CACHE.mkdir(exist_ok=True)
-    path = CACHE / f"{alg}-{n}.txt"
-    meta = CACHE / f"{alg}-{n}.exp"
+    path = CACHE / f"{name}.txt"
+    meta = CACHE / f"{name}.exp"
     now = int(time.time())
     if path.exists() and meta.exists() and int(meta.read_text()) > now + 86400:
         return path
     exp = now + 3 * 86400
-    print(f"minting {n} {alg} tokens into {path} ...", file=sys.stderr, flush=True)
-    chunk = max(1, n // 16)
-    jobs = [(alg, s, min(chunk, n - s), exp) for s in range(0, n, chunk)]
+    print(f"minting {n} {what} into {path} ...", file=sys.stderr, flush=True)
+    chunk = max(1, n // chunks)
+    jobs = [(arg, s, min(chunk, n - s), exp) for s in range(0, n, chunk)]
     with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        lines = [t for part in pool.map(_mint_chunk, jobs) for t in part]
+        lines = [t for part in pool.map(mint, jobs) for t in part]
     path.write_text("\n".join(lines) + "\n")
     meta.write_text(str(exp))
     return path
+
+
+def tokens_file(alg: str, n: int) -> pathlib.Path:
+    """n distinct valid tokens (one per line), cached while they have > 1 day left."""
+    return cached_tokens(f"{alg}-{n}", n, f"{alg} tokens", _mint_chunk, alg)
 
 
 def bad_signature_file(src: pathlib.Path) -> pathlib.Path:
