@@ -70,42 +70,6 @@ METHOD = (f"bench/growth.py, as bench/pinned.py: the Envoy under test with one w
           f"in rotation (" + ("every request a cache miss" if N_TOKENS > 100 else
                               "no more than the caches hold, so after the first pass cache hits") + ")")
 
-# wrk script: tokens from args[1] in rotation, each thread starting at its own offset
-# (args[2] threads), and EXTRA_HEADERS more headers (substituted before use).
-LUA = r"""
-local tokens = {}
-local idx = 0
-local counter = 0
-local headers = {}
-function setup(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-end
-function init(args)
-  for line in io.lines(args[1]) do
-    if #line > 0 then tokens[#tokens + 1] = line end
-  end
-  local n = tonumber(args[2]) or 1
-  idx = math.floor((id or 0) * #tokens / n)
-  for i = 1, EXTRA_HEADERS do
-    headers["x-bench-" .. i] = "value-of-header-" .. i
-  end
-end
-function request()
-  idx = idx % #tokens + 1
-  headers["Authorization"] = "Bearer " .. tokens[idx]
-  return wrk.format("GET", "/api", headers)
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non2xx":%d,"socket_errors":%d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.status, e.connect + e.read + e.write + e.timeout))
-end
-"""
-
-
 # --------------------------------------------------------------------------- tokens
 def b64u(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
@@ -193,7 +157,7 @@ def workload(key: str, work: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     """(tokens file, wrk script) for a workload key."""
     extra = {"hdr10": 10 - 2, "hdr100": 100 - 2}.get(key, 0)
     lua = work / f"growth-{extra}.lua"
-    lua.write_text(LUA.replace("EXTRA_HEADERS", str(extra)))
+    lua.write_text(bench.wrk_script(extra))
     size = {"size4k": 4096, "size8k": 8192}.get(key, 512)
     tokens = sized_tokens(size, N_TOKENS)
     if key in ("one", "hdr10", "hdr100"):

@@ -50,7 +50,7 @@ def measure(workload: str, configs: list[str]) -> dict[str, list[float]]:
     """CPU us per request of each configuration on `workload`, one figure per round."""
     work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-pinned-"))
     lua = work / "tokens.lua"
-    lua.write_text(bench.LUA)
+    lua.write_text(bench.wrk_script())
     tokens = bench.workload_file(workload)
     (work / "upstream").mkdir()
     upstream = bench.Envoy("A", work / "upstream", base_id=(os.getpid() % 10000) * 10 + 9, concurrency=1)

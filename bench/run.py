@@ -168,10 +168,13 @@ if "D" in CONFIGS:
 for _v, (_name, *_) in D_VARIANTS.items():
     CONFIG_NAMES[_v] = _name
 
+# wrk script: tokens from args[1] in rotation, each thread starting at its own offset
+# (args[2] threads), plus EXTRA_HEADERS more headers (see wrk_script).
 LUA = r"""
 local tokens = {}
 local idx = 0
 local counter = 0
+local headers = {}
 function setup(thread)
   thread:set("id", counter)
   counter = counter + 1
@@ -182,10 +185,14 @@ function init(args)
   end
   local n = tonumber(args[2]) or 1
   idx = math.floor((id or 0) * #tokens / n)
+  for i = 1, EXTRA_HEADERS do
+    headers["x-bench-" .. i] = "value-of-header-" .. i
+  end
 end
 function request()
   idx = idx % #tokens + 1
-  return wrk.format("GET", "/api", {["Authorization"] = "Bearer " .. tokens[idx]})
+  headers["Authorization"] = "Bearer " .. tokens[idx]
+  return wrk.format("GET", "/api", headers)
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -195,6 +202,11 @@ function done(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
+
+
+def wrk_script(extra_headers: int = 0) -> str:
+    """The wrk script, sending `extra_headers` headers x-bench-1.. besides Authorization."""
+    return LUA.replace("EXTRA_HEADERS", str(extra_headers))
 
 # W5-DPoP: each wrk thread reads its own file (ARG<thread id>.txt): the token, the
 # proof's header (the same for every proof: one key), then one "payload.signature"
@@ -660,7 +672,7 @@ def main() -> None:
     files = {w: workload_file(w) for w in WORKLOADS if w != DPOP}
     work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-bench-"))
     lua = work / "tokens.lua"
-    lua.write_text(LUA)
+    lua.write_text(wrk_script())
     luas = {}
     if DPOP in WORKLOADS:
         files[DPOP] = dpop_files(work)
