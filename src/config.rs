@@ -19,14 +19,14 @@ use crate::dpop::{self, BindingMode, DpopPolicy, DpopSettings, ReplayScope, DPOP
 use crate::extract::Location;
 use crate::jwks::{Alg, KeySet};
 use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
-use crate::matcher::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
+use crate::matcher::build::{self as matcher_build, header_name, RawRouteMatch, RawStringMatcher};
+use crate::matcher::{RouteMatcher, StringMatch};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 
 /// Bounds on what a configuration may ask for; beyond them the config is refused.
 pub const MAX_PROVIDERS: usize = 64;
 pub const MAX_RULES: usize = 1024;
 pub const MAX_REQUIREMENT_DEPTH: usize = 8;
-pub const MAX_REGEX_LEN: usize = 1024;
 
 // ---------------------------------------------------------------------------
 // Raw serde types: the JSON as written.
@@ -252,102 +252,6 @@ struct RawRule {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawRouteMatch {
-    #[serde(default)]
-    prefix: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default, alias = "safeRegex")]
-    safe_regex: Option<RawRegex>,
-    #[serde(default)]
-    headers: Vec<RawHeaderMatcher>,
-    #[serde(default, alias = "caseSensitive")]
-    case_sensitive: Option<bool>,
-    #[serde(default, alias = "pathSeparatedPrefix")]
-    path_separated_prefix: Option<String>,
-    #[serde(default, alias = "queryParameters")]
-    query_parameters: Vec<RawQueryParameterMatcher>,
-    /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
-    #[serde(default)]
-    grpc: Option<serde_json::Value>,
-    #[serde(default, alias = "tlsContext")]
-    tls_context: Option<serde_json::Value>,
-    #[serde(default, alias = "runtimeFraction")]
-    runtime_fraction: Option<serde_json::Value>,
-    #[serde(default, alias = "dynamicMetadata")]
-    dynamic_metadata: Option<serde_json::Value>,
-    #[serde(default, alias = "connectMatcher")]
-    connect_matcher: Option<RawEmpty>,
-    #[serde(default, alias = "pathMatchPolicy")]
-    path_match_policy: Option<serde_json::Value>,
-    /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
-    #[serde(default)]
-    cookies: Option<serde_json::Value>,
-    #[serde(default, alias = "filterState")]
-    filter_state: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawQueryParameterMatcher {
-    name: String,
-    #[serde(default, alias = "stringMatch")]
-    string_match: Option<RawStringMatcher>,
-    #[serde(default, alias = "presentMatch")]
-    present_match: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRegex {
-    regex: String,
-    /// Accepted for compatibility with older configs; ignored (as in Envoy).
-    #[serde(default, alias = "googleRe2")]
-    #[allow(dead_code)]
-    google_re2: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHeaderMatcher {
-    name: String,
-    #[serde(default, alias = "exactMatch")]
-    exact_match: Option<String>,
-    #[serde(default, alias = "prefixMatch")]
-    prefix_match: Option<String>,
-    #[serde(default, alias = "suffixMatch")]
-    suffix_match: Option<String>,
-    #[serde(default, alias = "containsMatch")]
-    contains_match: Option<String>,
-    #[serde(default, alias = "safeRegexMatch")]
-    safe_regex_match: Option<RawRegex>,
-    #[serde(default, alias = "presentMatch")]
-    present_match: Option<bool>,
-    #[serde(default, alias = "stringMatch")]
-    string_match: Option<RawStringMatcher>,
-    #[serde(default, alias = "invertMatch")]
-    invert_match: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStringMatcher {
-    #[serde(default)]
-    exact: Option<String>,
-    #[serde(default)]
-    prefix: Option<String>,
-    #[serde(default)]
-    suffix: Option<String>,
-    #[serde(default)]
-    contains: Option<String>,
-    #[serde(default, alias = "safeRegex")]
-    safe_regex: Option<RawRegex>,
-    #[serde(default, alias = "ignoreCase")]
-    ignore_case: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawRequirement {
     #[serde(default, alias = "providerName")]
     provider_name: Option<String>,
@@ -358,9 +262,9 @@ struct RawRequirement {
     #[serde(default, alias = "requiresAll")]
     requires_all: Option<RawRequirementList>,
     #[serde(default, alias = "allowMissingOrFailed")]
-    allow_missing_or_failed: Option<RawEmpty>,
+    allow_missing_or_failed: Option<diag::Empty>,
     #[serde(default, alias = "allowMissing")]
-    allow_missing: Option<RawEmpty>,
+    allow_missing: Option<diag::Empty>,
     /// Refused with the reason: it lets unverified claims through.
     #[serde(default, alias = "extractOnlyWithoutValidation")]
     extract_only_without_validation: Option<serde_json::Value>,
@@ -380,10 +284,6 @@ struct RawProviderAndAudiences {
 struct RawRequirementList {
     requirements: Vec<RawRequirement>,
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEmpty {}
 
 // ---------------------------------------------------------------------------
 // Validated configuration: what the request path reads.
@@ -570,19 +470,6 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
 }
 
 /// Header names must be valid HTTP tokens; returned lowercased.
-fn header_name(name: &str) -> Result<String, String> {
-    if name.is_empty() {
-        return Err("header name is empty".into());
-    }
-    let ok = name
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
-    if !ok {
-        return Err(format!("{name:?} is not a valid HTTP header name"));
-    }
-    Ok(name.to_ascii_lowercase())
-}
-
 /// Headers the filter must never write or strip: HTTP/2 pseudo-headers and
 /// hop-by-hop framing, which would break the request.
 fn reserved_header(name: &str) -> bool {
@@ -646,7 +533,12 @@ impl Validator {
         let mut rule_names: Vec<String> = Vec::new();
         for (i, r) in raw.rules.into_iter().enumerate() {
             let path = format!("rules[{i}]");
-            let matcher = self.route_match(&format!("{path}.match"), r.route);
+            let matcher = matcher_build::route_match(
+                &format!("{path}.match"),
+                r.route,
+                &mut self.errors,
+                &mut self.warnings,
+            );
             let has_requires = r.requires.is_some() || r.requirement_name.is_some();
             let requirement = match (r.requires, r.requirement_name) {
                 (Some(_), Some(_)) => {
@@ -991,9 +883,9 @@ impl Validator {
                 );
             }
         }
-        let subjects = raw
-            .subjects
-            .and_then(|m| self.string_matcher(&format!("{path}.subjects"), m));
+        let subjects = raw.subjects.and_then(|m| {
+            matcher_build::string_matcher(&format!("{path}.subjects"), m, &mut self.errors)
+        });
         let dpop = raw
             .dpop
             .and_then(|d| self.dpop(&format!("{path}.dpop"), d, raw.clock_skew_seconds));
@@ -1164,224 +1056,6 @@ impl Validator {
             Ok(n) => Some(n),
             Err(e) => {
                 self.err(path, e);
-                None
-            }
-        }
-    }
-
-    fn regex(&mut self, path: &str, pattern: &str) -> Option<regex_lite::Regex> {
-        if pattern.len() > MAX_REGEX_LEN {
-            self.err(path, format!("regex longer than {MAX_REGEX_LEN} bytes"));
-            return None;
-        }
-        // Envoy's safe_regex matches the whole value: anchor it.
-        match regex_lite::Regex::new(&format!("^(?:{pattern})$")) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                let msg = e.to_string();
-                let first = msg
-                    .lines()
-                    .last()
-                    .unwrap_or("invalid regex")
-                    .trim()
-                    .to_string();
-                self.err(path, format!("invalid regex: {first}"));
-                None
-            }
-        }
-    }
-
-    fn route_match(&mut self, path: &str, raw: RawRouteMatch) -> Option<RouteMatcher> {
-        let before = self.errors.len();
-        let case_sensitive = raw.case_sensitive.unwrap_or(true);
-        for (field, set, why) in [(
-            "path_match_policy",
-            raw.path_match_policy.is_some(),
-            "path match extensions (URI templates) are not supported; use safe_regex",
-        )] {
-            if set {
-                self.err(format!("{path}.{field}"), why);
-            }
-        }
-        for (field, set) in [
-            ("grpc", raw.grpc.is_some()),
-            ("tls_context", raw.tls_context.is_some()),
-            ("runtime_fraction", raw.runtime_fraction.is_some()),
-            ("dynamic_metadata", raw.dynamic_metadata.is_some()),
-            ("cookies", raw.cookies.is_some()),
-            ("filter_state", raw.filter_state.is_some()),
-        ] {
-            if set {
-                self.warnings.push(format!(
-                    "{path}.{field}: ignored, as jwt_authn's rule matcher ignores it (the rule \
-                     applies whatever it says)"
-                ));
-            }
-        }
-        let set = [
-            raw.prefix.is_some(),
-            raw.path.is_some(),
-            raw.safe_regex.is_some(),
-            raw.path_separated_prefix.is_some(),
-            raw.connect_matcher.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        let path_matcher = if set != 1 {
-            self.err(
-                path,
-                "exactly one of prefix, path, safe_regex, path_separated_prefix or \
-                 connect_matcher is required",
-            );
-            None
-        } else if raw.connect_matcher.is_some() {
-            Some(PathMatcher::Connect)
-        } else if let Some(p) = raw.path_separated_prefix {
-            if p.is_empty() || p.ends_with('/') || p.contains(['?', '#']) {
-                self.err(
-                    format!("{path}.path_separated_prefix"),
-                    "must be non-empty, without ? or #, and not end with /",
-                );
-                None
-            } else {
-                Some(PathMatcher::Separated(p))
-            }
-        } else if let Some(p) = raw.prefix {
-            Some(PathMatcher::Prefix(p))
-        } else if let Some(p) = raw.path {
-            Some(PathMatcher::Exact(p))
-        } else if let Some(r) = raw.safe_regex {
-            self.regex(&format!("{path}.safe_regex.regex"), &r.regex)
-                .map(PathMatcher::Regex)
-        } else {
-            None
-        };
-        let mut headers = Vec::new();
-        for (i, h) in raw.headers.into_iter().enumerate() {
-            if let Some(m) = self.header_matcher(&format!("{path}.headers[{i}]"), h) {
-                headers.push(m);
-            }
-        }
-        let mut query = Vec::new();
-        for (i, q) in raw.query_parameters.into_iter().enumerate() {
-            let qpath = format!("{path}.query_parameters[{i}]");
-            if q.name.is_empty() {
-                self.err(format!("{qpath}.name"), "parameter name is empty");
-                continue;
-            }
-            let value = match (q.string_match, q.present_match) {
-                (Some(_), Some(_)) => {
-                    self.err(&qpath, "set only one of string_match and present_match");
-                    continue;
-                }
-                (Some(m), None) => match self.string_matcher(&format!("{qpath}.string_match"), m) {
-                    Some(m) => Some(m),
-                    None => continue,
-                },
-                // Envoy's router: presence, whatever present_match says.
-                (None, _) => None,
-            };
-            query.push(QueryMatcher {
-                name: q.name,
-                value,
-            });
-        }
-        if self.errors.len() != before {
-            return None;
-        }
-        path_matcher.map(|p| RouteMatcher::new(p, case_sensitive, headers).with_query(query))
-    }
-
-    /// An Envoy `StringMatcher` (exactly one kind, `ignore_case` applying
-    /// to all but `safe_regex`).
-    fn string_matcher(&mut self, path: &str, sm: RawStringMatcher) -> Option<StringMatch> {
-        let ic = sm.ignore_case;
-        let mut kinds = Vec::new();
-        let mut bad = false;
-        if let Some(v) = sm.exact {
-            kinds.push(StringMatch::Exact(v, ic));
-        }
-        if let Some(v) = sm.prefix {
-            kinds.push(StringMatch::Prefix(v, ic));
-        }
-        if let Some(v) = sm.suffix {
-            kinds.push(StringMatch::Suffix(v, ic));
-        }
-        if let Some(v) = sm.contains {
-            kinds.push(StringMatch::Contains(v, ic));
-        }
-        if let Some(r) = sm.safe_regex {
-            match self.regex(&format!("{path}.safe_regex.regex"), &r.regex) {
-                Some(re) => kinds.push(StringMatch::Regex(re)),
-                None => bad = true,
-            }
-        }
-        if bad {
-            return None;
-        }
-        if kinds.len() != 1 || bad {
-            self.err(
-                path,
-                "exactly one of exact, prefix, suffix, contains or safe_regex is required",
-            );
-            return None;
-        }
-        kinds.pop()
-    }
-
-    fn header_matcher(&mut self, path: &str, raw: RawHeaderMatcher) -> Option<HeaderMatcher> {
-        let name = match header_name(&raw.name) {
-            Ok(n) => n,
-            Err(e) => {
-                self.err(format!("{path}.name"), e);
-                return None;
-            }
-        };
-        let mut kinds: Vec<StringMatch> = Vec::new();
-        let mut bad = false;
-        if let Some(v) = raw.exact_match {
-            kinds.push(StringMatch::Exact(v, false));
-        }
-        if let Some(v) = raw.prefix_match {
-            kinds.push(StringMatch::Prefix(v, false));
-        }
-        if let Some(v) = raw.suffix_match {
-            kinds.push(StringMatch::Suffix(v, false));
-        }
-        if let Some(v) = raw.contains_match {
-            kinds.push(StringMatch::Contains(v, false));
-        }
-        if let Some(r) = raw.safe_regex_match {
-            match self.regex(&format!("{path}.safe_regex_match.regex"), &r.regex) {
-                Some(re) => kinds.push(StringMatch::Regex(re)),
-                None => bad = true,
-            }
-        }
-        if let Some(present) = raw.present_match {
-            kinds.push(StringMatch::Present(present));
-        }
-        if let Some(sm) = raw.string_match {
-            match self.string_matcher(&format!("{path}.string_match"), sm) {
-                Some(k) => kinds.push(k),
-                None => return None,
-            }
-        }
-        if bad {
-            return None;
-        }
-        match kinds.len() {
-            // No match kind: Envoy treats this as "header is present".
-            0 => Some(HeaderMatcher::new(
-                name,
-                StringMatch::Present(true),
-                raw.invert_match,
-            )),
-            1 => kinds
-                .pop()
-                .map(|k| HeaderMatcher::new(name, k, raw.invert_match)),
-            _ => {
-                self.err(path, "set only one way to match the header");
                 None
             }
         }

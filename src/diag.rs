@@ -27,6 +27,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// An empty proto message written as `{}` (e.g. `connect_matcher`,
+/// `allow_missing`); any field in it is an error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Empty {}
+
 /// Adds one problem to the list.
 pub(crate) fn report(
     errors: &mut Vec<ConfigError>,

@@ -5,6 +5,8 @@
 
 use regex_lite::Regex;
 
+pub mod build;
+
 /// How the request path is matched. Paths are matched without the query string.
 #[derive(Debug)]
 pub enum PathMatcher {

@@ -651,3 +651,91 @@ fn decision_histogram_is_on_unless_turned_off() {
         "decision_histogram"
     );
 }
+
+/// Every problem a rule's `match` can have, with its path and text (the
+/// matchers are built by `matcher::build`, reporting into the config's list).
+#[test]
+fn route_match_problems_are_reported_with_path_and_text() {
+    let p = format!(r#""a":{}"#, provider(""));
+    let cases: &[(&str, &[&str])] = &[
+        (
+            r#"{}"#,
+            &["rules[0].match: exactly one of prefix, path, safe_regex, path_separated_prefix or connect_matcher is required"],
+        ),
+        (
+            r#"{"prefix":"/","path":"/a"}"#,
+            &["rules[0].match: exactly one of prefix, path, safe_regex, path_separated_prefix or connect_matcher is required"],
+        ),
+        (
+            r#"{"prefix":"/","path_match_policy":{}}"#,
+            &["rules[0].match.path_match_policy: path match extensions (URI templates) are not supported; use safe_regex"],
+        ),
+        (
+            r#"{"prefix":"/","headers":[{"name":"x y"}]}"#,
+            &["rules[0].match.headers[0].name: \"x y\" is not a valid HTTP header name"],
+        ),
+        (
+            r#"{"prefix":"/","headers":[{"name":""}]}"#,
+            &["rules[0].match.headers[0].name: header name is empty"],
+        ),
+        (
+            r#"{"prefix":"/","headers":[{"name":"x","exact_match":"a","prefix_match":"b"}]}"#,
+            &["rules[0].match.headers[0]: set only one way to match the header"],
+        ),
+        (
+            r#"{"prefix":"/","headers":[{"name":"x","present_match":true,"string_match":{"exact":"a"}}]}"#,
+            &["rules[0].match.headers[0]: set only one way to match the header"],
+        ),
+        (
+            r#"{"prefix":"/","headers":[{"name":"x","string_match":{"exact":"a","suffix":"b"}}]}"#,
+            &["rules[0].match.headers[0].string_match: exactly one of exact, prefix, suffix, contains or safe_regex is required"],
+        ),
+        (
+            r#"{"prefix":"/","headers":[{"name":"x","string_match":{"ignore_case":true}}]}"#,
+            &["rules[0].match.headers[0].string_match: exactly one of exact, prefix, suffix, contains or safe_regex is required"],
+        ),
+        (
+            r#"{"prefix":"/","headers":[{"name":"x","safe_regex_match":{"regex":"["}},{"name":"y","string_match":{"safe_regex":{"regex":"("}}}]}"#,
+            &[
+                "rules[0].match.headers[0].safe_regex_match.regex: invalid regex",
+                "rules[0].match.headers[1].string_match.safe_regex.regex: invalid regex",
+            ],
+        ),
+        (
+            r#"{"prefix":"/","query_parameters":[{"name":""},{"name":"q","present_match":true,"string_match":{"exact":"a"}},{"name":"r","string_match":{}}]}"#,
+            &[
+                "rules[0].match.query_parameters[0].name: parameter name is empty",
+                "rules[0].match.query_parameters[1]: set only one of string_match and present_match",
+                "rules[0].match.query_parameters[2].string_match: exactly one of exact, prefix, suffix, contains or safe_regex is required",
+            ],
+        ),
+    ];
+    for (m, want) in cases {
+        let e = errors(&config(&p, &format!(r#"{{"match":{m}}}"#)));
+        let got: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        assert_eq!(got.len(), want.len(), "{m}: {got:?}");
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!(g.starts_with(w), "{m}: got {g:?}, want {w:?}");
+        }
+    }
+    let long = "a".repeat(crate::matcher::build::MAX_REGEX_LEN + 1);
+    let e = errors(&config(
+        &p,
+        &format!(r#"{{"match":{{"safe_regex":{{"regex":"{long}"}}}}}}"#),
+    ));
+    assert_eq!(
+        e[0].to_string(),
+        "rules[0].match.safe_regex.regex: regex longer than 1024 bytes"
+    );
+    let e = errors(&config(
+        &format!(
+            r#""a":{}"#,
+            provider(r#","subjects":{"prefix":"a","exact":"b"}"#)
+        ),
+        "",
+    ));
+    assert_eq!(
+        e[0].to_string(),
+        "providers.a.subjects: exactly one of exact, prefix, suffix, contains or safe_regex is required"
+    );
+}

@@ -14,7 +14,7 @@ at the bound (accepted) and just past it (refused). The bounds are the constants
     remote JWKS body      256 KiB         jwks_store.rs MAX_JWKS_BYTES       -> fetch failed, 401
     providers / rules     64 / 1024       config.rs MAX_PROVIDERS/MAX_RULES  -> config refused
     requirement nesting   8               config.rs MAX_REQUIREMENT_DEPTH    -> config refused
-    regex length          1024 bytes      config.rs MAX_REGEX_LEN            -> config refused
+    regex length          1024 bytes      matcher/build.rs MAX_REGEX_LEN     -> config refused
     claim path segments   16              token.rs MAX_CLAIM_PATH_SEGMENTS   -> config refused
     scopes/claims/values  64/32/256       authz.rs MAX_REQUIRED_*            -> config refused
     jwt_cache_size        100,000         token_cache.rs MAX_ENTRIES         -> config refused
