@@ -10,12 +10,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
 use crate::authz::{Mode, RuleAuthz};
 use crate::diag::{self, ConfigError, OneOf};
-use crate::dpop::{self, BindingMode, DpopPolicy, DpopSettings, ReplayScope, DPOP_PREFIX};
+use crate::dpop::{self, BindingMode, DpopSettings, DPOP_PREFIX};
 use crate::extract::Location;
 use crate::jwks::{Alg, KeySet};
 use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
@@ -160,7 +157,7 @@ struct RawProvider {
     normalize_payload_in_metadata: Option<serde_json::Value>,
     /// Our addition: DPoP-bound tokens (RFC 9449).
     #[serde(default)]
-    dpop: Option<RawDpop>,
+    dpop: Option<dpop::build::RawDpop>,
     /// Our addition: certificate-bound tokens (RFC 8705).
     #[serde(default, alias = "certificateBinding")]
     certificate_binding: Option<OneOf<BindingMode>>,
@@ -170,33 +167,6 @@ struct RawProvider {
     /// Our addition: refuse an `iat` in the future beyond the clock skew.
     #[serde(default, alias = "rejectFutureIat")]
     reject_future_iat: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDpop {
-    #[serde(default)]
-    mode: Option<OneOf<BindingMode>>,
-    #[serde(default)]
-    algorithms: Option<Vec<OneOf<Alg>>>,
-    #[serde(default, alias = "maxAge")]
-    max_age: Option<String>,
-    #[serde(default, alias = "publicBaseUrl")]
-    public_base_url: Option<String>,
-    #[serde(default, alias = "replayCache")]
-    replay_cache: Option<OneOf<ReplayScope>>,
-    #[serde(default, alias = "replayCacheSize")]
-    replay_cache_size: Option<u32>,
-    #[serde(default)]
-    nonce: Option<RawNonce>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNonce {
-    secret: String,
-    #[serde(default)]
-    lifetime: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -886,9 +856,14 @@ impl Validator {
         let subjects = raw.subjects.and_then(|m| {
             matcher_build::string_matcher(&format!("{path}.subjects"), m, &mut self.errors)
         });
-        let dpop = raw
-            .dpop
-            .and_then(|d| self.dpop(&format!("{path}.dpop"), d, raw.clock_skew_seconds));
+        let dpop = raw.dpop.and_then(|d| {
+            dpop::build::settings(
+                &format!("{path}.dpop"),
+                d,
+                raw.clock_skew_seconds,
+                &mut self.errors,
+            )
+        });
         let cert_binding = raw.certificate_binding.map_or(BindingMode::Off, |m| m.0);
         if dpop.is_some()
             && !locations.iter().any(|l| {
@@ -943,106 +918,6 @@ impl Validator {
             cert_binding,
             require_access_token_type: raw.require_access_token_type,
             reject_future_iat: raw.reject_future_iat,
-        })
-    }
-
-    /// A provider's `dpop` settings; `None` when off or on error.
-    fn dpop(&mut self, path: &str, raw: RawDpop, skew: Option<u32>) -> Option<DpopSettings> {
-        let mode = raw.mode.map_or(BindingMode::Required, |m| m.0);
-        let replay = raw.replay_cache.map_or(ReplayScope::Shared, |r| r.0);
-        if mode == BindingMode::Off {
-            return None;
-        }
-        let algs = match raw.algorithms {
-            None => Alg::ALL.iter().copied().filter(|a| !a.is_hmac()).collect(),
-            Some(list) => {
-                if list.is_empty() {
-                    self.err(format!("{path}.algorithms"), "list is empty");
-                }
-                let mut algs = Vec::new();
-                for (i, OneOf(alg)) in list.into_iter().enumerate() {
-                    if alg.is_hmac() {
-                        self.err(
-                            format!("{path}.algorithms[{i}]"),
-                            "a DPoP proof is signed with an asymmetric key; HS* is not allowed",
-                        );
-                    } else {
-                        algs.push(alg);
-                    }
-                }
-                algs
-            }
-        };
-        let max_age_ms = diag::duration(
-            &mut self.errors,
-            &format!("{path}.max_age"),
-            raw.max_age.as_deref(),
-            dpop::DEFAULT_MAX_AGE_SECS * 1000,
-            1000,
-        );
-        let public_base_url = raw.public_base_url.filter(|u| {
-            let ok = (u.starts_with("https://") || u.starts_with("http://"))
-                && u.split_once("://")
-                    .is_some_and(|(_, rest)| !rest.is_empty())
-                && !u.contains(['?', '#', ' ']);
-            if !ok {
-                self.err(
-                    format!("{path}.public_base_url"),
-                    "must be http(s)://host[:port][/path], without query or fragment",
-                );
-            }
-            ok
-        });
-        let capacity = match raw.replay_cache_size {
-            None => dpop::DEFAULT_REPLAY_ENTRIES,
-            Some(n) if n == 0 || n as usize > dpop::MAX_REPLAY_ENTRIES => {
-                self.err(
-                    format!("{path}.replay_cache_size"),
-                    format!("between 1 and {}", dpop::MAX_REPLAY_ENTRIES),
-                );
-                dpop::DEFAULT_REPLAY_ENTRIES
-            }
-            Some(n) => n as usize,
-        };
-        let nonce = raw.nonce.and_then(|n| {
-            let secret = base64::engine::general_purpose::STANDARD
-                .decode(n.secret.trim())
-                .or_else(|_| URL_SAFE_NO_PAD.decode(n.secret.trim()))
-                .ok();
-            let lifetime_ms = diag::duration(
-                &mut self.errors,
-                &format!("{path}.nonce.lifetime"),
-                n.lifetime.as_deref(),
-                dpop::DEFAULT_NONCE_LIFETIME_SECS * 1000,
-                1000,
-            );
-            match secret {
-                Some(s) if s.len() >= dpop::MIN_NONCE_SECRET_BYTES => {
-                    dpop::NonceIssuer::new(s, lifetime_ms / 1000)
-                }
-                _ => {
-                    self.err(
-                        format!("{path}.nonce.secret"),
-                        format!(
-                            "base64 of at least {} random bytes",
-                            dpop::MIN_NONCE_SECRET_BYTES
-                        ),
-                    );
-                    None
-                }
-            }
-        });
-        Some(DpopSettings {
-            policy: DpopPolicy {
-                mode,
-                algs,
-                max_age_secs: max_age_ms / 1000,
-                future_skew_secs: u64::from(skew.unwrap_or(60)),
-                nonce,
-            },
-            public_base_url,
-            replay,
-            replay_capacity: capacity,
         })
     }
 

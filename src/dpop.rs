@@ -15,6 +15,8 @@
 
 use std::collections::VecDeque;
 
+pub mod build;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hashbrown::HashMap;
