@@ -19,7 +19,9 @@
 //! TOKENS_FILE defaults to bench/.cache/RS256-100000.txt (made by
 //! `./build.sh bench`); one line per token. Workloads as in bench/run.py:
 //! W1 one token reused (cache hits), W2 distinct tokens (cache misses), W4
-//! distinct tokens whose signature the verifier refuses. For a profile:
+//! distinct tokens whose signature the verifier refuses; W1-H10 and W1-H100
+//! are W1 with 10 and 100 request headers sent, as bench/growth.py's header
+//! rows (the filter's own share of what more headers cost). For a profile:
 //! `perf record -g target/release/examples/request_path`.
 use std::time::Instant;
 
@@ -72,10 +74,12 @@ fn config() -> Config {
 }
 
 /// The request headers as the host serializes them for
-/// `proxy_get_header_map_pairs` (one allocation, as in the filter).
-fn headers(token: &str) -> Vec<u8> {
+/// `proxy_get_header_map_pairs` (one allocation, as in the filter), plus
+/// `extra` headers `x-bench-N: value-of-header-N` as bench/growth.py's wrk
+/// script sends them.
+fn headers(token: &str, extra: &[(String, String)]) -> Vec<u8> {
     let auth = format!("Bearer {token}");
-    let pairs: [(&str, &str); 7] = [
+    let base: [(&str, &str); 7] = [
         (":authority", "127.0.0.1:10000"),
         (":path", "/api"),
         (":method", "GET"),
@@ -84,6 +88,8 @@ fn headers(token: &str) -> Vec<u8> {
         ("x-forwarded-proto", "http"),
         ("x-request-id", "5c4b2a8e-8a3f-4a53-9d5e-0b8f4f0e6b1d"),
     ];
+    let mut pairs: Vec<(&str, &str)> = base.to_vec();
+    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let size = 4
         + 8 * pairs.len()
         + pairs
@@ -105,7 +111,17 @@ fn headers(token: &str) -> Vec<u8> {
     out
 }
 
-fn run(name: &str, config: &Config, tokens: &[String], iters: usize, valid: bool) {
+fn run(
+    name: &str,
+    config: &Config,
+    tokens: &[String],
+    iters: usize,
+    valid: bool,
+    extra_headers: usize,
+) {
+    let extra: Vec<(String, String)> = (1..=extra_headers)
+        .map(|i| (format!("x-bench-{i}"), format!("value-of-header-{i}")))
+        .collect();
     let providers = ProviderKeys::for_config(config, Vec::new());
     let host = {
         let mut h = HostAlgs::NONE;
@@ -133,10 +149,19 @@ fn run(name: &str, config: &Config, tokens: &[String], iters: usize, valid: bool
     let allocs0 = ALLOCS.load(std::sync::atomic::Ordering::Relaxed);
     // (The `format!` of the Authorization value in `headers` is one
     // allocation the filter does not make.)
+    // One token: its header buffer is built once and copied per request (as
+    // the host writes it into the module), so only the filter's work is timed.
+    let built = match tokens {
+        [one] => Some(headers(one, &extra)),
+        _ => None,
+    };
     let start = Instant::now();
     for i in 0..iters {
-        let token = &tokens[i % tokens.len()];
-        let view = RequestView::from_serialized(headers(token));
+        let buf = match &built {
+            Some(b) => b.clone(),
+            None => headers(&tokens[i % tokens.len()], &extra),
+        };
+        let view = RequestView::from_serialized(buf);
         let mut ev = Evaluator::new(config, &providers, &view, now, &verify);
         ev.token_facts = false;
         if let Decision::Allow(ops) = ev.outcome().decision {
@@ -168,13 +193,23 @@ fn main() {
     let wanted = |w: &str| only.split(',').any(|o| o == w);
     if wanted("W1") {
         let first = tokens.get(..1).unwrap_or_default();
-        run("W1 (one token, cache hits)", &config, first, iters, true);
+        run("W1 (one token, cache hits)", &config, first, iters, true, 0);
+    }
+    // W1 with 100 headers in all (what bench/growth.py's "100 headers"
+    // sends: Host, Authorization and 98 x-bench-N; Envoy adds 5 more).
+    if wanted("W1-H10") {
+        let first = tokens.get(..1).unwrap_or_default();
+        run("W1, 10 headers sent", &config, first, iters, true, 8);
+    }
+    if wanted("W1-H100") {
+        let first = tokens.get(..1).unwrap_or_default();
+        run("W1, 100 headers sent", &config, first, iters, true, 98);
     }
     if wanted("W2") {
-        run("W2 (distinct tokens)", &config, &tokens, iters, true);
+        run("W2 (distinct tokens)", &config, &tokens, iters, true, 0);
     }
     if wanted("W4") {
         let label = "W4 (distinct tokens, bad signature)";
-        run(label, &config, &tokens, iters, false);
+        run(label, &config, &tokens, iters, false, 0);
     }
 }
