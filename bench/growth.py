@@ -11,7 +11,9 @@ Method (bench/pinned.py's): every Envoy under test runs one worker, pinned to CP
 wrk (1 thread, 16 connections) and one upstream Envoy (1 worker, direct_response 200)
 run on CPU 0. CPU per request is the Envoy under test's CPU time over a wrk run divided
 by the requests it served. For each configuration, N and D start side by side and
-alternate within every round; the figure is the median over the rounds.
+alternate within every round; the figure is the median over the rounds. On the header
+rows the floor module F (bench/floor: reads and removes Authorization, verifies RS256
+through the host) runs beside them too: what any proxy-wasm filter pays per header.
 
     dimension  points                 configuration                    requests
     rules      1 / 100 / 1,000        rules-1 prefix rules for other   one token reused
@@ -63,10 +65,14 @@ ROUNDS = int(os.environ.get("GROWTH_ROUNDS", "3"))
 N_TOKENS = int(os.environ.get("GROWTH_TOKENS", "1000"))
 DIMS = [d for d in os.environ.get("GROWTH_DIMS", "rules,providers,keys,tokens,headers").split(",") if d]
 THREADS, CONNECTIONS = 1, 16
+# Workloads the floor module (bench/floor) serves as D does (one RS256 token of its key,
+# allowed), so F is measured beside N and D on them.
+FLOOR_WORKLOADS = ("hdr10", "hdr100")
 
 METHOD = (f"bench/growth.py, as bench/pinned.py: the Envoy under test with one worker pinned "
           f"to CPU 1, wrk -t{THREADS} -c{CONNECTIONS} and the upstream on CPU 0; medians of "
-          f"{ROUNDS} rounds of {SECONDS} s, N and D alternating; distinct tokens: {N_TOKENS} "
+          f"{ROUNDS} rounds of {SECONDS} s, N and D (and the floor F on the header rows) alternating; "
+          f"distinct tokens: {N_TOKENS} "
           f"in rotation (" + ("every request a cache miss" if N_TOKENS > 100 else
                               "no more than the caches hold, so after the first pass cache hits") + ")")
 
@@ -207,6 +213,7 @@ def measure_cpu(work: pathlib.Path) -> list[dict]:
     cpu: dict[tuple[str, str, str], list[float]] = {}
     non2xx: dict[tuple[str, str, str], int] = {}
     (work / "upstream").mkdir(exist_ok=True)
+    floor_key = bench.rsa_spki_b64()
     base = (os.getpid() % 5000) * 20
     upstream = PinnedEnvoy("upstream", [], work / "upstream", base + 19, None)
     try:
@@ -218,14 +225,20 @@ def measure_cpu(work: pathlib.Path) -> list[dict]:
             d.mkdir(exist_ok=True)
             envoys = {}
             try:
-                for j, kind in enumerate(("N", "D")):
-                    e = PinnedEnvoy(kind, memory.filters(kind, cfg), d, base + 17 + j, upstream.port)
+                # The floor F where it does the same work as D: the header rows (F
+                # verifies its own key only, so it cannot stand in for the others).
+                kinds = ("N", "D", "F") if any(w in FLOOR_WORKLOADS for w in wkeys) else ("N", "D")
+                for j, kind in enumerate(kinds):
+                    e = PinnedEnvoy(kind, memory.filters(kind, cfg, floor_key=floor_key), d,
+                                    base + 16 + j, upstream.port)
                     envoys[kind] = e.start()
                     pinned.pin(e.proc.pid, 1)
                 for rnd in range(ROUNDS):
                     for wkey in wkeys:
                         tokens, lua = loads[wkey]
                         for kind, e in envoys.items():
+                            if kind == "F" and wkey not in FLOOR_WORKLOADS:
+                                continue
                             r = bench.run_wrk(e, tokens, lua, threads=THREADS, connections=CONNECTIONS,
                                               seconds=SECONDS, prefix=("taskset", "-c", "0"))
                             cpu.setdefault((ckey, wkey, kind), []).append(r["cpu_us"])
@@ -242,7 +255,7 @@ def measure_cpu(work: pathlib.Path) -> list[dict]:
     for dim, value, label, ckey, wkey in points:
         p: dict = {"dim": dim, "value": value, "label": label, "config": ckey,
                    "workload": WORKLOAD_NAMES[wkey], "cpu_us": {}, "cpu_rounds": {}, "non2xx": {}}
-        for kind in ("N", "D"):
+        for kind in ("N", "D", "F"):
             xs = cpu.get((ckey, wkey, kind))
             if xs:
                 p["cpu_us"][kind] = statistics.median(xs)
@@ -254,9 +267,9 @@ def measure_cpu(work: pathlib.Path) -> list[dict]:
 
 def main() -> None:
     import summary
-    for p in (bench.WASM,):
+    for p in (bench.WASM,) + ((bench.FLOOR_WASM,) if "headers" in DIMS else ()):
         if not p.exists():
-            raise SystemExit(f"{p} missing: run ./build.sh build")
+            raise SystemExit(f"{p} missing: run ./build.sh build (and ./build.sh bench for the floor)")
     work = pathlib.Path(tempfile.mkdtemp(prefix="jwt-growth-"))
     points = measure_cpu(work)
     print("\n".join([METHOD + ".", "", *summary.growth_table(points)]))
