@@ -15,7 +15,6 @@ import os
 import pathlib
 import re
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -28,18 +27,12 @@ import harness
 from support import tokens
 from harness import ROOT
 
-DEMO = ROOT / "envoy" / "demo"
 WASM = harness.WASM
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def mint(*args: str) -> str:
-    out = subprocess.run([sys.executable, str(DEMO / "mint.py"), *args], check=True,
-                         capture_output=True, text=True)
-    token = out.stdout.strip()
-    tokens.MINTED.append(token)
-    return token
+mint = tokens.demo_script_token
 
 
 # ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import yaml
 
 from checks import assert_invalid, assert_missing, assert_passed
 from harness import ROOT
+from support import tokens
 
 DEMO = ROOT / "envoy" / "demo"
 
@@ -17,14 +18,7 @@ def demo_plugin_config() -> str:
     return wasm["typed_config"]["config"]["configuration"]["value"]
 
 
-def mint(*args: str) -> str:
-    out = subprocess.run([sys.executable, str(DEMO / "mint.py"), *args], check=True,
-                         capture_output=True, text=True)
-    token = out.stdout.strip()
-    from support import tokens
-
-    tokens.MINTED.append(token)
-    return token
+mint = tokens.demo_script_token
 
 
 def test_demo_flow(shared_envoy):

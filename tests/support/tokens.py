@@ -186,6 +186,19 @@ def demo_token(**claims: Any) -> str:
     return token
 
 
+def demo_script_token(*args: str) -> str:
+    """A token from the shipped `envoy/demo/mint.py` (the script the README tells users to
+    run), called with `args` as a user would."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(DEMO_DIR / "mint.py"), *args], check=True,
+                         capture_output=True, text=True)
+    token = out.stdout.strip()
+    MINTED.append(token)
+    return token
+
+
 # -- keys made on the spot -------------------------------------------------------------------
 def _b64u_int(n: int, length: int | None = None) -> str:
     return b64u(n.to_bytes(length or (n.bit_length() + 7) // 8, "big"))
