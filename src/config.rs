@@ -13,10 +13,11 @@ use serde::Deserialize;
 use crate::authz::{Mode, RuleAuthz};
 use crate::diag::{self, ConfigError, OneOf};
 use crate::dpop::{self, BindingMode, DpopSettings, DPOP_PREFIX};
-use crate::extract::Location;
+use crate::extract::{self, Location};
+use crate::header_name::{header_name, reserved_header};
 use crate::jwks::{Alg, KeySet};
 use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
-use crate::matcher::build::{self as matcher_build, header_name, RawRouteMatch, RawStringMatcher};
+use crate::matcher::build::{self as matcher_build, RawRouteMatch, RawStringMatcher};
 use crate::matcher::{RouteMatcher, StringMatch};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 
@@ -113,7 +114,7 @@ struct RawProvider {
     #[serde(default, alias = "remoteJwks")]
     remote_jwks: Option<RawRemoteJwks>,
     #[serde(default, alias = "fromHeaders")]
-    from_headers: Vec<RawHeaderLocation>,
+    from_headers: Vec<extract::build::RawHeaderLocation>,
     #[serde(default, alias = "fromParams")]
     from_params: Vec<String>,
     #[serde(default, alias = "fromCookies")]
@@ -177,14 +178,6 @@ struct RawDataSource {
     /// Refused with the reason: a wasm filter cannot read files.
     #[serde(default)]
     filename: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHeaderLocation {
-    name: String,
-    #[serde(default, alias = "valuePrefix")]
-    value_prefix: String,
 }
 
 #[derive(Deserialize)]
@@ -437,16 +430,6 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
         .rposition(|c| !c.is_ascii_whitespace())
         .map_or(start, |i| i + 1);
     b.get(start..end).unwrap_or_default()
-}
-
-/// Header names must be valid HTTP tokens; returned lowercased.
-/// Headers the filter must never write or strip: HTTP/2 pseudo-headers and
-/// hop-by-hop framing, which would break the request.
-fn reserved_header(name: &str) -> bool {
-    matches!(
-        name,
-        "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade"
-    ) || name.starts_with(':')
 }
 
 #[derive(Default)]
@@ -747,45 +730,13 @@ impl Validator {
             },
         };
 
-        let mut locations = Vec::new();
-        for (i, h) in raw.from_headers.iter().enumerate() {
-            match header_name(&h.name) {
-                Ok(n) if reserved_header(&n) => self.err(
-                    format!("{path}.from_headers[{i}].name"),
-                    format!("{n:?} cannot carry a token"),
-                ),
-                Ok(n) => locations.push(Location::Header {
-                    name: n,
-                    prefix: h.value_prefix.clone(),
-                }),
-                Err(e) => self.err(format!("{path}.from_headers[{i}].name"), e),
-            }
-        }
-        for (i, q) in raw.from_params.iter().enumerate() {
-            if q.is_empty() {
-                self.err(
-                    format!("{path}.from_params[{i}]"),
-                    "parameter name is empty",
-                );
-            } else {
-                locations.push(Location::Param(q.clone()));
-            }
-        }
-        for (i, c) in raw.from_cookies.iter().enumerate() {
-            if c.is_empty() || c.contains([';', '=', ' ', ',']) {
-                self.err(format!("{path}.from_cookies[{i}]"), "invalid cookie name");
-            } else {
-                locations.push(Location::Cookie(c.clone()));
-            }
-        }
-        if locations.is_empty() {
-            // Envoy's default: `Authorization: Bearer <token>`, then `access_token`.
-            locations.push(Location::Header {
-                name: "authorization".into(),
-                prefix: "Bearer ".into(),
-            });
-            locations.push(Location::Param("access_token".into()));
-        }
+        let mut locations = extract::build::locations(
+            &path,
+            &raw.from_headers,
+            &raw.from_params,
+            &raw.from_cookies,
+            &mut self.errors,
+        );
 
         let payload_header = if raw.forward_payload_header.is_empty() {
             None

@@ -8,6 +8,8 @@ use std::borrow::Cow;
 
 use crate::error::AuthError;
 
+pub mod build;
+
 /// Where a provider looks for its token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {

@@ -21,6 +21,7 @@ pub mod diag;
 pub mod dpop;
 pub mod error;
 pub mod extract;
+pub mod header_name;
 pub mod hostverify;
 pub mod jwks;
 pub mod jwks_store;

@@ -739,3 +739,72 @@ fn route_match_problems_are_reported_with_path_and_text() {
         "providers.a.subjects: exactly one of exact, prefix, suffix, contains or safe_regex is required"
     );
 }
+
+/// Token locations: each problem at its path with its text; none given means
+/// Envoy's default (`Authorization: Bearer`, then `access_token`).
+#[test]
+fn token_location_problems_and_default() {
+    use crate::extract::Location;
+    let cases: &[(&str, &str)] = &[
+        (
+            r#","from_headers":[{"name":":path"}]"#,
+            "providers.a.from_headers[0].name: \":path\" is not a valid HTTP header name",
+        ),
+        (
+            r#","from_headers":[{"name":"Transfer-Encoding"}]"#,
+            "providers.a.from_headers[0].name: \"transfer-encoding\" cannot carry a token",
+        ),
+        (
+            r#","from_headers":[{"name":"x y"}]"#,
+            "providers.a.from_headers[0].name: \"x y\" is not a valid HTTP header name",
+        ),
+        (
+            r#","from_params":["t",""]"#,
+            "providers.a.from_params[1]: parameter name is empty",
+        ),
+        (
+            r#","from_cookies":["a=b"]"#,
+            "providers.a.from_cookies[0]: invalid cookie name",
+        ),
+    ];
+    for (extra, want) in cases {
+        let e = errors(&config(&format!(r#""a":{}"#, provider(extra)), ""));
+        assert_eq!(e.len(), 1, "{extra}: {e:?}");
+        assert_eq!(e[0].to_string(), *want);
+    }
+    let c = Config::parse(config(&format!(r#""a":{}"#, provider("")), "").as_bytes()).unwrap();
+    assert_eq!(
+        c.providers[0].locations,
+        vec![
+            Location::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into()
+            },
+            Location::Param("access_token".into()),
+        ]
+    );
+    let c = Config::parse(
+        config(
+            &format!(
+                r#""a":{}"#,
+                provider(
+                    r#","from_headers":[{"name":"X-Jwt","value_prefix":"T "}],"from_params":["p"],"from_cookies":["c"]"#
+                )
+            ),
+            "",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.providers[0].locations,
+        vec![
+            Location::Header {
+                name: "x-jwt".into(),
+                prefix: "T ".into()
+            },
+            Location::Param("p".into()),
+            Location::Cookie("c".into()),
+        ]
+    );
+}

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::diag::{self, ConfigError};
+use crate::header_name::header_name;
 
 use super::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
 
@@ -106,20 +107,6 @@ pub(crate) struct RawStringMatcher {
     safe_regex: Option<RawRegex>,
     #[serde(default, alias = "ignoreCase")]
     ignore_case: bool,
-}
-
-/// A lowercased HTTP header name, or why `name` is not one.
-pub fn header_name(name: &str) -> Result<String, String> {
-    if name.is_empty() {
-        return Err("header name is empty".into());
-    }
-    let ok = name
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
-    if !ok {
-        return Err(format!("{name:?} is not a valid HTTP header name"));
-    }
-    Ok(name.to_ascii_lowercase())
 }
 
 /// A `safe_regex` pattern, anchored as Envoy anchors it (the whole value
