@@ -24,6 +24,7 @@ import urllib.request
 import pytest
 
 from harness import ROOT
+from support import envoy as support_envoy
 from support.envoy import free_port  # noqa: F401 (containers.free_port in the tests)
 
 CONF = ROOT / "tests" / "containers" / "containers.conf"
@@ -168,9 +169,7 @@ def real_envoy_binary(envoy: str) -> pathlib.Path:
 
 
 def envoy_version(binary: pathlib.Path) -> str:
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
-    # "... version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
-    return out.stdout.split("version:")[1].strip().split("/")[1]
+    return ".".join(str(n) for n in support_envoy.envoy_version(str(binary)))
 
 
 def stand_in_envoy_image(envoy: str) -> str:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from harness import ROOT, Envoy
+from support import envoy as support_envoy
 from support.tokens import AUDIENCE, ISSUER, jwks_text, make_token
 
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
@@ -259,8 +260,15 @@ MATCHES_JWT_AUTHN = {
 }
 
 
+# RouteMatch.cookies is new in Envoy 1.37: an older jwt_authn refuses the whole config.
+ROUTE_MATCH_COOKIES = support_envoy.envoy_version() >= (1, 37)
+
+
 def test_subjects_and_route_matches_match_native(checker, start, tmp_path):
-    native = start(native=MATCHES_JWT_AUTHN)
+    config = copy.deepcopy(MATCHES_JWT_AUTHN)
+    if not ROUTE_MATCH_COOKIES:
+        config["rules"] = [r for r in config["rules"] if "cookies" not in r["match"]]
+    native = start(native=config)
     plugin_config, _, _ = convert(checker, native, tmp_path)
     assert plugin_config["providers"]["svid"]["subjects"] == {"prefix": "spiffe://example.org/"}
     plugin = start(plugin=plugin_config)
@@ -296,7 +304,7 @@ def test_subjects_and_route_matches_match_native(checker, start, tmp_path):
     assert seen["/svid spiffe"] == 200 and seen["/svid other"] == 401
     # Ignored by jwt_authn, and so here.
     assert seen["/rpc application/json missing"] == 401
-    for path in ("/tls", "/sampled", "/meta", "/cookie", "/fs"):
+    for path in ("/tls", "/sampled", "/meta", "/fs") + (("/cookie",) if ROUTE_MATCH_COOKIES else ()):
         assert seen[f"{path} missing"] == 401, path
     assert seen["/connect missing"] == 200
 

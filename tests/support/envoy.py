@@ -46,6 +46,20 @@ def envoy_binary() -> str:
     raise RuntimeError("no envoy binary: run ./build.sh setup (or set ENVOY_BIN)")
 
 
+_VERSIONS: dict[str, tuple[int, ...]] = {}
+
+
+def envoy_version(binary: str | None = None) -> tuple[int, ...]:
+    """The release of an Envoy binary (default: envoy_binary()) as numbers, e.g. (1, 40, 0),
+    from `envoy --version` ("... version: <sha>/1.40.0/Clean/RELEASE/BoringSSL")."""
+    binary = binary or envoy_binary()
+    if binary not in _VERSIONS:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+        release = out.stdout.split("version:")[1].strip().split("/")[1]
+        _VERSIONS[binary] = tuple(int(x) for x in release.split(".") if x.isdigit())
+    return _VERSIONS[binary]
+
+
 def free_port() -> int:
     """A port free right now on 127.0.0.1. Only for what must know its port before it starts
     (a listener later replaced through LDS, a server taking --port); Envoy listeners
