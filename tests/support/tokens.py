@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -189,9 +191,6 @@ def demo_token(**claims: Any) -> str:
 def demo_script_token(*args: str) -> str:
     """A token from the shipped `envoy/demo/mint.py` (the script the README tells users to
     run), called with `args` as a user would."""
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, str(DEMO_DIR / "mint.py"), *args], check=True,
                          capture_output=True, text=True)
     token = out.stdout.strip()
