@@ -74,7 +74,7 @@ fn read(path: &str) -> Result<Input, String> {
     }
     let text = String::from_utf8(raw.clone()).map_err(|_| format!("{path}: not UTF-8"))?;
     let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(&text) {
+    for de in serde_norway::Deserializer::from_str(&text) {
         let v: Value = serde::Deserialize::deserialize(de)
             .map_err(|e| format!("{path}: neither JSON nor YAML: {e}"))?;
         if !v.is_null() {
