@@ -7,9 +7,10 @@
 #                        PyJWT, pytest, ...) into .tools/venv; quick when already done
 #   ./build.sh run       build + setup, then the demo: echo backend on 127.0.0.1:8081 and
 #                        Envoy with envoy/envoy.yaml on 127.0.0.1:10000 (Ctrl-C stops both)
-#   ./build.sh lint      cargo fmt --check, cargo clippy -D warnings (native, all targets and
-#                        features; and wasm32-wasip1 release)
-#   ./build.sh test      build + setup + lint, then cargo test, envoy --mode validate on every
+#   ./build.sh lint      cargo fmt --check, ruff (Python), module cycles, cargo deny (deny.toml;
+#                        advisories only when the RustSec database can be fetched), cargo clippy
+#                        -D warnings (native, all targets and features; and wasm32-wasip1 release)
+#   ./build.sh test      setup + lint + build, then cargo test, envoy --mode validate on every
 #                        shipped Envoy config, and the integration tests against real Envoy
 #                        (with promtool and a real Prometheus: apt-get install prometheus)
 #                        (extra arguments go to pytest, e.g. ./build.sh test -k cookie)
@@ -196,22 +197,46 @@ cmd_validate() {
 cmd_lint() {
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
   command -v python3 >/dev/null 2>&1 || die "python3 not found"
+  # The fast checks first, so a format error fails in seconds.
+  log "cargo fmt --all -- --check"
+  cargo fmt --all -- --check || die "code is not formatted: run cargo fmt --all"
+  [ -x "$VENV/bin/ruff" ] || die "ruff is missing from $VENV: run ./build.sh setup (tests/requirements.txt)"
+  log "ruff check (Python: tests, bench, fuzz, tools, envoy/demo; pyproject.toml)"
+  "$VENV/bin/ruff" check "$ROOT" || die "ruff check failed (ruff check --fix fixes some)"
   log "module import cycles (tools/module_cycles.py src)"
   python3 "$ROOT/tools/module_cycles.py" "$ROOT/src" ||
     die "import cycle among src/ modules (edges above): see docs/design.md, Module map"
-  log "cargo fmt --all -- --check"
-  cargo fmt --all -- --check || die "code is not formatted: run cargo fmt --all"
+  cargo_deny
   log "cargo clippy (native, all targets and features) -D warnings"
   cargo clippy --locked --all-targets --all-features -- -D warnings
   log "cargo clippy (--release --target $TARGET) -D warnings"
   cargo clippy --locked --release --target "$TARGET" -- -D warnings
 }
 
+# cargo deny (deny.toml): licences, duplicate versions and sources always; advisories
+# only when the RustSec database (a git clone from github.com) can be fetched, since
+# cargo deny has no offline mode without a local copy of it. Installs cargo-deny.
+cargo_deny() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    log "installing cargo-deny"
+    cargo install --locked cargo-deny
+  fi
+  log "cargo deny check bans licenses sources"
+  cargo deny --log-level error check bans licenses sources || die "cargo deny failed (deny.toml)"
+  if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+    log "cargo deny check advisories"
+    cargo deny --log-level error check advisories || die "cargo deny: advisories (RustSec) above"
+  else
+    log "cargo deny advisories SKIPPED: the RustSec advisory database (https://github.com/RustSec/advisory-db) cannot be fetched from here"
+  fi
+}
+
 cmd_test() {
-  ensure_prometheus
-  cmd_build
+  # setup is quick once done; lint (formatting first) runs before the slow steps.
   cmd_setup
   cmd_lint
+  ensure_prometheus
+  cmd_build
   ensure_container_tools
   log "cargo test --locked (native unit tests)"
   cargo test --locked
@@ -450,7 +475,7 @@ case "${1:-build}" in
   bench) cmd_bench ;;
   bench-memory) shift; cmd_bench_memory "$@" ;;
   setup) ensure_wasm_opt; cmd_setup ;;
-  lint) cmd_lint ;;
+  lint) cmd_setup; cmd_lint ;;
   run) cmd_run ;;
   test) shift; cmd_test "$@" ;;
   test-matrix) shift; cmd_test_matrix "$@" ;;
@@ -460,6 +485,6 @@ case "${1:-build}" in
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
   mesh-sim) shift; cmd_mesh_sim "$@" ;;
-  -h | --help | help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | mesh-sim | bench | bench-memory)" ;;
 esac

@@ -108,7 +108,7 @@ def goals_table(run: dict | None, run_note: str, rss: dict | None, rss_note: str
              "|---|---:|---:|---:|---:|---:|---|---|"]
     cpu_src, cpu_name = (pinned, "pinned.json") if pinned is not None else (run, "run.json")
     for w, what, native in CPU_ROWS:
-        cell = lambda c: num(get(cpu_src, "workloads", w, c, "cpu_us"))  # noqa: E731
+        cell = lambda c: num(get(cpu_src, "workloads", w, c, "cpu_us"))
         a, n, f, d = cell("A"), cell(native), cell("F"), cell("D")
         over = d - f if d is not None and f is not None else None
         why = run_note if cpu_src is None else f"{cpu_name} has no {w} for D and F"
@@ -117,7 +117,7 @@ def goals_table(run: dict | None, run_note: str, rss: dict | None, rss_note: str
                      f"{verdict(None if over is None else over <= CPU_OVER_F_US, why)} |")
     for label, nk, dk in (("default config", "N", "D"),
                           ("large config (50 providers, 500 rules, 100-key JWKS)", "N-large", "D-large")):
-        c2 = lambda k: num(get(rss, "rows", k, "c2_kib"))  # noqa: E731
+        c2 = lambda k: num(get(rss, "rows", k, "c2_kib"))
         n, f, d = c2(nk), c2("F"), c2(dk)
         n, f, d = [None if x is None else x / 2 for x in (n, f, d)]
         over = d - f if d is not None and f is not None else None
@@ -133,7 +133,7 @@ def goals_table(run: dict | None, run_note: str, rss: dict | None, rss_note: str
                  f"{verdict(None if size is None else size <= SIZE_BYTES, why)} |")
     for key, label in (("start_ms", "cold start: Envoy start -> first 200"),
                        ("push_ms", "config push -> new config serving")):
-        cell = lambda c: num(get(cold, "configs", c, key))  # noqa: E731
+        cell = lambda c: num(get(cold, "configs", c, key))
         n, f, d = cell("N"), cell("F"), cell("D")
         x = d / f if d is not None and f else None
         why = cold_note if cold is None else "memory-cold.json has no D and F"
@@ -207,8 +207,8 @@ def growth_table(points: list[dict]) -> list[str]:
         rounds = {k: round_growth(lo, hi, k) for k in ("N", "D", "F")}
         vs_n = compare_growth(rounds["D"], rounds["N"], "N") if len(ps) >= 2 else "no data"
         vs_f = compare_growth(rounds["D"], rounds["F"], "F") if rounds["F"] else "-"
-        sign = lambda x: "-" if x is None else f"{x:+.1f} us"  # noqa: E731
-        rsign = lambda x: "-" if x is None else f"{x / 1024:+.1f} MiB"  # noqa: E731
+        sign = lambda x: "-" if x is None else f"{x:+.1f} us"
+        rsign = lambda x: "-" if x is None else f"{x / 1024:+.1f} MiB"
         lines.append(f"| {dim}: {lo.get('label', '?')} -> {hi.get('label', '?')} | {sign(ng)} | {sign(dg)} | "
                      f"{delta} | {vs_n} | {sign(fg)} | {vs_f} | "
                      f"{rsign(grow('rss_kib', 'N'))} | {rsign(grow('rss_kib', 'D'))} |")

@@ -50,7 +50,7 @@ def test_unreadable_input_is_named(tmp_path):
 
 
 def test_goals_met_and_not_met(tmp_path):
-    cpu = lambda **kw: {c: {"cpu_us": v} for c, v in kw.items()}  # noqa: E731
+    cpu = lambda **kw: {c: {"cpu_us": v} for c, v in kw.items()}
     write(tmp_path, "run.json", {"module_bytes": 449_999, "workloads": {
         "W1": cpu(A=29.0, C=30.0, F=31.8, D=32.3),   # D over F +0.5: met
         "W2": cpu(A=29.0, B=49.2, F=49.8, D=52.5),   # +2.7: not met
@@ -83,7 +83,7 @@ def test_goals_met_and_not_met(tmp_path):
 
 
 def test_pinned_cpu_is_preferred_to_the_shared_core_run(tmp_path):
-    cpu = lambda **kw: {c: {"cpu_us": v} for c, v in kw.items()}  # noqa: E731
+    cpu = lambda **kw: {c: {"cpu_us": v} for c, v in kw.items()}
     write(tmp_path, "run.json", {"workloads": {"W1": cpu(A=29.0, C=30.0, F=31.8, D=35.0)}})
     text, rows = summarize(tmp_path)
     assert "+3.2 us" in rows["CPU per request, W1 (one token reused)"]

@@ -244,7 +244,7 @@ class _WasmHandler(BaseHTTPRequestHandler):
     body = b""
     hits = 0
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         type(self).hits += 1
         self.send_response(200)
         self.send_header("content-type", "application/wasm")

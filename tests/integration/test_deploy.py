@@ -8,7 +8,6 @@ config and conversion in a real Envoy (the harness).
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import pathlib

@@ -36,7 +36,7 @@ from attack_tokens import outcome, refused, sign
 from configs import provider
 from harness import Envoy, EnvoyStartError
 from support.jwks_server import JwksServer
-from support.tokens import b64u, default_claims, jwks_subset, jwks_text, make_token
+from support.tokens import b64u, default_claims, jwks_subset, make_token
 
 MAX_TOKEN_BYTES = 16 * 1024
 MAX_HEADER_VALUE_BYTES = 64 * 1024

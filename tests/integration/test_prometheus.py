@@ -192,7 +192,7 @@ class Prometheus:
 
 
 def plugin_config() -> dict:
-    remote = lambda cluster: {  # noqa: E731
+    remote = lambda cluster: {
         "http_uri": {"uri": f"http://{cluster.replace('_', '-')}.test/jwks.json", "cluster": cluster, "timeout": "1s"},
         "cache_duration": "600s"}
     return {

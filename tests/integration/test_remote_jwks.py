@@ -273,7 +273,7 @@ def test_key_rotation_metrics(jwks_server, start):
     """Keys added and removed by each new JWKS, and the age of the oldest key still
     served (from when this Envoy first saw it)."""
     proxy = start(remote_config(cache_duration="1s"), jwks_server.port)
-    stats = lambda: values(proxy)  # noqa: E731
+    stats = lambda: values(proxy)
     added = series("jwt_filter_jwks_keys_added_total", provider="idp")
     removed = series("jwt_filter_jwks_keys_removed_total", provider="idp")
     oldest = key_gauge("jwks_oldest_key_age_seconds", "idp")
