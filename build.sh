@@ -380,8 +380,10 @@ has_nightly() {
 
 # fuzz_targets_run SECONDS [smoke]: builds the fuzz crate (release), runs every target for
 # SECONDS; any crash, leak, timeout or OOM fails (the reproducer is left in
-# fuzz/artifacts/<target>/). New inputs go to fuzz/corpus/<target>; a smoke run starts
-# from the committed seeds only and keeps nothing, so its time does not grow.
+# fuzz/artifacts/<target>/). The committed seeds (fuzz/seeds/<target>, a small set) are read
+# on every run; new inputs go to the grown corpus .tools/fuzz-corpus/<target>, outside the
+# tracked files, so a run never dirties the work tree. A smoke run starts from the seeds
+# only and keeps nothing, so its time does not grow.
 fuzz_targets_run() {
   local secs=$1 smoke=${2:-} t corpus
   # cargo-fuzz has no --locked: check first that fuzz/Cargo.lock needs no change.
@@ -390,7 +392,7 @@ fuzz_targets_run() {
   log "cargo +nightly fuzz build (fuzz/)"
   cargo +nightly fuzz build
   for t in "${FUZZ_TARGETS[@]}"; do
-    if [ -n "$smoke" ]; then corpus=$(mktemp -d); else corpus="fuzz/corpus/$t"; mkdir -p "$corpus"; fi
+    if [ -n "$smoke" ]; then corpus=$(mktemp -d); else corpus="$TOOLS/fuzz-corpus/$t"; mkdir -p "$corpus"; fi
     log "fuzz target $t for ${secs}s"
     if ! cargo +nightly fuzz run "$t" "$corpus" "fuzz/seeds/$t" -- \
       -max_total_time="$secs" -max_len=20000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
