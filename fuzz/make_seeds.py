@@ -1,6 +1,7 @@
-"""Writes the committed seed corpora under fuzz/seeds/<target>/ (run from anywhere with
-the test venv: .tools/venv/bin/python fuzz/make_seeds.py). Tokens are minted with the
-TEST-ONLY keys in tests/fixtures/keys at the fuzz targets' fixed time (NOW)."""
+"""Writes the hand-made fuzz seeds under fuzz/seeds/<target>/, or under OUT/<target>/
+(run from anywhere with the test venv: .tools/venv/bin/python fuzz/make_seeds.py [OUT]).
+Tokens are minted with the TEST-ONLY keys in tests/fixtures/keys at the fuzz targets'
+fixed time (NOW)."""
 from __future__ import annotations
 
 import json
@@ -9,13 +10,15 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
 
 import configs  # noqa: E402
-import tokens  # noqa: E402
+from support import tokens  # noqa: E402
 
 NOW = 1_700_000_000
-SEEDS = HERE / "seeds"
+if sys.argv[1:2] in (["-h"], ["--help"]):
+    sys.exit(__doc__)
+SEEDS = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "seeds"
 
 
 def write(target: str, name: str, data: str | bytes) -> None:

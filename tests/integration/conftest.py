@@ -15,20 +15,12 @@ with code 1 during startup, before the listener or admin /ready is up.
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
 import threading
 
+import echo_server
+import harness
 import pytest
-
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))  # tests/: the `support` package
-sys.path.insert(0, str(HERE.parents[1] / "envoy" / "demo"))
-
-import echo_server  # noqa: E402
-import harness  # noqa: E402
-from harness import Envoy, EnvoyStartError  # noqa: E402
+from harness import Envoy, EnvoyStartError
 
 
 def pytest_configure(config):

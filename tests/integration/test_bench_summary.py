@@ -136,7 +136,6 @@ def test_growth_reading(tmp_path):
 def test_padded_tokens_are_served(shared_envoy, size):
     """The growth step's large tokens have the size they claim and pass the filter, so
     their CPU figure is the cost of a served request."""
-    sys.path.insert(0, str(ROOT / "bench"))
     import growth
     import memory
 

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "load"))
-
-import load_faults  # noqa: E402
+import load_faults
 
 DURATION = float(os.environ.get("LOAD_FAULTS_SECONDS", "20"))
 

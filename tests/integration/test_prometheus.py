@@ -20,7 +20,6 @@ import pathlib
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -382,7 +381,6 @@ def test_real_prometheus_scrapes_envoy_and_every_panel_and_alert_works(echo_port
 
         out = os.environ.get("DASHBOARD_PNG")
         if out:
-            sys.path.insert(0, str(ROOT / "tools"))
             import dashboard_png
 
             png = dashboard_png.render(prom.url, start - 5, end, pathlib.Path(out).resolve(), WINDOW,
