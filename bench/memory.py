@@ -8,7 +8,7 @@ native jwt_authn (N), with the same provider and keys as bench/run.py.
 rss     Envoy VmRSS (from /proc/<pid>/status) after warm-up traffic, with --concurrency 1
         and 2, for N, F, D with the default config and D/N with a large one (50
         providers, 500 rules, a 100-key JWKS). "per worker" is the RSS added by the
-        second worker (c2 - c1); "RSS/2" is the issue's figure (total / workers).
+        second worker (c2 - c1); "RSS/2" is the total divided by the workers.
         The smaps columns split the c2 RSS into V8's executable code (anonymous
         mappings with execute permission), the rest of the anonymous memory (malloc
         heap, V8 isolates, wasm linear memories) and file-backed pages (the envoy

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Envoy CPU per request, measured as steadily as this 2-core machine allows.
 
-`bench/run.py` follows the issue's setup (--concurrency 2, wrk -t2, all sharing both
+`bench/run.py` measures the reference setup (--concurrency 2, wrk -t2, all sharing both
 cores), where run-to-run noise is several per cent. To judge a change of a microsecond,
 this tool pins things apart instead: every Envoy under test runs one worker on CPU 1,
 the upstream Envoy and wrk run on CPU 0. Configurations alternate within each round;
@@ -19,7 +19,7 @@ it prints the median and minimum CPU microseconds per request over the rounds.
                             run.json for those rows. The last-but-one step of ./build.sh bench.
 
 Not a substitute for `./build.sh bench`: it answers "which is cheaper, by how much",
-not "how fast under the issue's load".
+not "how fast under the reference load".
 """
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ NATIVE_CACHE = int(os.environ.get("BENCH_NATIVE_CACHE", "100"))
 WASM = pathlib.Path(os.environ.get("BENCH_WASM", ROOT / "dist" / "jwt_filter.wasm")).resolve()
 FLOOR_WASM = HERE / "floor" / "target" / "wasm32-wasip1" / "release" / "bench_floor.wasm"
 FILTER_EXTRA = json.loads(os.environ.get("BENCH_FILTER_CONFIG", "{}"))
-# "envoy" (default, as the issue specifies): every Envoy under test proxies to one
+# "envoy" (default, the reference setup): every Envoy under test proxies to one
 # shared upstream on 127.0.0.1 (a separate Envoy, 1 worker, answering 200 "ok" by
 # direct_response, so the upstream is fast and identical for A-D); "direct": the
 # Envoys under test answer by direct_response themselves (no upstream hop: the

@@ -1,5 +1,5 @@
-"""Parity with Envoy's native jwt_authn, side by side in real Envoys, and the review's
-security findings (bounds, forward: false, duplicate names, JOSE header shape)."""
+"""Parity with Envoy's native jwt_authn, side by side in real Envoys, and the
+security checks (bounds, forward: false, duplicate names, JOSE header shape)."""
 from __future__ import annotations
 
 import base64
