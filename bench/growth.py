@@ -53,12 +53,13 @@ import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import memory  # noqa: E402
-import pinned  # noqa: E402
-import run as bench  # noqa: E402
-from support import envoy as support_envoy  # noqa: E402  (run.py put tests/ on sys.path)
-from support.tokens import mint, private_key  # noqa: E402
+# The sibling scripts import as top-level modules (bench/ is the script folder);
+# run.py puts tests/ (the `support` package) on sys.path.
+import memory
+import pinned
+import run as bench
+from support import envoy as support_envoy
+from support.tokens import mint, private_key
 
 SECONDS = int(os.environ.get("GROWTH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("GROWTH_ROUNDS", "3"))

@@ -43,9 +43,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import run as bench  # noqa: E402
-from support import envoy as support_envoy  # noqa: E402  (run.py put tests/ on sys.path)
+# The sibling scripts import as top-level modules (bench/ is the script folder);
+# run.py puts tests/ (the `support` package) on sys.path.
+import run as bench
+from support import envoy as support_envoy
 
 WARM = int(os.environ.get("MEM_WARM", "400"))
 WARM_TOKENS = int(os.environ.get("MEM_WARM_TOKENS", "200"))

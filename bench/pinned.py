@@ -31,8 +31,9 @@ import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import run as bench  # noqa: E402
+# The sibling scripts import as top-level modules (bench/ is the script folder);
+# run.py puts tests/ (the `support` package) on sys.path.
+import run as bench
 
 SECONDS = int(os.environ.get("PIN_SECONDS", "4"))
 ROUNDS = int(os.environ.get("PIN_ROUNDS", "5"))
