@@ -42,13 +42,13 @@ import threading
 import time
 from typing import Any
 
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(ROOT / "tests"))  # the `support` package
 sys.path.insert(0, str(ROOT / "envoy" / "demo"))
-
-import requests  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
 import echo_server  # noqa: E402
 import harness  # noqa: E402

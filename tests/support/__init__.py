@@ -7,8 +7,9 @@
                          code) with the TEST-ONLY keys in tests/fixtures/keys and the DEMO-ONLY
                          key in envoy/demo
 
-Import it by putting the repository's `tests` folder on sys.path (tests/integration's
-conftest.py, bench/run.py, tests/load/load_faults.py and envoy/demo/*.py do).
+Its import root is the repository's `tests` folder: pytest has it in pyproject.toml
+(`pythonpath`); bench/run.py, tests/load/load_faults.py, fuzz/make_seeds.py and
+envoy/demo/*.py, run as scripts, put it on sys.path themselves.
 """
 import pathlib
 
