@@ -168,6 +168,9 @@ struct RawProvider {
     /// Our addition: refuse an `iat` in the future beyond the clock skew.
     #[serde(default, alias = "rejectFutureIat")]
     reject_future_iat: bool,
+    /// Our addition: revocation rules from a deny list and/or an SSF stream.
+    #[serde(default)]
+    revocation: Option<crate::revocation::build::RawRevocation>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +297,8 @@ pub struct Provider {
     pub require_access_token_type: bool,
     /// An `iat` in the future beyond the clock skew is refused.
     pub reject_future_iat: bool,
+    /// Revocation feeds (`None`: none; the request path skips revocation).
+    pub revocation: Option<crate::revocation::RevocationSettings>,
 }
 
 impl Provider {
@@ -846,6 +851,16 @@ impl Validator {
             Some(c) => c.jwt_cache_size as usize,
         };
 
+        let revocation = raw.revocation.and_then(|r| {
+            crate::revocation::build::settings(
+                &format!("{path}.revocation"),
+                &name,
+                r,
+                max_lifetime_secs,
+                &mut self.errors,
+            )
+        });
+
         if self.errors.len() != before {
             return None;
         }
@@ -869,6 +884,7 @@ impl Validator {
             cert_binding,
             require_access_token_type: raw.require_access_token_type,
             reject_future_iat: raw.reject_future_iat,
+            revocation,
         })
     }
 

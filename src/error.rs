@@ -83,11 +83,15 @@ pub enum AuthError {
     TokenType,
     /// The token's `iat` is in the future beyond the clock skew.
     IatInFuture,
+    /// A revocation rule of the provider (deny list or shared signal) matches the token.
+    Revoked,
+    /// The provider's revocation feed is `fail_closed` and has not been read for longer than its staleness.
+    RevocationUnavailable,
 }
 
 impl AuthError {
     /// Every variant, for tests and for defining one counter per reason.
-    pub const ALL: [AuthError; 37] = [
+    pub const ALL: [AuthError; 39] = [
         AuthError::Missing,
         AuthError::Multiple,
         AuthError::TooLarge,
@@ -125,6 +129,8 @@ impl AuthError {
         AuthError::CertMismatch,
         AuthError::TokenType,
         AuthError::IatInFuture,
+        AuthError::Revoked,
+        AuthError::RevocationUnavailable,
     ];
 
     /// HTTP status of the local reply. 403 only when a valid token lacks
@@ -178,6 +184,8 @@ impl AuthError {
             AuthError::CertMismatch => "Client certificate does not match the token",
             AuthError::TokenType => "Jwt type is not allowed",
             AuthError::IatInFuture => "Jwt issued in the future",
+            AuthError::Revoked => "Jwt is revoked",
+            AuthError::RevocationUnavailable => "Jwt revocation list is unavailable",
         }
     }
 
@@ -254,6 +262,8 @@ impl AuthError {
             AuthError::CertMismatch => "client certificate mismatch",
             AuthError::TokenType => "token type not allowed",
             AuthError::IatInFuture => "token issued in the future",
+            AuthError::Revoked => "token revoked",
+            AuthError::RevocationUnavailable => "revocation status unavailable",
         }
     }
 
@@ -297,6 +307,8 @@ impl AuthError {
             AuthError::CertMismatch => "cert_mismatch",
             AuthError::TokenType => "token_type",
             AuthError::IatInFuture => "iat_future",
+            AuthError::Revoked => "revoked",
+            AuthError::RevocationUnavailable => "revocation_unavailable",
         }
     }
 

@@ -21,6 +21,7 @@ use crate::hostverify::HostAlgs;
 use crate::metrics::Metrics;
 use crate::policy::{self, Decision};
 use crate::remote_keys::{self, KeyLifecycle, ParkResult, Parked};
+use crate::revocation_feeds::RevocationFeeds;
 
 mod observe;
 mod route;
@@ -46,6 +47,8 @@ struct Vm {
     host_algs: HostAlgs,
     /// Each provider's keys and token cache, the fetches, the parked requests.
     keys: KeyLifecycle,
+    /// Revocation feeds (`None`: no provider has revocation).
+    feeds: Option<RevocationFeeds>,
 }
 
 type SharedVm = Rc<RefCell<Vm>>;
@@ -131,7 +134,13 @@ impl RootContext for Root {
         let keys =
             KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
         observe::record_local_keys(&config, keys.providers());
-        if let Some(ms) = keys.first_tick_ms() {
+        // Revocation feeds: polled on the same tick as the keys.
+        let feeds = RevocationFeeds::new(&config, &mut Host, owner, now_ms())
+            .map(|f| f.with_seed(host_random()));
+        let first_tick = keys
+            .first_tick_ms()
+            .or(feeds.as_ref().map(|_| remote_keys::FIRST_TICK_MS));
+        if let Some(ms) = first_tick {
             let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
         }
         self.vm = Some(Rc::new(RefCell::new(Vm {
@@ -139,6 +148,7 @@ impl RootContext for Root {
             metrics,
             host_algs,
             keys,
+            feeds,
         })));
         true
     }
@@ -146,6 +156,9 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let Some(vm) = self.vm.clone() else { return };
         let (ready, period) = vm.borrow_mut().keys.on_tick(&mut Host, now_ms());
+        if let Some(feeds) = vm.borrow_mut().feeds.as_mut() {
+            feeds.on_tick(&mut Host, now_ms());
+        }
         if let Some(ms) = period {
             let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
         }
@@ -166,6 +179,10 @@ impl RootContext for Root {
 
 /// A fetch answered (in the root or in a request context).
 fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
+    if let Some(feeds) = vm.borrow_mut().feeds.as_mut().filter(|f| f.owns(token)) {
+        feeds.on_response(&mut Host, now_ms(), token, body_size);
+        return;
+    }
     let ready = vm
         .borrow_mut()
         .keys
@@ -277,6 +294,7 @@ fn decide_and_apply(
             &v.metrics,
             view,
             now / 1000,
+            v.feeds.as_ref().map(RevocationFeeds::revocations),
             |ev| {
                 ev.token_facts = log_denials;
                 ev.route = facts;

@@ -22,6 +22,8 @@ use crate::keys::ProviderKeys;
 use crate::metrics::{MetricHost, MetricKind, Metrics};
 use crate::policy::Evaluator;
 use crate::remote_keys::{FetchRequest, KeyHost, Level};
+use crate::revocation::Revocations;
+use crate::revocation_feeds::{FeedCall, FeedHost};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -146,6 +148,7 @@ pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
 
 /// Runs one evaluation with this VM's host algorithms, keys and token
 /// caches. `f` gets the evaluator; its cache counts are recorded afterwards.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate<T>(
     config: &Config,
     providers: &[ProviderKeys],
@@ -153,11 +156,13 @@ pub fn evaluate<T>(
     metrics: &Metrics,
     view: &RequestView,
     now_secs: u64,
+    revocation: Option<&Revocations>,
     f: impl FnOnce(&mut Evaluator<'_, '_>) -> T,
 ) -> T {
     let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
     let mut ev = Evaluator::new(config, providers, view, now_secs, &verify);
     ev.shared = Some(&Host);
+    ev.revocation = revocation;
     let out = f(&mut ev);
     count_cache(metrics, ev.cache_counts());
     out
@@ -232,5 +237,26 @@ impl KeyHost for Host {
             Level::Warn => LogLevel::Warn,
         };
         let _ = hostcalls::log(level, message);
+    }
+}
+
+/// Revocation feeds: their calls carry a method, headers and a body.
+impl FeedHost for Host {
+    fn dispatch_call(&mut self, c: &FeedCall) -> Result<u32, String> {
+        let r = &c.request;
+        let mut headers = vec![
+            (":method", c.method),
+            (":path", r.path.as_str()),
+            (":authority", r.authority.as_str()),
+            (":scheme", r.scheme),
+            ("user-agent", "jwt-filter"),
+        ];
+        for (k, v) in &c.headers {
+            headers.push((k, v.as_str()));
+        }
+        let body = (!c.body.is_empty()).then_some(c.body.as_slice());
+        let timeout = Duration::from_millis(r.timeout_ms);
+        hostcalls::dispatch_http_call(&r.cluster, headers, body, vec![], timeout)
+            .map_err(|status| format!("{status:?}"))
     }
 }

@@ -31,6 +31,8 @@ pub mod matcher;
 pub mod metrics;
 pub mod policy;
 pub mod remote_keys;
+pub mod revocation;
+pub mod revocation_feeds;
 pub mod route;
 pub mod rsa_verify;
 pub mod safety;

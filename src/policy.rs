@@ -18,6 +18,7 @@ use crate::error::AuthError;
 use crate::extract::{self, Found, Location, RequestView};
 use crate::jwks::{Alg, Key, KeySet};
 use crate::keys::ProviderKeys;
+use crate::revocation::Revocations;
 use crate::route::{PerRoute, RouteFacts};
 use crate::token::{self, ClaimRules, Jwt};
 use crate::token_cache::TokenCache;
@@ -83,6 +84,9 @@ pub struct Evaluator<'c, 'r> {
     /// Shared data of this Envoy, for the DPoP replay record shared by all
     /// workers; `None`: each provider's per-worker record is used.
     pub shared: Option<&'c dyn SharedData>,
+    /// Revocation rules of this VM's providers; `None`: no provider has
+    /// revocation configured (then it costs this one branch).
+    pub revocation: Option<&'c Revocations>,
 }
 
 impl<'c, 'r> Evaluator<'c, 'r> {
@@ -109,6 +113,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             cache_counts: Cell::new((0, 0)),
             route: RouteFacts::default(),
             shared: None,
+            revocation: None,
         }
     }
 
@@ -157,6 +162,13 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                             }
                             None => Ok(None),
                         });
+                    // Revocation: a verified token a rule revokes is denied.
+                    let r = match (r, self.revocation) {
+                        (Ok(Some(v)), Some(rev)) => {
+                            rev.check(idx, &v.claims, self.now).map(|()| Some(v))
+                        }
+                        (r, _) => r,
+                    };
                     match (&r, &p.keys) {
                         (Err(AuthError::JwksUnavailable), _)
                             if keys.is_none()

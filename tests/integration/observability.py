@@ -21,7 +21,7 @@ REASONS = [
     "dpop_missing", "dpop_malformed", "dpop_alg", "dpop_signature", "dpop_htm", "dpop_htu",
     "dpop_iat", "dpop_ath", "dpop_nonce", "dpop_replay", "dpop_replay_cache_full",
     "dpop_jkt_mismatch", "dpop_required", "cert_unbound", "cert_missing", "cert_mismatch",
-    "token_type", "iat_future",
+    "token_type", "iat_future", "revoked", "revocation_unavailable",
 ]
 #: The decision-time histogram's `outcome` values.
 OUTCOMES = ["verified", "cache_hit", "no_token", "denied"]

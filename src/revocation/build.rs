@@ -1,0 +1,296 @@
+//! The JSON form of a provider's `revocation` settings and their builder,
+//! which reports every problem (with its JSON path) into the configuration's
+//! diagnostics list.
+
+use serde::Deserialize;
+
+use super::ssf::{SsfSettings, DEFAULT_MAX_EVENTS, MAX_EVENTS_LIMIT};
+use super::{
+    FeedSettings, RevocationSettings, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MAX_BYTES_LIMIT,
+    MAX_ENTRIES_LIMIT,
+};
+use crate::diag::{self, ConfigError};
+use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
+
+/// Default poll interval of a deny list.
+pub const DEFAULT_DENY_LIST_POLL_MS: u64 = 30_000;
+/// Default poll interval of an SSF stream.
+pub const DEFAULT_SSF_POLL_MS: u64 = 5_000;
+/// Default staleness before `fail_closed` applies.
+pub const DEFAULT_STALENESS_MS: u64 = 300_000;
+/// Default rule lifetime of an SSF event when the provider has no `max_lifetime`.
+pub const DEFAULT_RULE_LIFETIME_SECS: u64 = 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRevocation {
+    #[serde(default, alias = "denyList")]
+    deny_list: Option<RawDenyList>,
+    #[serde(default)]
+    ssf: Option<RawSsf>,
+    #[serde(default, alias = "maxEntries")]
+    max_entries: Option<u32>,
+    #[serde(default, alias = "maxBytes")]
+    max_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpUri {
+    uri: String,
+    cluster: String,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDenyList {
+    #[serde(alias = "httpUri")]
+    http_uri: RawHttpUri,
+    #[serde(default, alias = "pollInterval")]
+    poll_interval: Option<String>,
+    #[serde(default)]
+    staleness: Option<String>,
+    #[serde(default, alias = "failClosed")]
+    fail_closed: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsf {
+    #[serde(alias = "pollEndpoint")]
+    poll_endpoint: RawHttpUri,
+    #[serde(alias = "transmitterJwks")]
+    transmitter_jwks: RawRemoteJwks,
+    issuer: String,
+    audience: String,
+    #[serde(default, alias = "pollInterval")]
+    poll_interval: Option<String>,
+    #[serde(default)]
+    staleness: Option<String>,
+    #[serde(default, alias = "failClosed")]
+    fail_closed: bool,
+    #[serde(default, alias = "maxEvents")]
+    max_events: Option<u32>,
+    #[serde(default, alias = "ruleLifetime")]
+    rule_lifetime: Option<String>,
+    #[serde(default)]
+    authorization: Option<String>,
+}
+
+/// A provider's `revocation` (`path` is its JSON path); `None` on error.
+/// `provider` names the shared-data records; `max_lifetime_secs` is the
+/// provider's, the default lifetime of a rule from an event.
+pub(crate) fn settings(
+    path: &str,
+    provider: &str,
+    raw: RawRevocation,
+    max_lifetime_secs: Option<u64>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<RevocationSettings> {
+    let before = errors.len();
+    let max_entries = match raw.max_entries {
+        None => DEFAULT_MAX_ENTRIES,
+        Some(n) if n == 0 || n as usize > MAX_ENTRIES_LIMIT => {
+            diag::report(
+                errors,
+                format!("{path}.max_entries"),
+                format!("must be 1 to {MAX_ENTRIES_LIMIT}"),
+            );
+            0
+        }
+        Some(n) => n as usize,
+    };
+    let max_bytes = match raw.max_bytes {
+        None => DEFAULT_MAX_BYTES,
+        Some(n) if n < 1024 || n > MAX_BYTES_LIMIT as u64 => {
+            diag::report(
+                errors,
+                format!("{path}.max_bytes"),
+                format!("must be 1024 to {MAX_BYTES_LIMIT}"),
+            );
+            0
+        }
+        Some(n) => usize::try_from(n).unwrap_or(DEFAULT_MAX_BYTES),
+    };
+    if raw.deny_list.is_none() && raw.ssf.is_none() {
+        diag::report(
+            errors,
+            path.to_string(),
+            "names no source: set deny_list, ssf, or both",
+        );
+    }
+    let deny_list = raw.deny_list.and_then(|d| {
+        let p = format!("{path}.deny_list");
+        feed(
+            &p,
+            &format!("jwt_filter.revocation|{provider}|deny_list"),
+            &d.http_uri,
+            d.poll_interval.as_deref(),
+            DEFAULT_DENY_LIST_POLL_MS,
+            d.staleness.as_deref(),
+            d.fail_closed,
+            errors,
+        )
+    });
+    let ssf = raw.ssf.and_then(|s| {
+        let p = format!("{path}.ssf");
+        let poll = feed(
+            &p,
+            &format!("jwt_filter.revocation|{provider}|ssf"),
+            &s.poll_endpoint,
+            s.poll_interval.as_deref(),
+            DEFAULT_SSF_POLL_MS,
+            s.staleness.as_deref(),
+            s.fail_closed,
+            errors,
+        );
+        let jwks = jwks_store::remote_jwks(
+            &format!("{p}.transmitter_jwks"),
+            s.transmitter_jwks,
+            Some(&s.issuer),
+            errors,
+        );
+        for (field, value) in [("issuer", &s.issuer), ("audience", &s.audience)] {
+            if value.is_empty() {
+                diag::report(errors, format!("{p}.{field}"), "must not be empty");
+            }
+        }
+        let max_events = s.max_events.unwrap_or(DEFAULT_MAX_EVENTS);
+        if max_events == 0 || max_events > MAX_EVENTS_LIMIT {
+            diag::report(
+                errors,
+                format!("{p}.max_events"),
+                format!("must be 1 to {MAX_EVENTS_LIMIT}"),
+            );
+        }
+        let rule_lifetime_ms = diag::duration(
+            errors,
+            &format!("{p}.rule_lifetime"),
+            s.rule_lifetime.as_deref(),
+            max_lifetime_secs
+                .unwrap_or(DEFAULT_RULE_LIFETIME_SECS)
+                .saturating_mul(1000),
+            1_000,
+        );
+        if let Some(a) = &s.authorization {
+            if a.is_empty() || a.chars().any(|c| c.is_control()) || a.len() > 8192 {
+                diag::report(
+                    errors,
+                    format!("{p}.authorization"),
+                    "must be a header value: 1 to 8192 characters, no control characters",
+                );
+            }
+        }
+        if jwks.as_ref().is_some_and(|j| j.oidc_discovery) {
+            diag::report(
+                errors,
+                format!("{p}.transmitter_jwks.oidc_discovery"),
+                "not supported for a transmitter's keys: give http_uri.uri (the jwks_uri of \
+                 the transmitter's /.well-known/ssf-configuration)",
+            );
+        }
+        let mut jwks = jwks?;
+        jwks.shared_key = format!("jwt_filter.revocation|{provider}|ssf_jwks");
+        Some(SsfSettings {
+            poll: poll?,
+            jwks,
+            issuer: s.issuer,
+            audience: s.audience,
+            max_events,
+            rule_lifetime_secs: rule_lifetime_ms / 1000,
+            authorization: s.authorization,
+        })
+    });
+    if errors.len() != before {
+        return None;
+    }
+    Some(RevocationSettings {
+        deny_list,
+        ssf,
+        max_entries,
+        max_bytes,
+    })
+}
+
+/// One feed's fetch, schedule and failure policy.
+#[allow(clippy::too_many_arguments)]
+fn feed(
+    path: &str,
+    shared_key: &str,
+    http: &RawHttpUri,
+    poll_interval: Option<&str>,
+    default_poll_ms: u64,
+    staleness: Option<&str>,
+    fail_closed: bool,
+    errors: &mut Vec<ConfigError>,
+) -> Option<FeedSettings> {
+    let before = errors.len();
+    let (authority, uri_path) = match jwks_store::split_uri(&http.uri) {
+        Ok(v) => v,
+        Err(e) => {
+            diag::report(errors, format!("{path}.http_uri.uri"), e);
+            (String::new(), String::new())
+        }
+    };
+    if http.cluster.is_empty() {
+        diag::report(
+            errors,
+            format!("{path}.http_uri.cluster"),
+            "cluster is required: the Envoy cluster that reaches the feed's host",
+        );
+    }
+    let timeout_ms = diag::duration(
+        errors,
+        &format!("{path}.http_uri.timeout"),
+        http.timeout.as_deref(),
+        5_000,
+        1,
+    );
+    let poll_ms = diag::duration(
+        errors,
+        &format!("{path}.poll_interval"),
+        poll_interval,
+        default_poll_ms,
+        1_000,
+    );
+    let staleness_ms = diag::duration(
+        errors,
+        &format!("{path}.staleness"),
+        staleness,
+        DEFAULT_STALENESS_MS.max(poll_ms.saturating_mul(2)),
+        1_000,
+    );
+    if staleness_ms < poll_ms {
+        diag::report(
+            errors,
+            format!("{path}.staleness"),
+            "must not be less than poll_interval",
+        );
+    }
+    if errors.len() != before {
+        return None;
+    }
+    Some(FeedSettings {
+        fetch: RemoteJwks {
+            uri: http.uri.clone(),
+            oidc_discovery: false,
+            cluster: http.cluster.clone(),
+            authority,
+            path: uri_path,
+            timeout_ms,
+            cache_duration_ms: poll_ms,
+            fast_listener: false,
+            failed_refetch_ms: poll_ms,
+            num_retries: 3,
+            base_interval_ms: 200.min(poll_ms),
+            max_interval_ms: poll_ms,
+            min_refetch_ms: poll_ms,
+            max_stale_ms: staleness_ms,
+            shared_key: shared_key.to_string(),
+        },
+        staleness_ms,
+        fail_closed,
+    })
+}
