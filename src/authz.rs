@@ -97,12 +97,13 @@ pub enum ClaimValue {
     Bool(bool),
 }
 
-/// 2^53: above it a number written with a fraction or an exponent is a
-/// double that stands for many integers, so it cannot be compared exactly.
+/// 2^53: from it up, a number written with a fraction or an exponent is a
+/// double that stands for more than one integer (`9007199254740992.5` reads
+/// as 2^53), so it cannot be compared exactly.
 const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
 
 /// A JSON number as the integer it exactly is, if it is one: a JSON integer,
-/// or a whole double within +-2^53 (`2.0`, `1e3`; `1.5e18` stands for many
+/// or a whole double of magnitude below 2^53 (`2.0`, `1e3`; `1.5e18` stands for many
 /// integers, so it is none). Used for required claim values in the config
 /// (anything else is refused) and for a token's claims (which then match
 /// nothing).
@@ -114,7 +115,7 @@ fn exact_int(n: &serde_json::Number) -> Option<i128> {
         return Some(i128::from(u));
     }
     let f = n.as_f64()?;
-    (f.fract() == 0.0 && f.abs() <= MAX_EXACT_FLOAT).then_some(f as i128)
+    (f.fract() == 0.0 && f.abs() < MAX_EXACT_FLOAT).then_some(f as i128)
 }
 
 /// A validated `required_claims` entry.

@@ -459,14 +459,32 @@ fn normalize_percent(path: &str) -> Option<String> {
     Some(out)
 }
 
-/// The key a token is bound to (`cnf.jkt`), if any.
-pub fn bound_jkt(claims: &Map<String, Value>) -> Option<&str> {
-    claims.get("cnf")?.get("jkt")?.as_str()
+/// A member of the token's confirmation claim (`cnf`, RFC 7800): `Ok(None)`
+/// when the token has no `cnf` or no such member, `Err` when `cnf` is not
+/// an object or the member is not a string. A binding the filter cannot read
+/// is refused, never taken as no binding.
+fn cnf_member<'c>(claims: &'c Map<String, Value>, name: &str) -> Result<Option<&'c str>, ()> {
+    match claims.get("cnf") {
+        None => Ok(None),
+        Some(Value::Object(cnf)) => match cnf.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(()),
+        },
+        Some(_) => Err(()),
+    }
 }
 
-/// The certificate a token is bound to (`cnf["x5t#S256"]`), if any.
-pub fn bound_x5t(claims: &Map<String, Value>) -> Option<&str> {
-    claims.get("cnf")?.get("x5t#S256")?.as_str()
+/// The key a token is bound to (`cnf.jkt`), if any; a `cnf` or `cnf.jkt`
+/// of the wrong type is [`AuthError::DpopKeyMismatch`].
+pub fn bound_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, AuthError> {
+    cnf_member(claims, "jkt").map_err(|()| AuthError::DpopKeyMismatch)
+}
+
+/// The certificate a token is bound to (`cnf["x5t#S256"]`), if any; a `cnf`
+/// or `cnf["x5t#S256"]` of the wrong type is [`AuthError::CertMismatch`].
+pub fn bound_x5t(claims: &Map<String, Value>) -> Result<Option<&str>, AuthError> {
+    cnf_member(claims, "x5t#S256").map_err(|()| AuthError::CertMismatch)
 }
 
 /// Decides the DPoP binding of an accepted token (RFC 9449 section 7):
@@ -480,7 +498,7 @@ pub fn check_dpop_binding(
     if mode == BindingMode::Off {
         return Ok(());
     }
-    match (bound_jkt(claims), scheme) {
+    match (bound_jkt(claims)?, scheme) {
         // A DPoP-bound token sent as a bearer token: whoever holds it could
         // use it, which is what binding exists to prevent.
         (Some(_), Scheme::Bearer) => Err(AuthError::DpopRequired),
@@ -508,7 +526,7 @@ pub fn check_cert_binding(
     if mode == BindingMode::Off {
         return Ok(());
     }
-    let Some(want) = bound_x5t(claims) else {
+    let Some(want) = bound_x5t(claims)? else {
         return match mode {
             BindingMode::Required => Err(AuthError::CertUnbound),
             _ => Ok(()),

@@ -675,7 +675,8 @@ fn check_sender(
     sender: &Sender<'_>,
 ) -> Result<Option<&'static str>, AuthError> {
     dpop::check_cert_binding(&v.claims, p.cert_binding, sender.peer_cert)?;
-    let mtls = p.cert_binding != BindingMode::Off && dpop::bound_x5t(&v.claims).is_some();
+    let mtls =
+        p.cert_binding != BindingMode::Off && matches!(dpop::bound_x5t(&v.claims), Ok(Some(_)));
     let Some(d) = &p.dpop else {
         return Ok(mtls.then_some("mtls"));
     };

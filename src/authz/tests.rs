@@ -428,8 +428,39 @@ fn numeric_required_claims_are_exact_integers() {
         check(&a, &[&claims(r#"{"n":18446744073709551614}"#)]),
         Err(AuthError::InsufficientScope)
     );
+    // 2^53 written with a fraction reads as the double 2^53, which also
+    // stands for 2^53 + 0.5 and 2^53 + 1: it matches no integer, and the
+    // integer 2^53 matches only an integer.
+    let a =
+        rule_authz(r#"{"required_claims":[{"name":"n","values":[9007199254740992]}]}"#).unwrap();
+    assert_eq!(check(&a, &[&claims(r#"{"n":9007199254740992}"#)]), Ok(0));
+    for bad in [
+        r#"{"n":9007199254740992.5}"#,
+        r#"{"n":9007199254740992.0}"#,
+        r#"{"n":-9007199254740992.0}"#,
+        r#"{"n":9.007199254740992e15}"#,
+    ] {
+        assert_eq!(
+            check(&a, &[&claims(bad)]),
+            Err(AuthError::InsufficientScope),
+            "{bad}"
+        );
+    }
+    // Below 2^53 a whole double is still its integer.
+    let a =
+        rule_authz(r#"{"required_claims":[{"name":"n","values":[9007199254740991]}]}"#).unwrap();
+    assert_eq!(check(&a, &[&claims(r#"{"n":9007199254740991.0}"#)]), Ok(0));
     // Config values that cannot be compared exactly are refused.
-    for bad in ["4.5", "0.1", "1e30", "9007199254740994.0", "-1e17"] {
+    for bad in [
+        "4.5",
+        "0.1",
+        "1e30",
+        "9007199254740994.0",
+        "9007199254740992.0",
+        "9007199254740992.5",
+        "-9007199254740992.0",
+        "-1e17",
+    ] {
         let json = format!(r#"{{"required_claims":[{{"name":"n","values":[{bad}]}}]}}"#);
         let errs = rule_authz(&json).unwrap_err();
         assert!(

@@ -519,3 +519,85 @@ fn shared_bucket_records_refuses_replays_and_drops_expired_entries() {
     // Garbage from shared data (a torn or foreign value) is read as entries or ignored.
     assert!(shared_record(&[0xff; 7], &a, NOW + 60, NOW, 2).is_ok());
 }
+
+#[test]
+fn proof_iat_of_any_other_type_is_refused() {
+    let sk = signing_key(7);
+    let h = header(&sk);
+    for value in [
+        json!(NOW.to_string()),
+        json!(""),
+        json!(true),
+        json!(false),
+        json!([NOW]),
+        json!({"v": NOW}),
+        json!(-1),
+        json!(NOW as f64 + 0.5),
+    ] {
+        let proof = sign(&sk, &h, &with(claims(), "iat", value.clone()));
+        assert_eq!(check(&proof), Err(AuthError::DpopMalformed), "{value}");
+    }
+    // `null` written out (not absent): the claims are built by hand, since
+    // `with` drops a member set to null.
+    let mut c = claims();
+    if let Some(o) = c.as_object_mut() {
+        o.insert("iat".into(), Value::Null);
+    }
+    assert_eq!(check(&sign(&sk, &h, &c)), Err(AuthError::DpopMalformed));
+}
+
+#[test]
+fn a_binding_that_is_present_but_not_a_string_is_refused() {
+    use BindingMode::*;
+    use Scheme::*;
+    let proof = CheckedProof {
+        jkt: "abc".into(),
+        jti: "j".into(),
+        iat: NOW,
+    };
+    for cnf in [
+        json!({"jkt": 1}),
+        json!({"jkt": null}),
+        json!({"jkt": ["abc"]}),
+        json!({"jkt": {"v": "abc"}}),
+        json!({"jkt": true}),
+        json!("abc"),
+        json!(["abc"]),
+        json!(null),
+    ] {
+        let claims = json!({ "cnf": cnf });
+        let claims = claims.as_object().expect("object");
+        for mode in [Optional, Required] {
+            for (scheme, p) in [(Bearer, None), (Dpop, Some(&proof)), (Dpop, None)] {
+                assert!(
+                    check_dpop_binding(claims, mode, scheme, p).is_err(),
+                    "{cnf} {mode:?} {scheme:?}"
+                );
+            }
+        }
+        // A provider that checks no binding does not look at it.
+        assert_eq!(check_dpop_binding(claims, Off, Bearer, None), Ok(()));
+    }
+    let digest = [0xabu8; 32];
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    for cnf in [
+        json!({"x5t#S256": 1}),
+        json!({"x5t#S256": null}),
+        json!({"x5t#S256": [URL_SAFE_NO_PAD.encode(digest)]}),
+        json!({"x5t#S256": false}),
+        json!(7),
+    ] {
+        let claims = json!({ "cnf": cnf });
+        let claims = claims.as_object().expect("object");
+        for mode in [Optional, Required] {
+            for peer in [Some(hex.as_str()), None] {
+                assert_eq!(
+                    check_cert_binding(claims, mode, peer),
+                    Err(AuthError::CertMismatch),
+                    "{cnf} {mode:?}"
+                );
+            }
+        }
+        assert_eq!(check_cert_binding(claims, Off, Some(&hex)), Ok(()));
+    }
+}

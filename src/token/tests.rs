@@ -109,6 +109,28 @@ fn time_claims_must_be_numbers() {
             "{bad}"
         );
     }
+    // Every time claim, every kind of non-number: refused, never read as
+    // absent (an absent `exp` passes without `require_expiration`).
+    for name in ["exp", "nbf", "iat"] {
+        for value in [
+            r#""1700000000""#,
+            r#""""#,
+            "true",
+            "false",
+            "[]",
+            "[1700000000]",
+            "{}",
+            r#"{"v":1}"#,
+            "null",
+        ] {
+            let extra = format!(r#","{name}":{value}"#);
+            assert_eq!(
+                check(&claims_with(&extra), &rules(), NOW),
+                Err(AuthError::Malformed),
+                "{extra}"
+            );
+        }
+    }
     // Negative and huge values are outside jwt_authn's NumericDate range.
     for bad in [r#","exp":-5"#, r#","exp":1e300"#, r#","nbf":1e300"#] {
         assert_eq!(
