@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AuthError;
 use crate::jwks::{Alg, Key};
+use crate::strict_json::UniqueMap;
 
 /// Largest DPoP proof accepted, in bytes. A proof carries a public key in its
 /// header: an RSA-4096 JWK and the claims stay well under this.
@@ -259,8 +260,12 @@ pub fn check_proof(
     if !header_bytes.trim_ascii_start().starts_with(b"{") {
         return Err(AuthError::DpopMalformed);
     }
-    let header: ProofHeader =
+    // Read strictly first (a member name repeated at any depth, the jwk's
+    // included, refuses the proof), then as the header's own type.
+    let UniqueMap(header_members) =
         serde_json::from_slice(&header_bytes).map_err(|_| AuthError::DpopMalformed)?;
+    let header: ProofHeader = serde_json::from_value(Value::Object(header_members))
+        .map_err(|_| AuthError::DpopMalformed)?;
     if header.crit {
         return Err(AuthError::DpopMalformed);
     }
@@ -289,7 +294,7 @@ pub fn check_proof(
     if !payload.trim_ascii_start().starts_with(b"{") {
         return Err(AuthError::DpopMalformed);
     }
-    let claims: Map<String, Value> =
+    let UniqueMap(claims) =
         serde_json::from_slice(&payload).map_err(|_| AuthError::DpopMalformed)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let jti = text("jti").ok_or(AuthError::DpopMalformed)?;

@@ -596,8 +596,10 @@ pub fn discovered_jwks_uri(
     if body.len() > MAX_JWKS_BYTES {
         return Err("discovery document exceeds the size limit".into());
     }
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| "discovery document is not JSON".to_string())?;
+    // Read strictly, as tokens and JWKS are: a repeated member name (two
+    // `jwks_uri`s, two `issuer`s) refuses the document.
+    let crate::strict_json::UniqueValue(doc) = serde_json::from_slice(body)
+        .map_err(|_| "discovery document is not JSON or repeats a member name".to_string())?;
     if let Some(want) = issuer {
         if doc.get("issuer").and_then(|v| v.as_str()) != Some(want) {
             return Err("discovery document names a different issuer".into());

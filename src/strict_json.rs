@@ -1,5 +1,6 @@
 //! JSON read strictly: objects whose member names repeat, at any depth, are
-//! refused. Tokens (header, claims) and JWKS documents are read this way.
+//! refused. Tokens (header, claims), DPoP proofs, JWKS and OIDC discovery
+//! documents are read this way.
 
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;

@@ -601,3 +601,43 @@ fn a_binding_that_is_present_but_not_a_string_is_refused() {
         assert_eq!(check_cert_binding(claims, Off, Some(&hex)), Ok(()));
     }
 }
+
+/// Signs a proof from raw JSON texts (to write what `json!` cannot: a
+/// member name given twice).
+fn sign_raw(sk: &SigningKey, header: &str, claims: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let sig: Signature = sk.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+#[test]
+fn a_member_name_given_twice_refuses_the_proof() {
+    let sk = signing_key(7);
+    let h = header(&sk).to_string();
+    let c = claims().to_string();
+    // The proof as written passes: only the repeated member makes it fail.
+    assert!(check(&sign_raw(&sk, &h, &c)).is_ok());
+    let twice = |doc: &str, member: &str| format!("{{{member},{}", &doc[1..]);
+    let cases = [
+        // In the claims: the last `htm` would be GET (the request's method).
+        (h.clone(), twice(&c, r#""htm":"POST""#)),
+        (h.clone(), twice(&c, r#""jti":"other""#)),
+        // In the header, and inside the header's jwk.
+        (twice(&h, r#""typ":"dpop+jwt""#), c.clone()),
+        (
+            h.replacen(r#""kty":"EC""#, r#""kty":"EC","kty":"EC""#, 1),
+            c.clone(),
+        ),
+    ];
+    for (hd, cl) in cases {
+        assert_eq!(
+            check(&sign_raw(&sk, &hd, &cl)).err(),
+            Some(AuthError::DpopMalformed),
+            "header {hd} claims {cl}"
+        );
+    }
+}

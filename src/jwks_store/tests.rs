@@ -338,6 +338,11 @@ fn discovery_documents() {
     assert!(discovered_jwks_uri(Some("200"), b"nope", None).is_err());
     assert!(discovered_jwks_uri(Some("200"), br#"{"jwks_uri":5}"#, None).is_err());
     assert!(discovered_jwks_uri(Some("200"), br#"{"jwks_uri":"ftp://x/k"}"#, None).is_err());
+    // A member name given twice refuses the document, at any depth.
+    let twice = br#"{"issuer":"https://idp.test","jwks_uri":"https://evil.test/keys","jwks_uri":"https://idp.test/keys"}"#;
+    assert!(discovered_jwks_uri(Some("200"), twice, Some("https://idp.test")).is_err());
+    let nested = br#"{"issuer":"https://idp.test","jwks_uri":"https://idp.test/keys","mtls":{"a":"x","a":"y"}}"#;
+    assert!(discovered_jwks_uri(Some("200"), nested, Some("https://idp.test")).is_err());
 }
 
 #[test]
