@@ -87,7 +87,9 @@ def stats_config() -> dict:
 
 
 def bootstrap(upstream_port: int, http_filters: list[dict],
-              extra_clusters: list[dict] | None = None) -> dict:
+              extra_clusters: list[dict] | None = None, hcm_options: dict | None = None) -> dict:
+    """The test bootstrap; `hcm_options` are extra HttpConnectionManager fields (e.g. the
+    shipped path normalisation)."""
     router = {
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -116,6 +118,7 @@ def bootstrap(upstream_port: int, http_filters: list[dict],
                             }],
                         },
                         "http_filters": list(http_filters) + [router],
+                        **(hcm_options or {}),
                     },
                 }]}],
             }],
@@ -132,13 +135,14 @@ class Envoy(support_envoy.Envoy):
     def __init__(self, upstream_port: int, plugin_config: Any = None, concurrency: int = 2,
                  with_filter: bool = True, wasm: pathlib.Path | None = None,
                  log_level: str = "info", component_log_level: str | None = "wasm:debug",
-                 extra_filters: list[dict] | None = None, extra_clusters: list[dict] | None = None):
+                 extra_filters: list[dict] | None = None, extra_clusters: list[dict] | None = None,
+                 hcm_options: dict | None = None):
         workdir = run_dir() / f"envoy-{next(_counter)}"
         workdir.mkdir()
         filters = list(extra_filters or [])
         if with_filter:
             filters.append(wasm_filter(plugin_config, wasm))
-        super().__init__(bootstrap(upstream_port, filters, extra_clusters), workdir,
+        super().__init__(bootstrap(upstream_port, filters, extra_clusters, hcm_options), workdir,
                          concurrency=concurrency, log_level=log_level,
                          component_log_level=component_log_level)
         ALL_LOGS.append(self.log_path)

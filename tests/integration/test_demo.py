@@ -1,4 +1,5 @@
 """The shipped demo (envoy/envoy.yaml's plugin config + envoy/demo/mint.py) works end to end."""
+import http.client
 import subprocess
 import sys
 
@@ -101,3 +102,41 @@ def test_echo_joins_repeated_headers(echo_port):
     body = json.loads(conn.getresponse().read())
     conn.close()
     assert body["headers"]["x-dup"] == "one,two"
+
+
+def shipped_path_normalisation() -> dict:
+    """The HttpConnectionManager's path settings in the shipped envoy/envoy.yaml."""
+    boot = yaml.safe_load((ROOT / "envoy" / "envoy.yaml").read_text())
+    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    keys = ("normalize_path", "merge_slashes", "path_with_escaped_slashes_action")
+    return {k: hcm[k] for k in keys if k in hcm}
+
+
+TRAVERSALS = ("/public/../hello", "/public/%2e%2e/hello", "/public/..%2fhello", "/public/..%2Fhello")
+
+
+def raw_get(proxy, path: str) -> tuple[int, str]:
+    """GET with the path sent byte for byte (requests/urllib3 would remove dot segments)."""
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_shipped_path_normalisation_closes_exempt_prefix_traversal(shared_envoy):
+    """With envoy/envoy.yaml's path settings, a path that climbs out of the exempt /public/
+    prefix is judged as the path it reaches: no token, 401. Without them (Envoy's defaults)
+    the same paths match /public/ and pass without a token, which shows what the settings do."""
+    options = shipped_path_normalisation()
+    assert options == {"normalize_path": True, "merge_slashes": True,
+                       "path_with_escaped_slashes_action": "UNESCAPE_AND_FORWARD"}
+    proxy = shared_envoy(demo_plugin_config(), concurrency=1, hcm_options=options)
+    for path in TRAVERSALS:
+        assert raw_get(proxy, path) == (401, "Jwt is missing"), path
+    assert raw_get(proxy, "/public/hello")[0] == 200
+    assert raw_get(proxy, "//public//hello")[0] == 200
+    plain = shared_envoy(demo_plugin_config(), concurrency=1)
+    assert raw_get(plain, "/public/../hello")[0] == 200

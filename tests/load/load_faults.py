@@ -46,9 +46,11 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-sys.path.insert(0, str(ROOT / "tests"))  # the `support` package
-sys.path.insert(0, str(ROOT / "envoy" / "demo"))
+# Appended, not put first: imported by the tests, this module must not shadow a module of
+# the same name already on the path (envoy/demo/run.py against bench/run.py).
+for _p in ("tests/integration", "tests", "envoy/demo"):  # tests: the `support` package
+    if str(ROOT / _p) not in sys.path:
+        sys.path.append(str(ROOT / _p))
 
 import echo_server  # noqa: E402
 import harness  # noqa: E402
