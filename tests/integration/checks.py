@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from harness import Envoy, Reply
 
@@ -37,3 +38,14 @@ def assert_passed(reply: Reply) -> dict:
     """200 from the echo upstream; returns the echoed request."""
     assert reply.status == 200, reply
     return reply.upstream
+
+
+def eventually(fn, timeout: float = 8.0, interval: float = 0.1):
+    """Calls fn every `interval` seconds until it returns a true value or `timeout` seconds
+    have passed; returns its last value (for the caller's assert)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 import harness
+from checks import eventually
 from harness import Envoy, EnvoyStartError
 from support.envoy import free_port
 from support.jwks_server import JwksServer
@@ -75,15 +76,6 @@ def bearer(token: str) -> dict:
 
 def status(proxy: Envoy, token: str) -> int:
     return proxy.get("/x", headers=bearer(token)).status
-
-
-def eventually(fn, timeout: float = 8.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def test_keys_fetched_valid_token_accepted_once_for_all_workers(start, jwks_server):

@@ -5,10 +5,12 @@ feed down (last good kept, or fail_closed denies); forged and wrongly addressed 
 ignored and counted; a flood of events bounded. Poll intervals are 1s."""
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
 
+import checks
 import harness
 from harness import Envoy, EnvoyStartError
 from observability import series, values
@@ -86,13 +88,8 @@ def tx():
     server.close()
 
 
-def eventually(fn, timeout: float = 6.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+# A revocation must take effect within a few poll intervals: 6 s unless a test says otherwise.
+eventually = functools.partial(checks.eventually, timeout=6.0)
 
 
 def statuses(proxy: Envoy, token: str, n: int = 20, path: str = "/x") -> list[int]:
