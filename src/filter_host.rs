@@ -1,22 +1,14 @@
-//! Host glue: the proxy-wasm [`Host`] behind the metric and key-lifecycle
-//! traits, and offloaded signature verification: the raw
-//! `proxy_call_foreign_function` call (every status handled, the result
-//! buffer owned and freed), the configure-time probe, and the verifier the
-//! request path uses. The logic is in [`crate::hostverify`].
-//!
-//! Why the raw host function: proxy-wasm 0.2.5's
-//! `hostcalls::call_foreign_function` panics on statuses it does not expect,
-//! and with `panic = "abort"` that kills the VM.
+//! Host glue: the proxy-wasm [`Host`] behind the metric, shared-data,
+//! key-lifecycle and feed traits, and offloaded signature verification (the
+//! configure-time probe and the verifier the request path uses; the logic is
+//! in [`crate::hostverify`]). Every host call goes through [`abi`].
 
-use std::time::Duration;
-
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
+use crate::filter::abi::{self, BufferType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
 use crate::dpop::SharedData;
 use crate::extract::RequestView;
-use crate::hostverify::{self, status, HostAlgs};
+use crate::hostverify::{self, HostAlgs};
 use crate::jwks::{Alg, Key};
 use crate::keys::ProviderKeys;
 use crate::metrics::{MetricHost, MetricKind, Metrics};
@@ -25,65 +17,8 @@ use crate::remote_keys::{FetchRequest, KeyHost, Level};
 use crate::revocation::Revocations;
 use crate::revocation_feeds::{FeedCall, FeedHost};
 
-#[link(wasm_import_module = "env")]
-extern "C" {
-    // The SDK declares the same import with its `Status` enum as the return
-    // type; a u32 is the same ABI and cannot hold an invalid discriminant.
-    #[link_name = "proxy_call_foreign_function"]
-    fn raw_call_foreign_function(
-        function_name_data: *const u8,
-        function_name_size: usize,
-        arguments_data: *const u8,
-        arguments_size: usize,
-        results_data: *mut *mut u8,
-        results_size: *mut usize,
-    ) -> u32;
-}
-
-/// Runs a host call that hands back a buffer through out-pointers (`data`,
-/// `size`) and takes ownership of that buffer: `Ok(bytes)` when the call
-/// returns status 0 (no buffer: empty), `Err(status)` otherwise (a buffer
-/// the host wrote anyway is freed). The one place that turns host memory
-/// into a `Vec`.
-pub fn host_buffer(call: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Result<Vec<u8>, u32> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    let code = call(&mut data, &mut size);
-    let bytes = if data.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: the host has pointed `data` at `size` bytes it allocated
-        // through this module's `proxy_on_memory_allocate` (a `Vec<u8>` of
-        // exactly `size` bytes), which we now own, as the SDK does:
-        // capacity == length == size.
-        unsafe { Vec::from_raw_parts(data, size, size) }
-    };
-    if code == status::OK {
-        Ok(bytes)
-    } else {
-        Err(code)
-    }
-}
-
-/// Calls a foreign function: `Ok(result bytes)` or `Err(status)`.
-fn call_foreign(name: &str, args: &[u8]) -> Result<Vec<u8>, u32> {
-    host_buffer(|data, size| {
-        // SAFETY: every pointer is valid for the duration of the call.
-        unsafe {
-            raw_call_foreign_function(
-                name.as_ptr(),
-                name.len(),
-                args.as_ptr(),
-                args.len(),
-                data,
-                size,
-            )
-        }
-    })
-}
-
 fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
-    call_foreign(hostverify::FUNCTION, args)
+    abi::call_foreign(hostverify::FUNCTION, args)
 }
 
 /// Decides which algorithms the host verifies in this VM: none when
@@ -105,7 +40,7 @@ pub fn setup(enabled: bool, stat_prefix: &str) -> HostAlgs {
     if !why.is_empty() {
         line.push_str(&format!(" ({})", why.join("; ")));
     }
-    let _ = hostcalls::log(
+    abi::log(
         if enabled && !why.is_empty() {
             LogLevel::Warn
         } else {
@@ -121,8 +56,8 @@ pub fn setup(enabled: bool, stat_prefix: &str) -> HostAlgs {
             ("host_crypto_fallback", enabled && !host),
         ] {
             let name = crate::metrics::stat_name(stat_prefix, name, &[("alg", alg.name())]);
-            if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, &name) {
-                let _ = hostcalls::record_metric(id, u64::from(value));
+            if let Ok(id) = abi::define_metric(MetricType::Gauge, &name) {
+                abi::record_metric(id, u64::from(value));
             }
         }
     }
@@ -141,7 +76,7 @@ pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
         (metrics.jwt_cache_miss, misses),
     ] {
         if let (Some(id), true) = (id, n > 0) {
-            let _ = hostcalls::increment_metric(id, i64::from(n));
+            abi::increment_metric(id, i64::from(n));
         }
     }
 }
@@ -176,7 +111,7 @@ impl SharedData for Host {
         self.shared_get(key)
     }
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+        abi::shared_set(key, value, cas).is_ok()
     }
 }
 
@@ -187,22 +122,22 @@ impl MetricHost for Host {
             MetricKind::Gauge => MetricType::Gauge,
             MetricKind::Histogram => MetricType::Histogram,
         };
-        hostcalls::define_metric(t, name).ok()
+        abi::define_metric(t, name).ok()
     }
     fn increment(&self, id: u32, delta: i64) {
-        let _ = hostcalls::increment_metric(id, delta);
+        abi::increment_metric(id, delta);
     }
     fn record(&self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
+        abi::record_metric(id, value);
     }
 }
 
 impl KeyHost for Host {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
+        abi::shared_get(key).unwrap_or((None, None))
     }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+        abi::shared_set(key, value, cas).is_ok()
     }
     fn dispatch(&mut self, r: &FetchRequest) -> Result<u32, String> {
         let headers = vec![
@@ -213,30 +148,26 @@ impl KeyHost for Host {
             ("accept", "application/json"),
             ("user-agent", "jwt-filter"),
         ];
-        let timeout = Duration::from_millis(r.timeout_ms);
-        hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], timeout)
-            .map_err(|status| format!("{status:?}"))
+        abi::http_call(&r.cluster, &headers, &[], r.timeout_ms)
+            .map_err(|status| format!("host status {status}"))
     }
     /// Read as bytes: the SDK's string accessor panics on a value that is
     /// not UTF-8, which would kill the VM.
     fn response_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+        abi::header_value(MapType::HttpCallResponseHeaders, name)
             .ok()
             .flatten()
             .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
     fn response_body(&self, size: usize) -> Vec<u8> {
-        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        abi::buffer(BufferType::HttpCallResponseBody, 0, size).unwrap_or_default()
     }
     fn log(&mut self, level: Level, message: &str) {
         let level = match level {
             Level::Info => LogLevel::Info,
             Level::Warn => LogLevel::Warn,
         };
-        let _ = hostcalls::log(level, message);
+        abi::log(level, message);
     }
 }
 
@@ -254,9 +185,7 @@ impl FeedHost for Host {
         for (k, v) in &c.headers {
             headers.push((k, v.as_str()));
         }
-        let body = (!c.body.is_empty()).then_some(c.body.as_slice());
-        let timeout = Duration::from_millis(r.timeout_ms);
-        hostcalls::dispatch_http_call(&r.cluster, headers, body, vec![], timeout)
-            .map_err(|status| format!("{status:?}"))
+        abi::http_call(&r.cluster, &headers, &c.body, r.timeout_ms)
+            .map_err(|status| format!("host status {status}"))
     }
 }

@@ -154,18 +154,22 @@ fn remove_drops_every_value() {
 
 /// proxy-wasm's serialized header map, as `proxy_get_header_map_pairs` writes it.
 fn serialized(h: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut out = (h.len() as u32).to_le_bytes().to_vec();
-    for (k, v) in h {
-        out.extend((k.len() as u32).to_le_bytes());
-        out.extend((v.len() as u32).to_le_bytes());
+    serialize_pairs(h)
+}
+
+#[test]
+fn pairs_serialize_in_the_abi_layout() {
+    let bytes = serialize_pairs(&[("ab", "c"), ("d", "")]);
+    let mut want = Vec::new();
+    for n in [2u32, 2, 1, 1, 0] {
+        want.extend(n.to_le_bytes());
     }
-    for (k, v) in h {
-        out.extend(*k);
-        out.push(0);
-        out.extend(*v);
-        out.push(0);
-    }
-    out
+    want.extend(b"ab\0c\0d\0\0");
+    assert_eq!(bytes, want);
+    assert_eq!(serialize_pairs::<&str, &str>(&[]), 0u32.to_le_bytes());
+    let view = RequestView::from_serialized(bytes);
+    assert_eq!(view.header("ab"), Some("c"));
+    assert_eq!(view.header("d"), Some(""));
 }
 
 #[test]

@@ -4,8 +4,7 @@
 //! modules (`policy::Outcome`, `metrics`, `decision_log`); this only calls
 //! the host.
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{Action, LogLevel, MapType};
+use super::abi::{self, Action, LogLevel, MapType};
 
 use crate::authz::{Mode, TokenStatus};
 use crate::config::{Config, KeySource};
@@ -189,7 +188,7 @@ pub fn apply(
                 } else {
                     err.body()
                 };
-                let _ = hostcalls::send_http_response(err.status(), vec![], Some(body.as_bytes()));
+                let _ = abi::send_reply(err.status(), &[], body.as_bytes());
             } else {
                 let dpop = blamed.and_then(|p| p.dpop.as_ref());
                 send_denial(view, err, scope, dpop);
@@ -214,18 +213,9 @@ pub fn timing_of(outcome: &Outcome, cache: (u32, u32)) -> Option<Timing> {
 /// clock read, when the histogram is off (`decision_histogram: false`).
 pub fn record_time(metrics: &Metrics, timing: Option<Timing>, started_ns: u64) {
     if let Some(t) = timing.filter(|_| metrics.times_decisions()) {
-        let micros = now_ns().saturating_sub(started_ns) / 1000;
+        let micros = abi::now_ns().saturating_sub(started_ns) / 1000;
         metrics.on_decision_time(&Host, t, micros);
     }
-}
-
-/// The host clock in ns since the epoch (0 if the host cannot say).
-pub fn now_ns() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Sends the local reply for a denial on the current context; `dpop`: the
@@ -243,13 +233,13 @@ pub fn send_denial(
         view.header(":authority").unwrap_or(""),
         path
     );
-    let reply = denial_headers(&realm, err, scope, dpop, now_ns() / 1_000_000_000);
+    let reply = denial_headers(&realm, err, scope, dpop, abi::now_ns() / 1_000_000_000);
     let headers: Vec<(&str, &str)> = reply.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let _ = hostcalls::send_http_response(err.status(), headers, Some(err.body().as_bytes()));
+    let _ = abi::send_reply(err.status(), &headers, err.body().as_bytes());
 }
 
 fn set_header(name: &str, value: Option<&str>) {
-    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+    let _ = abi::set_header(MapType::HttpRequestHeaders, name, value);
 }
 
 pub fn set_status_header(config: &Config, status: Option<TokenStatus>) {
@@ -265,27 +255,16 @@ fn set_state_status(status: Option<TokenStatus>) {
 }
 
 fn set_state(key: &str, value: &str) {
-    let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
-}
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    // The SDK declares this import with its `LogLevel` enum and panics on an
-    // unexpected status; a u32 is the same ABI and every value is handled.
-    #[link_name = "proxy_get_log_level"]
-    fn raw_get_log_level(return_level: *mut u32) -> u32;
+    let _ = abi::set_property(&[key], value.as_bytes());
 }
 
 /// Whether Envoy would keep an info-level line from this plugin: the
 /// decision log (and the token facts it needs, including a SHA-256) is only
 /// built when it will be written. On any doubt, it is.
 pub fn decision_log_enabled() -> bool {
-    let mut level: u32 = 0;
-    // SAFETY: the host writes one u32 through the pointer we own.
-    let status = unsafe { raw_get_log_level(&mut level) };
-    status != 0 || level <= LogLevel::Info as u32
+    abi::log_enabled(LogLevel::Info)
 }
 
 fn log(level: LogLevel, msg: &str) {
-    let _ = hostcalls::log(level, msg);
+    abi::log(level, msg);
 }

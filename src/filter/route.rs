@@ -5,31 +5,15 @@
 
 use crate::config::Config;
 use crate::dpop::BindingMode;
-use crate::filter_host::host_buffer;
 use crate::route::{self, RouteFacts};
 
-#[link(wasm_import_module = "env")]
-extern "C" {
-    // The SDK's `get_property` panics on a status it does not expect; the
-    // plain integer return type is the same ABI.
-    #[link_name = "proxy_get_property"]
-    fn raw_get_property(
-        path_data: *const u8,
-        path_size: usize,
-        return_data: *mut *mut u8,
-        return_size: *mut usize,
-    ) -> u32;
-}
+use super::abi;
 
 /// A property's bytes; `None` when absent or on any host error.
 fn property(path: &[&str]) -> Option<Vec<u8>> {
-    let joined = path.join("\0");
-    host_buffer(|data, size| {
-        // SAFETY: the path buffer and the out-pointers are valid for the call.
-        unsafe { raw_get_property(joined.as_ptr(), joined.len(), data, size) }
-    })
-    .ok()
-    .filter(|b| !b.is_empty() || path.last() == Some(&route::KEY_REQUIREMENT_NAME))
+    abi::property(path)
+        .ok()
+        .filter(|b| !b.is_empty() || path.last() == Some(&route::KEY_REQUIREMENT_NAME))
 }
 
 /// The facts for the current request context.
