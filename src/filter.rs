@@ -9,19 +9,21 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::diag;
+use crate::effects::{self, Effects};
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::filter_host::{self, Host};
 use crate::hostverify::HostAlgs;
 use crate::metrics::Metrics;
-use crate::policy::{self, Decision};
-use crate::remote_keys::{self, KeyLifecycle, ParkResult, Parked};
+use crate::policy;
+use crate::remote_keys::{self, KeyLifecycle, Parked, Settled};
 use crate::revocation_feeds::RevocationFeeds;
 
 use abi::{Action, BufferType, LogLevel, MapType};
+use host::Host;
 
-pub(crate) mod abi;
+mod abi;
 mod exports;
+mod host;
 mod observe;
 mod route;
 
@@ -83,7 +85,7 @@ fn configure(root_id: u32) -> Option<SharedVm> {
         ),
     );
     let (metrics, provider_metrics) = observe::define_metrics(&cfg);
-    let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
+    let host_algs = host::setup(cfg.host_crypto, &cfg.stat_prefix);
     let config = Rc::new(cfg);
     let owner = remote_keys::unique_owner_id(&mut Host, root_id, abi::now_ms());
     let keys = KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
@@ -162,13 +164,17 @@ fn request_gone(vm: &SharedVm, context_id: u32) {
 fn request_headers_arrived(vm: Option<SharedVm>, context_id: u32) -> Action {
     let started_ns = abi::now_ns();
     let Some(vm) = vm else {
-        observe::send_denial(
+        let reply = effects::denial(
             &RequestView::default(),
             AuthError::JwksUnavailable,
             None,
             None,
+            started_ns / 1_000_000_000,
         );
-        return Action::Pause;
+        return observe::carry_out(Effects {
+            reply: Some(reply),
+            ..Effects::default()
+        });
     };
     let config = vm.borrow().config.clone();
     let headers = abi::header_pairs(MapType::HttpRequestHeaders).unwrap_or_default();
@@ -182,9 +188,7 @@ fn request_headers_arrived(vm: Option<SharedVm>, context_id: u32) -> Action {
         }
     }
     if policy::bypasses_as_cors_preflight(&config, &view) {
-        vm.borrow().metrics.on_cors_bypass(&Host);
-        observe::set_status_header(&config, Some(crate::authz::TokenStatus::NotRequired));
-        return Action::Continue;
+        return observe::carry_out(effects::cors_bypass(&config, &vm.borrow().metrics, &Host));
     }
     decide_and_apply(&vm, &view, Some(bytes), context_id, started_ns)
 }
@@ -210,7 +214,7 @@ fn decide_and_apply(
     let facts = route::facts(&vm.borrow().config);
     let (mut outcome, waits, cache) = {
         let v = vm.borrow();
-        filter_host::evaluate(
+        host::evaluate(
             &v.config,
             v.keys.providers(),
             v.host_algs,
@@ -226,31 +230,36 @@ fn decide_and_apply(
             },
         )
     };
-    if let (Some(bytes), Decision::Deny(_)) = (may_wait, &outcome.decision) {
-        let parked = vm
-            .borrow_mut()
-            .keys
-            .park(&mut Host, now, context_id, view, bytes, &waits);
-        match parked {
-            ParkResult::Parked => return Action::Pause,
-            ParkResult::Deny(err) => outcome.decision = Decision::Deny(err),
-            // Keys another VM just fetched are installed: decide with them.
-            ParkResult::DecideAgain => {
-                return decide_and_apply(vm, view, None, context_id, started_ns)
-            }
-            ParkResult::DecideNow => {}
-        }
+    let settled = vm.borrow_mut().keys.settle(
+        &mut Host,
+        now,
+        context_id,
+        view,
+        may_wait,
+        &mut outcome,
+        &waits,
+    );
+    match settled {
+        Settled::Apply => {}
+        Settled::Park => return Action::Pause,
+        Settled::DecideAgain => return decide_and_apply(vm, view, None, context_id, started_ns),
     }
     let v = vm.borrow();
-    let timing = observe::timing_of(&outcome, cache);
-    let action = observe::apply(
+    let timing = effects::timing_of(&outcome, cache);
+    let fx = effects::plan(
         &v.config,
         &v.metrics,
         v.keys.providers(),
+        &Host,
         view,
         outcome,
         log_denials,
+        now / 1000,
     );
-    observe::record_time(&v.metrics, timing, started_ns);
+    drop(v);
+    let action = observe::carry_out(fx);
+    if let Ok(v) = vm.try_borrow() {
+        observe::record_time(&v.metrics, timing, started_ns);
+    }
     action
 }

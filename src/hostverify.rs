@@ -3,7 +3,7 @@
 //! `VerifySignatureArguments` protobuf encoding, the ECDSA `r||s` -> DER
 //! conversion, `VerifySignatureResult` decoding, and the configure-time
 //! known-answer probe. The host call itself is a closure passed in by the
-//! glue (`filter_host`), so everything here is tested natively.
+//! glue (`filter::host`), so everything here is tested natively.
 //!
 //! Verdicts must match the pure-Rust path ([`Key::verify`]) exactly, so every
 //! input the pure path rejects on shape alone (RSA signature length other

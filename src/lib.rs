@@ -19,6 +19,7 @@ pub mod decision_log;
 mod der;
 pub mod diag;
 pub mod dpop;
+pub mod effects;
 pub mod error;
 pub mod extract;
 pub mod header_name;
@@ -57,5 +58,3 @@ mod testutil;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
-#[cfg(target_arch = "wasm32")]
-mod filter_host;

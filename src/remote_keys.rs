@@ -25,6 +25,7 @@ use crate::jwks_store::{self, Meta, RemoteJwks, Schedule, MAX_JWKS_BYTES};
 use crate::key_history::{self, KeyHistory};
 use crate::keys::{FetchKind, ProviderKeys, RemoteKeys, Wait};
 use crate::metrics::{MetricHost, ProviderIds};
+use crate::policy::{Decision, Outcome};
 
 /// Tick period while requests wait or keys have not arrived yet.
 pub const FAST_TICK_MS: u64 = 50;
@@ -109,6 +110,17 @@ pub enum ParkResult {
     /// Another VM fetched keys moments ago and they are installed now:
     /// decide again with them, without parking (they are at most one tick
     /// old, so an unknown `kid` they lack is refused rather than refetched).
+    DecideAgain,
+}
+
+/// What the glue does after a decision ([`KeyLifecycle::settle`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Carry out the (possibly amended) outcome.
+    Apply,
+    /// The request waits for keys: pause it; it comes back to be decided again.
+    Park,
+    /// Keys arrived meanwhile: decide again at once.
     DecideAgain,
 }
 
@@ -277,6 +289,35 @@ impl KeyLifecycle {
             if self.providers.get(idx).is_some_and(ProviderKeys::pending) {
                 self.sync_provider(host, idx, now, false);
             }
+        }
+    }
+
+    /// What follows a decision: a denial that a fetch could change (`waits`,
+    /// from the policy) of a request that may still wait (`may_wait`: the size
+    /// of the headers `view` holds) is parked, decided again, or stands with
+    /// the cause the parking bounds give; anything else stands as decided.
+    #[allow(clippy::too_many_arguments)]
+    pub fn settle(
+        &mut self,
+        host: &mut impl KeyHost,
+        now: u64,
+        context_id: u32,
+        view: &RequestView,
+        may_wait: Option<usize>,
+        outcome: &mut Outcome,
+        waits: &[(usize, Wait)],
+    ) -> Settled {
+        let (Some(bytes), Decision::Deny(_)) = (may_wait, &outcome.decision) else {
+            return Settled::Apply;
+        };
+        match self.park(host, now, context_id, view, bytes, waits) {
+            ParkResult::Parked => Settled::Park,
+            ParkResult::DecideAgain => Settled::DecideAgain,
+            ParkResult::Deny(err) => {
+                outcome.decision = Decision::Deny(err);
+                Settled::Apply
+            }
+            ParkResult::DecideNow => Settled::Apply,
         }
     }
 

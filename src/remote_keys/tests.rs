@@ -195,8 +195,9 @@ fn decide(
     (d, std::mem::take(&mut ev.waits))
 }
 
-/// A new request as the glue runs it: look for keys, decide, park a
-/// denial a fetch could change.
+/// A new request as the glue runs it: look for keys, decide, settle (park a
+/// denial a fetch could change). `Err(Parked)`: it waits; `Err(Deny(e))`: the
+/// parking bounds turned the denial into `e`.
 fn arrive(
     host: &mut FakeHost,
     keys: &mut KeyLifecycle,
@@ -207,15 +208,20 @@ fn arrive(
 ) -> Result<Decision, ParkResult> {
     keys.before_decide(host, now);
     let view = request(kid);
-    let (d, waits) = decide(keys, config, &view, now);
-    if let Decision::Deny(_) = d {
-        match keys.park(host, now, id, &view, 100, &waits) {
-            ParkResult::DecideNow => {}
-            ParkResult::DecideAgain => return Ok(decide(keys, config, &view, now).0),
-            other => return Err(other),
-        }
+    let yes = |_: &Key, _: Alg, _: &[u8], _: &[u8]| true;
+    let mut ev = Evaluator::new(config, keys.providers(), &view, now / 1000, &yes);
+    let mut outcome = ev.outcome();
+    let waits = std::mem::take(&mut ev.waits);
+    let before = format!("{:?}", outcome.decision);
+    match keys.settle(host, now, id, &view, Some(100), &mut outcome, &waits) {
+        Settled::Park => Err(ParkResult::Parked),
+        Settled::DecideAgain => Ok(decide(keys, config, &view, now).0),
+        Settled::Apply if format!("{:?}", outcome.decision) != before => match outcome.decision {
+            Decision::Deny(e) => Err(ParkResult::Deny(e)),
+            other => Ok(other),
+        },
+        Settled::Apply => Ok(outcome.decision),
     }
-    Ok(d)
 }
 
 /// Delivers the response set with `FakeHost::answer` for call `token`.
@@ -964,4 +970,30 @@ fn local_keys_need_no_tick() {
     let c = Rc::new(Config::parse(json.as_bytes()).unwrap());
     let keys = vm(&mut host, &c, 1);
     assert_eq!(keys.first_tick_ms(), None);
+}
+
+#[test]
+fn a_request_decided_again_is_never_parked_twice() {
+    // Keys not fetched yet: a new request parks, the same request decided
+    // again after its wait (no `may_wait`) gets its denial as it stands.
+    let mut host = FakeHost::default();
+    let c = config("");
+    let mut keys = vm(&mut host, &c, 1);
+    keys.on_tick(&mut host, T0);
+    let view = request("rsa-a");
+    let yes = |_: &Key, _: Alg, _: &[u8], _: &[u8]| true;
+    let mut ev = Evaluator::new(&c, keys.providers(), &view, T0 / 1000, &yes);
+    let mut outcome = ev.outcome();
+    let waits = std::mem::take(&mut ev.waits);
+    assert!(matches!(outcome.decision, Decision::Deny(_)));
+    assert_eq!(
+        keys.settle(&mut host, T0, 7, &view, None, &mut outcome, &waits),
+        Settled::Apply
+    );
+    assert_eq!(keys.parked(), 0);
+    assert_eq!(
+        keys.settle(&mut host, T0, 7, &view, Some(100), &mut outcome, &waits),
+        Settled::Park
+    );
+    assert_eq!(keys.parked(), 1);
 }

@@ -3,7 +3,7 @@
 //! configure-time probe and the verifier the request path uses; the logic is
 //! in [`crate::hostverify`]). Every host call goes through [`abi`].
 
-use crate::filter::abi::{self, BufferType, LogLevel, MapType, MetricType};
+use super::abi::{self, BufferType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
 use crate::dpop::SharedData;
