@@ -71,6 +71,16 @@ def main() -> None:
         "cache_duration": "2s"}}}, "rules": [{"match": {"path": "/x"}, "requires": {"requires_all": {
             "requirements": [{"provider_name": "p"}, {"allow_missing": {}}]}}}]}))
 
+    # whole: time, configuration, JWKS and request in one input.
+    for name, when, cfg, req in [
+        ("main_bearer", NOW, configs.MAIN, f":path:/api?x=1\nauthorization:Bearer {minted['RS256']}\n"),
+        ("main_es256_late", NOW + 7200, configs.MAIN, f":path:/\nauthorization:Bearer {minted['ES256']}\n"),
+        ("main_missing", NOW, configs.MAIN, ":path:/api\n:method:GET\n"),
+        ("report_hs", NOW, {**configs.MAIN, "mode": "report", "status_header": "x-jwt-status", "filter_state": True},
+         f":path:/a\nauthorization:Bearer {minted['HS256']}\n"),
+    ]:
+        write("whole", name, f"{when}\n---\n{json.dumps(cfg)}\n---\n{jwks}\n---\n{req}")
+
 
 if __name__ == "__main__":
     main()
