@@ -14,6 +14,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::Config;
 use crate::diag;
+use crate::dpop::{self, ReplayCache, ReplayScope};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::filter_host::{self, Host};
@@ -49,6 +50,13 @@ struct Vm {
     keys: KeyLifecycle,
     /// Revocation feeds (`None`: no provider has revocation).
     feeds: Option<RevocationFeeds>,
+    /// This worker's DPoP replay record (used when the record is per
+    /// worker).
+    replay: RefCell<ReplayCache>,
+    /// Requests waiting for keys whose DPoP proof was already recorded as
+    /// fresh: (context id, replay id). Deciding again takes that proof as
+    /// this request's own, not as a replay.
+    recorded_proofs: Vec<(u32, [u8; 32])>,
 }
 
 type SharedVm = Rc<RefCell<Vm>>;
@@ -75,6 +83,17 @@ fn host_random() -> u64 {
             .unwrap_or(0),
     );
     h.finish()
+}
+
+/// 32 bytes for the DPoP replay record's bucket secret: SHA-256 over host
+/// random numbers ([`host_random`]), so clients cannot predict it.
+fn random_secret() -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for _ in 0..4 {
+        h.update(host_random().to_be_bytes());
+    }
+    h.finalize().into()
 }
 
 struct Root {
@@ -129,6 +148,22 @@ impl RootContext for Root {
         );
         let (metrics, provider_metrics) = observe::define_metrics(&cfg);
         let host_algs = filter_host::setup(cfg.host_crypto, &cfg.stat_prefix);
+        // The shared DPoP replay record exists before any request records
+        // a proof in it (a first write could not be a compare-and-swap).
+        let replay = match cfg.dpop_replay {
+            Some(r) => {
+                if r.scope == ReplayScope::Shared && !dpop::prepare_shared(&Host, &random_secret())
+                {
+                    log(
+                        LogLevel::Error,
+                        "jwt_filter: DPoP replay record could not be created in shared data; \
+                         DPoP proofs will be refused",
+                    );
+                }
+                ReplayCache::new(r.capacity, r.per_key)
+            }
+            None => ReplayCache::new(0, 0),
+        };
         let config = Rc::new(cfg);
         let owner = remote_keys::unique_owner_id(&mut Host, self.id, now_ms());
         let keys =
@@ -149,6 +184,8 @@ impl RootContext for Root {
             host_algs,
             keys,
             feeds,
+            replay: RefCell::new(replay),
+            recorded_proofs: Vec::new(),
         })));
         true
     }
@@ -224,6 +261,7 @@ impl Drop for Request {
         if let Some(vm) = &self.vm {
             if let Ok(mut v) = vm.try_borrow_mut() {
                 v.keys.on_request_gone(self.id);
+                v.recorded_proofs.retain(|(id, _)| *id != self.id);
             }
         }
     }
@@ -285,8 +323,13 @@ fn decide_and_apply(
     // needs) will be kept.
     let log_denials = observe::decision_log_enabled();
     let facts = route::facts(&vm.borrow().config);
-    let (mut outcome, waits, cache) = {
+    let (mut outcome, waits, cache, recorded) = {
         let v = vm.borrow();
+        let recorded = v
+            .recorded_proofs
+            .iter()
+            .find(|(id, _)| *id == context_id)
+            .map(|(_, proof)| *proof);
         filter_host::evaluate(
             &v.config,
             v.keys.providers(),
@@ -295,14 +338,29 @@ fn decide_and_apply(
             view,
             now / 1000,
             v.feeds.as_ref().map(RevocationFeeds::revocations),
+            Some(&v.replay),
             |ev| {
                 ev.token_facts = log_denials;
                 ev.route = facts;
+                ev.recorded_proof.set(recorded);
                 let outcome = ev.outcome();
-                (outcome, std::mem::take(&mut ev.waits), ev.cache_counts())
+                (
+                    outcome,
+                    std::mem::take(&mut ev.waits),
+                    ev.cache_counts(),
+                    ev.recorded_proof.get(),
+                )
             },
         )
     };
+    {
+        let mut v = vm.borrow_mut();
+        v.recorded_proofs.retain(|(id, _)| *id != context_id);
+        if let (Some(proof), Some(_), Decision::Deny(_)) = (recorded, may_wait, &outcome.decision) {
+            // Kept only while the request may wait (removed below otherwise).
+            v.recorded_proofs.push((context_id, proof));
+        }
+    }
     if let (Some(bytes), Decision::Deny(_)) = (may_wait, &outcome.decision) {
         let parked = vm
             .borrow_mut()
@@ -310,12 +368,21 @@ fn decide_and_apply(
             .park(&mut Host, now, context_id, view, bytes, &waits);
         match parked {
             ParkResult::Parked => return Action::Pause,
-            ParkResult::Deny(err) => outcome.decision = Decision::Deny(err),
+            ParkResult::Deny(err) => {
+                vm.borrow_mut()
+                    .recorded_proofs
+                    .retain(|(id, _)| *id != context_id);
+                outcome.decision = Decision::Deny(err)
+            }
             // Keys another VM just fetched are installed: decide with them.
             ParkResult::DecideAgain => {
                 return decide_and_apply(vm, view, None, context_id, started_ns)
             }
-            ParkResult::DecideNow => {}
+            ParkResult::DecideNow => {
+                vm.borrow_mut()
+                    .recorded_proofs
+                    .retain(|(id, _)| *id != context_id);
+            }
         }
     }
     let v = vm.borrow();

@@ -8,13 +8,14 @@
 //! `hostcalls::call_foreign_function` panics on statuses it does not expect,
 //! and with `panic = "abort"` that kills the VM.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
-use crate::dpop::SharedData;
+use crate::dpop::{ReplayCache, SharedData};
 use crate::extract::RequestView;
 use crate::hostverify::{self, status, HostAlgs};
 use crate::jwks::{Alg, Key};
@@ -157,12 +158,14 @@ pub fn evaluate<T>(
     view: &RequestView,
     now_secs: u64,
     revocation: Option<&Revocations>,
+    local_replay: Option<&RefCell<ReplayCache>>,
     f: impl FnOnce(&mut Evaluator<'_, '_>) -> T,
 ) -> T {
     let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
     let mut ev = Evaluator::new(config, providers, view, now_secs, &verify);
     ev.shared = Some(&Host);
     ev.revocation = revocation;
+    ev.local_replay = local_replay;
     let out = f(&mut ev);
     count_cache(metrics, ev.cache_counts());
     out
