@@ -215,12 +215,14 @@ pub fn record_shared(
         forget_at,
     };
     for _ in 0..SHARED_ATTEMPTS {
+        // An empty bucket reads as no bytes with a tag (the SDK's answer for
+        // an empty value); no tag: the bucket does not exist.
         let (bytes, cas) = store.get(&key);
-        let (Some(bytes), Some(cas)) = (bytes, cas) else {
+        let Some(cas) = cas else {
             return ReplayVerdict::Unavailable;
         };
         match shared_record(
-            &bytes,
+            bytes.as_deref().unwrap_or_default(),
             &entry,
             now,
             settings.per_bucket(),
