@@ -100,6 +100,9 @@ pub struct ReplaySettings {
     /// Entries one proof key (`jkt`) may hold: the largest
     /// `replay_cache_per_key`.
     pub per_key: usize,
+    /// The longest `max_age`: an entry is kept until its proof could pass
+    /// no provider's `iat` check.
+    pub max_age_secs: u64,
 }
 
 impl ReplaySettings {
@@ -115,6 +118,7 @@ impl ReplaySettings {
                     scope: d.replay,
                     capacity: d.replay_capacity,
                     per_key: d.replay_per_key,
+                    max_age_secs: d.policy.max_age_secs,
                 },
                 Some(r) => ReplaySettings {
                     scope: if r.scope == ReplayScope::Worker && d.replay == ReplayScope::Worker {
@@ -124,6 +128,7 @@ impl ReplaySettings {
                     },
                     capacity: r.capacity.max(d.replay_capacity),
                     per_key: r.per_key.max(d.replay_per_key),
+                    max_age_secs: r.max_age_secs.max(d.policy.max_age_secs),
                 },
             });
         }

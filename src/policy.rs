@@ -740,11 +740,13 @@ fn check_sender(
     let Some(proof) = checked else {
         return Ok(mtls.then_some("mtls"));
     };
-    // Remembered until the proof could no longer pass the iat check.
-    let forget_at = proof
-        .iat
-        .saturating_add(d.policy.max_age_secs)
-        .saturating_add(1);
+    // Remembered until the proof could no longer pass the iat check of any
+    // provider (the record is the filter's: the longest `max_age` counts).
+    let max_age = sender
+        .replay
+        .map_or(d.policy.max_age_secs, |r| r.max_age_secs)
+        .max(d.policy.max_age_secs);
+    let forget_at = proof.iat.saturating_add(max_age).saturating_add(1);
     let id = dpop::replay_id(&proof);
     let verdict = if sender.recorded.get() == Some(id) {
         // Recorded by this request for another provider.

@@ -635,6 +635,7 @@ fn shared_record_refuses_proofs_until_prepared_and_survives_preparing_again() {
         scope: ReplayScope::Shared,
         capacity: 640,
         per_key: 64,
+        max_age_secs: 60,
     };
     let p = proof_of("k", "a");
     assert_eq!(

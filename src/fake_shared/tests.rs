@@ -38,6 +38,7 @@ fn shared_dpop_replay_record_refuses_a_proof_seen_by_another_worker() {
         scope: dpop::ReplayScope::Shared,
         capacity: 64,
         per_key: 64,
+        max_age_secs: 60,
     };
     let record = |p: &CheckedProof| dpop::record_shared(&s, p, 1_060, 1_000, &settings);
     assert_eq!(record(&proof("a")), ReplayVerdict::Fresh);

@@ -101,7 +101,11 @@ impl Records {
     }
 
     fn decide(&self, c: &Config, r: &RequestView) -> Decision {
-        let mut ev = Evaluator::new(c, &[], r, NOW, &native_verify);
+        self.decide_at(c, r, NOW)
+    }
+
+    fn decide_at(&self, c: &Config, r: &RequestView, now: u64) -> Decision {
+        let mut ev = Evaluator::new(c, &[], r, now, &native_verify);
         ev.shared = Some(&self.shared);
         ev.local_replay = Some(&self.local);
         ev.decide()
@@ -182,6 +186,7 @@ fn the_filter_has_one_replay_record_sized_by_its_providers() {
             scope: dpop::ReplayScope::Shared,
             capacity: 2000,
             per_key: 50,
+            max_age_secs: 60,
         })
     );
     let c = cfg(r#"{"provider_name":"a"}"#, "worker", "api");
@@ -191,6 +196,33 @@ fn the_filter_has_one_replay_record_sized_by_its_providers() {
             scope: dpop::ReplayScope::Worker,
             capacity: dpop::DEFAULT_REPLAY_ENTRIES,
             per_key: dpop::DEFAULT_REPLAY_ENTRIES / dpop::DEFAULT_PER_KEY_DIVISOR,
+            max_age_secs: dpop::DEFAULT_MAX_AGE_SECS,
         })
     );
+}
+
+/// A proof accepted by a provider with a short `max_age` stays recorded for
+/// as long as another provider with a longer one would still take it.
+#[test]
+fn a_proof_is_remembered_for_the_longest_max_age_of_the_filter() {
+    let (token, proof) = token_and_proof();
+    let jwks = serde_json::to_string(&hs_jwks()).unwrap();
+    for replay in ["worker", "shared"] {
+        let json = format!(
+            r#"{{"providers":{{
+                "a":{{"issuer":"iss","local_jwks":{{"inline_string":{jwks}}},
+                     "dpop":{{"max_age":"10s","replay_cache":"{replay}"}}}},
+                "b":{{"issuer":"iss","local_jwks":{{"inline_string":{jwks}}},
+                     "dpop":{{"max_age":"120s","replay_cache":"{replay}"}}}}
+            }},"rules":[{{"match":{{"prefix":"/"}},"requires":{{"requires_any":{{"requirements":[
+                {{"provider_name":"a"}},{{"provider_name":"b"}}]}}}}}}]}}"#
+        );
+        let c = Config::parse(json.as_bytes()).unwrap();
+        let records = Records::new(&c);
+        let first = records.decide_at(&c, &request(&token, &proof), NOW);
+        assert!(allowed(&first), "{replay}: {first:?}");
+        // At NOW + 30 `a` finds the proof too old; `b` would still take it.
+        let later = records.decide_at(&c, &request(&token, &proof), NOW + 30);
+        assert!(!allowed(&later), "{replay}: {later:?}");
+    }
 }
