@@ -52,8 +52,9 @@ its own. BENCH_DPOP_RATE x BENCH_SECONDS proofs (default 30,000/s x 10 s; at mos
 start of every round (an empty replay record), so every round and both variants get
 the same proofs in the same order, and the record of a round ends holding every
 proof of it (replay_cache_size 1,000,000; dpop.max_age one day, longer than any run,
-so nothing is forgotten mid-round). The shared record's cost grows with what it holds
-(a bucket is 24 bytes per proof, 1/64 of them): a round measures the average over a
+so nothing is forgotten mid-round; replay_cache_per_key as large, since one client key
+signs every proof). The shared record's cost grows with what it holds
+(a bucket is 32 bytes per proof, 1/64 of them): a round measures the average over a
 record growing from empty to about req/s x BENCH_SECONDS proofs. In production the
 record holds about req/s x (max_age + clock skew) proofs. A run that needs more proofs
 than minted reuses them: those requests are refused as replays, show in the non-2xx
@@ -151,11 +152,13 @@ D_VARIANTS = {
            ("W1", "W2")),
     "Dw": ("this filter, DPoP, replay record per worker", {},
            {"dpop": {"mode": "required", "algorithms": ["ES256"], "max_age": "86400s",
-                     "replay_cache": "worker", "replay_cache_size": DPOP_REPLAY_ENTRIES}},
+                     "replay_cache": "worker", "replay_cache_size": DPOP_REPLAY_ENTRIES,
+                     "replay_cache_per_key": DPOP_REPLAY_ENTRIES}},
            (DPOP,)),
     "Ds": ("this filter, DPoP, replay record shared", {},
            {"dpop": {"mode": "required", "algorithms": ["ES256"], "max_age": "86400s",
-                     "replay_cache": "shared", "replay_cache_size": DPOP_REPLAY_ENTRIES}},
+                     "replay_cache": "shared", "replay_cache_size": DPOP_REPLAY_ENTRIES,
+                     "replay_cache_per_key": DPOP_REPLAY_ENTRIES}},
            (DPOP,)),
 }
 # Started afresh every round (an empty replay record for the same proofs).

@@ -373,6 +373,9 @@ pub struct Config {
     /// The top-level `mode`: applies to requirements chosen by the route's
     /// metadata or by filter state.
     pub default_mode: Mode,
+    /// The one DPoP replay record of the filter (all its providers);
+    /// `None` without a DPoP provider.
+    pub dpop_replay: Option<dpop::ReplaySettings>,
 }
 
 /// `jwt_authn`'s `filter_state_rules`: the filter state `name` holds a
@@ -564,7 +567,10 @@ impl Validator {
         if let Err(e) = crate::metrics::check_prefix(&stat_prefix) {
             self.err("stat_prefix", e);
         }
+        let dpop_replay =
+            dpop::ReplaySettings::for_providers(providers.iter().filter_map(|p| p.dpop.as_ref()));
         Config {
+            dpop_replay,
             requirement_map,
             filter_state_rules,
             strip_failure_response: raw.strip_failure_response,

@@ -13,7 +13,8 @@
 //! `jti` not seen before. A token bound to a key (`cnf.jkt`) must then name
 //! the proof's key (RFC 7638 thumbprint).
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 pub mod build;
 
@@ -27,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AuthError;
 use crate::jwks::{Alg, Key};
-use crate::strict_json::UniqueMap;
+use crate::token;
 
 /// Largest DPoP proof accepted, in bytes. A proof carries a public key in its
 /// header: an RSA-4096 JWK and the claims stay well under this.
@@ -47,6 +48,8 @@ pub const MIN_NONCE_SECRET_BYTES: usize = 16;
 /// Default and largest `dpop.replay_cache_size`.
 pub const DEFAULT_REPLAY_ENTRIES: usize = 10_000;
 pub const MAX_REPLAY_ENTRIES: usize = 1_000_000;
+/// Default `dpop.replay_cache_per_key`: this fraction (1/10) of the record.
+pub const DEFAULT_PER_KEY_DIVISOR: usize = 10;
 
 /// Where seen proofs are remembered: in shared data, for every worker of
 /// the Envoy (the default: a proof replayed to another worker is caught),
@@ -69,11 +72,14 @@ pub struct DpopSettings {
     pub replay: ReplayScope,
     /// Entries in the replay record (in all buckets together when shared).
     pub replay_capacity: usize,
+    /// Entries one proof key may hold in the replay record.
+    pub replay_per_key: usize,
 }
 
 /// Shared data of one Envoy (proxy-wasm `get_shared_data` /
 /// `set_shared_data`): value and compare-and-swap tag; a write with a tag
-/// succeeds only if nobody wrote since.
+/// succeeds only if nobody wrote since. A write to a key that does not exist
+/// yet always succeeds (Envoy ignores the tag then).
 pub trait SharedData {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
@@ -83,30 +89,152 @@ pub trait SharedData {
 /// proof is refused: fail closed).
 const SHARED_ATTEMPTS: usize = 8;
 
-/// Records a proof in the replay record shared by all workers, under
-/// `namespace` (one per provider).
+/// The filter's one replay record, for all its providers: a proof is
+/// accepted at most once whichever provider checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplaySettings {
+    /// `Shared` unless every DPoP provider asks for `worker`.
+    pub scope: ReplayScope,
+    /// Entries in the record: the largest `replay_cache_size`.
+    pub capacity: usize,
+    /// Entries one proof key (`jkt`) may hold: the largest
+    /// `replay_cache_per_key`.
+    pub per_key: usize,
+    /// The longest `max_age`: an entry is kept until its proof could pass
+    /// no provider's `iat` check.
+    pub max_age_secs: u64,
+}
+
+impl ReplaySettings {
+    /// The record of a filter whose DPoP providers have these settings;
+    /// `None` without any.
+    pub fn for_providers<'a>(
+        settings: impl IntoIterator<Item = &'a DpopSettings>,
+    ) -> Option<ReplaySettings> {
+        let mut out: Option<ReplaySettings> = None;
+        for d in settings {
+            out = Some(match out {
+                None => ReplaySettings {
+                    scope: d.replay,
+                    capacity: d.replay_capacity,
+                    per_key: d.replay_per_key,
+                    max_age_secs: d.policy.max_age_secs,
+                },
+                Some(r) => ReplaySettings {
+                    scope: if r.scope == ReplayScope::Worker && d.replay == ReplayScope::Worker {
+                        ReplayScope::Worker
+                    } else {
+                        ReplayScope::Shared
+                    },
+                    capacity: r.capacity.max(d.replay_capacity),
+                    per_key: r.per_key.max(d.replay_per_key),
+                    max_age_secs: r.max_age_secs.max(d.policy.max_age_secs),
+                },
+            });
+        }
+        out.map(|r| ReplaySettings {
+            per_key: r.per_key.clamp(1, r.capacity.max(1)),
+            ..r
+        })
+    }
+
+    /// Entries one shared bucket holds.
+    fn per_bucket(&self) -> usize {
+        self.capacity.div_ceil(SHARED_BUCKETS).max(1)
+    }
+
+    /// Entries one key may hold in one shared bucket.
+    fn per_key_per_bucket(&self) -> usize {
+        self.per_key.div_ceil(SHARED_BUCKETS).max(1)
+    }
+}
+
+/// Shared-data key of the replay record's bucket `i`.
+pub fn bucket_key(i: usize) -> String {
+    format!("{SHARED_NAMESPACE}{i}")
+}
+
+/// Creates the shared replay record when it does not exist yet: the secret
+/// that picks a proof's bucket and the (empty) buckets. Run at configure time,
+/// before any request: at request time a missing bucket or secret refuses the
+/// proof instead of writing without compare-and-swap. `random`: 32 bytes the
+/// clients cannot know (the host's random). Returns whether the record is
+/// complete afterwards.
+pub fn prepare_shared(store: &dyn SharedData, random: &[u8; 32]) -> bool {
+    let valid = |v: &Option<Vec<u8>>| v.as_ref().is_some_and(|v| v.len() == SECRET_BYTES);
+    let (value, cas) = store.get(SHARED_SECRET_KEY);
+    if !valid(&value) {
+        // An empty placeholder first, so that the secret itself is written
+        // with compare-and-swap: when VMs start together one secret wins and
+        // every VM reads that one.
+        let cas = match cas {
+            Some(c) => Some(c),
+            None => {
+                store.set(SHARED_SECRET_KEY, b"", None);
+                store.get(SHARED_SECRET_KEY).1
+            }
+        };
+        if cas.is_some() && !valid(&store.get(SHARED_SECRET_KEY).0) {
+            store.set(SHARED_SECRET_KEY, random, cas);
+        }
+    }
+    let mut complete = valid(&store.get(SHARED_SECRET_KEY).0);
+    for i in 0..SHARED_BUCKETS {
+        let key = bucket_key(i);
+        if store.get(&key).1.is_none() {
+            store.set(&key, b"", None);
+            complete &= store.get(&key).1.is_some();
+        }
+    }
+    complete
+}
+
+/// Records a proof in the replay record shared by all workers of the Envoy
+/// ([`prepare_shared`] made it). The bucket is chosen by a keyed hash of the
+/// replay id under the record's secret, so a client cannot aim its proofs
+/// at one bucket. A missing secret or bucket refuses the proof
+/// ([`ReplayVerdict::Unavailable`]): a write to an absent key cannot be a
+/// compare-and-swap, and two workers could then both take a proof as fresh.
 pub fn record_shared(
     store: &dyn SharedData,
-    namespace: &str,
     proof: &CheckedProof,
     forget_at: u64,
     now: u64,
-    capacity: usize,
+    settings: &ReplaySettings,
 ) -> ReplayVerdict {
+    let Some(secret) = store
+        .get(SHARED_SECRET_KEY)
+        .0
+        .filter(|s| s.len() == SECRET_BYTES)
+    else {
+        return ReplayVerdict::Unavailable;
+    };
     let id = replay_id(proof);
-    let key = format!("{namespace}{}", shared_bucket(&id));
-    let per_bucket = capacity.div_ceil(SHARED_BUCKETS).max(1);
+    let Some(bucket) = shared_bucket(&secret, &id) else {
+        return ReplayVerdict::Unavailable;
+    };
+    let key = bucket_key(bucket);
+    let entry = SharedEntry {
+        id: &id,
+        key: key_tag(proof),
+        forget_at,
+    };
     for _ in 0..SHARED_ATTEMPTS {
+        // An empty bucket reads as no bytes with a tag (the SDK's answer for
+        // an empty value); no tag: the bucket does not exist.
         let (bytes, cas) = store.get(&key);
+        let Some(cas) = cas else {
+            return ReplayVerdict::Unavailable;
+        };
         match shared_record(
             bytes.as_deref().unwrap_or_default(),
-            &id,
-            forget_at,
+            &entry,
             now,
-            per_bucket,
+            settings.per_bucket(),
+            settings.per_key_per_bucket(),
         ) {
             Ok(new) => {
-                if store.set(&key, &new, cas) {
+                if store.set(&key, &new, Some(cas)) {
                     return ReplayVerdict::Fresh;
                 }
             }
@@ -248,22 +376,11 @@ pub fn check_proof(
     if proof.len() > MAX_PROOF_BYTES {
         return Err(AuthError::DpopMalformed);
     }
-    let mut parts = proof.splitn(4, '.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AuthError::DpopMalformed);
-    };
-    let header_bytes = b64(h)?;
-    // A JOSE header is a JSON object (RFC 7515 4): arrays are refused before
-    // serde could read them as a struct by position.
-    if !header_bytes.trim_ascii_start().starts_with(b"{") {
-        return Err(AuthError::DpopMalformed);
-    }
-    // Read strictly first (a member name repeated at any depth, the jwk's
-    // included, refuses the proof), then as the header's own type.
-    let UniqueMap(header_members) =
-        serde_json::from_slice(&header_bytes).map_err(|_| AuthError::DpopMalformed)?;
+    // The one compact-JWS reader of the filter (tokens use it too): three
+    // segments, base64url without padding, JSON objects whose member names
+    // are unique at every depth (the jwk's included).
+    let parts = token::split_compact(proof).ok_or(AuthError::DpopMalformed)?;
+    let header_members = token::json_object(parts.header).ok_or(AuthError::DpopMalformed)?;
     let header: ProofHeader = serde_json::from_value(Value::Object(header_members))
         .map_err(|_| AuthError::DpopMalformed)?;
     if header.crit {
@@ -290,12 +407,7 @@ pub fn check_proof(
     }
     let jkt = thumbprint(&jwk).ok_or(AuthError::DpopMalformed)?;
 
-    let payload = b64(p)?;
-    if !payload.trim_ascii_start().starts_with(b"{") {
-        return Err(AuthError::DpopMalformed);
-    }
-    let UniqueMap(claims) =
-        serde_json::from_slice(&payload).map_err(|_| AuthError::DpopMalformed)?;
+    let claims = token::json_object(parts.payload).ok_or(AuthError::DpopMalformed)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let jti = text("jti").ok_or(AuthError::DpopMalformed)?;
     if jti.is_empty() || jti.len() > MAX_JTI_BYTES {
@@ -327,11 +439,8 @@ pub fn check_proof(
             return Err(AuthError::DpopNonce);
         }
     }
-    let signature = b64(s)?;
-    let signing_input = proof
-        .get(..h.len() + 1 + p.len())
-        .ok_or(AuthError::DpopMalformed)?;
-    if signature.is_empty() || !verify(&key, alg, signing_input.as_bytes(), &signature) {
+    let signature = token::segment_bytes(parts.signature).ok_or(AuthError::DpopMalformed)?;
+    if signature.is_empty() || !verify(&key, alg, parts.signing_input.as_bytes(), &signature) {
         return Err(AuthError::DpopSignature);
     }
     Ok(CheckedProof {
@@ -339,12 +448,6 @@ pub fn check_proof(
         jti: jti.to_string(),
         iat,
     })
-}
-
-fn b64(segment: &str) -> Result<Vec<u8>, AuthError> {
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| AuthError::DpopMalformed)
 }
 
 fn b64_sha256(bytes: &[u8]) -> String {
@@ -633,36 +736,49 @@ impl NonceIssuer {
     }
 }
 
-/// Proof `jti`s seen recently, per worker: bounded by entries, each kept until
-/// its proof could no longer pass the `iat` window. When every slot holds a
-/// proof still inside its window, a new proof is refused rather than an old
-/// one forgotten (forgetting would let that one be replayed).
+/// Proofs seen recently, per worker: bounded by entries, each kept until
+/// its proof could no longer pass the `iat` window, and expired by time (the
+/// soonest to expire first, whatever the order they came in). When every
+/// slot holds a proof still inside its window, a new proof is refused rather
+/// than an old one forgotten (forgetting would let that one be replayed);
+/// one proof key may hold at most `per_key` entries, so a single client
+/// filling the record is refused alone.
 #[derive(Debug)]
 pub struct ReplayCache {
     capacity: usize,
-    /// Hash of (key thumbprint, jti) -> the time it may be forgotten.
-    seen: HashMap<[u8; 32], u64>,
-    /// Insertion order, for expiry from the oldest.
-    order: VecDeque<([u8; 32], u64)>,
+    per_key: usize,
+    /// Replay id -> (the time it may be forgotten, its key's tag).
+    seen: HashMap<[u8; 32], (u64, [u8; 8])>,
+    /// Every entry of `seen`, soonest to expire on top.
+    expiry: BinaryHeap<Reverse<(u64, [u8; 32])>>,
+    /// Entries each key holds (only keys holding some).
+    per_key_count: HashMap<[u8; 8], usize>,
 }
 
-/// What the replay cache says about a proof.
+/// What the replay record says about a proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayVerdict {
     /// First use: recorded.
     Fresh,
     /// Seen before within its window.
     Replayed,
-    /// Every slot holds a live proof; refused (fail closed).
+    /// Every slot holds a live proof, or the proof's key holds its share;
+    /// refused (fail closed).
     Full,
+    /// The shared record is missing (its secret or bucket was never
+    /// created); refused (fail closed).
+    Unavailable,
 }
 
 impl ReplayCache {
-    pub fn new(capacity: usize) -> ReplayCache {
+    /// A record of `capacity` entries, at most `per_key` of them for one key.
+    pub fn new(capacity: usize, per_key: usize) -> ReplayCache {
         ReplayCache {
             capacity,
+            per_key,
             seen: HashMap::new(),
-            order: VecDeque::new(),
+            expiry: BinaryHeap::new(),
+            per_key_count: HashMap::new(),
         }
     }
 
@@ -682,57 +798,92 @@ impl ReplayCache {
         forget_at: u64,
         now: u64,
     ) -> ReplayVerdict {
-        while let Some(&(id, at)) = self.order.front() {
+        while let Some(Reverse((at, id))) = self.expiry.peek().copied() {
             if at > now {
                 break;
             }
-            self.order.pop_front();
-            if self.seen.get(&id) == Some(&at) {
-                self.seen.remove(&id);
+            self.expiry.pop();
+            if let Some((_, key)) = self.seen.remove(&id) {
+                if let Some(n) = self.per_key_count.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_key_count.remove(&key);
+                    }
+                }
             }
         }
         let id = replay_id(proof);
-        if self.seen.get(&id).is_some_and(|&at| at > now) {
+        if self.seen.contains_key(&id) {
             return ReplayVerdict::Replayed;
         }
-        if self.seen.len() >= self.capacity {
+        let key = key_tag(proof);
+        let held = self.per_key_count.get(&key).copied().unwrap_or(0);
+        if self.seen.len() >= self.capacity || held >= self.per_key {
             return ReplayVerdict::Full;
         }
-        self.seen.insert(id, forget_at);
-        self.order.push_back((id, forget_at));
+        self.seen.insert(id, (forget_at, key));
+        self.expiry.push(Reverse((forget_at, id)));
+        self.per_key_count.insert(key, held + 1);
         ReplayVerdict::Fresh
     }
 }
 
 /// Buckets of the replay record shared by all workers of one Envoy (proxy-wasm
-/// shared data): a proof's bucket is chosen by its replay id, so concurrent
-/// workers rarely contend for one compare-and-swap.
+/// shared data): a proof's bucket is chosen by a keyed hash of its replay id,
+/// so concurrent workers rarely contend for one compare-and-swap and no
+/// client can choose the bucket its proofs land in.
 pub const SHARED_BUCKETS: usize = 64;
+/// Prefix of the shared replay record's keys (one record per Envoy for the
+/// filter: every provider, every worker).
+pub const SHARED_NAMESPACE: &str = "jwt_filter.dpop_replay|";
+/// Shared-data key of the secret that picks buckets.
+pub const SHARED_SECRET_KEY: &str = "jwt_filter.dpop_replay|secret";
+/// Bytes of that secret.
+pub const SECRET_BYTES: usize = 32;
 /// Bytes per entry in a shared bucket: 16 bytes of the replay id (128 bits
-/// keep collisions out of reach) and the time it may be forgotten.
-const SHARED_ENTRY: usize = 24;
+/// keep collisions out of reach), 8 bytes naming the proof's key (for the
+/// per-key share) and the time it may be forgotten.
+const SHARED_ENTRY: usize = 32;
 
-/// The shared bucket a proof belongs to.
-pub fn shared_bucket(id: &[u8; 32]) -> usize {
-    usize::from(id[0]) % SHARED_BUCKETS
+/// The shared bucket of a replay id: HMAC-SHA-256 under the record's secret.
+pub fn shared_bucket(secret: &[u8], id: &[u8; 32]) -> Option<usize> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok()?;
+    mac.update(id);
+    let tag = mac.finalize().into_bytes();
+    let first = <[u8; 8]>::try_from(tag.get(..8)?).ok()?;
+    usize::try_from(u64::from_be_bytes(first) % SHARED_BUCKETS as u64).ok()
 }
 
-/// Records `id` in a shared bucket's bytes (as read from shared data):
+/// A proof as a shared bucket stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedEntry<'a> {
+    /// [`replay_id`] of the proof.
+    pub id: &'a [u8; 32],
+    /// [`key_tag`] of its key.
+    pub key: [u8; 8],
+    /// When it may be forgotten.
+    pub forget_at: u64,
+}
+
+/// Records `entry` in a shared bucket's bytes (as read from shared data):
 /// `Ok(new bytes)` to write back with the compare-and-swap token that was
 /// read, or the verdict when the proof must be refused. Entries past their
-/// time are dropped while rewriting; a bucket never holds more than
-/// `capacity` entries.
+/// time are dropped while rewriting (by time, wherever they sit); a bucket
+/// never holds more than `capacity` entries, nor more than `per_key` of one
+/// key.
 pub fn shared_record(
     bucket: &[u8],
-    id: &[u8; 32],
-    forget_at: u64,
+    entry: &SharedEntry<'_>,
     now: u64,
     capacity: usize,
+    per_key: usize,
 ) -> Result<Vec<u8>, ReplayVerdict> {
-    let prefix = id.get(..16).unwrap_or_default();
+    let prefix = entry.id.get(..16).unwrap_or_default();
     let mut out = Vec::with_capacity(bucket.len() + SHARED_ENTRY);
-    for entry in bucket.chunks_exact(SHARED_ENTRY) {
-        let (eid, at) = entry.split_at(16);
+    let mut held = 0usize;
+    for e in bucket.chunks_exact(SHARED_ENTRY) {
+        let (eid, rest) = e.split_at(16);
+        let (key, at) = rest.split_at(8);
         let at = <[u8; 8]>::try_from(at).map(u64::from_be_bytes).unwrap_or(0);
         if at <= now {
             continue;
@@ -740,13 +891,17 @@ pub fn shared_record(
         if eid == prefix {
             return Err(ReplayVerdict::Replayed);
         }
-        out.extend_from_slice(entry);
+        if key == entry.key {
+            held += 1;
+        }
+        out.extend_from_slice(e);
     }
-    if out.len() / SHARED_ENTRY >= capacity {
+    if out.len() / SHARED_ENTRY >= capacity || held >= per_key {
         return Err(ReplayVerdict::Full);
     }
     out.extend_from_slice(prefix);
-    out.extend_from_slice(&forget_at.to_be_bytes());
+    out.extend_from_slice(&entry.key);
+    out.extend_from_slice(&entry.forget_at.to_be_bytes());
     Ok(out)
 }
 
@@ -758,6 +913,13 @@ pub fn replay_id(proof: &CheckedProof) -> [u8; 32] {
     h.update([0]);
     h.update(proof.jti.as_bytes());
     h.finalize().into()
+}
+
+/// 8 bytes naming a proof's key (SHA-256 of its thumbprint), for the
+/// per-key share of the replay record.
+pub fn key_tag(proof: &CheckedProof) -> [u8; 8] {
+    let digest = Sha256::digest(proof.jkt.as_bytes());
+    <[u8; 8]>::try_from(digest.get(..8).unwrap_or_default()).unwrap_or_default()
 }
 
 #[cfg(test)]

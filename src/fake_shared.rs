@@ -17,8 +17,11 @@ pub struct FakeSharedData {
 
 impl FakeSharedData {
     /// The value and its tag (both `None` when the key was never written).
+    /// An empty value reads as no value with a tag, as the proxy-wasm SDK
+    /// reads it from Envoy (the host hands back no buffer for it).
     pub fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         match self.entries.borrow().get(key) {
+            Some((v, cas)) if v.is_empty() => (None, Some(*cas)),
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
             None => (None, None),
         }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::diag;
+use crate::dpop::{self, ReplayCache, ReplayScope};
 use crate::effects::{self, Effects};
 use crate::error::AuthError;
 use crate::extract::RequestView;
@@ -39,6 +40,9 @@ struct Vm {
     keys: KeyLifecycle,
     /// Revocation feeds (`None`: no provider has revocation).
     feeds: Option<RevocationFeeds>,
+    /// This worker's DPoP replay record (used when the record is per
+    /// worker).
+    replay: RefCell<ReplayCache>,
 }
 
 type SharedVm = Rc<RefCell<Vm>>;
@@ -51,6 +55,17 @@ fn host_random() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(abi::now_ns());
     h.finish()
+}
+
+/// 32 bytes for the DPoP replay record's bucket secret: SHA-256 over host
+/// random numbers ([`host_random`]), so clients cannot predict it.
+fn random_secret() -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for _ in 0..4 {
+        h.update(host_random().to_be_bytes());
+    }
+    h.finalize().into()
 }
 
 /// Reads the plugin configuration of root context `root_id` and builds its
@@ -86,6 +101,21 @@ fn configure(root_id: u32) -> Option<SharedVm> {
     );
     let (metrics, provider_metrics) = observe::define_metrics(&cfg);
     let host_algs = host::setup(cfg.host_crypto, &cfg.stat_prefix);
+    // The shared DPoP replay record exists before any request records a
+    // proof in it (a first write could not be a compare-and-swap).
+    let replay = match cfg.dpop_replay {
+        Some(r) => {
+            if r.scope == ReplayScope::Shared && !dpop::prepare_shared(&Host, &random_secret()) {
+                abi::log(
+                    LogLevel::Error,
+                    "jwt_filter: DPoP replay record could not be created in shared data; \
+                     DPoP proofs will be refused",
+                );
+            }
+            ReplayCache::new(r.capacity, r.per_key)
+        }
+        None => ReplayCache::new(0, 0),
+    };
     let config = Rc::new(cfg);
     let owner = remote_keys::unique_owner_id(&mut Host, root_id, abi::now_ms());
     let keys = KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
@@ -105,6 +135,7 @@ fn configure(root_id: u32) -> Option<SharedVm> {
         host_algs,
         keys,
         feeds,
+        replay: RefCell::new(replay),
     })))
 }
 
@@ -140,7 +171,7 @@ fn decide_again(vm: &SharedVm, ready: Vec<Parked>) {
         if abi::set_effective_context(w.context_id).is_err() {
             continue; // the request went away meanwhile
         }
-        let action = decide_and_apply(vm, &w.view, None, w.context_id, abi::now_ns());
+        let action = decide_and_apply(vm, &w.view, None, w.context_id, abi::now_ns(), w.proof);
         if action == Action::Continue {
             let _ = abi::resume_request();
         }
@@ -190,19 +221,21 @@ fn request_headers_arrived(vm: Option<SharedVm>, context_id: u32) -> Action {
     if policy::bypasses_as_cors_preflight(&config, &view) {
         return observe::carry_out(effects::cors_bypass(&config, &vm.borrow().metrics, &Host));
     }
-    decide_and_apply(&vm, &view, Some(bytes), context_id, started_ns)
+    decide_and_apply(&vm, &view, Some(bytes), context_id, started_ns, None)
 }
 
 /// Decides and acts on the current (effective) request context. With
 /// `may_wait` (the size of the request's headers), a denial that a JWKS
 /// fetch could change parks the request. `started_ns`: when the filter
-/// started on it (host clock), for the decision-time histogram.
+/// started on it (host clock), for the decision-time histogram. `proof`: the
+/// DPoP proof this request recorded as fresh before it waited for keys.
 fn decide_and_apply(
     vm: &SharedVm,
     view: &RequestView,
     may_wait: Option<usize>,
     context_id: u32,
     started_ns: u64,
+    proof: Option<[u8; 32]>,
 ) -> Action {
     let now = started_ns / 1_000_000;
     if may_wait.is_some() {
@@ -212,7 +245,7 @@ fn decide_and_apply(
     // needs) will be kept.
     let log_denials = observe::decision_log_enabled();
     let facts = route::facts(&vm.borrow().config);
-    let (mut outcome, waits, cache) = {
+    let (mut outcome, waits, cache, proof) = {
         let v = vm.borrow();
         host::evaluate(
             &v.config,
@@ -222,11 +255,14 @@ fn decide_and_apply(
             view,
             now / 1000,
             v.feeds.as_ref().map(RevocationFeeds::revocations),
+            Some(&v.replay),
             |ev| {
                 ev.token_facts = log_denials;
                 ev.route = facts;
+                ev.recorded_proof.set(proof);
                 let outcome = ev.outcome();
-                (outcome, std::mem::take(&mut ev.waits), ev.cache_counts())
+                let waits = std::mem::take(&mut ev.waits);
+                (outcome, waits, ev.cache_counts(), ev.recorded_proof.get())
             },
         )
     };
@@ -238,11 +274,14 @@ fn decide_and_apply(
         may_wait,
         &mut outcome,
         &waits,
+        proof,
     );
     match settled {
         Settled::Apply => {}
         Settled::Park => return Action::Pause,
-        Settled::DecideAgain => return decide_and_apply(vm, view, None, context_id, started_ns),
+        Settled::DecideAgain => {
+            return decide_and_apply(vm, view, None, context_id, started_ns, proof)
+        }
     }
     let v = vm.borrow();
     let timing = effects::timing_of(&outcome, cache);

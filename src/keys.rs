@@ -1,5 +1,5 @@
 //! What one provider has in one VM: its keys as the request path sees them,
-//! its verified-token cache and DPoP replay cache, its metric ids, and the
+//! its verified-token cache, its metric ids, and the
 //! fetch state the remote-key lifecycle ([`crate::remote_keys`]) keeps
 //! beside them. One object per provider, indexed like `Config::providers`;
 //! the policy reads it, the lifecycle writes it, and both count through its
@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::{Config, KeySource};
-use crate::dpop::ReplayCache;
 use crate::jwks::KeySet;
 use crate::metrics::ProviderIds;
 use crate::token_cache::{self, TokenCache};
@@ -55,17 +54,13 @@ pub struct ProviderKeys {
     pub installed: u64,
     /// Calls this VM has in flight for the provider: (host token, kind).
     pub in_flight: Vec<(u32, FetchKind)>,
-    /// DPoP proofs this worker has seen (used when the replay record is
-    /// per worker, or shared data is not available).
-    pub replay: RefCell<ReplayCache>,
     /// This provider's metric ids (and the age of its oldest key).
     pub metrics: ProviderIds,
 }
 
 impl ProviderKeys {
-    pub fn new(remote: bool, cache_entries: usize, replay_entries: usize) -> Self {
+    pub fn new(remote: bool, cache_entries: usize) -> Self {
         ProviderKeys {
-            replay: RefCell::new(ReplayCache::new(replay_entries)),
             keys: RemoteKeys::Pending,
             remote,
             cache: RefCell::new(TokenCache::new(cache_entries, token_cache::MAX_BYTES)),
@@ -91,12 +86,8 @@ impl ProviderKeys {
             .providers
             .iter()
             .map(|p| {
-                ProviderKeys::new(
-                    matches!(p.keys, KeySource::Remote(_)),
-                    p.jwt_cache_size,
-                    p.dpop.as_ref().map_or(0, |d| d.replay_capacity),
-                )
-                .with_metrics(metrics.next().unwrap_or_default())
+                ProviderKeys::new(matches!(p.keys, KeySource::Remote(_)), p.jwt_cache_size)
+                    .with_metrics(metrics.next().unwrap_or_default())
             })
             .collect()
     }

@@ -12,7 +12,8 @@ use crate::authz::{self, Mode, RuleAuthz, TokenStatus};
 use crate::config::{Config, KeySource, Provider, Requirement};
 use crate::decision_log::TokenFacts;
 use crate::dpop::{
-    self, BindingMode, ProofContext, ReplayCache, ReplayScope, ReplayVerdict, Scheme, SharedData,
+    self, BindingMode, ProofContext, ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict,
+    Scheme, SharedData,
 };
 use crate::error::AuthError;
 use crate::extract::{self, Found, Location, RequestView};
@@ -82,8 +83,17 @@ pub struct Evaluator<'c, 'r> {
     /// glue when the configuration uses them).
     pub route: RouteFacts,
     /// Shared data of this Envoy, for the DPoP replay record shared by all
-    /// workers; `None`: each provider's per-worker record is used.
+    /// workers; `None`: the per-worker record (`local_replay`) is used.
     pub shared: Option<&'c dyn SharedData>,
+    /// This worker's DPoP replay record (one for the filter), used when the
+    /// record is per worker or shared data is not available; `None` with
+    /// neither: DPoP proofs are refused (fail closed).
+    pub local_replay: Option<&'c RefCell<ReplayCache>>,
+    /// The replay id of the DPoP proof this request already recorded as
+    /// fresh: another provider checking the same proof for the same request
+    /// takes it as fresh instead of as a replay of itself. A request decided
+    /// again (after waiting for keys) carries it over.
+    pub recorded_proof: Cell<Option<[u8; 32]>>,
     /// Revocation rules of this VM's providers; `None`: no provider has
     /// revocation configured (then it costs this one branch).
     pub revocation: Option<&'c Revocations>,
@@ -113,6 +123,8 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             cache_counts: Cell::new((0, 0)),
             route: RouteFacts::default(),
             shared: None,
+            local_replay: None,
+            recorded_proof: Cell::new(None),
             revocation: None,
         }
     }
@@ -151,7 +163,9 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                     let sender = Sender {
                         peer_cert: self.route.peer_certificate_sha256.as_deref(),
                         shared: self.shared,
-                        local: self.providers.get(idx).map(|s| &s.replay),
+                        local: self.local_replay,
+                        replay: self.config.dpop_replay.as_ref(),
+                        recorded: &self.recorded_proof,
                     };
                     let r = verify_provider(p, keys, self.req, self.now, self.verify, cache)
                         .and_then(|v| match v {
@@ -661,6 +675,11 @@ struct Sender<'a> {
     peer_cert: Option<&'a str>,
     shared: Option<&'a dyn SharedData>,
     local: Option<&'a RefCell<ReplayCache>>,
+    /// The filter's one replay record.
+    replay: Option<&'a ReplaySettings>,
+    /// The proof this request recorded already (see
+    /// [`Evaluator::recorded_proof`]).
+    recorded: &'a Cell<Option<[u8; 32]>>,
 }
 
 /// The sender-constraint checks of an accepted token: its certificate
@@ -721,26 +740,37 @@ fn check_sender(
     let Some(proof) = checked else {
         return Ok(mtls.then_some("mtls"));
     };
-    // Remembered until the proof could no longer pass the iat check.
-    let forget_at = proof
-        .iat
-        .saturating_add(d.policy.max_age_secs)
-        .saturating_add(1);
-    let verdict = match (d.replay, sender.shared, sender.local) {
-        (ReplayScope::Shared, Some(store), _) => {
-            let namespace = format!("jwt_filter|dpop|{}|", p.name);
-            dpop::record_shared(store, &namespace, &proof, forget_at, now, d.replay_capacity)
+    // Remembered until the proof could no longer pass the iat check of any
+    // provider (the record is the filter's: the longest `max_age` counts).
+    let max_age = sender
+        .replay
+        .map_or(d.policy.max_age_secs, |r| r.max_age_secs)
+        .max(d.policy.max_age_secs);
+    let forget_at = proof.iat.saturating_add(max_age).saturating_add(1);
+    let id = dpop::replay_id(&proof);
+    let verdict = if sender.recorded.get() == Some(id) {
+        // Recorded by this request for another provider.
+        ReplayVerdict::Fresh
+    } else {
+        let verdict = match (sender.replay, sender.shared, sender.local) {
+            (Some(r), Some(store), _) if r.scope == ReplayScope::Shared => {
+                dpop::record_shared(store, &proof, forget_at, now, r)
+            }
+            (Some(_), _, Some(local)) => match local.try_borrow_mut() {
+                Ok(mut cache) => cache.check_and_record(&proof, forget_at, now),
+                Err(_) => ReplayVerdict::Full,
+            },
+            _ => ReplayVerdict::Unavailable,
+        };
+        if verdict == ReplayVerdict::Fresh {
+            sender.recorded.set(Some(id));
         }
-        (_, _, Some(local)) => match local.try_borrow_mut() {
-            Ok(mut cache) => cache.check_and_record(&proof, forget_at, now),
-            Err(_) => ReplayVerdict::Full,
-        },
-        (_, _, None) => ReplayVerdict::Full,
+        verdict
     };
     match verdict {
         ReplayVerdict::Fresh => Ok(Some(if mtls { "dpop+mtls" } else { "dpop" })),
         ReplayVerdict::Replayed => Err(AuthError::DpopReplay),
-        ReplayVerdict::Full => Err(AuthError::DpopReplayFull),
+        ReplayVerdict::Full | ReplayVerdict::Unavailable => Err(AuthError::DpopReplayFull),
     }
 }
 
@@ -782,3 +812,6 @@ pub fn bypasses_as_cors_preflight(config: &Config, view: &RequestView) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod dpop_tests;

@@ -95,6 +95,9 @@ pub struct Parked {
     /// wait when one more fetch attempt has completed.
     providers: Vec<(usize, Wait, u64)>,
     pub deadline_ms: u64,
+    /// The DPoP proof the request recorded as fresh before it waited: its
+    /// own when it is decided again, not a replay.
+    pub proof: Option<[u8; 32]>,
 }
 
 /// What [`KeyLifecycle::park`] did with a request.
@@ -296,6 +299,8 @@ impl KeyLifecycle {
     /// from the policy) of a request that may still wait (`may_wait`: the size
     /// of the headers `view` holds) is parked, decided again, or stands with
     /// the cause the parking bounds give; anything else stands as decided.
+    /// `proof`: the DPoP proof the request recorded as fresh, kept with it
+    /// while it waits.
     #[allow(clippy::too_many_arguments)]
     pub fn settle(
         &mut self,
@@ -306,11 +311,18 @@ impl KeyLifecycle {
         may_wait: Option<usize>,
         outcome: &mut Outcome,
         waits: &[(usize, Wait)],
+        proof: Option<[u8; 32]>,
     ) -> Settled {
         let (Some(bytes), Decision::Deny(_)) = (may_wait, &outcome.decision) else {
             return Settled::Apply;
         };
-        match self.park(host, now, context_id, view, bytes, waits) {
+        let parked = self.park(host, now, context_id, view, bytes, waits);
+        if parked == ParkResult::Parked {
+            if let Some(p) = self.parked.iter_mut().rfind(|p| p.context_id == context_id) {
+                p.proof = proof;
+            }
+        }
+        match parked {
             ParkResult::Parked => Settled::Park,
             ParkResult::DecideAgain => Settled::DecideAgain,
             ParkResult::Deny(err) => {
@@ -383,6 +395,7 @@ impl KeyLifecycle {
             bytes,
             providers,
             deadline_ms: deadline,
+            proof: None,
         });
         ParkResult::Parked
     }

@@ -6,7 +6,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::Deserializer;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -54,79 +54,85 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
-/// The JOSE header, which must be a JSON object (RFC 7515 section 4): serde's
-/// derive alone would also read a JSON array (`["HS256","k1"]`) positionally.
-struct ObjectHeader(Header);
+/// The segments of a compact JWS (RFC 7515 section 7.1), as sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Compact<'t> {
+    pub header: &'t str,
+    pub payload: &'t str,
+    pub signature: &'t str,
+    /// `header.payload`: what the signature covers.
+    pub signing_input: &'t str,
+}
 
-impl<'de> Deserialize<'de> for ObjectHeader {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ObjectHeader;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<ObjectHeader, A::Error> {
-                Header::deserialize(serde::de::value::MapAccessDeserializer::new(a))
-                    .map(ObjectHeader)
-            }
-        }
-        d.deserialize_map(V)
+/// Splits a compact JWS: exactly three segments, the header and the payload
+/// not empty. Access tokens and DPoP proofs are both split here.
+pub(crate) fn split_compact(text: &str) -> Option<Compact<'_>> {
+    let mut parts = text.splitn(4, '.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if header.is_empty() || payload.is_empty() {
+        return None;
     }
+    let signing_input = text.get(..header.len() + 1 + payload.len())?;
+    Some(Compact {
+        header,
+        payload,
+        signature,
+        signing_input,
+    })
 }
 
-fn b64(segment: &str) -> Result<Vec<u8>, AuthError> {
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| AuthError::Malformed)
+/// A segment's bytes: base64url without padding (RFC 7515 section 2), and
+/// nothing else (no `=`, no `+` or `/`, no whitespace).
+pub(crate) fn segment_bytes(segment: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(segment).ok()
 }
 
-/// Splits and decodes a compact JWS. Rejects: over-long tokens, anything but
-/// three segments, padded or non-URL-safe base64, headers or payloads that are
-/// not JSON objects (a header that is an array included), duplicate header
-/// names, duplicate claim names at any depth, `alg` that is `none` or
-/// unknown, and any `crit` (no extension is understood here, RFC 7515 4.1.11).
-/// `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from config.
+/// A header or payload segment: base64url of a JSON object whose member
+/// names are unique at every depth ([`UniqueMap`]); an array, a string or
+/// anything else is refused.
+pub(crate) fn json_object(segment: &str) -> Option<Map<String, Value>> {
+    let bytes = segment_bytes(segment)?;
+    serde_json::from_slice::<UniqueMap>(&bytes)
+        .ok()
+        .map(|UniqueMap(m)| m)
+}
+
+/// Splits and decodes a compact JWS ([`split_compact`], [`json_object`]).
+/// Rejects: over-long tokens, anything but three segments, padded or
+/// non-URL-safe base64, headers or payloads that are not JSON objects (a
+/// header that is an array included), member names given twice at any depth
+/// of the header or the claims, `alg` that is `none` or unknown, and any
+/// `crit` (no extension is understood here, RFC 7515 4.1.11). `jku`, `x5u`,
+/// `jwk` and `x5c` are ignored: keys come only from config.
 pub fn parse(token: &str) -> Result<Jwt<'_>, AuthError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AuthError::TooLarge);
     }
-    let mut parts = token.splitn(4, '.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AuthError::Malformed);
-    };
-    if h.is_empty() || p.is_empty() {
-        return Err(AuthError::Malformed);
-    }
-    let header_bytes = b64(h)?;
-    // Duplicate known members (alg, kid, crit) are refused by serde's derive.
-    let ObjectHeader(header) =
-        serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
+    let parts = split_compact(token).ok_or(AuthError::Malformed)?;
+    let header_members = json_object(parts.header).ok_or(AuthError::Malformed)?;
+    let header: Header =
+        serde_json::from_value(Value::Object(header_members)).map_err(|_| AuthError::Malformed)?;
     let alg = Alg::from_name(&header.alg).ok_or(AuthError::AlgNotAllowed)?;
     if header.crit {
         return Err(AuthError::UnsupportedCrit);
     }
-    let payload_bytes = b64(p)?;
-    let claims = serde_json::from_slice::<UniqueMap>(&payload_bytes)
-        .map_err(|_| AuthError::Malformed)?
-        .0;
+    let claims = json_object(parts.payload).ok_or(AuthError::Malformed)?;
     check_registered_types(&claims)?;
-    let signature = b64(s)?;
+    let signature = segment_bytes(parts.signature).ok_or(AuthError::Malformed)?;
     if signature.is_empty() {
         return Err(AuthError::Malformed);
     }
-    let signing_input = token
-        .get(..h.len() + 1 + p.len())
-        .ok_or(AuthError::Malformed)?;
     Ok(Jwt {
         alg,
         kid: header.kid,
         typ: header.typ,
         claims,
-        payload_b64: p,
-        signing_input,
+        payload_b64: parts.payload,
+        signing_input: parts.signing_input,
         signature,
     })
 }

@@ -613,6 +613,14 @@ fn dpop_settings_defaults_locations_and_errors() {
             "providers.a.dpop.replay_cache_size",
         ),
         (
+            r#","dpop":{"replay_cache_per_key":0}"#,
+            "providers.a.dpop.replay_cache_per_key",
+        ),
+        (
+            r#","dpop":{"replay_cache_size":100,"replay_cache_per_key":101}"#,
+            "providers.a.dpop.replay_cache_per_key",
+        ),
+        (
             r#","dpop":{"nonce":{"secret":"c2hvcnQ="}}"#,
             "providers.a.dpop.nonce.secret",
         ),

@@ -11,8 +11,8 @@ use crate::jwks::Alg;
 
 use super::{
     BindingMode, DpopPolicy, DpopSettings, NonceIssuer, ReplayScope, DEFAULT_MAX_AGE_SECS,
-    DEFAULT_NONCE_LIFETIME_SECS, DEFAULT_REPLAY_ENTRIES, MAX_REPLAY_ENTRIES,
-    MIN_NONCE_SECRET_BYTES,
+    DEFAULT_NONCE_LIFETIME_SECS, DEFAULT_PER_KEY_DIVISOR, DEFAULT_REPLAY_ENTRIES,
+    MAX_REPLAY_ENTRIES, MIN_NONCE_SECRET_BYTES,
 };
 
 #[derive(Deserialize)]
@@ -30,6 +30,8 @@ pub(crate) struct RawDpop {
     replay_cache: Option<OneOf<ReplayScope>>,
     #[serde(default, alias = "replayCacheSize")]
     replay_cache_size: Option<u32>,
+    #[serde(default, alias = "replayCachePerKey")]
+    replay_cache_per_key: Option<u32>,
     #[serde(default)]
     nonce: Option<RawNonce>,
 }
@@ -108,6 +110,18 @@ pub(crate) fn settings(
         }
         Some(n) => n as usize,
     };
+    let per_key = match raw.replay_cache_per_key {
+        None => (capacity / DEFAULT_PER_KEY_DIVISOR).max(1),
+        Some(n) if n == 0 || n as usize > capacity => {
+            diag::report(
+                errors,
+                format!("{path}.replay_cache_per_key"),
+                format!("between 1 and replay_cache_size ({capacity})"),
+            );
+            (capacity / DEFAULT_PER_KEY_DIVISOR).max(1)
+        }
+        Some(n) => n as usize,
+    };
     let nonce = raw.nonce.and_then(|n| {
         let secret = STANDARD
             .decode(n.secret.trim())
@@ -143,5 +157,6 @@ pub(crate) fn settings(
         public_base_url,
         replay,
         replay_capacity: capacity,
+        replay_per_key: per_key,
     })
 }

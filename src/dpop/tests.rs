@@ -440,7 +440,7 @@ fn access_token_type() {
 
 #[test]
 fn replay_cache_detects_reuse_expires_and_fails_closed_when_full() {
-    let mut cache = ReplayCache::new(2);
+    let mut cache = ReplayCache::new(2, 2);
     let p = |jti: &str, jkt: &str| CheckedProof {
         jkt: jkt.into(),
         jti: jti.into(),
@@ -492,32 +492,211 @@ fn dpop_challenge() {
     );
 }
 
-#[test]
-fn shared_bucket_records_refuses_replays_and_drops_expired_entries() {
-    let p = |jti: &str| CheckedProof {
-        jkt: "k".into(),
+fn proof_of(jkt: &str, jti: &str) -> CheckedProof {
+    CheckedProof {
+        jkt: jkt.into(),
         jti: jti.into(),
         iat: NOW,
-    };
-    let (a, b, c) = (replay_id(&p("a")), replay_id(&p("b")), replay_id(&p("c")));
-    assert!(shared_bucket(&a) < SHARED_BUCKETS);
-    let one = shared_record(&[], &a, NOW + 60, NOW, 2).expect("fresh");
-    assert_eq!(one.len(), 24);
+    }
+}
+
+/// An early proof whose window closes late must not keep later proofs whose
+/// windows closed counted: expiry goes by time, not by arrival.
+#[test]
+fn worker_record_expires_by_time_not_by_arrival() {
+    let mut cache = ReplayCache::new(2, 2);
+    let fresh = ReplayVerdict::Fresh;
     assert_eq!(
-        shared_record(&one, &a, NOW + 60, NOW + 1, 2),
+        cache.check_and_record(&proof_of("k", "late"), NOW + 120, NOW),
+        fresh
+    );
+    assert_eq!(
+        cache.check_and_record(&proof_of("k2", "soon"), NOW + 10, NOW),
+        fresh
+    );
+    // At NOW + 11 "soon" has expired: its slot is free although "late",
+    // recorded before it, is still live.
+    assert_eq!(
+        cache.check_and_record(&proof_of("k3", "next"), NOW + 70, NOW + 11),
+        fresh
+    );
+    assert_eq!(cache.len(), 2);
+    assert_eq!(
+        cache.check_and_record(&proof_of("k", "late"), NOW + 120, NOW + 12),
+        ReplayVerdict::Replayed
+    );
+    assert_eq!(
+        cache.check_and_record(&proof_of("k4", "x"), NOW + 90, NOW + 12),
+        ReplayVerdict::Full
+    );
+}
+
+/// One key holding its share of the record is refused alone; other keys'
+/// proofs still pass, and the key gets room again as its entries expire.
+#[test]
+fn one_key_cannot_take_more_than_its_share_of_the_worker_record() {
+    let mut cache = ReplayCache::new(10, 3);
+    for i in 0..3 {
+        let p = proof_of("greedy", &format!("j{i}"));
+        assert_eq!(
+            cache.check_and_record(&p, NOW + 60 + i, NOW),
+            ReplayVerdict::Fresh
+        );
+    }
+    assert_eq!(
+        cache.check_and_record(&proof_of("greedy", "j3"), NOW + 60, NOW),
+        ReplayVerdict::Full
+    );
+    for i in 0..7 {
+        let p = proof_of(&format!("other{i}"), "j0");
+        assert_eq!(
+            cache.check_and_record(&p, NOW + 60, NOW),
+            ReplayVerdict::Fresh
+        );
+    }
+    assert_eq!(cache.len(), 10);
+    // The greedy key's first entry expires at NOW + 60: one more slot.
+    assert_eq!(
+        cache.check_and_record(&proof_of("greedy", "j3"), NOW + 200, NOW + 60),
+        ReplayVerdict::Fresh
+    );
+    assert_eq!(
+        cache.check_and_record(&proof_of("greedy", "j4"), NOW + 200, NOW + 60),
+        ReplayVerdict::Full
+    );
+}
+
+#[test]
+fn shared_bucket_records_refuses_replays_and_drops_expired_entries() {
+    let (a, b, c) = (
+        replay_id(&proof_of("k", "a")),
+        replay_id(&proof_of("k", "b")),
+        replay_id(&proof_of("k", "c")),
+    );
+    let key = key_tag(&proof_of("k", "a"));
+    let e = |id, forget_at| SharedEntry { id, key, forget_at };
+    let one = shared_record(&[], &e(&a, NOW + 60), NOW, 2, 2).expect("fresh");
+    assert_eq!(one.len(), 32);
+    assert_eq!(
+        shared_record(&one, &e(&a, NOW + 60), NOW + 1, 2, 2),
         Err(ReplayVerdict::Replayed)
     );
-    let two = shared_record(&one, &b, NOW + 90, NOW + 1, 2).expect("fresh");
+    let two = shared_record(&one, &e(&b, NOW + 90), NOW + 1, 2, 2).expect("fresh");
     assert_eq!(
-        shared_record(&two, &c, NOW + 90, NOW + 2, 2),
+        shared_record(&two, &e(&c, NOW + 90), NOW + 2, 2, 2),
         Err(ReplayVerdict::Full)
     );
     // After a's time, its slot is reused and a may be recorded again.
-    let three = shared_record(&two, &c, NOW + 120, NOW + 60, 2).expect("fresh");
-    assert_eq!(three.len(), 48);
-    assert!(shared_record(&three, &a, NOW + 130, NOW + 61, 3).is_ok());
+    let three = shared_record(&two, &e(&c, NOW + 120), NOW + 60, 2, 2).expect("fresh");
+    assert_eq!(three.len(), 64);
+    assert!(shared_record(&three, &e(&a, NOW + 130), NOW + 61, 3, 3).is_ok());
     // Garbage from shared data (a torn or foreign value) is read as entries or ignored.
-    assert!(shared_record(&[0xff; 7], &a, NOW + 60, NOW, 2).is_ok());
+    assert!(shared_record(&[0xff; 7], &e(&a, NOW + 60), NOW, 2, 2).is_ok());
+}
+
+/// In a shared bucket too, one key holding its share is refused alone, and
+/// an entry expired anywhere in the bucket frees its slot.
+#[test]
+fn shared_bucket_limits_each_key_and_expires_by_time() {
+    let greedy = key_tag(&proof_of("greedy", "x"));
+    let other = key_tag(&proof_of("other", "x"));
+    let ids: Vec<[u8; 32]> = (0..5)
+        .map(|i| replay_id(&proof_of("greedy", &format!("j{i}"))))
+        .collect();
+    let mut bucket = Vec::new();
+    for (i, id) in ids.iter().take(2).enumerate() {
+        let e = SharedEntry {
+            id,
+            key: greedy,
+            forget_at: NOW + 100 - i as u64 * 90,
+        };
+        bucket = shared_record(&bucket, &e, NOW, 10, 2).expect("fresh");
+    }
+    let e = |id, key, forget_at| SharedEntry { id, key, forget_at };
+    assert_eq!(
+        shared_record(&bucket, &e(&ids[2], greedy, NOW + 60), NOW, 10, 2),
+        Err(ReplayVerdict::Full)
+    );
+    let other_id = replay_id(&proof_of("other", "j0"));
+    assert!(shared_record(&bucket, &e(&other_id, other, NOW + 60), NOW, 10, 2).is_ok());
+    // The second entry (recorded last, expiring first at NOW + 10) is gone
+    // at NOW + 11: the key has room again.
+    assert!(shared_record(&bucket, &e(&ids[2], greedy, NOW + 70), NOW + 11, 10, 2).is_ok());
+}
+
+/// The shared record does not exist until it is prepared (at configure
+/// time): a proof is then refused, never written without compare-and-swap.
+/// Once prepared, a proof is fresh once; preparing again keeps the secret
+/// and the entries.
+#[test]
+fn shared_record_refuses_proofs_until_prepared_and_survives_preparing_again() {
+    let store = crate::fake_shared::FakeSharedData::default();
+    let settings = ReplaySettings {
+        scope: ReplayScope::Shared,
+        capacity: 640,
+        per_key: 64,
+        max_age_secs: 60,
+    };
+    let p = proof_of("k", "a");
+    assert_eq!(
+        record_shared(&store, &p, NOW + 60, NOW, &settings),
+        ReplayVerdict::Unavailable
+    );
+    assert_eq!(store.get(SHARED_SECRET_KEY), (None, None));
+    assert!(prepare_shared(&store, &[7; 32]));
+    let secret = store.get(SHARED_SECRET_KEY).0;
+    assert_eq!(secret.as_deref(), Some(&[7u8; 32][..]));
+    assert_eq!(
+        record_shared(&store, &p, NOW + 60, NOW, &settings),
+        ReplayVerdict::Fresh
+    );
+    // Another VM configuring later, with its own random: nothing changes.
+    assert!(prepare_shared(&store, &[9; 32]));
+    assert_eq!(store.get(SHARED_SECRET_KEY).0, secret);
+    assert_eq!(
+        record_shared(&store, &p, NOW + 60, NOW + 1, &settings),
+        ReplayVerdict::Replayed
+    );
+    // A bucket gone missing (never created) refuses, it does not write.
+    let other = crate::fake_shared::FakeSharedData::default();
+    other.set(SHARED_SECRET_KEY, &[7; 32], None);
+    assert_eq!(
+        record_shared(&other, &p, NOW + 60, NOW, &settings),
+        ReplayVerdict::Unavailable
+    );
+}
+
+/// The bucket comes from a keyed hash under the record's secret: the same
+/// proofs land in other buckets under another secret, so a client cannot
+/// pick `jti`s that all fall into one bucket. Every bucket gets used.
+#[test]
+fn the_bucket_depends_on_the_secret_and_spreads() {
+    let ids: Vec<[u8; 32]> = (0..2000)
+        .map(|i| replay_id(&proof_of("k", &format!("j{i}"))))
+        .collect();
+    let buckets = |secret: &[u8]| -> Vec<usize> {
+        ids.iter()
+            .map(|id| shared_bucket(secret, id).expect("bucket"))
+            .collect()
+    };
+    let one = buckets(&[1; 32]);
+    let two = buckets(&[2; 32]);
+    let same = one.iter().zip(&two).filter(|(a, b)| a == b).count();
+    // Independent choices agree about 1 time in 64 (31 of 2000 expected).
+    assert!(same < 100, "{same} of 2000 in the same bucket");
+    let mut counts = [0usize; SHARED_BUCKETS];
+    for b in one {
+        counts[b] += 1;
+    }
+    assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+    // The first byte of the replay id (which a client can compute) no
+    // longer names the bucket.
+    let first_byte = ids
+        .iter()
+        .zip(buckets(&[1; 32]))
+        .filter(|(id, b)| usize::from(id[0]) % SHARED_BUCKETS == *b)
+        .count();
+    assert!(first_byte < 100, "{first_byte}");
 }
 
 #[test]
@@ -638,6 +817,88 @@ fn a_member_name_given_twice_refuses_the_proof() {
             check(&sign_raw(&sk, &hd, &cl)).err(),
             Some(AuthError::DpopMalformed),
             "header {hd} claims {cl}"
+        );
+    }
+}
+
+/// Tokens and proofs are split and decoded by the same reader: every
+/// malformed compact form refuses both (an empty signature included).
+#[test]
+fn tokens_and_proofs_refuse_the_same_malformed_compact_forms() {
+    let sk = signing_key(7);
+    let proof = sign(&sk, &header(&sk), &claims());
+    let token = crate::testutil::mint(r#"{"sub":"a","exp":4000000000}"#);
+    assert!(check(&proof).is_ok());
+    assert!(crate::token::parse(&token).is_ok());
+    let variants = |text: &str| -> Vec<(String, String)> {
+        let mut it = text.split('.');
+        let (h, p, s) = (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+        );
+        vec![
+            ("empty".into(), String::new()),
+            ("one part".into(), h.clone()),
+            ("two parts".into(), format!("{h}.{p}")),
+            ("four parts".into(), format!("{h}.{p}.{s}.{s}")),
+            ("four parts, last empty".into(), format!("{h}.{p}.{s}.")),
+            ("empty header".into(), format!(".{p}.{s}")),
+            ("empty payload".into(), format!("{h}..{s}")),
+            ("empty signature".into(), format!("{h}.{p}.")),
+            ("padded header".into(), format!("{h}=.{p}.{s}")),
+            ("padded payload".into(), format!("{h}.{p}==.{s}")),
+            ("padded signature".into(), format!("{h}.{p}.{s}=")),
+            (
+                "standard alphabet".into(),
+                format!("{h}.{p}.{}", s.replace(['-', '_'], "+") + "+/"),
+            ),
+            ("whitespace".into(), format!("{h} .{p}.{s}")),
+            ("dots only".into(), "..".into()),
+        ]
+    };
+    for (what, bad) in variants(&proof) {
+        assert!(check(&bad).is_err(), "proof: {what}");
+    }
+    for (what, bad) in variants(&token) {
+        assert_eq!(
+            crate::token::parse(&bad).err(),
+            Some(AuthError::Malformed),
+            "token: {what}"
+        );
+    }
+    // The same texts through the one splitter and reader both use.
+    for (what, bad) in variants(&proof) {
+        let split = crate::token::split_compact(&bad);
+        let decoded = split.and_then(|c| {
+            Some((
+                crate::token::json_object(c.header)?,
+                crate::token::json_object(c.payload)?,
+                crate::token::segment_bytes(c.signature).filter(|s| !s.is_empty())?,
+            ))
+        });
+        assert!(decoded.is_none(), "{what}");
+    }
+}
+
+/// A member name given twice in a token's header is refused as in a proof's
+/// (the header is read by the same strict reader).
+#[test]
+fn a_token_header_with_a_member_given_twice_is_refused() {
+    let secret = crate::testutil::hs_secret();
+    let claims = r#"{"sub":"a","exp":4000000000}"#;
+    let ok = crate::testutil::mint_raw(r#"{"alg":"HS256","kid":"hs-1"}"#, claims, &secret);
+    assert!(crate::token::parse(&ok).is_ok());
+    for header in [
+        r#"{"alg":"HS256","kid":"hs-1","kid":"other"}"#,
+        r#"{"alg":"HS256","kid":"hs-1","x5u":"a","x5u":"b"}"#,
+        r#"{"alg":"HS256","kid":"hs-1","typ":"JWT","typ":"at+jwt"}"#,
+    ] {
+        let t = crate::testutil::mint_raw(header, claims, &secret);
+        assert_eq!(
+            crate::token::parse(&t).err(),
+            Some(AuthError::Malformed),
+            "{header}"
         );
     }
 }

@@ -311,9 +311,11 @@ pub fn shared_get(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Status> {
         unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), data, size, &mut cas) }
     });
     match got {
+        // An empty value reads as none, with its version (as Envoy hands
+        // it over: no buffer).
         Ok(bytes) => {
             let cas = (cas != NO_CAS).then_some(cas);
-            Ok((Some(bytes), cas))
+            Ok(((!bytes.is_empty()).then_some(bytes), cas))
         }
         Err(status::NOT_FOUND) => Ok((None, None)),
         Err(e) => Err(e),

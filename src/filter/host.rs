@@ -3,10 +3,12 @@
 //! configure-time probe and the verifier the request path uses; the logic is
 //! in [`crate::hostverify`]). Every host call goes through [`abi`].
 
+use std::cell::RefCell;
+
 use super::abi::{self, BufferType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
-use crate::dpop::SharedData;
+use crate::dpop::{ReplayCache, SharedData};
 use crate::extract::RequestView;
 use crate::hostverify::{self, HostAlgs};
 use crate::jwks::{Alg, Key};
@@ -92,12 +94,14 @@ pub fn evaluate<T>(
     view: &RequestView,
     now_secs: u64,
     revocation: Option<&Revocations>,
+    local_replay: Option<&RefCell<ReplayCache>>,
     f: impl FnOnce(&mut Evaluator<'_, '_>) -> T,
 ) -> T {
     let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
     let mut ev = Evaluator::new(config, providers, view, now_secs, &verify);
     ev.shared = Some(&Host);
     ev.revocation = revocation;
+    ev.local_replay = local_replay;
     let out = f(&mut ev);
     count_cache(metrics, ev.cache_counts());
     out

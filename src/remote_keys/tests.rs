@@ -213,7 +213,7 @@ fn arrive(
     let mut outcome = ev.outcome();
     let waits = std::mem::take(&mut ev.waits);
     let before = format!("{:?}", outcome.decision);
-    match keys.settle(host, now, id, &view, Some(100), &mut outcome, &waits) {
+    match keys.settle(host, now, id, &view, Some(100), &mut outcome, &waits, None) {
         Settled::Park => Err(ParkResult::Parked),
         Settled::DecideAgain => Ok(decide(keys, config, &view, now).0),
         Settled::Apply if format!("{:?}", outcome.decision) != before => match outcome.decision {
@@ -987,12 +987,21 @@ fn a_request_decided_again_is_never_parked_twice() {
     let waits = std::mem::take(&mut ev.waits);
     assert!(matches!(outcome.decision, Decision::Deny(_)));
     assert_eq!(
-        keys.settle(&mut host, T0, 7, &view, None, &mut outcome, &waits),
+        keys.settle(&mut host, T0, 7, &view, None, &mut outcome, &waits, None),
         Settled::Apply
     );
     assert_eq!(keys.parked(), 0);
     assert_eq!(
-        keys.settle(&mut host, T0, 7, &view, Some(100), &mut outcome, &waits),
+        keys.settle(
+            &mut host,
+            T0,
+            7,
+            &view,
+            Some(100),
+            &mut outcome,
+            &waits,
+            None
+        ),
         Settled::Park
     );
     assert_eq!(keys.parked(), 1);

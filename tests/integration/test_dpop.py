@@ -140,6 +140,45 @@ def test_a_replayed_proof_is_refused_on_every_worker(dp):
     assert reason_count(dp, "dpop_replay") == before + 8
 
 
+@pytest.mark.parametrize("requires,replay", [
+    ({"requires_any": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}},
+     "shared"),
+    ({"allow_missing": {}}, "shared"),
+    ({"requires_any": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}},
+     "worker"),
+])
+def test_a_proof_passes_once_whichever_provider_checks_it(shared_envoy, requires, replay):
+    """Two providers with the same issuer and keys, both taking DPoP: the filter has one
+    replay record, so a proof passes once, not once per provider."""
+    proxy = shared_envoy({
+        "providers": {name: provider(dpop={"mode": "required", "replay_cache": replay})
+                      for name in ("a", "b")},
+        "rules": [{"match": {"prefix": "/"}, "requires": requires}],
+    })
+    c = Client()
+    proof = c.proof("GET", f"{proxy.url}/orders")
+    codes = [send(proxy, "/orders", c.token, proof).status_code for _ in range(4)]
+    if replay == "worker":
+        # Per worker: the first request on each worker may pass; never more.
+        assert codes.count(200) <= 2 and codes[0] == 200, codes
+    else:
+        assert codes == [200, 401, 401, 401], codes
+
+
+def test_a_proof_checked_for_two_providers_in_one_request_passes(shared_envoy):
+    """`requires_all` checks the same proof for both providers: it is recorded once,
+    not refused as a replay of itself; the next request with it is."""
+    proxy = shared_envoy({
+        "providers": {name: provider(dpop={"mode": "required"}) for name in ("a", "b")},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"requires_all": {"requirements": [
+            {"provider_name": "a"}, {"provider_name": "b"}]}}}],
+    })
+    c = Client()
+    proof = c.proof("GET", f"{proxy.url}/orders")
+    assert send(proxy, "/orders", c.token, proof).status_code == 200
+    assert send(proxy, "/orders", c.token, proof).status_code == 401
+
+
 def test_a_bound_token_sent_as_bearer_or_without_proof_is_refused(dp):
     c = Client()
     r = send(dp, "/orders", c.token, c.proof("GET", f"{dp.url}/orders"), scheme="Bearer")
