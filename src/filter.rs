@@ -113,11 +113,9 @@ impl RootContext for Root {
                 return false;
             }
         };
+        // The one list `jwt-filter-check` prints too.
         for w in &cfg.warnings {
-            log(LogLevel::Warn, &format!("jwt_filter: config warning: {w}"));
-        }
-        for w in crate::safety::warnings(&cfg) {
-            log(LogLevel::Warn, &format!("jwt_filter: unsafe setup: {w}"));
+            log(LogLevel::Warn, &format!("jwt_filter: warning: {w}"));
         }
         log(
             LogLevel::Info,
