@@ -22,6 +22,8 @@ use crate::matcher::{RouteMatcher, StringMatch};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 use crate::warning::{Kind, Warning};
 
+pub mod warnings;
+
 /// Bounds on what a configuration may ask for; beyond them the config is refused.
 pub const MAX_PROVIDERS: usize = 64;
 pub const MAX_RULES: usize = 1024;
@@ -392,7 +394,7 @@ impl Config {
         let mut v = Validator::default();
         let mut config = v.config(raw);
         if v.errors.is_empty() {
-            let more = crate::warning::of_config(&config);
+            let more = warnings::of_config(&config);
             config.warnings.extend(more);
             Ok(config)
         } else {

@@ -187,7 +187,7 @@ fn path_normalization<'a>(
         .enumerate()
         .filter(move |(_, r)| {
             !missing.is_empty()
-                && crate::warning::exempts(r)
+                && crate::config::warnings::exempts(r)
                 && !matches!(
                     r.matcher.path(),
                     PathMatcher::Exact(_) | PathMatcher::Connect
