@@ -20,6 +20,9 @@ use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
 use crate::matcher::build::{self as matcher_build, RawRouteMatch, RawStringMatcher};
 use crate::matcher::{RouteMatcher, StringMatch};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
+use crate::warning::{Kind, Warning};
+
+pub mod warnings;
 
 /// Bounds on what a configuration may ask for; beyond them the config is refused.
 pub const MAX_PROVIDERS: usize = 64;
@@ -348,8 +351,9 @@ pub struct Config {
     /// Every header the filter may write, lowercased and deduplicated: removed
     /// from each incoming request first so a client cannot spoof them.
     pub sanitize_headers: Vec<String>,
-    /// Warnings for a valid configuration (skipped keys and the like).
-    pub warnings: Vec<String>,
+    /// Every warning about this configuration ([`crate::warning`]), in
+    /// order: the parser's, then those about the whole configuration.
+    pub warnings: Vec<Warning>,
     /// Header (lowercased) carrying the outcome upstream, if configured.
     pub status_header: Option<String>,
     /// Metric name prefix.
@@ -391,8 +395,10 @@ impl Config {
     pub fn parse(json: &[u8]) -> Result<Config, Vec<ConfigError>> {
         let raw = parse_raw(json)?;
         let mut v = Validator::default();
-        let config = v.config(raw);
+        let mut config = v.config(raw);
         if v.errors.is_empty() {
+            let more = warnings::of_config(&config);
+            config.warnings.extend(more);
             Ok(config)
         } else {
             Err(v.errors)
@@ -443,7 +449,7 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
 #[derive(Default)]
 struct Validator {
     errors: Vec<ConfigError>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl Validator {
@@ -718,8 +724,11 @@ impl Validator {
                 Some(text) => match KeySet::parse(&text) {
                     Ok((set, warnings)) => {
                         for w in warnings {
-                            self.warnings
-                                .push(format!("{path}.local_jwks: skipped key: {w}"));
+                            self.warnings.push(Warning::new(
+                                Kind::SkippedKey,
+                                format!("{path}.local_jwks"),
+                                format!("skipped key: {w}"),
+                            ));
                         }
                         if !set
                             .keys()
@@ -741,6 +750,17 @@ impl Validator {
             },
         };
 
+        crate::warning::of_provider_settings(
+            &path,
+            raw.require_expiration,
+            raw.clock_skew_seconds,
+            [
+                !raw.from_headers.is_empty(),
+                !raw.from_params.is_empty(),
+                !raw.from_cookies.is_empty(),
+            ],
+            &mut self.warnings,
+        );
         let mut locations = extract::build::locations(
             &path,
             &raw.from_headers,

@@ -85,11 +85,9 @@ fn configure(root_id: u32) -> Option<SharedVm> {
             return None;
         }
     };
+    // The one list `jwt-filter-check` prints too.
     for w in &cfg.warnings {
-        abi::log(LogLevel::Warn, &format!("jwt_filter: config warning: {w}"));
-    }
-    for w in crate::safety::warnings(&cfg) {
-        abi::log(LogLevel::Warn, &format!("jwt_filter: unsafe setup: {w}"));
+        abi::log(LogLevel::Warn, &format!("jwt_filter: warning: {w}"));
     }
     abi::log(
         LogLevel::Info,

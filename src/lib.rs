@@ -36,10 +36,10 @@ pub mod revocation;
 pub mod revocation_feeds;
 pub mod route;
 pub mod rsa_verify;
-pub mod safety;
 mod strict_json;
 pub mod token;
 pub mod token_cache;
+pub mod warning;
 pub mod x509;
 
 // Native tooling (config checker and converter for `jwt-filter-check`); not in the wasm.

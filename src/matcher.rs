@@ -60,13 +60,23 @@ impl HeaderMatcher {
         HeaderMatcher { name, kind, invert }
     }
 
-    /// `value` is the request's header value, `None` when absent. As in Envoy,
-    /// an absent header never matches a value matcher, even when inverted.
+    /// `value` is the request's header value, `None` when absent: the one-value
+    /// case of [`HeaderMatcher::matches_all`].
     pub fn matches(&self, value: Option<&str>) -> bool {
-        let hit = match (&self.kind, value) {
-            (StringMatch::Present(want), v) => *want == v.is_some(),
-            (_, None) => return false,
-            (kind, Some(v)) => kind.is_match(v),
+        self.matches_all(value)
+    }
+
+    /// `values` are every value of the request header, in order (none: the
+    /// header is absent). As Envoy's route header matching (which
+    /// `jwt_authn`'s rules use): the matcher matches when any one value
+    /// matches, so `invert_match` matches when no value does; an absent
+    /// header never matches a value matcher, even when inverted.
+    pub fn matches_all<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> bool {
+        let mut values = values.into_iter().peekable();
+        let hit = match &self.kind {
+            StringMatch::Present(want) => *want == values.peek().is_some(),
+            _ if values.peek().is_none() => return false,
+            kind => values.any(|v| kind.is_match(v)),
         };
         hit != self.invert
     }
@@ -116,13 +126,14 @@ impl RouteMatcher {
         self
     }
 
-    /// The whole match: `full_path` is the `:path` with its query string.
-    pub fn matches_request<'a>(
-        &self,
-        full_path: &str,
-        mut header: impl FnMut(&str) -> Option<&'a str>,
-    ) -> bool {
-        self.matches(path_only(full_path), &mut header)
+    /// The whole match: `full_path` is the `:path` with its query string;
+    /// `header` gives every value of a request header (lowercased name), in
+    /// order.
+    pub fn matches_request<'a, I>(&self, full_path: &str, header: impl Fn(&str) -> I) -> bool
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        self.matches(path_only(full_path), header)
             && self.query.iter().all(|q| q.matches(full_path))
     }
 
@@ -130,12 +141,32 @@ impl RouteMatcher {
         &self.headers
     }
 
-    /// `path` is the `:path` without its query string; `header` looks a
-    /// request header up by lowercased name.
-    pub fn matches<'a>(&self, path: &str, mut header: impl FnMut(&str) -> Option<&'a str>) -> bool {
+    pub fn path(&self) -> &PathMatcher {
+        &self.path
+    }
+
+    /// Matches every path (`prefix` `/` or empty, `safe_regex` `.*` or
+    /// `/.*`) with no header or query condition.
+    pub fn is_catch_all(&self) -> bool {
+        if !self.headers.is_empty() || !self.query.is_empty() {
+            return false;
+        }
+        match &self.path {
+            PathMatcher::Prefix(p) => p.is_empty() || p == "/",
+            PathMatcher::Regex(r) => matches!(r.as_str(), "^(?:.*)$" | "^(?:/.*)$"),
+            _ => false,
+        }
+    }
+
+    /// `path` is the `:path` without its query string; `header` gives every
+    /// value of a request header (lowercased name), in order.
+    pub fn matches<'a, I>(&self, path: &str, header: impl Fn(&str) -> I) -> bool
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
         if matches!(self.path, PathMatcher::Connect) {
-            return header(":method") == Some("CONNECT")
-                && self.headers.iter().all(|h| h.matches(header(&h.name)));
+            return header(":method").into_iter().next() == Some("CONNECT")
+                && self.headers.iter().all(|h| h.matches_all(header(&h.name)));
         }
         let ic = !self.case_sensitive;
         let path_ok = match &self.path {
@@ -148,7 +179,7 @@ impl RouteMatcher {
             }
             PathMatcher::Connect => false,
         };
-        path_ok && self.headers.iter().all(|h| h.matches(header(&h.name)))
+        path_ok && self.headers.iter().all(|h| h.matches_all(header(&h.name)))
     }
 }
 

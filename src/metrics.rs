@@ -243,6 +243,8 @@ pub struct ProviderIds {
     pub fetch_failure: Option<u32>,
     pub keys_added: Option<u32>,
     pub keys_removed: Option<u32>,
+    /// OIDC discovery named a plain-HTTP or off-issuer `jwks_uri`.
+    pub discovery_untrusted: Option<u32>,
     /// When the oldest key still served was first seen (ms since the epoch).
     oldest_first_seen_ms: Cell<Option<u64>>,
 }
@@ -377,6 +379,7 @@ impl Metrics {
                 );
                 ids.keys_added = def(C, "jwks_keys_added_total", &p);
                 ids.keys_removed = def(C, "jwks_keys_removed_total", &p);
+                ids.discovery_untrusted = def(C, "jwks_discovery_untrusted_total", &p);
             }
             providers.push(ids);
         }
@@ -513,6 +516,12 @@ impl ProviderIds {
                 self.fetch_failure
             },
         );
+    }
+
+    /// OIDC discovery named a `jwks_uri` that is plain HTTP or on another
+    /// host than the issuer's ([`crate::warning::discovered_uri_problem`]).
+    pub fn on_discovery_untrusted(&self, host: &dyn MetricHost) {
+        inc(host, self.discovery_untrusted);
     }
 
     /// A fetch installed a changed key set: `added` / `removed` kids.

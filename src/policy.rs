@@ -473,12 +473,10 @@ impl<'c> Evaluator<'c, '_> {
         }
         let req = self.req;
         let full = req.path();
-        if let Some((i, rule)) = config
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.matcher.matches_request(full, |name| req.header(name)))
-        {
+        if let Some((i, rule)) = config.rules.iter().enumerate().find(|(_, r)| {
+            r.matcher
+                .matches_request(full, |name| req.header_all(name).collect::<Vec<_>>())
+        }) {
             return Selected::Rule(i, rule);
         }
         let chosen = config.filter_state_rules.as_ref().and_then(|f| {

@@ -462,6 +462,22 @@ impl KeyLifecycle {
                         Level::Info,
                         &format!("jwt_filter: provider {}: discovered jwks_uri {uri}", p.name),
                     );
+                    if let Some(why) =
+                        crate::warning::discovered_uri_problem(&uri, p.issuer.as_deref())
+                    {
+                        host.log(
+                            Level::Warn,
+                            &format!(
+                                "jwt_filter: warning: providers.{}.remote_jwks.oidc_discovery: \
+                                 the discovered jwks_uri {uri} is used although {why} [{}]",
+                                p.name,
+                                crate::warning::Kind::DiscoveryUntrusted
+                            ),
+                        );
+                        if let Some(slot) = self.providers.get(idx) {
+                            slot.metrics.on_discovery_untrusted(host);
+                        }
+                    }
                     host.shared_set(&discovered_key(r), uri.as_bytes(), None);
                     self.start_fetch(host, idx, now);
                     return Vec::new();

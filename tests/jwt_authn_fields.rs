@@ -475,7 +475,7 @@ fn ignored_route_match_fields_warn() {
         assert!(
             c.warnings
                 .iter()
-                .any(|w| w.contains(&format!("{path}: ignored"))),
+                .any(|w| w.to_string().contains(&format!("{path}: ignored"))),
             "{path}: {:?}",
             c.warnings
         );

@@ -129,8 +129,8 @@ fn run_check(files: &[String]) -> ExitCode {
                 continue;
             }
         };
-        // (label, bytes) of every plugin config in the file.
-        let mut configs: Vec<(String, Vec<u8>)> = Vec::new();
+        // Every plugin config in the file.
+        let mut configs: Vec<lint::Found> = Vec::new();
         let many = input.docs.len() > 1;
         let mut skipped = 0usize;
         for (i, doc) in input.docs.iter().enumerate() {
@@ -141,7 +141,10 @@ fn run_check(files: &[String]) -> ExitCode {
                 String::new()
             };
             if !found.is_empty() {
-                configs.extend(found.into_iter().map(|(l, b)| (format!("{prefix}{l}"), b)));
+                configs.extend(found.into_iter().map(|f| lint::Found {
+                    label: format!("{prefix}{}", f.label),
+                    ..f
+                }));
             } else if is_foreign(doc) {
                 // Manifests shipped next to a WasmPlugin (ServiceEntry, ...), or an
                 // Envoy config without the wasm filter: nothing to check.
@@ -158,7 +161,11 @@ fn run_check(files: &[String]) -> ExitCode {
                 } else {
                     serde_json::to_vec(doc).unwrap_or_default()
                 };
-                configs.push((prefix.trim_end_matches(": ").to_string(), bytes));
+                configs.push(lint::Found {
+                    label: prefix.trim_end_matches(": ").to_string(),
+                    bytes,
+                    hcm: None,
+                });
             }
         }
         if configs.is_empty() && skipped > 0 {
@@ -169,13 +176,13 @@ fn run_check(files: &[String]) -> ExitCode {
             status = status.max(1);
             continue;
         }
-        for (label, bytes) in configs {
-            let at = if label.is_empty() {
+        for found in configs {
+            let at = if found.label.is_empty() {
                 file.clone()
             } else {
-                format!("{file}: {label}")
+                format!("{file}: {}", found.label)
             };
-            let report = lint::check(&bytes);
+            let report = lint::check_in(&found.bytes, found.hcm.as_ref());
             for f in &report.findings {
                 println!("{at}: {f}");
             }

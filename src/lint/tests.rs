@@ -240,12 +240,18 @@ fn allow_missing_or_failed_everywhere_warns() {
     ]);
     assert!(run(&config(safe_provider(), rules)).findings.is_empty());
 
-    // A catch-all with a header condition is not a catch-all.
+    // A catch-all with a header condition is not a catch-all; it exempts on
+    // a header a client can send.
     let rules = json!([
         {"match": {"prefix": "/", "headers": [{"name": "x-debug"}]}, "requires": amof},
         {"match": {"prefix": "/"}, "requires": {"provider_name": "p"}},
     ]);
-    assert!(run(&config(safe_provider(), rules)).findings.is_empty());
+    let r = run(&config(safe_provider(), rules));
+    assert_eq!(warning_paths(&r), ["rules[0].match.headers"]);
+    assert_eq!(
+        r.warnings().next().unwrap().kind,
+        Some(Kind::HeaderExemption)
+    );
 }
 
 #[test]
@@ -284,8 +290,8 @@ fn plugin_configs_from_wasmplugin_and_envoy_bootstrap() {
         "spec": {"pluginConfig": {"providers": {}}}});
     let found = plugin_configs(&wp);
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].0, "spec.pluginConfig");
-    assert_eq!(found[0].1, br#"{"providers":{}}"#);
+    assert_eq!(found[0].label, "spec.pluginConfig");
+    assert_eq!(found[0].bytes, br#"{"providers":{}}"#);
 
     let bootstrap = json!({"static_resources": {"listeners": [{"filter_chains": [{"filters": [{
         "typed_config": {"http_filters": [
@@ -298,24 +304,19 @@ fn plugin_configs_from_wasmplugin_and_envoy_bootstrap() {
     let found = plugin_configs(&bootstrap);
     assert_eq!(found.len(), 1);
     assert_eq!(
-        found[0].0,
+        found[0].label,
         "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.config.configuration.value"
     );
-    assert_eq!(found[0].1, b"{\"rules\": []}");
+    assert_eq!(found[0].bytes, b"{\"rules\": []}");
 
     assert!(plugin_configs(&json!({"providers": {}})).is_empty());
 }
 
 #[test]
 fn report_mode_and_plain_http_jwks_warn() {
-    let doc = json!({"mode": "report"});
-    assert_eq!(
-        lint(&doc)
-            .iter()
-            .map(|f| f.path.as_str())
-            .collect::<Vec<_>>(),
-        ["mode"]
-    );
+    let mut doc = config(safe_provider(), required_rule());
+    doc["mode"] = json!("report");
+    assert_eq!(warning_paths(&run(&doc)), ["mode"]);
 
     let mut p = safe_provider();
     p.as_object_mut().unwrap().remove("local_jwks");
@@ -360,4 +361,109 @@ fn open_prefix_not_ending_at_a_segment_is_flagged() {
     assert!(msg.contains("\"/public-admin\""), "{msg}");
     assert!(msg.contains("{\"path\": \"/public\"}"), "{msg}");
     assert!(msg.contains("{\"prefix\": \"/public/\"}"), "{msg}");
+}
+
+/// An Envoy bootstrap with one HTTP connection manager (`hcm` merged into
+/// it) whose wasm filter carries `plugin`.
+fn bootstrap(plugin: &Value, hcm: Value) -> Value {
+    let mut tc = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "in",
+        "http_filters": [
+            {"name": "envoy.filters.http.wasm", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {"configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin.to_string()}}}},
+            {"name": "envoy.filters.http.router"}]});
+    for (k, v) in hcm.as_object().unwrap() {
+        tc[k] = v.clone();
+    }
+    json!({"static_resources": {"listeners": [{"filter_chains": [{"filters": [{
+        "name": "envoy.filters.network.http_connection_manager", "typed_config": tc}]}]}]}})
+}
+
+fn check_bootstrap(doc: &Value) -> Vec<String> {
+    plugin_configs(doc)
+        .iter()
+        .flat_map(|f| check_in(&f.bytes, f.hcm.as_ref()).findings)
+        .map(|f| f.to_string())
+        .collect()
+}
+
+#[test]
+fn exempt_prefixes_need_a_normalising_connection_manager() {
+    let rules = json!([
+        {"match": {"prefix": "/public/"}},
+        {"match": {"path": "/health"}},
+        {"match": {"prefix": "/"}, "requires": {"provider_name": "p"}},
+    ]);
+    let plugin = config(safe_provider(), rules);
+    let found = check_bootstrap(&bootstrap(&plugin, json!({})));
+    assert_eq!(found.len(), 1, "{found:?}");
+    let line = &found[0];
+    assert!(line.starts_with("warning: rules[0].match: "), "{line}");
+    assert!(line.ends_with(" [path_not_normalized]"), "{line}");
+    for setting in [
+        "normalize_path: true",
+        "merge_slashes: true",
+        "path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD",
+    ] {
+        assert!(line.contains(setting), "{line}");
+    }
+    assert!(line.contains("static_resources.listeners[0].filter_chains[0].filters[0].typed_config"));
+
+    // Only what is missing is named.
+    let found = check_bootstrap(&bootstrap(
+        &plugin,
+        json!({"normalize_path": true, "merge_slashes": true}),
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(!found[0].contains("merge_slashes"), "{}", found[0]);
+    assert!(found[0].contains("path_with_escaped_slashes_action"));
+
+    for action in [
+        "UNESCAPE_AND_FORWARD",
+        "REJECT_REQUEST",
+        "UNESCAPE_AND_REDIRECT",
+    ] {
+        let hcm = json!({"normalize_path": {"value": true}, "merge_slashes": true,
+                         "path_with_escaped_slashes_action": action});
+        assert!(
+            check_bootstrap(&bootstrap(&plugin, hcm)).is_empty(),
+            "{action}"
+        );
+    }
+    let keep = json!({"normalize_path": true, "merge_slashes": true,
+                      "path_with_escaped_slashes_action": "KEEP_UNCHANGED"});
+    assert_eq!(check_bootstrap(&bootstrap(&plugin, keep)).len(), 1);
+
+    // No exempt prefix: nothing to say; the plugin config alone: not known.
+    let strict = config(safe_provider(), required_rule());
+    assert!(check_bootstrap(&bootstrap(&strict, json!({}))).is_empty());
+    assert!(run(&plugin).findings.is_empty());
+}
+
+#[test]
+fn the_checker_lists_exactly_the_configs_warnings() {
+    let mut p = safe_provider();
+    p.as_object_mut().unwrap().remove("issuer");
+    p["from_params"] = json!(["t"]);
+    let doc = json!({"mode": "report", "providers": {"p": p}, "rules": [
+        {"match": {"prefix": "/open", "headers": [{"name": "x-env", "exact_match": "dev"}]}},
+        {"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]});
+    let bytes = serde_json::to_vec(&doc).unwrap();
+    let config = Config::parse(&bytes).unwrap();
+    let printed: Vec<String> = check(&bytes)
+        .findings
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let logged: Vec<String> = config
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {w}"))
+        .collect();
+    assert!(logged.len() >= 5, "{logged:?}");
+    assert_eq!(printed, logged);
 }

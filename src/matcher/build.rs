@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::diag::{self, ConfigError};
 use crate::header_name::header_name;
+use crate::warning::{Kind, Warning};
 
 use super::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
 
@@ -241,7 +242,7 @@ pub(crate) fn route_match(
     path: &str,
     raw: RawRouteMatch,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Option<RouteMatcher> {
     let before = errors.len();
     let case_sensitive = raw.case_sensitive.unwrap_or(true);
@@ -261,9 +262,11 @@ pub(crate) fn route_match(
         ("filter_state", raw.filter_state.is_some()),
     ] {
         if set {
-            warnings.push(format!(
-                "{path}.{field}: ignored, as jwt_authn's rule matcher ignores it (the rule \
-                 applies whatever it says)"
+            warnings.push(Warning::new(
+                Kind::IgnoredMatchField,
+                format!("{path}.{field}"),
+                "ignored, as jwt_authn's rule matcher ignores it (the rule applies whatever it \
+                 says)",
             ));
         }
     }

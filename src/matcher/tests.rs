@@ -45,6 +45,44 @@ fn header_matchers() {
 }
 
 #[test]
+fn repeated_headers_match_when_any_value_does() {
+    // As Envoy's route header matching: any value, in any order; inverted,
+    // no value; absent, no value matcher matches.
+    let m = HeaderMatcher::new(
+        "x".into(),
+        StringMatch::Exact("public".into(), false),
+        false,
+    );
+    assert!(m.matches_all(["internal", "public"]));
+    assert!(m.matches_all(["public", "internal"]));
+    assert!(m.matches_all(["", "public"]));
+    assert!(!m.matches_all(["internal", "internal"]));
+    assert!(!m.matches_all(["internal,public"]));
+    assert!(!m.matches_all([]));
+    let inv = HeaderMatcher::new(
+        "x".into(),
+        StringMatch::Exact("internal".into(), false),
+        true,
+    );
+    assert!(!inv.matches_all(["internal", "public"]));
+    assert!(!inv.matches_all(["public", "internal"]));
+    assert!(inv.matches_all(["public", "public"]));
+    assert!(!inv.matches_all([]));
+    let p = HeaderMatcher::new("x".into(), StringMatch::Prefix("pub".into(), false), false);
+    assert!(p.matches_all(["internal", "public"]));
+    let present = HeaderMatcher::new("x".into(), StringMatch::Present(true), true);
+    assert!(!present.matches_all(["a", "b"]));
+    assert!(present.matches_all([]));
+    let rm = RouteMatcher::new(PathMatcher::Prefix("/".into()), true, vec![m]);
+    let headers = [("x", "internal"), ("x", "public")];
+    assert!(rm.matches("/", |name: &str| headers
+        .iter()
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .collect::<Vec<_>>()));
+}
+
+#[test]
 fn multibyte_boundaries_do_not_panic() {
     let m = HeaderMatcher::new("x".into(), StringMatch::Prefix("é".into(), false), false);
     assert!(!m.matches(Some("e")));

@@ -70,6 +70,7 @@ fn names_cover_every_reason_mode_provider_and_named_rule() {
         "jwt_filter.provider=.=b;.;key_source=.=remote;.;jwks_oldest_key_age_seconds",
         "jwt_filter.provider=.=b;.;result=.=failure;.;jwks_fetches_total",
         "jwt_filter.provider=.=b;.;jwks_keys_added_total",
+        "jwt_filter.provider=.=b;.;jwks_discovery_untrusted_total",
         "jwt_filter.rule=.=api;.;decision=.=deny;.;rule_decisions_total",
         "jwt_filter.rule=.=shadow;.;decision=.=would_deny;.;rule_decisions_total",
     ] {
@@ -88,9 +89,9 @@ fn names_cover_every_reason_mode_provider_and_named_rule() {
         .collect();
     assert_eq!(hist.len(), Timing::ALL.len());
     // 2 allow + one deny and one would-deny per reason + cors + 2 cache +
-    // 4 histograms, 5 per provider + 4 per remote one, 2 per named rule.
+    // 4 histograms, 5 per provider + 5 per remote one, 2 per named rule.
     let reasons = crate::error::AuthError::ALL.len();
-    assert_eq!(names.len(), 2 + 2 * reasons + 1 + 2 + 4 + 2 * 5 + 4 + 2 * 2);
+    assert_eq!(names.len(), 2 + 2 * reasons + 1 + 2 + 4 + 2 * 5 + 5 + 2 * 2);
     let unique: std::collections::HashSet<_> = names.iter().map(|(_, n)| n).collect();
     assert_eq!(unique.len(), names.len());
 }

@@ -319,6 +319,36 @@ fn header_and_regex_rules() {
 }
 
 #[test]
+fn header_rules_see_every_value_of_a_repeated_header() {
+    let c = cfg(
+        r#"{"match":{"prefix":"/","headers":[{"name":"x-anon","exact_match":"yes"}]}},
+           {"match":{"prefix":"/"},"requires":{"provider_name":"a"}}"#,
+        "",
+    );
+    for values in [["no", "yes"], ["yes", "no"]] {
+        let h: Vec<(&str, &str)> = values.iter().map(|v| ("x-anon", *v)).collect();
+        assert_eq!(decide(&c, &req("/y", &h)), Decision::NoAuth, "{values:?}");
+    }
+    let c = cfg(
+        r#"{"match":{"prefix":"/","headers":[{"name":"x-env","exact_match":"internal","invert_match":true}]}},
+           {"match":{"prefix":"/"},"requires":{"provider_name":"a"}}"#,
+        "",
+    );
+    for values in [["public", "internal"], ["internal", "public"]] {
+        let h: Vec<(&str, &str)> = values.iter().map(|v| ("x-env", *v)).collect();
+        assert_eq!(
+            decide(&c, &req("/y", &h)),
+            Decision::Deny(AuthError::Missing),
+            "{values:?}"
+        );
+    }
+    assert_eq!(
+        decide(&c, &req("/y", &[("x-env", "public"), ("x-env", "public")])),
+        Decision::NoAuth
+    );
+}
+
+#[test]
 fn claim_text_forms() {
     use serde_json::json;
     assert_eq!(claim_text(&json!("s")), Some("s".into()));

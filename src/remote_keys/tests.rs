@@ -789,6 +789,16 @@ fn oidc_discovery_then_jwks() {
     );
     deliver(&mut keys, &mut host, T0 + 5, token);
     assert!(host.logged("discovered jwks_uri https://keys.test/k.json"));
+    // On another host than the issuer's: said, and counted.
+    assert!(host.logged(
+        "jwt_filter: warning: providers.idp.remote_jwks.oidc_discovery: the discovered jwks_uri \
+         https://keys.test/k.json is used although its host \"keys.test\" is not the issuer's"
+    ));
+    assert!(host.logged("[discovery_untrusted]"));
+    assert_eq!(
+        host.counter("jwt_filter.provider=.=idp;.;jwks_discovery_untrusted_total"),
+        1
+    );
     let (token, req) = host.last_call();
     assert_eq!(
         (req.authority.as_str(), req.path.as_str(), req.scheme),

@@ -118,6 +118,7 @@ def all_series(prefix: str, providers: list[tuple[str, str]],
                 out[series(f"{p}_jwks_fetches_total", provider=q, result=r)] = "counter"
             out[series(f"{p}_jwks_keys_added_total", provider=q)] = "counter"
             out[series(f"{p}_jwks_keys_removed_total", provider=q)] = "counter"
+            out[series(f"{p}_jwks_discovery_untrusted_total", provider=q)] = "counter"
     for name, mode in rules:
         rejected = "deny" if mode == "enforce" else "would_deny"
         for d in ("allow", rejected):

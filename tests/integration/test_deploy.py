@@ -700,3 +700,84 @@ def test_checker_warns_about_a_prefix_that_opens_more_than_a_segment(checker, tm
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'warning: rules[0].match.prefix: prefix "/public" is a string prefix, not a path ' \
            'segment' in out.stdout, out.stdout
+
+
+# ----------------------------------------------------------------------------------------
+# One warning list: the checker prints what the filter logs at configure time
+# ----------------------------------------------------------------------------------------
+
+def _many_warnings() -> dict:
+    jwks = json.loads(tokens.jwks_text())
+    jwks["keys"] += [{"kty": "oct", "kid": "short-hs", "k": tokens.b64u(b"s" * 20)},
+                     {"kty": "XYZ", "kid": "odd"}]
+    clean = {"issuer": tokens.ISSUER, "audiences": [tokens.AUDIENCE], "require_expiration": True,
+             "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+             "local_jwks": {"inline_string": tokens.jwks_text()}}
+    return {"providers": {
+        "open": {"from_params": ["t"], "clock_skew_seconds": 900,
+                 "local_jwks": {"inline_string": json.dumps(jwks)}},
+        "bound": dict(clean, dpop={"replay_cache": "worker"}, forward=True),
+        "bearer": clean,
+        "disc": {"issuer": "http://idp.test", "audiences": [tokens.AUDIENCE],
+                 "require_expiration": True, "from_headers": clean["from_headers"],
+                 "remote_jwks": {"http_uri": {"cluster": "jwks", "timeout": "1s"},
+                                 "oidc_discovery": True}}},
+        "rules": [
+            {"match": {"prefix": "/public", "grpc": {}}},
+            {"match": {"prefix": "/", "headers": [{"name": "x-env", "exact_match": "public"}]}},
+            {"match": {"prefix": "/api"}, "requires": {"provider_name": "bound"}, "mode": "report"},
+            {"match": {"prefix": "/"}, "requires": {"allow_missing_or_failed": {}}}]}
+
+
+def _checker_warnings(out: str) -> list[str]:
+    return [line.split(": warning: ", 1)[1] for line in out.splitlines() if ": warning: " in line]
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key is")
+def test_checker_prints_the_warnings_the_filter_logs(checker, envoy, tmp_path):
+    """The same list, text for text, from `jwt-filter-check check` and from the filter's
+    configure-time log in a real Envoy; given the Envoy bootstrap, the checker adds what
+    only the bootstrap shows (paths not normalised before an exempt prefix)."""
+    cfg = _many_warnings()
+    f = tmp_path / "many.json"
+    f.write_text(json.dumps(cfg))
+    out = run_checker(checker, "check", f)
+    assert out.returncode == 0, out.stdout + out.stderr
+    printed = _checker_warnings(out.stdout)
+    kinds = {re.search(r" \[([a-z_]+)\]$", w).group(1) for w in printed}
+    assert kinds == {
+        "ignored_match_field", "skipped_key", "short_hmac_secret", "dpop_replay_per_worker",
+        "dpop_token_forwarded", "dpop_issuer_accepts_bearer", "discovery_untrusted", "no_issuer",
+        "no_audiences", "no_require_expiration", "token_in_query", "large_clock_skew",
+        "allow_failed_catch_all", "string_prefix_exemption", "header_exemption", "report_mode",
+    }, printed
+
+    proxy = envoy(cfg, extra_clusters=[harness.static_cluster("jwks", 9)])
+    deadline = time.monotonic() + 5
+    while "configured" not in proxy.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    text = proxy.log_text()
+    vms = text.count("jwt_filter: configured ")
+    assert vms >= 2, text[-3000:]
+    logged = [line.split("jwt_filter: warning: ", 1)[1] for line in text.splitlines()
+              if "jwt_filter: warning: " in line]
+    # Each VM logs the whole list once.
+    assert sorted(logged) == sorted(printed * vms), (logged, printed)
+    assert tokens.b64u(b"s" * 20) not in text
+
+    # The bootstrap Envoy ran: it does not normalise paths, and three rules exempt a prefix.
+    out = run_checker(checker, "check", proxy.config_path)
+    extra = [w for w in _checker_warnings(out.stdout) if w not in printed]
+    assert [w.split(":", 1)[0] for w in extra] == \
+        ["rules[0].match", "rules[1].match", "rules[3].match"], out.stdout
+    assert all(w.endswith(" [path_not_normalized]") and "merge_slashes: true" in w
+               for w in extra), extra
+    # Normalised, the bootstrap adds nothing.
+    boot = yaml.safe_load(proxy.config_path.read_text())
+    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm.update(normalize_path=True, merge_slashes=True,
+               path_with_escaped_slashes_action="UNESCAPE_AND_FORWARD")
+    fixed = tmp_path / "envoy.yaml"
+    fixed.write_text(yaml.safe_dump(boot))
+    assert _checker_warnings(run_checker(checker, "check", fixed).stdout) == printed

@@ -330,11 +330,12 @@ def test_unsafe_setups_logged_one_line_each(envoy):
     jwks["keys"] += [_oct("short-hs", b"s" * 20),
                      dict(json.loads(jwks_text())["keys"][0], kid="sign-only", key_ops=["sign"]),
                      _oct("one-byte", b"x")]
+    clean = {"issuer": ISSUER, "audiences": [AUDIENCE], "require_expiration": True,
+             "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}]}
     cfg = {"providers": {
-        "local": {"issuer": ISSUER, "audiences": [AUDIENCE],
-                  "local_jwks": {"inline_string": json.dumps(jwks)}},
-        "plain": {"issuer": ISSUER, "audiences": [AUDIENCE], "remote_jwks": {
-            "http_uri": {"uri": "http://idp.test/jwks", "cluster": "jwks", "timeout": "1s"}}}},
+        "local": dict(clean, local_jwks={"inline_string": json.dumps(jwks)}),
+        "plain": dict(clean, remote_jwks={
+            "http_uri": {"uri": "http://idp.test/jwks", "cluster": "jwks", "timeout": "1s"}})},
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "local"}}]}
     proxy = envoy(cfg, concurrency=1, extra_clusters=[harness.static_cluster("jwks", 9)])
     proxy.get("/")
@@ -345,15 +346,17 @@ def test_unsafe_setups_logged_one_line_each(envoy):
     # Every VM (the main thread's and each worker's) configures and says it once.
     vms = len([l for l in lines if "jwt_filter: configured " in l])
     assert vms >= 2, lines
-    unsafe = [l for l in lines if "unsafe setup:" in l]
-    assert len([l for l in unsafe if "providers.plain.remote_jwks.http_uri.uri: " in l
-                and "plain HTTP" in l]) == vms, unsafe
-    assert len([l for l in unsafe if "providers.local.local_jwks.inline_string: " in l
-                and '"short-hs"' in l and "20-byte" in l]) == vms, unsafe
-    assert len(unsafe) == 2 * vms, unsafe
-    skipped = [l for l in lines if "config warning:" in l]
+    warned = [l for l in lines if "jwt_filter: warning: " in l]
+    assert len([l for l in warned if "providers.plain.remote_jwks.http_uri.uri: " in l
+                and "plain HTTP" in l and l.endswith(" [plain_http_jwks]")]) == vms, warned
+    assert len([l for l in warned if "providers.local.local_jwks.inline_string: " in l
+                and '"short-hs"' in l and "20-byte" in l
+                and l.endswith(" [short_hmac_secret]")]) == vms, warned
+    skipped = [l for l in warned if l.endswith(" [skipped_key]")]
     assert any('"sign-only"' in l and "key_ops" in l for l in skipped), skipped
     assert any('"one-byte"' in l and "too short" in l for l in skipped), skipped
+    # Nothing else is wrong with this config: 2 skipped keys + 2 unsafe setups per VM.
+    assert len(warned) == 4 * vms, warned
     # The refused keys verify nothing; the others still work.
     assert proxy.get("/", token=make_token("RS256", kid="sign-only")).status == 401
     assert proxy.get("/", token=make_token("RS256")).status == 200
@@ -373,3 +376,54 @@ def test_keys_that_cannot_be_used_safely_refuse_the_config(envoy_expect_fail, jw
     log = envoy_expect_fail(cfg)
     assert reason in log, log[-3000:]
     assert "A" * 43 not in log and "B" * 43 not in log
+
+
+# --- rule header matchers on a repeated header ------------------------------------------------
+def _raw_get(proxy, headers: list[tuple[str, str]]) -> int:
+    """GET / with `headers` sent as they are, a name repeated when it is listed twice."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    try:
+        conn.putrequest("GET", "/")
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+HEADER_MATCHERS = {
+    "exact": {"exact_match": "public"},
+    "exact_inverted": {"exact_match": "internal", "invert_match": True},
+    "prefix": {"prefix_match": "pub"},
+    "suffix": {"suffix_match": "lic"},
+    "contains": {"contains_match": "public"},
+    "regex": {"safe_regex_match": {"regex": "public"}},
+    "string_match": {"string_match": {"exact": "public"}},
+    "present": {"present_match": True},
+    "present_inverted": {"present_match": True, "invert_match": True},
+}
+HEADER_VALUES = [(), ("public",), ("internal",), ("internal", "public"), ("public", "internal"),
+                 ("public", "public"), ("internal", "internal"), ("", "public"),
+                 ("internal,public",), ("public,internal",)]
+
+
+@pytest.mark.parametrize("kind", HEADER_MATCHERS)
+def test_rule_header_matchers_on_repeated_headers_match_jwt_authn(envoy, kind):
+    """A rule exempting requests by a header: the same verdict as jwt_authn whatever the
+    number and order of that header's values."""
+    providers = {"p": native_provider()}
+    rules = [{"match": {"prefix": "/", "headers": [dict(name="x-env", **HEADER_MATCHERS[kind])]}},
+             {"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]
+    native, plugin = side_by_side(envoy, providers, rules)
+    seen = {}
+    for values in HEADER_VALUES:
+        headers = [("x-env", v) for v in values]
+        want, got = _raw_get(native, headers), _raw_get(plugin, headers)
+        seen[values] = (want, got)
+    assert all(w == g for w, g in seen.values()), seen
+    assert {w for w, _ in seen.values()} == {200, 401}, seen

@@ -249,6 +249,25 @@ def test_oidc_discovery_finds_jwks_uri(start, jwks_server):
     paths = [p for _, p in jwks_server.requests]
     assert paths == ["/.well-known/openid-configuration", "/keys.json"], paths
     assert "discovered jwks_uri https://issuer.test/keys.json" in proxy.log_text()
+    # On the issuer's own host over https: nothing to warn about.
+    assert "[discovery_untrusted]" not in proxy.log_text()
+    assert values(proxy).get(series("jwt_filter_jwks_discovery_untrusted_total", provider="idp")) == 0
+
+
+def test_oidc_discovery_to_another_host_is_warned_and_counted(start, jwks_server):
+    """The discovery document names keys on another host than the issuer's: they are used
+    (the cluster is the configured one), and the filter says so and counts it."""
+    import json
+    jwks_server.discovery = json.dumps({"issuer": ISSUER, "jwks_uri": "https://keys.other.test/k.json"})
+    config = remote_config(oidc_discovery=True, http_uri={"cluster": "jwks", "timeout": "1s"})
+    proxy = start(config, jwks_server.port)
+    assert status(proxy, make_token("RS256", kid="rsa-a")) == 200
+    assert values(proxy).get(series("jwt_filter_jwks_discovery_untrusted_total", provider="idp")) == 1
+    warned = [line for line in proxy.log_text().splitlines()
+              if "jwt_filter: warning: providers.idp.remote_jwks.oidc_discovery: the discovered "
+                 "jwks_uri https://keys.other.test/k.json" in line]
+    assert warned and warned[0].endswith(" [discovery_untrusted]"), warned
+    assert '"keys.other.test" is not the issuer\'s ("issuer.test")' in warned[0]
 
 
 def test_oidc_discovery_with_wrong_issuer_is_refused(start, jwks_server):
