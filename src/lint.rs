@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::config::Config;
 
+mod revocation;
+
 /// How bad a finding is: errors make the filter refuse the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -101,6 +103,7 @@ pub fn check(bytes: &[u8]) -> Report {
             for w in crate::safety::warnings(&config) {
                 report.findings.push(warning(w.path, w.message));
             }
+            report.findings.extend(revocation::warnings(&config));
             if let Ok(doc) = serde_json::from_slice::<Value>(bytes) {
                 report.findings.extend(lint(&doc));
             }
