@@ -366,7 +366,7 @@ cmd_run() {
 }
 
 # --- fuzzing (fuzz/) and the long load run (tests/load/); see docs/security.md ------
-FUZZ_TARGETS=(token jwks config extract decide dpop whole)
+FUZZ_TARGETS=(token jwks config extract decide dpop whole revocation)
 
 has_nightly() {
   command -v rustup >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | grep -q '^nightly'

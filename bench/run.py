@@ -20,7 +20,7 @@ from tests/fixtures/keys):
        in the same run, whether any wasm filter could reach C (W1) and B (W2, W4).
 
 With D, three more Envoys run this filter with one change each, only on the workloads
-where the change shows (BENCH_D_VARIANTS, default Dh,Dw,Ds; empty for none):
+where the change shows (BENCH_D_VARIANTS, default Dh,Dw,Ds,Dr; empty for none):
 
     Dh  D with decision_histogram false (no decision-time histogram), on W1 and W2:
         D minus Dh in CPU per request is what the histogram costs
@@ -30,6 +30,11 @@ where the change shows (BENCH_D_VARIANTS, default Dh,Dw,Ds; empty for none):
     Ds  as Dw with replay_cache shared (the default: one record for all workers in
         shared data, compare-and-swap; every request copies one of its 64 buckets
         in and out)
+    Dr  D with a 10,000-entry revocation deny list (docs/revocation.md: 9,000 jti and
+        1,000 sub rules, none matching the benchmark's tokens), served by a small HTTP
+        server in this process (support/revocation_servers.py) and polled every 30 s;
+        on W1 only (a token-cache hit: the deny-list lookup is then most of what
+        differs). The rules are installed before the run (the entries gauge is read)
 
 and drives them with wrk (-t2 -cBENCH_CONNECTIONS) on these workloads:
 
@@ -70,12 +75,17 @@ bench/summary.py). Environment knobs:
     BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_TOKENS=100000 BENCH_CONNECTIONS=32
     BENCH_WORKLOADS=W1,W2,W3-ES256,W3-EdDSA,W4,W5-DPoP   BENCH_CONFIGS=A,B,C,D,F
     BENCH_NATIVE_CACHE=100   BENCH_WASM=dist/jwt_filter.wasm   BENCH_FILTER_CONFIG='{...}'
-    BENCH_UPSTREAM=envoy|direct   BENCH_D_VARIANTS=Dh,Dw,Ds   BENCH_DPOP_RATE=30000
+    BENCH_UPSTREAM=envoy|direct   BENCH_D_VARIANTS=Dh,Dw,Ds,Dr   BENCH_DPOP_RATE=30000
     BENCH_RESULTS=bench/results
     (extra top-level fields merged into D's plugin config, e.g. '{"host_crypto": false}')
 
 For a precise comparison of two builds (CPU per request, a microsecond resolves), see
 bench/pinned.py.
+
+One scenario alone, e.g. the deny list's cost (D and Dr on W1, one short round):
+
+    BENCH_CONFIGS=D BENCH_D_VARIANTS=Dr BENCH_WORKLOADS=W1 BENCH_ROUNDS=1 BENCH_SECONDS=5 \
+        BENCH_RESULTS=/tmp/bench .tools/venv/bin/python bench/run.py
 
 Tokens are minted once into bench/.cache/ (100,000 RS256 signatures take a minute or two)
 and reused while they have more than a day to live.
@@ -95,6 +105,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -102,6 +113,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the `support` package (tests/support)
 
 from support import envoy as support_envoy  # noqa: E402
 from support.envoy import free_port  # noqa: E402,F401 (bench.free_port)
+from support.revocation_servers import DenyListServer  # noqa: E402
 from support.tokens import DEFAULT_KEYS, mint, private_key  # noqa: E402
 from support.tokens import b64u as _b64u  # noqa: E402
 
@@ -161,10 +173,16 @@ D_VARIANTS = {
                      "replay_cache_per_key": DPOP_REPLAY_ENTRIES}},
            (DPOP,)),
 }
+# Dr's deny list: its size, and the server that serves it (started by main()).
+DENY_LIST_ENTRIES = 10_000
+DENY_LIST: dict[str, DenyListServer] = {}
+D_VARIANTS["Dr"] = (f"this filter, {DENY_LIST_ENTRIES:,}-entry deny list", {}, {"revocation": {
+    "deny_list": {"http_uri": {"uri": "http://lists.bench.test/deny.json", "cluster": "deny_list",
+                               "timeout": "5s"}, "poll_interval": "30s"}}}, ("W1",))
 # Started afresh every round (an empty replay record for the same proofs).
 RESTARTED_EACH_ROUND = ("Dw", "Ds")
 if "D" in CONFIGS:
-    _wanted = [v for v in os.environ.get("BENCH_D_VARIANTS", "Dh,Dw,Ds").split(",") if v]
+    _wanted = [v for v in os.environ.get("BENCH_D_VARIANTS", "Dh,Dw,Ds,Dr").split(",") if v]
     _at = CONFIGS.index("D") + 1
     CONFIGS[_at:_at] = [v for v in _wanted if v in D_VARIANTS and v not in CONFIGS
                         and any(w in WORKLOADS for w in D_VARIANTS[v][3])]
@@ -453,6 +471,11 @@ class Envoy(support_envoy.Envoy):
                          "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [
                              {"endpoint": {"address": {"socket_address": {
                                  "address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}]
+        if config == "Dr":
+            clusters.append({"name": "deny_list", "type": "STATIC", "connect_timeout": "1s",
+                             "load_assignment": {"cluster_name": "deny_list", "endpoints": [{"lb_endpoints": [
+                                 {"endpoint": {"address": {"socket_address": {
+                                     "address": "127.0.0.1", "port_value": DENY_LIST["server"].port}}}}]}]}})
         router = {"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
         boot = {
@@ -477,9 +500,25 @@ class Envoy(support_envoy.Envoy):
 
     def start(self) -> "Envoy":
         try:
-            return super().start(timeout=30)
+            super().start(timeout=30)
         except support_envoy.EnvoyStartError as err:
             raise SystemExit(f"Envoy {self.config}: {err}")
+        if self.config == "Dr":
+            self.wait_deny_list()
+        return self
+
+    def wait_deny_list(self, timeout: float = 30) -> None:
+        """Until the deny list's rules are installed (the entries gauge)."""
+        url = f"{self.admin_url}/stats?filter=revocation_deny_list_entries"
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                text = resp.read().decode()
+            if text.strip().endswith(f": {DENY_LIST_ENTRIES}"):
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"Envoy Dr: the deny list was not installed within {timeout:.0f} s: {text!r}")
 
 
 def run_wrk(envoy: Envoy, tokens: pathlib.Path, lua: pathlib.Path, threads: int = 2,
@@ -626,6 +665,15 @@ def variant_report(results: dict) -> str:
         if wraps:
             lines += ["", f"WARNING: wrk ran out of proofs {wraps} times (replays, refused): "
                       "raise BENCH_DPOP_RATE."]
+    if results.get(("W1", "D")) and results.get(("W1", "Dr")):
+        d, r = med("W1", "D", "cpu_us"), med("W1", "Dr", "cpu_us")
+        lines += ["", f"A {DENY_LIST_ENTRIES:,}-entry revocation deny list on a token-cache hit (W1): "
+                  "D (no revocation) against Dr, Envoy CPU per request.", "",
+                  "| workload | req/s D | req/s Dr | req/s Dr/D | CPU/req D | CPU/req Dr | CPU Dr/D | deny list cost |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|",
+                  f"| W1 | {med('W1', 'D', 'rps'):,.0f} | {med('W1', 'Dr', 'rps'):,.0f} | "
+                  f"{ratio(med('W1', 'Dr', 'rps'), med('W1', 'D', 'rps'))} | {d:.1f} us | {r:.1f} us | "
+                  f"{ratio(r, d)} | {r - d:+.1f} us |"]
     hist = [w for w in WORKLOADS if results.get((w, "D")) and results.get((w, "Dh"))]
     if hist:
         lines += ["", "The decision-time histogram's cost: D (on, the default) minus Dh "
@@ -637,6 +685,16 @@ def variant_report(results: dict) -> str:
             lines.append(f"| {w} | {d:.1f} us | {h:.1f} us | {d - h:+.1f} us | "
                          f"{ratio(med(w, 'D', 'rps'), med(w, 'Dh', 'rps'))} |")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def deny_list_server() -> DenyListServer:
+    """Dr's deny list: 9,000 jti and 1,000 sub rules, valid for a day, matching no
+    benchmark token."""
+    server = DenyListServer()
+    expires = int(time.time()) + 86400
+    server.entries = [{"kind": "sub" if i % 10 == 0 else "jti", "value": f"revoked-{i:08x}",
+                       "expires": expires} for i in range(DENY_LIST_ENTRIES)]
+    return server
 
 
 def results_json(results: dict, rss: dict) -> dict:
@@ -683,6 +741,8 @@ def main() -> None:
         luas[DPOP].write_text(LUA_DPOP)
     envoys = {}
     upstream = None
+    if "Dr" in CONFIGS:
+        DENY_LIST["server"] = deny_list_server()
     try:
         upstream_port = None
         if UPSTREAM == "envoy":
@@ -716,6 +776,8 @@ def main() -> None:
             e.stop()
         if upstream:
             upstream.stop()
+        if "server" in DENY_LIST:
+            DENY_LIST.pop("server").close()
     text = report(results, rss) + variant_report(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.md").write_text(text)

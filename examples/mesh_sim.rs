@@ -21,6 +21,12 @@
 //!   cargo run --release --example mesh_sim -- [--short|--check] [--out DIR]
 //!
 //! `./build.sh mesh-sim` runs the full set and plots it (docs/mesh-scale.md).
+//!
+//! The revocation feeds' load on the IdP (`revocation.csv`) comes from the
+//! same schedule code the feeds run (`Meta::after_success`, spread, with the
+//! poll interval the configuration parser derives): every Envoy polls the
+//! deny list (a conditional GET: 304 unless the document changed since its
+//! last poll) and the SSF stream (one POST per poll), all polls answered.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -1013,6 +1019,7 @@ fn main() {
             }
         }
     }
+    let revocation = revocation_table(&o.sizes, o.short, &mut failures);
     let write = |name: &str, text: &str| {
         let path = format!("{}/{name}", o.out);
         if let Err(e) = std::fs::write(&path, text) {
@@ -1026,7 +1033,11 @@ fn main() {
     write("scenarios.csv", &format!("scenario,title\n{titles}"));
     write("summary.csv", &summary);
     write("qps.csv", &series);
-    eprintln!("wrote {0}/summary.csv and {0}/qps.csv", o.out);
+    write("revocation.csv", &revocation);
+    eprintln!(
+        "wrote {0}/summary.csv, {0}/qps.csv and {0}/revocation.csv",
+        o.out
+    );
     if o.check {
         if failures.is_empty() {
             eprintln!("mesh simulation: every goal met");
@@ -1070,6 +1081,208 @@ fn goals(sc: &Scenario, n: usize, s: &Summary, st: &Stats) -> Vec<String> {
     }
     if name == "ratelimit" && st.refused_unknown_kid + st.refused_full > 0 {
         out.push(format!("{name} n={n}: valid tokens refused"));
+    }
+    out
+}
+
+// ---------------------------------------------------------------- revocation feeds
+
+/// Deny-list entries in the simulated document.
+const DENY_LIST_ENTRIES: usize = 10_000;
+/// The deny list changes this often (one revocation a minute).
+const DENY_LIST_CHANGE_MS: u64 = MIN;
+/// Bytes of an HTTP response without a body (status line and headers).
+const RESPONSE_HEAD_BYTES: usize = 200;
+/// Bytes of an SSF poll request body (`ack` empty, `maxEvents`) and of an
+/// answer without SETs.
+const SSF_POLL_BODY_BYTES: usize = 48;
+const SSF_EMPTY_ANSWER_BYTES: usize = 32;
+
+/// The feed settings the filter derives from a configuration with both
+/// feeds at their default poll intervals (deny list 30 s, SSF 5 s).
+fn revocation_feeds() -> (
+    jwt_filter::jwks_store::RemoteJwks,
+    jwt_filter::jwks_store::RemoteJwks,
+) {
+    let json = serde_json::json!({
+        "providers": {"idp": {
+            "issuer": "https://idp.example",
+            "audiences": ["api"],
+            "local_jwks": {"inline_string": FIXTURE},
+            "revocation": {
+                "deny_list": {"http_uri": {"uri": "https://idp.example/revoked.json", "cluster": "idp"}},
+                "ssf": {
+                    "poll_endpoint": {"uri": "https://idp.example/ssf/poll", "cluster": "idp"},
+                    "transmitter_jwks": {"http_uri": {"uri": "https://idp.example/ssf/jwks", "cluster": "idp"}},
+                    "issuer": "https://idp.example",
+                    "audience": "https://mesh.example",
+                },
+            },
+        }},
+        "rules": [],
+    })
+    .to_string();
+    let feeds = Config::parse(json.as_bytes()).ok().and_then(|c| {
+        let r = c.providers.first()?.revocation.clone()?;
+        Some((r.deny_list?.fetch, r.ssf?.poll.fetch))
+    });
+    feeds.unwrap_or_else(|| {
+        eprintln!("simulation config with revocation refused");
+        std::process::exit(2);
+    })
+}
+
+/// The deny-list document of `DENY_LIST_ENTRIES` `jti` rules, as served.
+fn deny_list_bytes() -> usize {
+    let mut doc = String::from("{\"version\":1,\"entries\":[");
+    for i in 0..DENY_LIST_ENTRIES {
+        if i > 0 {
+            doc.push(',');
+        }
+        let _ = write!(
+            doc,
+            "{{\"kind\":\"jti\",\"value\":\"{:016x}{:016x}\",\"expires\":1767229200}}",
+            mix(1, i as u64),
+            mix(2, i as u64)
+        );
+    }
+    doc.push_str("]}");
+    doc.len()
+}
+
+/// One feed's polls at the IdP over `span_ms`.
+struct FeedLoad {
+    polls: u64,
+    full: u64,
+    per_sec: Vec<u32>,
+    bytes_out: u64,
+}
+
+/// Every Envoy starts within the first minute (a rollout), polls at once,
+/// then when its schedule says. `full_bytes(prev, now)`: the answer's body
+/// when the document changed between the Envoy's previous poll and this one
+/// (`None`: 304 / no SETs).
+fn feed_load(
+    fetch: &jwt_filter::jwks_store::RemoteJwks,
+    n: usize,
+    span_ms: u64,
+    stream: u64,
+    changed: &dyn Fn(u64, u64) -> bool,
+    full_bytes: usize,
+    empty_bytes: usize,
+) -> FeedLoad {
+    let mut load = FeedLoad {
+        polls: 0,
+        full: 0,
+        per_sec: vec![0; (span_ms / 1000) as usize + 1],
+        bytes_out: 0,
+    };
+    for e in 0..n as u64 {
+        let seed = mix(stream, e);
+        let mut now = seed % MIN;
+        let mut meta = Meta::default();
+        let mut last: Option<u64> = None;
+        while now < span_ms {
+            load.polls += 1;
+            if let Some(c) = load.per_sec.get_mut((now / 1000) as usize) {
+                *c += 1;
+            }
+            // A first poll gets the whole document (an SSF stream: nothing queued).
+            let full = match last {
+                None => full_bytes > 0,
+                Some(prev) => changed(prev, now),
+            };
+            if full {
+                load.full += 1;
+                load.bytes_out += (RESPONSE_HEAD_BYTES + full_bytes) as u64;
+            } else {
+                load.bytes_out += (RESPONSE_HEAD_BYTES + empty_bytes) as u64;
+            }
+            last = Some(now);
+            meta = meta.after_success(fetch, now, None, Schedule::Spread, mix(seed, meta.attempts));
+            now = meta.refresh_ms.max(now + 1);
+        }
+    }
+    load
+}
+
+/// The revocation rows (CSV) for each mesh size; in the short form, a goal:
+/// the busiest minute within 1.5x of the mean once the rollout is over.
+fn revocation_table(sizes: &[usize], short: bool, failures: &mut Vec<String>) -> String {
+    let (deny, ssf) = revocation_feeds();
+    let doc = deny_list_bytes();
+    let span_ms = if short { 10 * MIN } else { HOUR };
+    let mut out = String::from(
+        "feed,n,poll_interval_s,polls,mean_rps,peak_1s_rps,peak_60s_rps,full_answers,\
+         not_modified,mean_egress_kib_s,mean_request_body_kib_s,document_bytes\n",
+    );
+    for &n in sizes {
+        let feeds: [(&str, &jwt_filter::jwks_store::RemoteJwks, FeedLoad); 2] = [
+            (
+                "deny_list",
+                &deny,
+                feed_load(
+                    &deny,
+                    n,
+                    span_ms,
+                    0xde17,
+                    &|prev, now| prev / DENY_LIST_CHANGE_MS != now / DENY_LIST_CHANGE_MS,
+                    doc,
+                    0,
+                ),
+            ),
+            (
+                "ssf",
+                &ssf,
+                feed_load(
+                    &ssf,
+                    n,
+                    span_ms,
+                    0x55f,
+                    &|_, _| false,
+                    0,
+                    SSF_EMPTY_ANSWER_BYTES,
+                ),
+            ),
+        ];
+        for (name, fetch, load) in feeds {
+            let secs = (span_ms / 1000) as f64;
+            // Past the first two minutes: the rollout's first polls are over.
+            let steady = load.per_sec.get(120..).unwrap_or(&[]);
+            let mean =
+                steady.iter().map(|&c| f64::from(c)).sum::<f64>() / steady.len().max(1) as f64;
+            let peak_1s = load.per_sec.iter().copied().max().unwrap_or(0);
+            let peak_60s = steady
+                .windows(60)
+                .map(|w| w.iter().map(|&c| f64::from(c)).sum::<f64>() / 60.0)
+                .fold(0.0, f64::max);
+            let egress = load.bytes_out as f64 / secs / 1024.0;
+            let ingress = if name == "ssf" {
+                (load.polls * SSF_POLL_BODY_BYTES as u64) as f64 / secs / 1024.0
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "{name},{n},{},{},{mean:.2},{peak_1s},{peak_60s:.2},{},{},{egress:.1},{ingress:.1},{}",
+                fetch.cache_duration_ms / 1000,
+                load.polls,
+                load.full,
+                load.polls - load.full,
+                if name == "ssf" { 0 } else { doc },
+            );
+            eprintln!(
+                "revocation {name:<9} n={n:<5} every {:>2} s: mean {mean:>7.2} req/s, peak 1 s {peak_1s:>4}, \
+                 peak 60 s {peak_60s:>7.2}, full answers {:>5.1}%, egress {egress:>8.1} KiB/s",
+                fetch.cache_duration_ms / 1000,
+                100.0 * load.full as f64 / load.polls.max(1) as f64,
+            );
+            if short && peak_60s > 1.5 * mean {
+                failures.push(format!(
+                    "revocation {name} n={n}: busiest minute {peak_60s:.2} req/s > 1.5 x mean {mean:.2}"
+                ));
+            }
+        }
     }
     out
 }

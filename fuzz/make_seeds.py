@@ -70,6 +70,35 @@ def main() -> None:
         "http_uri": {"uri": "http://jwks.local/jwks", "cluster": "jwks", "timeout": "1s"},
         "cache_duration": "2s"}}}, "rules": [{"match": {"path": "/x"}, "requires": {"requires_all": {
             "requirements": [{"provider_name": "p"}, {"allow_missing": {}}]}}}]}))
+    revocation_seeds()
+
+
+def revocation_seeds() -> None:
+    """Deny-list documents, SET claims and a poll response (docs/revocation.md)."""
+    caep = "https://schemas.openid.net/secevent/caep/event-type/"
+    risc = "https://schemas.openid.net/secevent/risc/event-type/"
+    write("revocation", "deny_list", json.dumps({"version": 1, "entries": [
+        {"kind": "jti", "value": "4f1c0b2e", "expires": NOW + 3600},
+        {"kind": "sub", "value": "user-42", "expires": NOW + 3600, "issued_before": NOW - 60},
+        {"kind": "sid", "value": "s-9", "expires": NOW + 3600, "not_before": NOW - 10},
+        {"kind": "email", "value": "a@example.com", "expires": NOW + 3600},
+        {"kind": "jti", "value": "gone", "expires": NOW - 1}]}))
+    user = {"format": "iss_sub", "iss": "https://issuer.test", "sub": "user-42"}
+    claims = {"iss": "https://tx.test", "aud": ["https://gateway.test"], "iat": NOW, "jti": "set-1",
+              "events": {
+                  caep + "session-revoked": {"subject": {
+                      "format": "complex", "user": user,
+                      "session": {"format": "opaque", "id": "s-9"}}, "event_timestamp": NOW},
+                  caep + "credential-change": {"subject": {"format": "aliases", "identifiers": [
+                      user, {"format": "email", "email": "a@example.com"}]}},
+                  risc + "account-disabled": {"subject": {"format": "opaque", "id": "x"}}}}
+    write("revocation", "set_claims", json.dumps(claims))
+    write("revocation", "set_claims_sub_id", json.dumps({
+        "iss": "https://tx.test", "aud": "https://gateway.test", "iat": NOW, "jti": "set-2",
+        "sub_id": user, "events": {risc + "sessions-revoked": {}}}))
+    signed = tokens.make_token("ES256", kid="ec-256", claims={**claims, "exp": None, "sub": None},
+                               headers={"typ": "secevent+jwt"})
+    write("revocation", "poll_response", json.dumps({"sets": {"set-1": signed}, "moreAvailable": True}))
 
     # whole: time, configuration, JWKS and request in one input.
     for name, when, cfg, req in [

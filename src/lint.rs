@@ -14,6 +14,10 @@ use crate::config::Config;
 use crate::matcher::PathMatcher;
 use crate::warning::{Kind, Warning};
 
+#[cfg(test)]
+#[path = "lint/revocation_tests.rs"]
+mod revocation_tests;
+
 /// How bad a finding is: errors make the filter refuse the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {

@@ -61,10 +61,18 @@ pub enum Kind {
     /// An exempting rule behind an HTTP connection manager that does not
     /// normalise paths (checker only: it needs the Envoy bootstrap).
     PathNotNormalized,
+    /// A revocation feed, its transmitter keys or its credential over plain HTTP.
+    PlainHttpRevocation,
+    /// A revocation feed polled so rarely that revoked tokens stay accepted long.
+    SlowRevocation,
+    /// A revocation feed allowed to go unread long (with or without `fail_closed`).
+    StaleRevocation,
+    /// Rules from revocation events that expire before the tokens they match.
+    ShortRevocationRules,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 24] = [
         Kind::IgnoredMatchField,
         Kind::SkippedKey,
         Kind::PlainHttpJwks,
@@ -85,6 +93,10 @@ impl Kind {
         Kind::HeaderExemption,
         Kind::ReportMode,
         Kind::PathNotNormalized,
+        Kind::PlainHttpRevocation,
+        Kind::SlowRevocation,
+        Kind::StaleRevocation,
+        Kind::ShortRevocationRules,
     ];
 
     /// The stable snake_case id.
@@ -110,6 +122,10 @@ impl Kind {
             Kind::HeaderExemption => "header_exemption",
             Kind::ReportMode => "report_mode",
             Kind::PathNotNormalized => "path_not_normalized",
+            Kind::PlainHttpRevocation => "plain_http_revocation",
+            Kind::SlowRevocation => "slow_revocation",
+            Kind::StaleRevocation => "stale_revocation",
+            Kind::ShortRevocationRules => "short_revocation_rules",
         }
     }
 }

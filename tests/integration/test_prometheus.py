@@ -3,7 +3,9 @@
 - `promtool check rules` and `promtool test rules` on deploy/observability/alerts*.yaml;
 - a real Prometheus (Debian's package) scrapes the real Envoy's /stats/prometheus every
   second while traffic of known shape runs (valid, expired, forged, unknown kid, missing,
-  report mode, a remote JWKS that serves and one that fails). Then every dashboard panel's
+  report mode, a remote JWKS that serves and one that fails; revocation feeds: a deny list
+  that goes down, an SSF stream flooded past its bound and sent forged SETs). Then every
+  dashboard panel's
   and every alert's expression is evaluated through Prometheus's HTTP API: each returns
   data, the counts match the traffic sent, and the alerts the traffic should fire are
   firing. The alert rules run as shipped except for their windows, `for:` and two
@@ -31,6 +33,7 @@ import harness
 from harness import ROOT, Envoy, EnvoyStartError
 from support.envoy import free_port
 from support.jwks_server import JwksServer
+from support.revocation_servers import CAEP, DenyListServer, SsfTransmitter
 from support.tokens import jwks_subset, jwks_text, make_token, tamper_payload
 
 OBS = ROOT / "deploy" / "observability"
@@ -49,7 +52,7 @@ def test_promtool_checks_and_unit_tests_the_alert_rules():
     check = subprocess.run([PROMTOOL, "check", "rules", "alerts.yaml"], cwd=OBS,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 8 rules found" in check.stdout, check.stdout
+    assert "SUCCESS: 12 rules found" in check.stdout, check.stdout
     unit = subprocess.run([PROMTOOL, "test", "rules", "alerts_test.yaml"], cwd=OBS,
                           capture_output=True, text=True)
     assert unit.returncode == 0, unit.stdout + unit.stderr
@@ -97,6 +100,7 @@ THRESHOLDS = [
     ("jwt_filter_jwks_age_seconds{key_source=\"remote\"}) > 3600",
      "jwt_filter_jwks_age_seconds{key_source=\"remote\"}) > 4"),
     ("> 90 * 86400", "> 4"),
+    (") > 300\n", ") > 4\n"),
 ]
 
 
@@ -190,10 +194,17 @@ class Prometheus:
                 self.proc.wait(timeout=10)
 
 
+TX_ISSUER = "https://tx.test"
+TX_AUDIENCE = "https://gateway.test"
+
+
 def plugin_config() -> dict:
     remote = lambda cluster: {
         "http_uri": {"uri": f"http://{cluster.replace('_', '-')}.test/jwks.json", "cluster": cluster, "timeout": "1s"},
         "cache_duration": "600s"}
+    feed = lambda cluster: {
+        "http_uri": {"uri": f"http://{cluster.replace('_', '-')}.test/deny.json", "cluster": cluster, "timeout": "1s"},
+        "poll_interval": "1s"}
     return {
         "providers": {
             "main": {"issuer": "https://issuer.test", "audiences": ["api"],
@@ -202,6 +213,20 @@ def plugin_config() -> dict:
                     "from_headers": [{"name": "x-idp-token"}]},
             "down": {"issuer": "https://issuer.test", "audiences": ["api"],
                      "remote_jwks": remote("jwks_down"), "from_headers": [{"name": "x-down-token"}]},
+            # Revocation: a deny list and an SSF stream bounded at 2 rules each, and a deny
+            # list that goes down after its first read.
+            "rev": {"issuer": "https://issuer.test", "audiences": ["api"],
+                    "local_jwks": {"inline_string": jwks_text()},
+                    "from_headers": [{"name": "x-rev-token"}],
+                    "revocation": {"max_entries": 2, "deny_list": feed("lists_ok"), "ssf": {
+                        "poll_endpoint": {"uri": "http://tx.test/poll", "cluster": "tx", "timeout": "1s"},
+                        "transmitter_jwks": {"http_uri": {"uri": "http://tx.test/jwks", "cluster": "tx",
+                                                          "timeout": "1s"}},
+                        "issuer": TX_ISSUER, "audience": TX_AUDIENCE, "poll_interval": "1s"}}},
+            "revdown": {"issuer": "https://issuer.test", "audiences": ["api"],
+                        "local_jwks": {"inline_string": jwks_text()},
+                        "from_headers": [{"name": "x-revdown-token"}],
+                        "revocation": {"deny_list": feed("lists_down")}},
         },
         "rules": [
             {"match": {"prefix": "/report"}, "requires": {"provider_name": "main"}, "mode": "report",
@@ -222,6 +247,10 @@ EXPECTED_FIRING = {
     ("JwtFilterJwksStale", "idp"),          # no refresh in 600 s; threshold 4 s here
     ("JwtFilterSigningKeyTooOld", "idp"),   # rotation period 4 s here
     ("JwtFilterReportModeWouldDeny", ""),
+    ("JwtFilterRevocationStale", "revdown"),         # down after its first read; threshold 4 s here
+    ("JwtFilterRevocationPollFailing", "revdown"),
+    ("JwtFilterRevocationRulesRefused", "rev"),      # the SSF stream's events past max_entries
+    ("JwtFilterRevocationSetsRejected", "rev"),      # a forged SET each round
 }
 #: Nothing can make Envoy's host crypto fail its probe here.
 NOT_FIRING = {"JwtFilterHostCryptoFallback"}
@@ -264,6 +293,37 @@ class Traffic:
         s("/idp", 200, "allow", "none", "enforce", "idp-api", "idp", headers={"x-idp-token": self.idp_token})
 
 
+class RevocationFeeds:
+    """The deny lists and the SSF transmitter of the providers rev and revdown; each round
+    publishes an event for a new user (refused past max_entries) and a forged SET."""
+
+    def __init__(self):
+        self.lists_ok = DenyListServer()
+        for i in range(3):  # one past max_entries: refused once
+            self.lists_ok.revoke("jti", f"revoked-{i}")
+        self.lists_down = DenyListServer()
+        self.tx = SsfTransmitter(TX_ISSUER, TX_AUDIENCE)
+        self.users = 0
+
+    def clusters(self) -> list:
+        return [harness.static_cluster("lists_ok", self.lists_ok.port),
+                harness.static_cluster("lists_down", self.lists_down.port),
+                harness.static_cluster("tx", self.tx.port)]
+
+    def round(self) -> None:
+        if self.lists_down.mode == "ok" and self.lists_down.count("GET") >= 1:
+            self.lists_down.mode = "500"
+        self.users += 1
+        subject = {"format": "iss_sub", "iss": "https://issuer.test", "sub": f"user-{self.users}"}
+        self.tx.publish(self.tx.sign({CAEP + "credential-change": {"subject": subject}}))
+        forged = self.tx.sign({CAEP + "session-revoked": {"subject": subject}})
+        self.tx.publish(forged.rsplit(".", 1)[0] + "." + "A" * 86)
+
+    def close(self) -> None:
+        for server in (self.lists_ok, self.lists_down, self.tx):
+            server.close()
+
+
 def series_value(result: list[dict], **labels) -> float:
     for r in result:
         if all(r["metric"].get(k) == v for k, v in labels.items()):
@@ -276,9 +336,10 @@ def test_real_prometheus_scrapes_envoy_and_every_panel_and_alert_works(echo_port
     ok_server = JwksServer(jwks_subset("rsa-a"))
     down_server = JwksServer(jwks_subset("rsa-a"))
     down_server.mode = "500"
+    feeds = RevocationFeeds()
     proxy = Envoy(echo_port, plugin_config(), concurrency=2, extra_clusters=[
         harness.static_cluster("jwks_ok", ok_server.port),
-        harness.static_cluster("jwks_down", down_server.port)])
+        harness.static_cluster("jwks_down", down_server.port), *feeds.clusters()])
     prom = None
     try:
         try:
@@ -298,6 +359,7 @@ def test_real_prometheus_scrapes_envoy_and_every_panel_and_alert_works(echo_port
         seen: set[tuple[str, str]] = set()
         while time.time() - start < TRAFFIC_SECONDS:
             traffic.round()
+            feeds.round()
             if time.time() - start > WINDOW_SECONDS:
                 seen |= prom.firing()
             time.sleep(0.25)
@@ -307,6 +369,7 @@ def test_real_prometheus_scrapes_envoy_and_every_panel_and_alert_works(echo_port
         while not EXPECTED_FIRING <= seen and time.monotonic() < settle:
             seen |= prom.firing()
             traffic.round()
+            feeds.round()
             time.sleep(0.5)
         end = time.time()
         assert EXPECTED_FIRING <= seen, f"missing: {EXPECTED_FIRING - seen}"
@@ -340,6 +403,17 @@ def test_real_prometheus_scrapes_envoy_and_every_panel_and_alert_works(echo_port
         assert series_value(prom.query("jwt_filter_jwks_keys"), provider="idp") == 1
         assert series_value(prom.query("jwt_filter_jwks_keys"), provider="down") == 0
         assert series_value(prom.query("sum by (provider) (jwt_filter_jwks_fetches_total)"), provider="down") >= 2
+        # Revocation: each feed of rev holds max_entries (2) rules and refused the rest; the
+        # forged SETs were rejected; revdown's polls fail.
+        for name in ("deny_list", "ssf"):
+            assert series_value(prom.query(f"max by (provider) (jwt_filter_revocation_{name}_entries)"),
+                                provider="rev") == 2, name
+            assert series_value(prom.query(f"sum by (provider) (jwt_filter_revocation_{name}_rules_refused_total)"),
+                                provider="rev") >= 1, name
+        assert series_value(prom.query('sum by (provider) (jwt_filter_revocation_ssf_sets_rejected_total'
+                                       '{reason="signature"})'), provider="rev") >= 10
+        assert series_value(prom.query('sum by (provider) (jwt_filter_revocation_deny_list_polls_total'
+                                       '{result="failure"})'), provider="revdown") >= 5
 
         # Every alert's expression, as shipped apart from its window, returns data; the
         # time-based ones (hours, days) are checked on their signal.
@@ -392,6 +466,7 @@ def test_real_prometheus_scrapes_envoy_and_every_panel_and_alert_works(echo_port
         proxy.stop()
         ok_server.close()
         down_server.close()
+        feeds.close()
 
 
 WINDOW_SECONDS = int(WINDOW.rstrip("s"))
