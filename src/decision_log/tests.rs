@@ -178,3 +178,18 @@ fn the_binding_is_written_when_the_provider_checks_one() {
     assert_eq!(json["binding"], "dpop");
     assert!(!format(&entry(None, "/api")).contains("binding"));
 }
+
+#[test]
+fn token_facts_are_read_as_strictly_as_the_token() {
+    // A member given twice: the verifier refuses the token, and the log
+    // names no `sub` (neither the first nor the last) for it.
+    let t = mint(r#"{"iss":"https://issuer.test","sub":"user-1","sub":"admin","exp":1}"#);
+    let facts = TokenFacts::from_token(&t);
+    assert_eq!(facts.sub, None);
+    assert_eq!(facts.iss, None);
+    assert_eq!(facts.kid.as_deref(), Some("hs-1"));
+    // Four segments: not a compact JWS, only the fingerprint.
+    let facts = TokenFacts::from_token(&format!("{t}.x"));
+    assert_eq!((facts.kid, facts.sub), (None, None));
+    assert_eq!(facts.fingerprint.len(), 16);
+}
