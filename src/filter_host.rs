@@ -38,6 +38,18 @@ extern "C" {
         results_data: *mut *mut u8,
         results_size: *mut usize,
     ) -> u32;
+    // The SDK's `get_map_value_bytes` panics on a status other than Ok and
+    // NotFound; Envoy answers BadArgument for the call answer's headers in
+    // the callback of a failed call (reset, answer over the buffer limit),
+    // where there is no answer.
+    #[link_name = "proxy_get_header_map_value"]
+    fn raw_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> u32;
 }
 
 /// Runs a host call that hands back a buffer through out-pointers (`data`,
@@ -217,13 +229,25 @@ impl KeyHost for Host {
         hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], timeout)
             .map_err(|status| format!("{status:?}"))
     }
-    /// Read as bytes: the SDK's string accessor panics on a value that is
-    /// not UTF-8, which would kill the VM.
+    /// Read as bytes through the raw import: the SDK's string accessor
+    /// panics on a value that is not UTF-8, and both its accessors on the
+    /// BadArgument Envoy gives after a failed call; either would kill the VM.
+    /// `None` on any status but Ok.
     fn response_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
-            .ok()
-            .flatten()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
+        host_buffer(|data, size| {
+            // SAFETY: the key and the out-pointers are valid for the call.
+            unsafe {
+                raw_get_header_map_value(
+                    MapType::HttpCallResponseHeaders as u32,
+                    name.as_ptr(),
+                    name.len(),
+                    data,
+                    size,
+                )
+            }
+        })
+        .ok()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
     fn response_body(&self, size: usize) -> Vec<u8> {
         hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)

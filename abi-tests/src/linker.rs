@@ -174,10 +174,9 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
             if let Some(raw) = c.data().faults.header_map_pairs.clone() {
                 return give(&mut c, &raw, p_out, n_out);
             }
-            let Some(map) = c.data_mut().map(t as u32) else {
-                return Ok(status::NOT_FOUND as i32);
-            };
-            let bytes = serialize_map(map);
+            // Envoy: an unavailable map (no call answer during a failed
+            // call's callback) reads as empty, status Ok.
+            let bytes = serialize_map(&c.data_mut().map(t as u32).cloned().unwrap_or_default());
             give(&mut c, &bytes, p_out, n_out)
         },
     )?;
@@ -195,7 +194,7 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
                     *map = new;
                     Ok(0)
                 }
-                None => Ok(status::NOT_FOUND as i32),
+                None => Ok(status::BAD_ARGUMENT as i32),
             }
         },
     )?;
@@ -208,11 +207,17 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
                 return give(&mut c, &raw, p_out, n_out);
             }
             let key = read_str(&mut c, kp, kn)?;
-            let value = c.data_mut().map(t as u32).and_then(|m| {
-                m.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(&key))
-                    .map(|(_, v)| v.clone())
-            });
+            // Envoy's getHeaderMapValue: BadArgument when the map is not
+            // available (e.g. the call answer during a failed call's
+            // callback: Envoy calls back with no response), NotFound when the
+            // key is absent.
+            let Some(map) = c.data_mut().map(t as u32) else {
+                return Ok(status::BAD_ARGUMENT as i32);
+            };
+            let value = map
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+                .map(|(_, v)| v.clone());
             match value {
                 Some(v) => give(&mut c, &v, p_out, n_out),
                 None => Ok(status::NOT_FOUND as i32),
@@ -227,7 +232,7 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
             let key = read_str(&mut c, kp, kn)?.to_ascii_lowercase();
             let value = read(&mut c, vp, vn)?;
             let Some(map) = c.data_mut().map(t as u32) else {
-                return Ok(status::NOT_FOUND as i32);
+                return Ok(status::BAD_ARGUMENT as i32);
             };
             map.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
             map.push((key, value));
@@ -242,7 +247,7 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
             let key = read_str(&mut c, kp, kn)?.to_ascii_lowercase();
             let value = read(&mut c, vp, vn)?;
             let Some(map) = c.data_mut().map(t as u32) else {
-                return Ok(status::NOT_FOUND as i32);
+                return Ok(status::BAD_ARGUMENT as i32);
             };
             map.push((key, value));
             Ok(0)
@@ -255,7 +260,7 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
             faulty!(c, "proxy_remove_header_map_value");
             let key = read_str(&mut c, kp, kn)?;
             let Some(map) = c.data_mut().map(t as u32) else {
-                return Ok(status::NOT_FOUND as i32);
+                return Ok(status::BAD_ARGUMENT as i32);
             };
             map.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
             Ok(0)
@@ -544,7 +549,7 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
         |mut c: C<'_>,
          _a: i32,
          _b: i32,
-         _c: i32,
+         _s: i32,
          _d: i32,
          _e: i32,
          _f: i32,
@@ -565,7 +570,7 @@ fn add_proxy(l: &mut Linker<HostState>) -> Result<()> {
         |mut c: C<'_>,
          _a: i32,
          _b: i32,
-         _c: i32,
+         _s: i32,
          _d: i32,
          _e: i32,
          _f: i32,

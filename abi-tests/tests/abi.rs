@@ -315,7 +315,20 @@ fn remote_jwks_timeout_denies_with_401() {
     need_module!();
     let mut f = started(&remote_config(json!({})));
     let (id, _) = park_first_request(&mut f);
-    // Envoy's answer to a reset or timeout: no headers, no body.
+    // A timeout is the router's local reply: a 504 answer.
+    fail_fetches_until_decided(&mut f, id, || status_answer("504"));
+    assert_fetch_failed_401(&f, id);
+}
+
+#[test]
+fn remote_jwks_reset_denies_with_401() {
+    need_module!();
+    let mut f = started(&remote_config(json!({})));
+    let (id, _) = park_first_request(&mut f);
+    // Envoy's onHttpCallFailure (a reset, or an answer over the buffer
+    // limit): the callback comes with no headers and no body, and the
+    // answer's header map is unavailable (proxy_get_header_map_value gives
+    // BadArgument).
     fail_fetches_until_decided(&mut f, id, || None);
     assert_fetch_failed_401(&f, id);
 }
