@@ -242,7 +242,8 @@ cmd_test() {
   ensure_container_tools
   log "cargo test --locked (native unit tests)"
   cargo test --locked
-  log "cargo test --locked -p abi-tests (dist/$WASM_NAME in wasmtime under a fake proxy-wasm host)"
+  log "cargo clippy -p abi-tests -D warnings; cargo test --locked -p abi-tests (dist/$WASM_NAME in wasmtime under a fake proxy-wasm host)"
+  cargo clippy --locked -p abi-tests --all-targets -- -D warnings
   JWT_FILTER_WASM="$DIST" cargo test --locked -p abi-tests
   log "mesh simulation, short form (examples/mesh_sim.rs --check)"
   cargo run --locked --quiet --example mesh_sim -- --check --out "$ROOT/target/mesh-sim-short"
