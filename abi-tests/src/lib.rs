@@ -309,11 +309,18 @@ impl Filter {
         Ok(results)
     }
 
-    /// The typed `proxy_on_memory_allocate`, to check the export's shape.
-    pub fn allocator(&mut self) -> Outcome<TypedFunc<i32, i32>> {
-        self.instance
-            .get_typed_func::<i32, i32>(&mut self.store, "proxy_on_memory_allocate")
-            .map_err(|e| e.to_string())
+    /// `proxy_on_memory_allocate(size)`: the module's pointer.
+    pub fn allocate(&mut self, size: i32) -> Outcome<i32> {
+        let f: TypedFunc<i32, i32> = self
+            .instance
+            .get_typed_func(&mut self.store, "proxy_on_memory_allocate")
+            .map_err(|e| e.to_string())?;
+        f.call(&mut self.store, size).map_err(|e| e.to_string())
+    }
+
+    /// Whether the module exports `name`.
+    pub fn exports(&mut self, name: &str) -> bool {
+        self.instance.get_export(&mut self.store, name).is_some()
     }
 }
 
