@@ -9,7 +9,8 @@
 #   ./build.sh lint      cargo fmt --check, ruff (Python), module cycles, cargo deny (deny.toml;
 #                        advisories only when the RustSec database can be fetched), cargo clippy
 #                        -D warnings (native, all targets and features; and wasm32-wasip1 release)
-#   ./build.sh test      setup + lint + build, then cargo test, envoy --mode validate on every
+#   ./build.sh test      setup + lint + build, then cargo test (and the abi-tests crate: the
+#                        built module in wasmtime under a fake proxy-wasm host), envoy --mode validate on every
 #                        shipped Envoy config, and the integration tests against real Envoy
 #                        (with promtool and a real Prometheus: apt-get install prometheus)
 #                        (extra arguments go to pytest, e.g. ./build.sh test -k cookie)
@@ -210,16 +211,17 @@ cmd_lint() {
 # cargo deny (deny.toml): licences, duplicate versions and sources always; advisories
 # only when the RustSec database (a git clone from github.com) can be fetched, since
 # cargo deny has no offline mode without a local copy of it. Installs cargo-deny.
+# --workspace: the abi-tests member's dependencies (wasmtime) are checked too.
 cargo_deny() {
   if ! cargo deny --version >/dev/null 2>&1; then
     log "installing cargo-deny"
     cargo install --locked cargo-deny
   fi
-  log "cargo deny check bans licenses sources"
-  cargo deny --log-level error check bans licenses sources || die "cargo deny failed (deny.toml)"
+  log "cargo deny --workspace check bans licenses sources"
+  cargo deny --workspace --log-level error check bans licenses sources || die "cargo deny failed (deny.toml)"
   if cargo deny --log-level error fetch db >/dev/null 2>&1; then
     log "cargo deny check advisories"
-    cargo deny --log-level error check advisories || die "cargo deny: advisories (RustSec) above"
+    cargo deny --workspace --log-level error check advisories || die "cargo deny: advisories (RustSec) above"
   else
     log "cargo deny advisories SKIPPED: the RustSec advisory database (https://github.com/RustSec/advisory-db) cannot be fetched from here"
   fi
@@ -234,6 +236,9 @@ cmd_test() {
   ensure_container_tools
   log "cargo test --locked (native unit tests)"
   cargo test --locked
+  log "cargo clippy -p abi-tests -D warnings; cargo test --locked -p abi-tests (dist/$WASM_NAME in wasmtime under a fake proxy-wasm host)"
+  cargo clippy --locked -p abi-tests --all-targets -- -D warnings
+  JWT_FILTER_WASM="$DIST" cargo test --locked -p abi-tests
   log "mesh simulation, short form (examples/mesh_sim.rs --check)"
   cargo run --locked --quiet --example mesh_sim -- --check --out "$ROOT/target/mesh-sim-short"
   fuzz_smoke
@@ -481,6 +486,6 @@ case "${1:-build}" in
   fuzz) shift; cmd_fuzz "$@" ;;
   load) shift; cmd_load "$@" ;;
   mesh-sim) shift; cmd_mesh_sim "$@" ;;
-  -h | --help | help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (build | setup | lint | run | test | test-matrix | validate | check | convert | image | fuzz | load | mesh-sim | bench | bench-memory)" ;;
 esac

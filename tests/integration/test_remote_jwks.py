@@ -137,7 +137,7 @@ def test_random_kid_flood_on_fresh_envoy_fetches_at_most_once(start, jwks_server
     assert jwks_server.count - before <= 1
 
 
-@pytest.mark.parametrize("fault", ["500", "garbage", "empty", "hang", "huge", "weak"])
+@pytest.mark.parametrize("fault", ["500", "garbage", "empty", "hang", "huge", "weak", "reset"])
 def test_refresh_faults_keep_last_good_keys(start, jwks_server, fault):
     jwks_server.hang_seconds = 2.5
     jwks_server.weak_jwks = jwks_text("jwks_weak.json")

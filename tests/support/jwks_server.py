@@ -3,6 +3,7 @@ it fails, and what it has answered."""
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 import time
 
@@ -11,8 +12,9 @@ class JwksServer:
     """mode: "ok" (serve `jwks`), "500", "garbage" (`garbage_body`), "hang" (sleep
     `hang_seconds`, then answer), "empty" (a JWKS with no keys), "huge" (over 256 KiB),
     "weak" (`weak_jwks`), "429" (Too Many Requests with Retry-After: `retry_after`
-    seconds). `max_age` adds Cache-Control: max-age. `delay` slows every answer (e.g. to
-    keep the first fetch in flight). `jwks` may be replaced at any time (key rotation).
+    seconds), "reset" (headers and half the JWKS, then the connection closes). `max_age`
+    adds Cache-Control: max-age. `delay` slows every answer (e.g. to keep the first fetch
+    in flight). `jwks` may be replaced at any time (key rotation).
 
     `requests` lists (time received, path) of every request; `answers` lists (time sent,
     mode, the JWKS text served in mode "ok" or None) of every answer written."""
@@ -77,8 +79,16 @@ class JwksServer:
                     if max_age is not None:
                         self.send_header("cache-control", f"public, max-age={max_age}")
                     self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
+                    if mode == "reset":
+                        # Half the body, then the connection closes: Envoy resets the
+                        # stream after its headers (the failed-call callback, no answer).
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                    else:
+                        self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError, OSError):
                     pass
                 with server._lock:
                     server.answers.append((time.monotonic(), mode, served))
