@@ -154,6 +154,24 @@ pub fn bucket_key(i: usize) -> String {
     format!("{SHARED_NAMESPACE}{i}")
 }
 
+/// The filter's DPoP replay record as configured: this worker's record, and
+/// for a shared record, whether it could be created in `store`
+/// ([`prepare_shared`]; `false`: proofs are refused until it exists). No
+/// DPoP provider: an empty record, nothing shared.
+pub fn replay_record(
+    settings: Option<ReplaySettings>,
+    store: &dyn SharedData,
+    random: &[u8; 32],
+) -> (ReplayCache, bool) {
+    match settings {
+        Some(r) => {
+            let ready = r.scope != ReplayScope::Shared || prepare_shared(store, random);
+            (ReplayCache::new(r.capacity, r.per_key), ready)
+        }
+        None => (ReplayCache::new(0, 0), true),
+    }
+}
+
 /// Creates the shared replay record when it does not exist yet: the secret
 /// that picks a proof's bucket and the (empty) buckets. Run at configure time,
 /// before any request: at request time a missing bucket or secret refuses the

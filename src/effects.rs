@@ -97,12 +97,21 @@ pub fn layout(config: &Config) -> Layout<'_> {
     }
 }
 
-/// The plan for a CORS preflight let through without a token (counted).
-pub fn cors_bypass(config: &Config, metrics: &Metrics, host: &dyn MetricHost) -> Effects {
+/// The plan for a CORS preflight let through without a token (counted), or
+/// `None` when `view` is not one that `bypass_cors_preflight` lets through.
+pub fn cors_bypass(
+    config: &Config,
+    metrics: &Metrics,
+    host: &dyn MetricHost,
+    view: &RequestView,
+) -> Option<Effects> {
+    if !crate::policy::bypasses_as_cors_preflight(config, view) {
+        return None;
+    }
     metrics.on_cors_bypass(host);
     let mut fx = Effects::default();
     fx.status_header(config, Some(TokenStatus::NotRequired));
-    fx
+    Some(fx)
 }
 
 /// The plan for `outcome`, counting it on `host`. `providers`: each

@@ -9,13 +9,12 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::diag;
-use crate::dpop::{self, ReplayCache, ReplayScope};
+use crate::dpop::{self, ReplayCache};
 use crate::effects::{self, Effects};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::hostverify::HostAlgs;
 use crate::metrics::Metrics;
-use crate::policy;
 use crate::remote_keys::{self, KeyLifecycle, Parked, Settled};
 use crate::revocation_feeds::RevocationFeeds;
 
@@ -101,19 +100,14 @@ fn configure(root_id: u32) -> Option<SharedVm> {
     let host_algs = host::setup(cfg.host_crypto, &cfg.stat_prefix);
     // The shared DPoP replay record exists before any request records a
     // proof in it (a first write could not be a compare-and-swap).
-    let replay = match cfg.dpop_replay {
-        Some(r) => {
-            if r.scope == ReplayScope::Shared && !dpop::prepare_shared(&Host, &random_secret()) {
-                abi::log(
-                    LogLevel::Error,
-                    "jwt_filter: DPoP replay record could not be created in shared data; \
-                     DPoP proofs will be refused",
-                );
-            }
-            ReplayCache::new(r.capacity, r.per_key)
-        }
-        None => ReplayCache::new(0, 0),
-    };
+    let (replay, ready) = dpop::replay_record(cfg.dpop_replay, &Host, &random_secret());
+    if !ready {
+        abi::log(
+            LogLevel::Error,
+            "jwt_filter: DPoP replay record could not be created in shared data; \
+             DPoP proofs will be refused",
+        );
+    }
     let config = Rc::new(cfg);
     let owner = remote_keys::unique_owner_id(&mut Host, root_id, abi::now_ms());
     let keys = KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
@@ -216,8 +210,9 @@ fn request_headers_arrived(vm: Option<SharedVm>, context_id: u32) -> Action {
             let _ = abi::set_header(MapType::HttpRequestHeaders, name, None);
         }
     }
-    if policy::bypasses_as_cors_preflight(&config, &view) {
-        return observe::carry_out(effects::cors_bypass(&config, &vm.borrow().metrics, &Host));
+    let preflight = effects::cors_bypass(&config, &vm.borrow().metrics, &Host, &view);
+    if let Some(fx) = preflight {
+        return observe::carry_out(fx);
     }
     decide_and_apply(&vm, &view, Some(bytes), context_id, started_ns, None)
 }

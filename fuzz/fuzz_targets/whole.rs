@@ -18,7 +18,7 @@ use jwt_filter::effects;
 use jwt_filter::extract::RequestView;
 use jwt_filter::keys::ProviderKeys;
 use jwt_filter::metrics::{MetricHost, MetricKind, Metrics};
-use jwt_filter::policy::{self, Evaluator};
+use jwt_filter::policy::Evaluator;
 use jwt_filter::token;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -70,8 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let (metrics, ids) = Metrics::define(&mut host, &cfg.stat_prefix, &effects::layout(&cfg));
     let providers = ProviderKeys::for_config(&cfg, ids);
     let view = RequestView::new(common::headers(request.as_bytes()));
-    if policy::bypasses_as_cors_preflight(&cfg, &view) {
-        let _ = effects::cors_bypass(&cfg, &metrics, &host);
+    if effects::cors_bypass(&cfg, &metrics, &host, &view).is_some() {
         return;
     }
     // Twice: the second decision may hit the token cache the first filled.

@@ -902,3 +902,30 @@ fn a_token_header_with_a_member_given_twice_is_refused() {
         );
     }
 }
+
+#[test]
+fn the_configured_record_creates_shared_buckets_only_when_shared() {
+    let settings = |scope| ReplaySettings {
+        scope,
+        capacity: 100,
+        per_key: 10,
+        max_age_secs: 60,
+    };
+    let store = crate::fake_shared::FakeSharedData::default();
+    let (_, ready) = replay_record(Some(settings(ReplayScope::Worker)), &store, &[7; 32]);
+    assert!(ready);
+    assert_eq!(
+        store.get(SHARED_SECRET_KEY).0,
+        None,
+        "nothing shared for a worker record"
+    );
+    let (_, ready) = replay_record(Some(settings(ReplayScope::Shared)), &store, &[7; 32]);
+    assert!(ready);
+    assert!(store.get(SHARED_SECRET_KEY).0.is_some());
+    let (_, ready) = replay_record(
+        None,
+        &crate::fake_shared::FakeSharedData::default(),
+        &[7; 32],
+    );
+    assert!(ready);
+}

@@ -201,11 +201,28 @@ fn a_request_without_a_rule_goes_on_untouched() {
 
 #[test]
 fn a_cors_preflight_bypass_is_counted_and_marked_not_required() {
-    let config = cfg(r#""status_header":"x-jwt-status","#, REQUIRE_A);
+    let config = cfg(
+        r#""status_header":"x-jwt-status","bypass_cors_preflight":true,"#,
+        REQUIRE_A,
+    );
     let mut rec = MetricRecorder::default();
     let (metrics, _) = Metrics::define(&mut rec, &config.stat_prefix, &layout(&config));
-    let fx = cors_bypass(&config, &metrics, &rec);
+    let preflight = RequestView::new(
+        [
+            (":path", "/p"),
+            (":method", "OPTIONS"),
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    let fx = cors_bypass(&config, &metrics, &rec, &preflight).expect("a preflight");
     assert_eq!(header(&fx, "x-jwt-status"), Some(Some("not_required")));
+    assert_eq!(counted(&rec, &["cors"]), 1);
+    // Any other request is decided.
+    assert_eq!(cors_bypass(&config, &metrics, &rec, &req(&[])), None);
     assert_eq!(counted(&rec, &["cors"]), 1);
 }
 
