@@ -26,9 +26,9 @@
 use std::time::Instant;
 
 use jwt_filter::config::Config;
+use jwt_filter::crypto::hostverify::{self, HostAlgs};
+use jwt_filter::crypto::jwks::{Alg, Key};
 use jwt_filter::extract::RequestView;
-use jwt_filter::hostverify::{self, HostAlgs};
-use jwt_filter::jwks::{Alg, Key};
 use jwt_filter::keys::ProviderKeys;
 use jwt_filter::policy::{Decision, Evaluator};
 

@@ -18,7 +18,7 @@
 //! keys in tests/fixtures/keys.
 use std::time::Instant;
 
-use jwt_filter::jwks::{Alg, KeySet};
+use jwt_filter::crypto::jwks::{Alg, KeySet};
 use jwt_simple::prelude::*;
 
 const JWKS: &str = include_str!("../tests/fixtures/keys/jwks.json");

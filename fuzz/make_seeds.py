@@ -72,6 +72,16 @@ def main() -> None:
             "requirements": [{"provider_name": "p"}, {"allow_missing": {}}]}}}]}))
     revocation_seeds()
 
+    # whole: time, configuration, JWKS and request in one input.
+    for name, when, cfg, req in [
+        ("main_bearer", NOW, configs.MAIN, f":path:/api?x=1\nauthorization:Bearer {minted['RS256']}\n"),
+        ("main_es256_late", NOW + 7200, configs.MAIN, f":path:/\nauthorization:Bearer {minted['ES256']}\n"),
+        ("main_missing", NOW, configs.MAIN, ":path:/api\n:method:GET\n"),
+        ("report_hs", NOW, {**configs.MAIN, "mode": "report", "status_header": "x-jwt-status", "filter_state": True},
+         f":path:/a\nauthorization:Bearer {minted['HS256']}\n"),
+    ]:
+        write("whole", name, f"{when}\n---\n{json.dumps(cfg)}\n---\n{jwks}\n---\n{req}")
+
 
 def revocation_seeds() -> None:
     """Deny-list documents, SET claims and a poll response (docs/revocation.md)."""
@@ -99,16 +109,6 @@ def revocation_seeds() -> None:
     signed = tokens.make_token("ES256", kid="ec-256", claims={**claims, "exp": None, "sub": None},
                                headers={"typ": "secevent+jwt"})
     write("revocation", "poll_response", json.dumps({"sets": {"set-1": signed}, "moreAvailable": True}))
-
-    # whole: time, configuration, JWKS and request in one input.
-    for name, when, cfg, req in [
-        ("main_bearer", NOW, configs.MAIN, f":path:/api?x=1\nauthorization:Bearer {minted['RS256']}\n"),
-        ("main_es256_late", NOW + 7200, configs.MAIN, f":path:/\nauthorization:Bearer {minted['ES256']}\n"),
-        ("main_missing", NOW, configs.MAIN, ":path:/api\n:method:GET\n"),
-        ("report_hs", NOW, {**configs.MAIN, "mode": "report", "status_header": "x-jwt-status", "filter_state": True},
-         f":path:/a\nauthorization:Bearer {minted['HS256']}\n"),
-    ]:
-        write("whole", name, f"{when}\n---\n{json.dumps(cfg)}\n---\n{jwks}\n---\n{req}")
 
 
 if __name__ == "__main__":

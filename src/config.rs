@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::authz::{Mode, RuleAuthz};
+use crate::crypto::jwks::{Alg, KeySet};
 use crate::diag::{self, ConfigError, OneOf};
 use crate::dpop::{self, BindingMode, DpopSettings, DPOP_PREFIX};
 use crate::extract::{self, Location};
 use crate::header_name::{header_name, reserved_header};
-use crate::jwks::{Alg, KeySet};
 use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
 use crate::matcher::build::{self as matcher_build, RawRouteMatch, RawStringMatcher};
 use crate::matcher::{RouteMatcher, StringMatch};

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::crypto::jwks::{Alg, Key};
 use crate::error::AuthError;
-use crate::jwks::{Alg, Key};
 use crate::token;
 
 /// Largest DPoP proof accepted, in bytes. A proof carries a public key in its

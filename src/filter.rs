@@ -8,12 +8,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::Config;
+use crate::crypto::hostverify::HostAlgs;
 use crate::diag;
 use crate::dpop::{self, ReplayCache};
 use crate::effects::{self, Effects};
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::hostverify::HostAlgs;
 use crate::metrics::Metrics;
 use crate::remote_keys::{self, KeyLifecycle, Parked, Settled};
 use crate::revocation_feeds::RevocationFeeds;

@@ -7,8 +7,8 @@
 
 use serde::Deserialize;
 
+use crate::crypto::jwks::{Alg, KeySet};
 use crate::diag::{self, ConfigError};
-use crate::jwks::{Alg, KeySet};
 
 /// `remote_jwks` as written.
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@
 //! Keys are told apart by `kid`; a key without one by its position
 //! (`#<index>`).
 
-use crate::jwks::KeySet;
+use crate::crypto::jwks::KeySet;
 
 /// Most keys remembered (a JWKS holds at most `jwks::MAX_KEYS`).
 pub const MAX_ENTRIES: usize = 256;

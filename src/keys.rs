@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::{Config, KeySource};
-use crate::jwks::KeySet;
+use crate::crypto::jwks::KeySet;
 use crate::metrics::ProviderIds;
 use crate::token_cache::{self, TokenCache};
 

@@ -15,16 +15,14 @@
 pub mod authz;
 pub mod claim_header;
 pub mod config;
+pub mod crypto;
 pub mod decision_log;
-mod der;
 pub mod diag;
 pub mod dpop;
 pub mod effects;
 pub mod error;
 pub mod extract;
 pub mod header_name;
-pub mod hostverify;
-pub mod jwks;
 pub mod jwks_store;
 pub mod key_history;
 pub mod keys;
@@ -35,12 +33,10 @@ pub mod remote_keys;
 pub mod revocation;
 pub mod revocation_feeds;
 pub mod route;
-pub mod rsa_verify;
 mod strict_json;
 pub mod token;
 pub mod token_cache;
 pub mod warning;
-pub mod x509;
 
 // Native tooling (config checker and converter for `jwt-filter-check`); not in the wasm.
 #[cfg(not(target_arch = "wasm32"))]

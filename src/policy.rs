@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::authz::{self, Mode, RuleAuthz, TokenStatus};
 use crate::config::{Config, KeySource, Provider, Requirement};
+use crate::crypto::jwks::{Alg, Key, KeySet};
 use crate::decision_log::TokenFacts;
 use crate::dpop::{
     self, BindingMode, ProofContext, ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict,
@@ -17,7 +18,6 @@ use crate::dpop::{
 };
 use crate::error::AuthError;
 use crate::extract::{self, Found, Location, RequestView};
-use crate::jwks::{Alg, Key, KeySet};
 use crate::keys::ProviderKeys;
 use crate::revocation::Revocations;
 use crate::route::{PerRoute, RouteFacts};

@@ -18,9 +18,9 @@
 use std::rc::Rc;
 
 use crate::config::{Config, KeySource};
+use crate::crypto::jwks::KeySet;
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::jwks::KeySet;
 use crate::jwks_store::{self, Meta, RemoteJwks, Schedule, MAX_JWKS_BYTES};
 use crate::key_history::{self, KeyHistory};
 use crate::keys::{FetchKind, ProviderKeys, RemoteKeys, Wait};

@@ -20,7 +20,7 @@
 use std::rc::Rc;
 
 use crate::config::Config;
-use crate::jwks::KeySet;
+use crate::crypto::jwks::KeySet;
 use crate::jwks_store::{self, Meta, RemoteJwks, Schedule};
 use crate::metrics::{stat_name, MetricHost, MetricKind};
 use crate::remote_keys::{FetchRequest, KeyHost, Level};

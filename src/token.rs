@@ -10,8 +10,8 @@ use serde::de::Deserializer;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::crypto::jwks::{Alg, Key, KeySet};
 use crate::error::AuthError;
-use crate::jwks::{Alg, Key, KeySet};
 use crate::strict_json::UniqueMap;
 
 /// Largest token accepted, in bytes (base64url text).

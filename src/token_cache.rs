@@ -25,7 +25,7 @@ use std::rc::{Rc, Weak};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use serde_json::{Map, Value};
 
-use crate::jwks::KeySet;
+use crate::crypto::jwks::KeySet;
 
 /// Entries per provider when `jwt_cache_config` is absent (Envoy's default).
 pub const DEFAULT_ENTRIES: usize = 100;

@@ -11,7 +11,7 @@
 //! configure time, one line each; the `jwt-filter-check` tool prints the same
 //! list (plus [`Kind::PathNotNormalized`], which needs the Envoy bootstrap
 //! the filter never sees). Keys that cannot be used safely at all are not
-//! here: the JWKS parser refuses them ([`crate::jwks`]: `key_ops` without
+//! here: the JWKS parser refuses them ([`crate::crypto::jwks`]: `key_ops` without
 //! `verify`, duplicate members, HMAC secrets under 16 bytes).
 
 use std::fmt;

@@ -16,7 +16,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use jwt_filter::jwks::{Alg, Key};
+use jwt_filter::crypto::jwks::{Alg, Key};
 use serde_json::{json, Value};
 
 fn fixture_dir() -> PathBuf {

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use jwt_filter::config::Config;
 use jwt_filter::extract::RequestView;
-use jwt_filter::jwks::{Alg, Key};
+use jwt_filter::crypto::jwks::{Alg, Key};
 use jwt_filter::policy::Evaluator;
 use jwt_filter::token;
 use libfuzzer_sys::fuzz_target;

@@ -13,7 +13,7 @@ use jwt_filter::dpop::{
     ReplayScope, ReplaySettings, ReplayVerdict, SharedEntry,
 };
 use jwt_filter::fake_shared::FakeSharedData;
-use jwt_filter::jwks::Alg;
+use jwt_filter::crypto::jwks::Alg;
 use jwt_filter::token;
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 //! the length checks with hostile keys).
 #![no_main]
 
-use jwt_filter::jwks::{Alg, KeySet};
+use jwt_filter::crypto::jwks::{Alg, KeySet};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

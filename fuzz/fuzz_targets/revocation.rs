@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use jwt_filter::config::Config;
-use jwt_filter::jwks::{Alg, Key, KeySet};
+use jwt_filter::crypto::jwks::{Alg, Key, KeySet};
 use jwt_filter::revocation::ssf::{self, SsfSettings, MAX_RULES_PER_EVENT};
 use jwt_filter::revocation::{denylist, RuleSet};
 use libfuzzer_sys::fuzz_target;

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use jwt_filter::jwks::{Alg, Key, KeySet};
+use jwt_filter::crypto::jwks::{Alg, Key, KeySet};
 use jwt_filter::token::{self, ClaimRules};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 //! own, so [`Config::warnings`] is the one list ([`crate::warning`]).
 
 use crate::config::{Config, KeySource, Provider, Requirement, Rule};
-use crate::jwks::Alg;
+use crate::crypto::jwks::Alg;
 use crate::matcher::PathMatcher;
 use crate::revocation::FeedSettings;
 use crate::warning::{discovered_uri_problem, Kind, Warning};

@@ -6,8 +6,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::crypto::jwks::Alg;
 use crate::diag::{self, ConfigError, OneOf};
-use crate::jwks::Alg;
 
 use super::{
     BindingMode, DpopPolicy, DpopSettings, NonceIssuer, ReplayScope, DEFAULT_MAX_AGE_SECS,

@@ -1,17 +1,17 @@
 //! Host glue: the proxy-wasm [`Host`] behind the metric, shared-data,
 //! key-lifecycle and feed traits, and offloaded signature verification (the
 //! configure-time probe and the verifier the request path uses; the logic is
-//! in [`crate::hostverify`]). Every host call goes through [`abi`].
+//! in [`crate::crypto::hostverify`]). Every host call goes through [`abi`].
 
 use std::cell::RefCell;
 
 use super::abi::{self, BufferType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
+use crate::crypto::hostverify::{self, HostAlgs};
+use crate::crypto::jwks::{Alg, Key};
 use crate::dpop::{ReplayCache, SharedData};
 use crate::extract::RequestView;
-use crate::hostverify::{self, HostAlgs};
-use crate::jwks::{Alg, Key};
 use crate::keys::ProviderKeys;
 use crate::metrics::{MetricHost, MetricKind, Metrics};
 use crate::policy::Evaluator;

@@ -8,9 +8,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::*;
+use crate::crypto::jwks::{Alg, Key};
 use crate::error::AuthError;
 use crate::fake_shared::FakeSharedData;
-use crate::jwks::{Alg, Key};
 use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
 use crate::policy::{Decision, Evaluator};
 use crate::testutil::{b64, MetricRecorder, FIXTURE_JWKS};

@@ -23,8 +23,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{Entry, FeedSettings, Kind};
+use crate::crypto::jwks::{Alg, KeySet};
 use crate::error::AuthError;
-use crate::jwks::{Alg, KeySet};
 use crate::jwks_store::RemoteJwks;
 use crate::strict_json::UniqueMap;
 use crate::token;
@@ -243,7 +243,7 @@ pub fn set_algorithms() -> Vec<Alg> {
 }
 
 /// Signature verification function (the pure-Rust one on the poll path).
-pub type VerifyFn<'v> = &'v dyn Fn(&crate::jwks::Key, Alg, &[u8], &[u8]) -> bool;
+pub type VerifyFn<'v> = &'v dyn Fn(&crate::crypto::jwks::Key, Alg, &[u8], &[u8]) -> bool;
 
 /// A verified SET's events.
 #[derive(Debug, PartialEq)]

@@ -2,7 +2,7 @@ use serde_json::{json, Map, Value};
 
 use super::ssf::{self, Pending, Reject};
 use super::*;
-use crate::jwks::KeySet;
+use crate::crypto::jwks::KeySet;
 use crate::jwks_store::RemoteJwks;
 
 const NOW: u64 = 1_800_000_000;

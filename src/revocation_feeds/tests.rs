@@ -5,10 +5,10 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::crypto::jwks::{Alg, Key};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::fake_shared::FakeSharedData;
-use crate::jwks::{Alg, Key};
 use crate::policy::{Decision, Evaluator};
 use crate::testutil::{mint, MetricRecorder, FIXTURE_JWKS};
 

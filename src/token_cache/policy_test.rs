@@ -5,9 +5,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::config::Config;
+use crate::crypto::jwks::{Alg, Key, KeySet};
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::jwks::{Alg, Key, KeySet};
 use crate::keys::ProviderKeys;
 use crate::policy::{Decision, Evaluator, RemoteKeys};
 use crate::testutil::{hs_jwks, mint};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::jwks::KeySet;
+use crate::crypto::jwks::KeySet;
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"));

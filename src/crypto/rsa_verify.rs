@@ -18,7 +18,7 @@ use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, Limb, MontyForm, MontyMultiplier, Odd};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-use crate::der;
+use crate::crypto::der;
 
 /// The hash of an RS*/PS* algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::rsa_verify::{self, Hash};
+use crate::crypto::rsa_verify::{self, Hash};
 use hmac::{EagerHash, Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 
@@ -353,7 +353,7 @@ pub struct KeySet {
 impl KeySet {
     /// Parses a JWKS JSON document (`{"keys":[...]}`); a single JWK object
     /// (no `"keys"`, but a `"kty"`) is accepted too, and so is Google's x509
-    /// key map (`{"kid": "-----BEGIN CERTIFICATE-----..."}`, [`crate::x509`]).
+    /// key map (`{"kid": "-----BEGIN CERTIFICATE-----..."}`, [`crate::crypto::x509`]).
     ///
     /// Returns the usable keys plus one warning per skipped key (naming its
     /// kid, or its index when it has none, and the reason). `Err(reason)` when
@@ -377,7 +377,7 @@ impl KeySet {
                 single = [doc.clone()];
                 &single
             }
-            None if crate::x509::is_key_map(obj) => {
+            None if crate::crypto::x509::is_key_map(obj) => {
                 if obj.len() > MAX_KEYS {
                     return Err(format!(
                         "x509 key map has {} keys, more than the maximum of {MAX_KEYS}",
@@ -386,7 +386,7 @@ impl KeySet {
                 }
                 let mut jwks = Vec::with_capacity(obj.len());
                 for (kid, pem) in obj {
-                    match crate::x509::jwk_of(kid, pem.as_str().unwrap_or_default()) {
+                    match crate::crypto::x509::jwk_of(kid, pem.as_str().unwrap_or_default()) {
                         Ok(jwk) => jwks.push(jwk),
                         Err(reason) => {
                             warnings.push(format!("key {} skipped: {reason}", echo(kid)))

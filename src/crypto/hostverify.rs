@@ -13,8 +13,8 @@
 //! which algorithms work) are in `docs/performance.md`, section "How
 //! verification is made cheap".
 
-use crate::der;
-use crate::jwks::{Alg, Key};
+use crate::crypto::der;
+use crate::crypto::jwks::{Alg, Key};
 
 #[allow(dead_code)] // the JWK members are for the tests
 #[rustfmt::skip] // generated

@@ -11,7 +11,7 @@
 //! `der` crate (a walk over the certificate's outer structure: the rest of
 //! the certificate is only skipped, which keeps the module small), and is
 //! turned into the equivalent JWK so that every key goes through the same
-//! checks ([`crate::jwks::Key::from_jwk`]).
+//! checks ([`crate::crypto::jwks::Key::from_jwk`]).
 //! Only the key is used: as in `jwt_authn`, the certificate's validity
 //! dates, issuer and signature are not looked at (the document's origin is
 //! what is trusted, as for any JWKS).
