@@ -29,7 +29,7 @@ use jwt_filter::config::Config;
 use jwt_filter::crypto::hostverify::{self, HostAlgs};
 use jwt_filter::crypto::jwks::{Alg, Key};
 use jwt_filter::extract::RequestView;
-use jwt_filter::keys::ProviderKeys;
+use jwt_filter::keys::ProviderState;
 use jwt_filter::policy::{Decision, Evaluator};
 
 /// Counts heap allocations, to report allocations per request.
@@ -122,7 +122,7 @@ fn run(
     let extra: Vec<(String, String)> = (1..=extra_headers)
         .map(|i| (format!("x-bench-{i}"), format!("value-of-header-{i}")))
         .collect();
-    let providers = ProviderKeys::for_config(config, Vec::new());
+    let providers = ProviderState::for_config(config, Vec::new());
     let host = {
         let mut h = HostAlgs::NONE;
         h.insert(Alg::RS256);

@@ -11,7 +11,7 @@ use crate::decision_log::{self, Entry, Verdict};
 use crate::dpop::{denial_headers, DpopSettings};
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::keys::ProviderKeys;
+use crate::keys::ProviderState;
 use crate::matcher::path_only;
 use crate::metrics::{KeySourceKind, Layout, MetricHost, Metrics, Timing};
 use crate::policy::{Decision, HeaderOp, Outcome};
@@ -122,7 +122,7 @@ pub fn cors_bypass(
 pub fn plan(
     config: &Config,
     metrics: &Metrics,
-    providers: &[ProviderKeys],
+    providers: &[ProviderState],
     host: &dyn MetricHost,
     view: &RequestView,
     outcome: Outcome,

@@ -25,7 +25,7 @@ mod abi;
 mod exports;
 mod host;
 mod observe;
-mod route;
+mod properties;
 
 /// Per-VM state shared by the root context and its request contexts.
 struct Vm {
@@ -237,7 +237,7 @@ fn decide_and_apply(
     // One host call: whether a denial's log line (and the token facts it
     // needs) will be kept.
     let log_denials = observe::decision_log_enabled();
-    let facts = route::facts(&vm.borrow().config);
+    let facts = properties::facts(&vm.borrow().config);
     let (mut outcome, waits, cache, proof) = {
         let v = vm.borrow();
         host::evaluate(

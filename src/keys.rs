@@ -43,7 +43,7 @@ pub enum FetchKind {
 }
 
 /// One provider's state in one VM.
-pub struct ProviderKeys {
+pub struct ProviderState {
     /// Fetched keys (remote providers; `Pending` and unused for local keys).
     pub keys: RemoteKeys,
     /// Whether the keys come from a remote JWKS.
@@ -58,9 +58,9 @@ pub struct ProviderKeys {
     pub metrics: ProviderIds,
 }
 
-impl ProviderKeys {
+impl ProviderState {
     pub fn new(remote: bool, cache_entries: usize) -> Self {
-        ProviderKeys {
+        ProviderState {
             keys: RemoteKeys::Pending,
             remote,
             cache: RefCell::new(TokenCache::new(cache_entries, token_cache::MAX_BYTES)),
@@ -80,13 +80,13 @@ impl ProviderKeys {
     /// `metrics`: each provider's ids, indexed like `Config::providers`
     /// (from [`crate::metrics::Metrics::define`]; a provider without ids
     /// counts nothing).
-    pub fn for_config(config: &Config, metrics: Vec<ProviderIds>) -> Vec<ProviderKeys> {
+    pub fn for_config(config: &Config, metrics: Vec<ProviderIds>) -> Vec<ProviderState> {
         let mut metrics = metrics.into_iter();
         config
             .providers
             .iter()
             .map(|p| {
-                ProviderKeys::new(matches!(p.keys, KeySource::Remote(_)), p.jwt_cache_size)
+                ProviderState::new(matches!(p.keys, KeySource::Remote(_)), p.jwt_cache_size)
                     .with_metrics(metrics.next().unwrap_or_default())
             })
             .collect()

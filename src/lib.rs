@@ -40,9 +40,9 @@ pub mod warning;
 
 // Native tooling (config checker and converter for `jwt-filter-check`); not in the wasm.
 #[cfg(not(target_arch = "wasm32"))]
-pub mod convert;
+pub mod checker;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod lint;
+pub mod convert;
 
 // A fake of Envoy's shared data for native tests and the mesh simulation; not in the wasm.
 #[cfg(not(target_arch = "wasm32"))]

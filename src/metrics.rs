@@ -229,7 +229,7 @@ impl MetricHost for Recorder {
 
 /// One provider's metric ids and key-age state. [`Metrics::define`] makes
 /// one per provider and hands them out; each lives in its provider's object
-/// ([`crate::keys::ProviderKeys`]), so whatever handles a provider's
+/// ([`crate::keys::ProviderState`]), so whatever handles a provider's
 /// decision or fetch counts through it directly. The default counts nothing.
 #[derive(Clone, Debug, Default)]
 pub struct ProviderIds {

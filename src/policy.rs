@@ -18,7 +18,7 @@ use crate::dpop::{
 };
 use crate::error::AuthError;
 use crate::extract::{self, Found, Location, RequestView};
-use crate::keys::ProviderKeys;
+use crate::keys::ProviderState;
 use crate::revocation::Revocations;
 use crate::route::{PerRoute, RouteFacts};
 use crate::token::{self, ClaimRules, Jwt};
@@ -70,7 +70,7 @@ pub struct Evaluator<'c, 'r> {
     req: &'r RequestView,
     now: u64,
     verify: VerifyFn<'c>,
-    providers: &'c [ProviderKeys],
+    providers: &'c [ProviderState],
     memo: Vec<Option<ProviderResult<'r>>>,
     /// Remote providers whose failure a JWKS fetch might turn into success.
     pub waits: Vec<(usize, Wait)>,
@@ -105,7 +105,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
     /// no cache.
     pub fn new(
         config: &'c Config,
-        providers: &'c [ProviderKeys],
+        providers: &'c [ProviderState],
         req: &'r RequestView,
         now: u64,
         verify: VerifyFn<'c>,

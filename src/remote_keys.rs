@@ -23,7 +23,7 @@ use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::jwks_store::{self, Meta, RemoteJwks, Schedule, MAX_JWKS_BYTES};
 use crate::key_history::{self, KeyHistory};
-use crate::keys::{FetchKind, ProviderKeys, RemoteKeys, Wait};
+use crate::keys::{FetchKind, ProviderState, RemoteKeys, Wait};
 use crate::metrics::{MetricHost, ProviderIds};
 use crate::policy::{Decision, Outcome};
 
@@ -132,7 +132,7 @@ pub struct KeyLifecycle {
     config: Rc<Config>,
     /// Lease owner id, unique across this Envoy's VMs.
     owner: u64,
-    providers: Vec<ProviderKeys>,
+    providers: Vec<ProviderState>,
     parked: Vec<Parked>,
     parked_bytes: usize,
     /// Whether the tick period set last is the fast one (`None`: initial).
@@ -206,7 +206,7 @@ impl KeyLifecycle {
     /// [`crate::metrics::Metrics::define`]), which go to the provider's
     /// object; `owner` from [`unique_owner_id`].
     pub fn new(config: Rc<Config>, metrics: Vec<ProviderIds>, owner: u64) -> Self {
-        let providers = ProviderKeys::for_config(&config, metrics);
+        let providers = ProviderState::for_config(&config, metrics);
         KeyLifecycle {
             config,
             owner,
@@ -246,7 +246,7 @@ impl KeyLifecycle {
 
     /// Each provider's keys, caches and metric ids, indexed like
     /// `Config::providers`.
-    pub fn providers(&self) -> &[ProviderKeys] {
+    pub fn providers(&self) -> &[ProviderState] {
         &self.providers
     }
 
@@ -273,7 +273,7 @@ impl KeyLifecycle {
         }
         let ready = self.take_ready(host, now);
         // Fast while requests wait or keys have not arrived yet.
-        let fast = !self.parked.is_empty() || self.providers.iter().any(ProviderKeys::pending);
+        let fast = !self.parked.is_empty() || self.providers.iter().any(ProviderState::pending);
         let period = (self.fast != Some(fast)).then(|| {
             self.fast = Some(fast);
             if fast {
@@ -289,7 +289,7 @@ impl KeyLifecycle {
     /// waiting in shared data for providers still pending here.
     pub fn before_decide(&mut self, host: &mut impl KeyHost, now: u64) {
         for idx in 0..self.providers.len() {
-            if self.providers.get(idx).is_some_and(ProviderKeys::pending) {
+            if self.providers.get(idx).is_some_and(ProviderState::pending) {
                 self.sync_provider(host, idx, now, false);
             }
         }
@@ -360,7 +360,7 @@ impl KeyLifecycle {
                 // Still pending: a fetch is under way or a retry is scheduled.
                 Wait::FirstFetch => {
                     self.sync_provider(host, *idx, now, false);
-                    self.providers.get(*idx).is_some_and(ProviderKeys::pending)
+                    self.providers.get(*idx).is_some_and(ProviderState::pending)
                 }
                 Wait::UnknownKid => {
                     // Past the bounds no refetch is started for this request.
@@ -764,7 +764,7 @@ impl KeyLifecycle {
                         };
                         match wait {
                             Wait::FirstFetch => {
-                                !providers.get(*idx).is_some_and(ProviderKeys::pending)
+                                !providers.get(*idx).is_some_and(ProviderState::pending)
                             }
                             Wait::UnknownKid => read_meta(host, r).0.attempts > *attempts,
                         }

@@ -16,7 +16,7 @@ mod common;
 use jwt_filter::config::Config;
 use jwt_filter::effects;
 use jwt_filter::extract::RequestView;
-use jwt_filter::keys::ProviderKeys;
+use jwt_filter::keys::ProviderState;
 use jwt_filter::metrics::{MetricHost, MetricKind, Metrics};
 use jwt_filter::policy::Evaluator;
 use jwt_filter::token;
@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut host = NoMetrics;
     let (metrics, ids) = Metrics::define(&mut host, &cfg.stat_prefix, &effects::layout(&cfg));
-    let providers = ProviderKeys::for_config(&cfg, ids);
+    let providers = ProviderState::for_config(&cfg, ids);
     let view = RequestView::new(common::headers(request.as_bytes()));
     if effects::cors_bypass(&cfg, &metrics, &host, &view).is_some() {
         return;

@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use jwt_filter::{convert, lint};
+use jwt_filter::{checker, convert};
 use serde_json::Value;
 
 const USAGE: &str = "\
@@ -130,18 +130,18 @@ fn run_check(files: &[String]) -> ExitCode {
             }
         };
         // Every plugin config in the file.
-        let mut configs: Vec<lint::Found> = Vec::new();
+        let mut configs: Vec<checker::Found> = Vec::new();
         let many = input.docs.len() > 1;
         let mut skipped = 0usize;
         for (i, doc) in input.docs.iter().enumerate() {
-            let found = lint::plugin_configs(doc);
+            let found = checker::plugin_configs(doc);
             let prefix = if many {
                 format!("doc {i}: ")
             } else {
                 String::new()
             };
             if !found.is_empty() {
-                configs.extend(found.into_iter().map(|f| lint::Found {
+                configs.extend(found.into_iter().map(|f| checker::Found {
                     label: format!("{prefix}{}", f.label),
                     ..f
                 }));
@@ -161,7 +161,7 @@ fn run_check(files: &[String]) -> ExitCode {
                 } else {
                     serde_json::to_vec(doc).unwrap_or_default()
                 };
-                configs.push(lint::Found {
+                configs.push(checker::Found {
                     label: prefix.trim_end_matches(": ").to_string(),
                     bytes,
                     hcm: None,
@@ -182,7 +182,7 @@ fn run_check(files: &[String]) -> ExitCode {
             } else {
                 format!("{file}: {}", found.label)
             };
-            let report = lint::check_in(&found.bytes, found.hcm.as_ref());
+            let report = checker::check_in(&found.bytes, found.hcm.as_ref());
             for f in &report.findings {
                 println!("{at}: {f}");
             }
@@ -259,7 +259,7 @@ fn run_convert(args: &[String]) -> ExitCode {
         );
     }
     // The result goes through the same check as any config.
-    let report = lint::check(text.as_bytes());
+    let report = checker::check(text.as_bytes());
     for f in &report.findings {
         eprintln!("converted config: {f}");
     }

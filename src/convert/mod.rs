@@ -135,7 +135,7 @@ fn duration_object(map: &Map<String, Value>) -> Option<String> {
 
 /// Object field by snake_case name, or its lowerCamelCase form.
 fn get<'a>(obj: &'a Value, snake_name: &str) -> Option<&'a Value> {
-    crate::lint::field(obj, snake_name)
+    crate::checker::field(obj, snake_name)
 }
 
 fn obj_entries(v: &Value) -> Vec<(String, &Value)> {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::Config;
-use crate::keys::ProviderKeys;
+use crate::keys::ProviderState;
 use crate::metrics::Metrics;
 use crate::policy::Evaluator;
 use crate::testutil::{hs_jwks, mint, MetricRecorder};
@@ -46,7 +46,7 @@ fn token(extra: &str) -> String {
 fn run(config: &Config, view: &RequestView, log_denials: bool) -> (Effects, MetricRecorder) {
     let mut rec = MetricRecorder::default();
     let (metrics, ids) = Metrics::define(&mut rec, &config.stat_prefix, &layout(config));
-    let providers = ProviderKeys::for_config(config, ids);
+    let providers = ProviderState::for_config(config, ids);
     let outcome = Evaluator::new(config, &providers, view, NOW, &native_verify).outcome();
     let fx = plan(
         config,

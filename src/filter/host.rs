@@ -12,7 +12,7 @@ use crate::crypto::hostverify::{self, HostAlgs};
 use crate::crypto::jwks::{Alg, Key};
 use crate::dpop::{ReplayCache, SharedData};
 use crate::extract::RequestView;
-use crate::keys::ProviderKeys;
+use crate::keys::ProviderState;
 use crate::metrics::{MetricHost, MetricKind, Metrics};
 use crate::policy::Evaluator;
 use crate::remote_keys::{FetchRequest, KeyHost, Level};
@@ -88,7 +88,7 @@ pub fn count_cache(metrics: &Metrics, (hits, misses): (u32, u32)) {
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate<T>(
     config: &Config,
-    providers: &[ProviderKeys],
+    providers: &[ProviderState],
     host: HostAlgs,
     metrics: &Metrics,
     view: &RequestView,

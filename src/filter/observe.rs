@@ -5,7 +5,7 @@
 use super::host::Host;
 use crate::config::{Config, KeySource};
 use crate::effects::{self, Effects};
-use crate::keys::ProviderKeys;
+use crate::keys::ProviderState;
 use crate::metrics::{Metrics, ProviderIds, Timing};
 
 use super::abi::{self, Action, LogLevel, MapType};
@@ -28,7 +28,7 @@ pub fn define_metrics(config: &Config) -> (Metrics, Vec<ProviderIds>) {
 }
 
 /// Sets the key gauges of providers with local keys (age 0).
-pub fn record_local_keys(config: &Config, providers: &[ProviderKeys]) {
+pub fn record_local_keys(config: &Config, providers: &[ProviderState]) {
     for (p, keys) in config.providers.iter().zip(providers) {
         if let KeySource::Local(set) = &p.keys {
             keys.metrics.record_jwks(&Host, set.len(), 0, 0);

@@ -51,7 +51,7 @@ fn each_provider_object_counts_under_its_own_name() {
     let config = config();
     let mut host = Recorder::default();
     let (metrics, ids) = Metrics::define(&mut host, "jwt_filter", &layout(&config));
-    let providers = ProviderKeys::for_config(&config, ids);
+    let providers = ProviderState::for_config(&config, ids);
     let (a, b) = match &providers[..] {
         [a, b] => (a, b),
         _ => panic!("one object per provider"),
@@ -101,7 +101,7 @@ fn a_provider_without_ids_counts_nothing() {
     let config = config();
     let mut host = Recorder::default();
     let _ = Metrics::define(&mut host, "jwt_filter", &layout(&config));
-    let providers = ProviderKeys::for_config(&config, Vec::new());
+    let providers = ProviderState::for_config(&config, Vec::new());
     assert_eq!(providers.len(), 2);
     for p in &providers {
         p.metrics.on_jwks_fetch(&host, true);

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::crypto::jwks::{Alg, Key, KeySet};
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::keys::ProviderKeys;
+use crate::keys::ProviderState;
 use crate::policy::{Decision, Evaluator, RemoteKeys};
 use crate::testutil::{hs_jwks, mint};
 use crate::token::native_verify;
@@ -32,14 +32,14 @@ fn req(token: &str) -> RequestView {
     ])
 }
 
-fn caches(c: &Config) -> Vec<ProviderKeys> {
-    ProviderKeys::for_config(c, Vec::new())
+fn caches(c: &Config) -> Vec<ProviderState> {
+    ProviderState::for_config(c, Vec::new())
 }
 
 /// Decides with the cache and a verifier that counts its calls.
 fn decide(
     c: &Config,
-    cache: &[ProviderKeys],
+    cache: &[ProviderState],
     t: &str,
     now: u64,
     calls: &Cell<u32>,

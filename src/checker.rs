@@ -15,7 +15,7 @@ use crate::matcher::PathMatcher;
 use crate::warning::{Kind, Warning};
 
 #[cfg(test)]
-#[path = "lint/revocation_tests.rs"]
+#[path = "checker/revocation_tests.rs"]
 mod revocation_tests;
 
 /// How bad a finding is: errors make the filter refuse the config.

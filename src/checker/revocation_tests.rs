@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::lint::{check, Report};
+use crate::checker::{check, Report};
 
 const DEMO_JWKS: &str = include_str!("../../envoy/demo/jwks.json");
 
