@@ -14,7 +14,7 @@ use crate::extract::RequestView;
 use crate::keys::ProviderState;
 use crate::matcher::path_only;
 use crate::metrics::{KeySourceKind, Layout, MetricHost, Metrics, Timing};
-use crate::policy::{Decision, HeaderOp, Outcome};
+use crate::decision::{Decision, HeaderOp, Outcome};
 
 /// Filter state keys written per request. Envoy stores a proxy-wasm property
 /// `<key>` as filter state `wasm.<key>`, readable in access logs as

@@ -16,6 +16,7 @@ pub mod authz;
 pub mod claim_header;
 pub mod config;
 pub mod crypto;
+pub mod decision;
 pub mod decision_log;
 pub mod diag;
 pub mod dpop;

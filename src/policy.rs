@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::authz::{self, Mode, RuleAuthz, TokenStatus};
 use crate::config::{Config, KeySource, Provider, Requirement};
 use crate::crypto::jwks::{Alg, Key, KeySet};
+use crate::decision::{Decision, HeaderOp, Outcome};
 use crate::decision_log::TokenFacts;
 use crate::dpop::{
     self, BindingMode, ProofContext, ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict,
@@ -27,24 +28,6 @@ use crate::token_cache::TokenCache;
 /// Largest header value the filter writes from a claim; longer values are
 /// not written (the header stays absent, never truncated).
 pub const MAX_CLAIM_HEADER_BYTES: usize = 8 * 1024;
-
-/// An edit to the request before it goes upstream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeaderOp {
-    Set(String, String),
-    Remove(String),
-}
-
-/// What to do with the request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// No rule matched, or the rule needs no JWT.
-    NoAuth,
-    /// Allowed; apply these edits first.
-    Allow(Vec<HeaderOp>),
-    /// Denied for this cause.
-    Deny(AuthError),
-}
 
 /// A provider's verified token (signature and provider-level claims checked;
 /// audience is checked per requirement).
@@ -357,29 +340,6 @@ impl<'c, 'r> Evaluator<'c, 'r> {
         }
         ops
     }
-}
-
-/// Everything the glue needs to act on, count and log one request's decision.
-#[derive(Debug)]
-pub struct Outcome {
-    /// What enforcement means for the request. Under a `report` rule a `Deny`
-    /// is only counted and logged; the request goes through.
-    pub decision: Decision,
-    /// Index of the matched rule.
-    pub rule: Option<usize>,
-    /// The matched rule's mode (`Enforce` when no rule matched).
-    pub mode: Mode,
-    /// The `status_header` value (`NotRequired` when no JWT was needed).
-    pub status: Option<TokenStatus>,
-    /// Allow: providers whose tokens were accepted.
-    pub accepted: Vec<usize>,
-    /// Deny: the provider blamed, when one can be named.
-    pub blamed: Option<usize>,
-    /// Deny: unverified facts about the blamed provider's token (for the log).
-    pub token: Option<TokenFacts>,
-    /// Allow: the verified claims (JSON object text) of the token that
-    /// satisfied the rule.
-    pub payload: Option<String>,
 }
 
 impl<'c> Evaluator<'c, '_> {

@@ -25,7 +25,7 @@ use crate::jwks_store::{self, Meta, RemoteJwks, Schedule, MAX_JWKS_BYTES};
 use crate::key_history::{self, KeyHistory};
 use crate::keys::{FetchKind, ProviderState, RemoteKeys, Wait};
 use crate::metrics::{MetricHost, ProviderIds};
-use crate::policy::{Decision, Outcome};
+use crate::decision::{Decision, Outcome};
 
 /// Tick period while requests wait or keys have not arrived yet.
 pub const FAST_TICK_MS: u64 = 50;

@@ -1,7 +1,8 @@
 use super::*;
 use crate::config::Config;
 use crate::extract::RequestView;
-use crate::policy::{Decision, Evaluator};
+use crate::decision::Decision;
+use crate::policy::Evaluator;
 use crate::testutil::{hs_jwks, mint};
 use crate::token::native_verify;
 
@@ -206,7 +207,7 @@ fn config(top: &str, rules: &str) -> Result<Config, Vec<ConfigError>> {
     Config::parse(json.as_bytes())
 }
 
-fn outcome(c: &Config, path: &str, token: Option<&str>) -> crate::policy::Outcome {
+fn outcome(c: &Config, path: &str, token: Option<&str>) -> crate::decision::Outcome {
     let mut h = vec![
         (":path".to_string(), path.to_string()),
         (":method".to_string(), "GET".to_string()),

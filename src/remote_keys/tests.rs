@@ -12,7 +12,8 @@ use crate::crypto::jwks::{Alg, Key};
 use crate::error::AuthError;
 use crate::fake_shared::FakeSharedData;
 use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
-use crate::policy::{Decision, Evaluator};
+use crate::decision::Decision;
+use crate::policy::Evaluator;
 use crate::testutil::{b64, MetricRecorder, FIXTURE_JWKS};
 
 const T0: u64 = 1_700_000_000_000;

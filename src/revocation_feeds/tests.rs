@@ -9,7 +9,8 @@ use crate::crypto::jwks::{Alg, Key};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::fake_shared::FakeSharedData;
-use crate::policy::{Decision, Evaluator};
+use crate::decision::Decision;
+use crate::policy::Evaluator;
 use crate::testutil::{mint, MetricRecorder, FIXTURE_JWKS};
 
 const T0: u64 = 1_800_000_000_000;

@@ -9,7 +9,8 @@ use crate::crypto::jwks::{Alg, Key, KeySet};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::keys::ProviderState;
-use crate::policy::{Decision, Evaluator, RemoteKeys};
+use crate::decision::Decision;
+use crate::policy::{Evaluator, RemoteKeys};
 use crate::testutil::{hs_jwks, mint};
 use crate::token::native_verify;
 
