@@ -36,12 +36,12 @@ use std::rc::Rc;
 use jwt_filter::config::Config;
 use jwt_filter::extract::RequestView;
 use jwt_filter::fake_shared::FakeSharedData;
-use jwt_filter::jwks_store::{mix, Meta, Schedule};
-use jwt_filter::keys::{RemoteKeys, Wait};
-use jwt_filter::metrics::{KeySourceKind, Layout, MetricHost, MetricKind, Metrics};
-use jwt_filter::remote_keys::{
+use jwt_filter::keys::remote::{
     unique_owner_id, FetchRequest, KeyHost, KeyLifecycle, Level, ParkResult, Parked,
 };
+use jwt_filter::keys::store::{mix, Meta, Schedule};
+use jwt_filter::keys::{RemoteKeys, Wait};
+use jwt_filter::metrics::{KeySourceKind, Layout, MetricHost, MetricKind, Metrics};
 
 const MIN: u64 = 60_000;
 /// Streams of random draws (see `Sim::draw`).
@@ -593,7 +593,7 @@ impl<'a> Sim<'a> {
         next_grid(due.max(now + 1))
     }
 
-    fn remote(&self) -> &jwt_filter::jwks_store::RemoteJwks {
+    fn remote(&self) -> &jwt_filter::remote_jwks::RemoteJwks {
         match self.config.providers.first().map(|p| &p.keys) {
             Some(jwt_filter::config::KeySource::Remote(r)) => r,
             _ => unreachable_config(),
@@ -1101,8 +1101,8 @@ const SSF_EMPTY_ANSWER_BYTES: usize = 32;
 /// The feed settings the filter derives from a configuration with both
 /// feeds at their default poll intervals (deny list 30 s, SSF 5 s).
 fn revocation_feeds() -> (
-    jwt_filter::jwks_store::RemoteJwks,
-    jwt_filter::jwks_store::RemoteJwks,
+    jwt_filter::remote_jwks::RemoteJwks,
+    jwt_filter::remote_jwks::RemoteJwks,
 ) {
     let json = serde_json::json!({
         "providers": {"idp": {
@@ -1163,7 +1163,7 @@ struct FeedLoad {
 /// when the document changed between the Envoy's previous poll and this one
 /// (`None`: 304 / no SETs).
 fn feed_load(
-    fetch: &jwt_filter::jwks_store::RemoteJwks,
+    fetch: &jwt_filter::remote_jwks::RemoteJwks,
     n: usize,
     span_ms: u64,
     stream: u64,
@@ -1217,7 +1217,7 @@ fn revocation_table(sizes: &[usize], short: bool, failures: &mut Vec<String>) ->
          not_modified,mean_egress_kib_s,mean_request_body_kib_s,document_bytes\n",
     );
     for &n in sizes {
-        let feeds: [(&str, &jwt_filter::jwks_store::RemoteJwks, FeedLoad); 2] = [
+        let feeds: [(&str, &jwt_filter::remote_jwks::RemoteJwks, FeedLoad); 2] = [
             (
                 "deny_list",
                 &deny,

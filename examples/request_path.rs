@@ -28,9 +28,9 @@ use std::time::Instant;
 use jwt_filter::config::Config;
 use jwt_filter::crypto::hostverify::{self, HostAlgs};
 use jwt_filter::crypto::jwks::{Alg, Key};
+use jwt_filter::decision::Decision;
 use jwt_filter::extract::RequestView;
 use jwt_filter::keys::ProviderState;
-use jwt_filter::decision::Decision;
 use jwt_filter::policy::Evaluator;
 
 /// Counts heap allocations, to report allocations per request.

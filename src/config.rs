@@ -16,9 +16,9 @@ use crate::diag::{self, ConfigError, OneOf};
 use crate::dpop::{self, BindingMode, DpopSettings, DPOP_PREFIX};
 use crate::extract::{self, Location};
 use crate::header_name::{header_name, reserved_header};
-use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
 use crate::matcher::build::{self as matcher_build, RawRouteMatch, RawStringMatcher};
 use crate::matcher::{RouteMatcher, StringMatch};
+use crate::remote_jwks::{RawRemoteJwks, RemoteJwks};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 use crate::warning::{Kind, Warning};
 
@@ -700,7 +700,7 @@ impl Validator {
                         "HS* algorithms are only allowed with local_jwks: a shared secret must not travel in a fetched JWKS",
                     );
                 }
-                jwks_store::remote_jwks(
+                crate::remote_jwks::remote_jwks(
                     &format!("{path}.remote_jwks"),
                     remote,
                     raw.issuer.as_deref(),

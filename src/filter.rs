@@ -14,8 +14,8 @@ use crate::dpop::{self, ReplayCache};
 use crate::effects::{self, Effects};
 use crate::error::AuthError;
 use crate::extract::RequestView;
+use crate::keys::remote::{self, KeyLifecycle, Parked, Settled};
 use crate::metrics::Metrics;
-use crate::remote_keys::{self, KeyLifecycle, Parked, Settled};
 use crate::revocation_feeds::RevocationFeeds;
 
 use abi::{Action, BufferType, LogLevel, MapType};
@@ -109,7 +109,7 @@ fn configure(root_id: u32) -> Option<SharedVm> {
         );
     }
     let config = Rc::new(cfg);
-    let owner = remote_keys::unique_owner_id(&mut Host, root_id, abi::now_ms());
+    let owner = remote::unique_owner_id(&mut Host, root_id, abi::now_ms());
     let keys = KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
     observe::record_local_keys(&config, keys.providers());
     // Revocation feeds: polled on the same tick as the keys.
@@ -117,7 +117,7 @@ fn configure(root_id: u32) -> Option<SharedVm> {
         .map(|f| f.with_seed(host_random()));
     let first_tick = keys
         .first_tick_ms()
-        .or(feeds.as_ref().map(|_| remote_keys::FIRST_TICK_MS));
+        .or(feeds.as_ref().map(|_| remote::FIRST_TICK_MS));
     if let Some(ms) = first_tick {
         let _ = abi::set_tick_period_ms(ms);
     }

@@ -17,13 +17,15 @@
 //! transmitter); `jwt_filter.revocation|<provider>|ssf_jwks` holds the
 //! transmitter's JWKS with the time it was fetched.
 
+use crate::keys::store;
 use std::rc::Rc;
 
 use crate::config::Config;
 use crate::crypto::jwks::KeySet;
-use crate::jwks_store::{self, Meta, RemoteJwks, Schedule};
+use crate::keys::remote::{FetchRequest, KeyHost, Level};
+use crate::keys::store::{Meta, Schedule};
 use crate::metrics::{stat_name, MetricHost, MetricKind};
-use crate::remote_keys::{FetchRequest, KeyHost, Level};
+use crate::remote_jwks::RemoteJwks;
 use crate::revocation::ssf::{self, Pending, Reject, SsfSettings};
 use crate::revocation::{denylist, FeedSettings, ProviderRules, Refused, Revocations, RuleSet};
 use crate::token;
@@ -214,7 +216,7 @@ fn read_jwks(host: &impl KeyHost, key: &str) -> Option<(u64, String)> {
 impl RevocationFeeds {
     /// The feeds of `config` (`None` when no provider has revocation), with
     /// their metrics defined through `host`; `owner` from
-    /// [`crate::remote_keys::unique_owner_id`].
+    /// [`crate::keys::remote::unique_owner_id`].
     pub fn new(
         config: &Config,
         host: &mut dyn MetricHost,
@@ -272,7 +274,7 @@ impl RevocationFeeds {
         })
     }
 
-    /// Seeds the jitter (see [`crate::remote_keys::KeyLifecycle::with_seed`]).
+    /// Seeds the jitter (see [`crate::keys::remote::KeyLifecycle::with_seed`]).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -424,7 +426,7 @@ impl RevocationFeeds {
         let status = host.response_header(":status");
         let limit = match kind {
             CallKind::List => denylist::MAX_DOCUMENT_BYTES,
-            CallKind::Jwks => jwks_store::MAX_JWKS_BYTES,
+            CallKind::Jwks => store::MAX_JWKS_BYTES,
             CallKind::Poll => ssf::MAX_POLL_RESPONSE_BYTES,
         };
         // An oversized body is never read into the VM.
@@ -530,8 +532,8 @@ impl RevocationFeeds {
             return;
         };
         let checked = match &body {
-            Some(b) => jwks_store::validate_response(status, b, &ssf::set_algorithms()),
-            None => jwks_store::jwks_status(status).and(Err(jwks_store::too_large(size))),
+            Some(b) => store::validate_response(status, b, &ssf::set_algorithms()),
+            None => store::jwks_status(status).and(Err(store::too_large(size))),
         };
         match checked {
             Ok(_) => {
@@ -748,7 +750,7 @@ impl RevocationFeeds {
                 now,
                 None,
                 Schedule::Spread,
-                jwks_store::mix(seed, m.attempts),
+                store::mix(seed, m.attempts),
             );
             if !changed && m.has_keys() {
                 next.version = m.version;
@@ -775,7 +777,7 @@ impl RevocationFeeds {
                 now,
                 None,
                 Schedule::Spread,
-                jwks_store::mix(seed, m.attempts),
+                store::mix(seed, m.attempts),
             )
         });
         self.install_if_newer(host, i, &meta, now);

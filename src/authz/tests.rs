@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::Config;
-use crate::extract::RequestView;
 use crate::decision::Decision;
+use crate::extract::RequestView;
 use crate::policy::Evaluator;
 use crate::testutil::{hs_jwks, mint};
 use crate::token::native_verify;

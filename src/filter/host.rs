@@ -12,10 +12,10 @@ use crate::crypto::hostverify::{self, HostAlgs};
 use crate::crypto::jwks::{Alg, Key};
 use crate::dpop::{ReplayCache, SharedData};
 use crate::extract::RequestView;
+use crate::keys::remote::{FetchRequest, KeyHost, Level};
 use crate::keys::ProviderState;
 use crate::metrics::{MetricHost, MetricKind, Metrics};
 use crate::policy::Evaluator;
-use crate::remote_keys::{FetchRequest, KeyHost, Level};
 use crate::revocation::Revocations;
 use crate::revocation_feeds::{FeedCall, FeedHost};
 

@@ -2,6 +2,7 @@
 //! which reports every problem (with its JSON path) into the configuration's
 //! diagnostics list.
 
+use crate::remote_jwks;
 use serde::Deserialize;
 
 use super::ssf::{SsfSettings, DEFAULT_MAX_EVENTS, MAX_EVENTS_LIMIT};
@@ -10,7 +11,7 @@ use super::{
     MAX_ENTRIES_LIMIT,
 };
 use crate::diag::{self, ConfigError};
-use crate::jwks_store::{self, RawRemoteJwks, RemoteJwks};
+use crate::remote_jwks::{RawRemoteJwks, RemoteJwks};
 
 /// Default poll interval of a deny list.
 pub const DEFAULT_DENY_LIST_POLL_MS: u64 = 30_000;
@@ -146,7 +147,7 @@ pub(crate) fn settings(
             s.fail_closed,
             errors,
         );
-        let jwks = jwks_store::remote_jwks(
+        let jwks = remote_jwks::remote_jwks(
             &format!("{p}.transmitter_jwks"),
             s.transmitter_jwks,
             Some(&s.issuer),
@@ -227,7 +228,7 @@ fn feed(
     errors: &mut Vec<ConfigError>,
 ) -> Option<FeedSettings> {
     let before = errors.len();
-    let (authority, uri_path) = match jwks_store::split_uri(&http.uri) {
+    let (authority, uri_path) = match remote_jwks::split_uri(&http.uri) {
         Ok(v) => v,
         Err(e) => {
             diag::report(errors, format!("{path}.http_uri.uri"), e);

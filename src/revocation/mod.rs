@@ -22,7 +22,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use crate::error::AuthError;
-use crate::jwks_store::RemoteJwks;
+use crate::remote_jwks::RemoteJwks;
 
 /// Default most rules per feed of a provider.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
@@ -255,7 +255,7 @@ fn token_iat(claims: &Map<String, Value>) -> Option<u64> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedSettings {
     /// Where and how often (`cache_duration_ms` is the poll interval); the
-    /// shared schedule of remote JWKS ([`crate::jwks_store::Meta`]) runs it.
+    /// shared schedule of remote JWKS ([`crate::keys::store::Meta`]) runs it.
     pub fetch: RemoteJwks,
     /// How long the feed may go unread before `fail_closed` applies.
     pub staleness_ms: u64,

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use super::{Entry, FeedSettings, Kind};
 use crate::crypto::jwks::{Alg, KeySet};
 use crate::error::AuthError;
-use crate::jwks_store::RemoteJwks;
+use crate::remote_jwks::RemoteJwks;
 use crate::strict_json::UniqueMap;
 use crate::token;
 

@@ -3,7 +3,7 @@ use serde_json::{json, Map, Value};
 use super::ssf::{self, Pending, Reject};
 use super::*;
 use crate::crypto::jwks::KeySet;
-use crate::jwks_store::RemoteJwks;
+use crate::remote_jwks::RemoteJwks;
 
 const NOW: u64 = 1_800_000_000;
 

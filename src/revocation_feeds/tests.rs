@@ -6,10 +6,10 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::crypto::jwks::{Alg, Key};
+use crate::decision::Decision;
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::fake_shared::FakeSharedData;
-use crate::decision::Decision;
 use crate::policy::Evaluator;
 use crate::testutil::{mint, MetricRecorder, FIXTURE_JWKS};
 

@@ -6,10 +6,10 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::crypto::jwks::{Alg, Key, KeySet};
+use crate::decision::Decision;
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::keys::ProviderState;
-use crate::decision::Decision;
 use crate::policy::{Evaluator, RemoteKeys};
 use crate::testutil::{hs_jwks, mint};
 use crate::token::native_verify;

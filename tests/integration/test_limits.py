@@ -11,7 +11,7 @@ at the bound (accepted) and just past it (refused). The bounds are the constants
     claim header value    8 KiB           policy.rs MAX_CLAIM_HEADER_BYTES   -> header not written
     keys per JWKS         256             jwks.rs MAX_KEYS                   -> config refused / fetch failed
     RSA modulus           2048..8192 bits jwks.rs MIN/MAX_RSA_BITS           -> key skipped
-    remote JWKS body      256 KiB         jwks_store.rs MAX_JWKS_BYTES       -> fetch failed, 401
+    remote JWKS body      256 KiB         keys/store.rs MAX_JWKS_BYTES       -> fetch failed, 401
     providers / rules     64 / 1024       config.rs MAX_PROVIDERS/MAX_RULES  -> config refused
     requirement nesting   8               config.rs MAX_REQUIREMENT_DEPTH    -> config refused
     regex length          1024 bytes      matcher/build.rs MAX_REGEX_LEN     -> config refused

@@ -1,9 +1,13 @@
 //! What one provider has in one VM: its keys as the request path sees them,
 //! its verified-token cache, its metric ids, and the
-//! fetch state the remote-key lifecycle ([`crate::remote_keys`]) keeps
+//! fetch state the remote-key lifecycle ([`crate::keys::remote`]) keeps
 //! beside them. One object per provider, indexed like `Config::providers`;
 //! the policy reads it, the lifecycle writes it, and both count through its
 //! metric ids.
+
+pub mod history;
+pub mod remote;
+pub mod store;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -4,15 +4,16 @@
 //! (IdP down, slow, 500, oversized, unknown kid, rotation, discovery
 //! failure, waiter timeout) is here too, with exact timings.
 
+use crate::keys::store;
 use std::cell::Cell;
 use std::rc::Rc;
 
 use super::*;
 use crate::crypto::jwks::{Alg, Key};
+use crate::decision::Decision;
 use crate::error::AuthError;
 use crate::fake_shared::FakeSharedData;
 use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
-use crate::decision::Decision;
 use crate::policy::Evaluator;
 use crate::testutil::{b64, MetricRecorder, FIXTURE_JWKS};
 
@@ -631,7 +632,7 @@ fn refreshes_of_envoys_started_together_drift_apart() {
         ] {
             let mut host = FakeHost::default();
             let mut keys = vm(&mut host, &c, 1)
-                .with_seed(jwks_store::mix(99, envoy))
+                .with_seed(store::mix(99, envoy))
                 .with_schedule(schedule);
             keys.on_tick(&mut host, T0 + envoy * 20);
             let (token, _) = host.last_call();
@@ -646,7 +647,7 @@ fn refreshes_of_envoys_started_together_drift_apart() {
     assert!((10..=40).contains(&early), "{spread:?}");
     // The same seed draws the same schedule (deterministic tests).
     let mut host = FakeHost::default();
-    let mut keys = vm(&mut host, &c, 1).with_seed(jwks_store::mix(99, 0));
+    let mut keys = vm(&mut host, &c, 1).with_seed(store::mix(99, 0));
     keys.on_tick(&mut host, T0);
     let (token, _) = host.last_call();
     host.answer(Some("200"), &jwks(&["rsa-a"]));

@@ -15,17 +15,20 @@
 //! [`KeyLifecycle::on_request_gone`]. Each returns what the glue must do:
 //! requests to decide again, a tick period to set.
 
+use crate::keys::{history, store};
+use crate::remote_jwks;
 use std::rc::Rc;
 
 use crate::config::{Config, KeySource};
 use crate::crypto::jwks::KeySet;
+use crate::decision::{Decision, Outcome};
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::jwks_store::{self, Meta, RemoteJwks, Schedule, MAX_JWKS_BYTES};
-use crate::key_history::{self, KeyHistory};
+use crate::keys::history::KeyHistory;
+use crate::keys::store::{Meta, Schedule, MAX_JWKS_BYTES};
 use crate::keys::{FetchKind, ProviderState, RemoteKeys, Wait};
 use crate::metrics::{MetricHost, ProviderIds};
-use crate::decision::{Decision, Outcome};
+use crate::remote_jwks::RemoteJwks;
 
 /// Tick period while requests wait or keys have not arrived yet.
 pub const FAST_TICK_MS: u64 = 50;
@@ -438,9 +441,9 @@ impl KeyLifecycle {
         };
         let status = host.response_header(":status");
         let cache_control = host.response_header("cache-control");
-        let retry_after = if jwks_store::is_throttled(status.as_deref()) {
+        let retry_after = if store::is_throttled(status.as_deref()) {
             host.response_header("retry-after")
-                .and_then(|v| jwks_store::parse_retry_after(&v, now))
+                .and_then(|v| store::parse_retry_after(&v, now))
         } else {
             None
         };
@@ -452,8 +455,8 @@ impl KeyLifecycle {
         };
         if kind == FetchKind::Discovery {
             let found = match &body {
-                Ok(b) => jwks_store::discovered_jwks_uri(status.as_deref(), b, p.issuer.as_deref()),
-                Err(_) => jwks_store::discovery_status(status.as_deref())
+                Ok(b) => store::discovered_jwks_uri(status.as_deref(), b, p.issuer.as_deref()),
+                Err(_) => store::discovery_status(status.as_deref())
                     .and(Err("discovery document exceeds the size limit".to_string())),
             };
             match found {
@@ -496,10 +499,8 @@ impl KeyLifecycle {
             }
         }
         let checked = match &body {
-            Ok(b) => jwks_store::validate_response(status.as_deref(), b, &p.allowed_algs),
-            Err(size) => {
-                jwks_store::jwks_status(status.as_deref()).and(Err(jwks_store::too_large(*size)))
-            }
+            Ok(b) => store::validate_response(status.as_deref(), b, &p.allowed_algs),
+            Err(size) => store::jwks_status(status.as_deref()).and(Err(store::too_large(*size))),
         };
         match checked {
             Ok((set, warnings)) => {
@@ -514,10 +515,10 @@ impl KeyLifecycle {
                     slot.metrics.on_jwks_fetch(host, true);
                 }
                 self.keys_fetched(host, idx, r, &set, now);
-                let max_age = cache_control.as_deref().and_then(jwks_store::parse_max_age);
+                let max_age = cache_control.as_deref().and_then(store::parse_max_age);
                 let (schedule, seed) = (self.schedule, self.seed);
                 update_meta(host, r, |m| {
-                    m.after_success(r, now, max_age, schedule, jwks_store::mix(seed, m.attempts))
+                    m.after_success(r, now, max_age, schedule, store::mix(seed, m.attempts))
                 });
                 let (meta, _) = read_meta(host, r);
                 host.log(
@@ -576,7 +577,7 @@ impl KeyLifecycle {
             return;
         };
         let key = history_key(r);
-        let ids = key_history::key_ids(set);
+        let ids = history::key_ids(set);
         for _ in 0..8 {
             let (bytes, cas) = host.shared_get(&key);
             let old = KeyHistory::decode(bytes.as_deref().unwrap_or_default());
@@ -687,7 +688,7 @@ impl KeyLifecycle {
                 now,
                 retry_after_ms,
                 schedule,
-                jwks_store::mix(seed, m.attempts),
+                store::mix(seed, m.attempts),
             )
         });
         let (meta, _) = read_meta(host, r);
@@ -798,7 +799,7 @@ fn fetch_request(host: &impl KeyHost, r: &RemoteJwks) -> (FetchKind, FetchReques
     } else {
         None
     };
-    let (kind, authority, path, uri) = match discovered.as_deref().map(jwks_store::split_uri) {
+    let (kind, authority, path, uri) = match discovered.as_deref().map(remote_jwks::split_uri) {
         Some(Ok((a, p))) => (FetchKind::Jwks, a, p, discovered.unwrap_or_default()),
         _ if r.oidc_discovery => (
             FetchKind::Discovery,
