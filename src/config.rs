@@ -13,12 +13,14 @@ use serde::Deserialize;
 use crate::authz::{Mode, RuleAuthz};
 use crate::crypto::jwks::{Alg, KeySet};
 use crate::diag::{self, ConfigError, OneOf};
-use crate::dpop::{self, BindingMode, DpopSettings, DPOP_PREFIX};
 use crate::extract::{self, Location};
 use crate::header_name::{header_name, reserved_header};
 use crate::matcher::build::{self as matcher_build, RawRouteMatch, RawStringMatcher};
 use crate::matcher::{RouteMatcher, StringMatch};
 use crate::remote_jwks::{RawRemoteJwks, RemoteJwks};
+use crate::sender::binding::BindingMode;
+use crate::sender::dpop::{DpopSettings, DPOP_PREFIX};
+use crate::sender::{dpop, replay};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 use crate::warning::{Kind, Warning};
 
@@ -379,7 +381,7 @@ pub struct Config {
     pub default_mode: Mode,
     /// The one DPoP replay record of the filter (all its providers);
     /// `None` without a DPoP provider.
-    pub dpop_replay: Option<dpop::ReplaySettings>,
+    pub dpop_replay: Option<replay::ReplaySettings>,
 }
 
 /// `jwt_authn`'s `filter_state_rules`: the filter state `name` holds a
@@ -574,7 +576,7 @@ impl Validator {
             self.err("stat_prefix", e);
         }
         let dpop_replay =
-            dpop::ReplaySettings::for_providers(providers.iter().filter_map(|p| p.dpop.as_ref()));
+            replay::ReplaySettings::for_providers(providers.iter().filter_map(|p| p.dpop.as_ref()));
         Config {
             dpop_replay,
             requirement_map,

@@ -9,12 +9,12 @@ use crate::authz::{Mode, TokenStatus};
 use crate::config::{Config, KeySource};
 use crate::decision::{Decision, HeaderOp, Outcome};
 use crate::decision_log::{self, Entry, Verdict};
-use crate::dpop::{denial_headers, DpopSettings};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::keys::ProviderState;
 use crate::matcher::path_only;
 use crate::metrics::{KeySourceKind, Layout, MetricHost, Metrics, Timing};
+use crate::sender::dpop::{denial_headers, DpopSettings};
 
 /// Filter state keys written per request. Envoy stores a proxy-wasm property
 /// `<key>` as filter state `wasm.<key>`, readable in access logs as

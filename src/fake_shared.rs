@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::dpop::SharedData;
+use crate::sender::replay::SharedData;
 
 /// One Envoy's shared data: key -> (value, compare-and-swap tag).
 #[derive(Debug, Default)]

@@ -10,13 +10,14 @@ use std::rc::Rc;
 use crate::config::Config;
 use crate::crypto::hostverify::HostAlgs;
 use crate::diag;
-use crate::dpop::{self, ReplayCache};
 use crate::effects::{self, Effects};
 use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::keys::remote::{self, KeyLifecycle, Parked, Settled};
 use crate::metrics::Metrics;
 use crate::revocation_feeds::RevocationFeeds;
+use crate::sender::replay;
+use crate::sender::replay::ReplayCache;
 
 use abi::{Action, BufferType, LogLevel, MapType};
 use host::Host;
@@ -100,7 +101,7 @@ fn configure(root_id: u32) -> Option<SharedVm> {
     let host_algs = host::setup(cfg.host_crypto, &cfg.stat_prefix);
     // The shared DPoP replay record exists before any request records a
     // proof in it (a first write could not be a compare-and-swap).
-    let (replay, ready) = dpop::replay_record(cfg.dpop_replay, &Host, &random_secret());
+    let (replay, ready) = replay::replay_record(cfg.dpop_replay, &Host, &random_secret());
     if !ready {
         abi::log(
             LogLevel::Error,

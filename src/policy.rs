@@ -13,15 +13,15 @@ use crate::config::{Config, KeySource, Provider, Requirement};
 use crate::crypto::jwks::{Alg, Key, KeySet};
 use crate::decision::{Decision, HeaderOp, Outcome};
 use crate::decision_log::TokenFacts;
-use crate::dpop::{
-    self, BindingMode, ProofContext, ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict,
-    Scheme, SharedData,
-};
 use crate::error::AuthError;
 use crate::extract::{self, Found, Location, RequestView};
 use crate::keys::ProviderState;
 use crate::revocation::Revocations;
 use crate::route::{PerRoute, RouteFacts};
+use crate::sender::binding::BindingMode;
+use crate::sender::dpop::{ProofContext, Scheme};
+use crate::sender::replay::{ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict, SharedData};
+use crate::sender::{binding, dpop, replay};
 use crate::token::{self, ClaimRules, Jwt};
 use crate::token_cache::TokenCache;
 
@@ -603,7 +603,7 @@ fn verify_provider<'r>(
     }
     let jwt: Jwt<'_> = token::parse(token)?;
     // A cached token passed this when it was verified.
-    if p.require_access_token_type && !dpop::is_access_token_type(jwt.typ.as_deref()) {
+    if p.require_access_token_type && !binding::is_access_token_type(jwt.typ.as_deref()) {
         return Err(AuthError::TokenType);
     }
     token::check_claims(&jwt, &rules, now)?;
@@ -651,9 +651,9 @@ fn check_sender(
     verify: VerifyFn<'_>,
     sender: &Sender<'_>,
 ) -> Result<Option<&'static str>, AuthError> {
-    dpop::check_cert_binding(&v.claims, p.cert_binding, sender.peer_cert)?;
+    binding::check_cert_binding(&v.claims, p.cert_binding, sender.peer_cert)?;
     let mtls =
-        p.cert_binding != BindingMode::Off && matches!(dpop::bound_x5t(&v.claims), Ok(Some(_)));
+        p.cert_binding != BindingMode::Off && matches!(binding::bound_x5t(&v.claims), Ok(Some(_)));
     let Some(d) = &p.dpop else {
         return Ok(mtls.then_some("mtls"));
     };
@@ -694,7 +694,7 @@ fn check_sender(
         // Bearer semantics: a proof beside a bearer token is not looked at.
         (Scheme::Bearer, _) => None,
     };
-    dpop::check_dpop_binding(&v.claims, d.policy.mode, scheme, checked.as_ref())?;
+    binding::check_dpop_binding(&v.claims, d.policy.mode, scheme, checked.as_ref())?;
     let Some(proof) = checked else {
         return Ok(mtls.then_some("mtls"));
     };
@@ -705,14 +705,14 @@ fn check_sender(
         .map_or(d.policy.max_age_secs, |r| r.max_age_secs)
         .max(d.policy.max_age_secs);
     let forget_at = proof.iat.saturating_add(max_age).saturating_add(1);
-    let id = dpop::replay_id(&proof);
+    let id = replay::replay_id(&proof);
     let verdict = if sender.recorded.get() == Some(id) {
         // Recorded by this request for another provider.
         ReplayVerdict::Fresh
     } else {
         let verdict = match (sender.replay, sender.shared, sender.local) {
             (Some(r), Some(store), _) if r.scope == ReplayScope::Shared => {
-                dpop::record_shared(store, &proof, forget_at, now, r)
+                replay::record_shared(store, &proof, forget_at, now, r)
             }
             (Some(_), _, Some(local)) => match local.try_borrow_mut() {
                 Ok(mut cache) => cache.check_and_record(&proof, forget_at, now),

@@ -8,10 +8,10 @@
 //! be); the same bytes drive the replay record and are the bucket.
 #![no_main]
 
-use jwt_filter::dpop::{
-    self, BindingMode, CheckedProof, DpopPolicy, NonceIssuer, ProofContext, ReplayCache,
-    ReplayScope, ReplaySettings, ReplayVerdict, SharedEntry,
-};
+use jwt_filter::sender::{binding, dpop, replay};
+use jwt_filter::sender::binding::BindingMode;
+use jwt_filter::sender::dpop::{CheckedProof, DpopPolicy, NonceIssuer, ProofContext};
+use jwt_filter::sender::replay::{ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict, SharedEntry};
 use jwt_filter::fake_shared::FakeSharedData;
 use jwt_filter::crypto::jwks::Alg;
 use jwt_filter::token;
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     }
     policy.nonce = NonceIssuer::new(b"fuzz-nonce-secret-16".to_vec(), 30);
     if let Ok(p) = dpop::check_proof(&text, &policy, &ctx, token::native_verify) {
-        let _ = dpop::check_dpop_binding(
+        let _ = binding::check_dpop_binding(
             &serde_json::Map::new(),
             BindingMode::Optional,
             dpop::Scheme::Dpop,
@@ -63,14 +63,14 @@ fuzz_target!(|data: &[u8]| {
         iat: NOW,
     };
     assert_eq!(
-        dpop::record_shared(&shared, &first, NOW + 60, NOW, &settings),
+        replay::record_shared(&shared, &first, NOW + 60, NOW, &settings),
         ReplayVerdict::Unavailable
     );
     let mut secret = [0u8; 32];
     for (s, b) in secret.iter_mut().zip(data) {
         *s = *b;
     }
-    assert!(dpop::prepare_shared(&shared, &secret));
+    assert!(replay::prepare_shared(&shared, &secret));
     // Records driven by the bytes: 4 bytes each (key 0..3, jti, expiry
     // 0..=255 s ahead, clock step 0..=15 s).
     let mut now = NOW;
@@ -91,25 +91,25 @@ fuzz_target!(|data: &[u8]| {
                 ReplayVerdict::Replayed
             );
         }
-        let s = dpop::record_shared(&shared, p, forget_at, now, &settings);
+        let s = replay::record_shared(&shared, p, forget_at, now, &settings);
         assert_ne!(s, ReplayVerdict::Unavailable);
         if s == ReplayVerdict::Fresh && forget_at > now {
             assert_eq!(
-                dpop::record_shared(&shared, p, forget_at, now, &settings),
+                replay::record_shared(&shared, p, forget_at, now, &settings),
                 ReplayVerdict::Replayed
             );
         }
     }
     // One bucket as any bytes.
-    let id = dpop::replay_id(&first);
+    let id = replay::replay_id(&first);
     let entry = SharedEntry {
         id: &id,
-        key: dpop::key_tag(&first),
+        key: replay::key_tag(&first),
         forget_at: NOW + 60,
     };
-    if let Ok(bytes) = dpop::shared_record(data, &entry, NOW, 16, 4) {
+    if let Ok(bytes) = replay::shared_record(data, &entry, NOW, 16, 4) {
         assert_eq!(
-            dpop::shared_record(&bytes, &entry, NOW, 16, 4),
+            replay::shared_record(&bytes, &entry, NOW, 16, 4),
             Err(ReplayVerdict::Replayed)
         );
     }

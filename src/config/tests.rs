@@ -574,7 +574,8 @@ fn path_separated_prefix_is_validated_as_envoy() {
 
 #[test]
 fn dpop_settings_defaults_locations_and_errors() {
-    use crate::dpop::{BindingMode, ReplayScope};
+    use crate::sender::binding::BindingMode;
+    use crate::sender::replay::ReplayScope;
     let json = config(&format!(r#""a":{}"#, provider(r#","dpop":{}"#)), "");
     let c = Config::parse(json.as_bytes()).unwrap();
     let p = &c.providers[0];

@@ -112,7 +112,7 @@ fn provider(cfg: &Config, idx: usize, p: &Provider, out: &mut Vec<Warning>) {
         }
     }
     if let Some(d) = &p.dpop {
-        if d.replay == crate::dpop::ReplayScope::Worker {
+        if d.replay == crate::sender::replay::ReplayScope::Worker {
             out.push(Warning::new(
                 Kind::DpopReplayPerWorker,
                 format!("{path}.dpop.replay_cache"),

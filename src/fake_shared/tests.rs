@@ -1,5 +1,7 @@
 use super::*;
-use crate::dpop::{self, CheckedProof, ReplayVerdict};
+use crate::sender::dpop::CheckedProof;
+use crate::sender::replay;
+use crate::sender::replay::ReplayVerdict;
 
 #[test]
 fn compare_and_swap_follows_envoy() {
@@ -28,19 +30,19 @@ fn compare_and_swap_follows_envoy() {
 #[test]
 fn shared_dpop_replay_record_refuses_a_proof_seen_by_another_worker() {
     let s = FakeSharedData::default();
-    assert!(dpop::prepare_shared(&s, &[3; 32]));
+    assert!(replay::prepare_shared(&s, &[3; 32]));
     let proof = |jti: &str| CheckedProof {
         jkt: "thumb".into(),
         jti: jti.into(),
         iat: 1_000,
     };
-    let settings = dpop::ReplaySettings {
-        scope: dpop::ReplayScope::Shared,
+    let settings = replay::ReplaySettings {
+        scope: replay::ReplayScope::Shared,
         capacity: 64,
         per_key: 64,
         max_age_secs: 60,
     };
-    let record = |p: &CheckedProof| dpop::record_shared(&s, p, 1_060, 1_000, &settings);
+    let record = |p: &CheckedProof| replay::record_shared(&s, p, 1_060, 1_000, &settings);
     assert_eq!(record(&proof("a")), ReplayVerdict::Fresh);
     assert_eq!(record(&proof("a")), ReplayVerdict::Replayed);
     assert_eq!(record(&proof("b")), ReplayVerdict::Fresh);

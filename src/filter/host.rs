@@ -10,7 +10,6 @@ use super::abi::{self, BufferType, LogLevel, MapType, MetricType};
 use crate::config::Config;
 use crate::crypto::hostverify::{self, HostAlgs};
 use crate::crypto::jwks::{Alg, Key};
-use crate::dpop::{ReplayCache, SharedData};
 use crate::extract::RequestView;
 use crate::keys::remote::{FetchRequest, KeyHost, Level};
 use crate::keys::ProviderState;
@@ -18,6 +17,7 @@ use crate::metrics::{MetricHost, MetricKind, Metrics};
 use crate::policy::Evaluator;
 use crate::revocation::Revocations;
 use crate::revocation_feeds::{FeedCall, FeedHost};
+use crate::sender::replay::{ReplayCache, SharedData};
 
 fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
     abi::call_foreign(hostverify::FUNCTION, args)

@@ -4,8 +4,8 @@
 //! client certificate's digest for certificate-bound tokens.
 
 use crate::config::Config;
-use crate::dpop::BindingMode;
 use crate::route::{self, RouteFacts};
+use crate::sender::binding::BindingMode;
 
 use super::abi;
 

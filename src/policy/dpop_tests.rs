@@ -11,8 +11,9 @@ use p256::ecdsa::{Signature, SigningKey};
 use serde_json::json;
 
 use super::*;
-use crate::dpop::{self, ReplayCache};
 use crate::fake_shared::FakeSharedData;
+use crate::sender::replay::ReplayCache;
+use crate::sender::{dpop, replay};
 use crate::testutil::{hs_jwks, mint};
 use crate::token::native_verify;
 
@@ -93,7 +94,7 @@ impl Records {
     fn new(c: &Config) -> Records {
         let r = c.dpop_replay.unwrap();
         let shared = FakeSharedData::default();
-        assert!(dpop::prepare_shared(&shared, &[5; 32]));
+        assert!(replay::prepare_shared(&shared, &[5; 32]));
         Records {
             local: RefCell::new(ReplayCache::new(r.capacity, r.per_key)),
             shared,
@@ -182,8 +183,8 @@ fn the_filter_has_one_replay_record_sized_by_its_providers() {
     let c = Config::parse(json.as_bytes()).unwrap();
     assert_eq!(
         c.dpop_replay,
-        Some(dpop::ReplaySettings {
-            scope: dpop::ReplayScope::Shared,
+        Some(replay::ReplaySettings {
+            scope: replay::ReplayScope::Shared,
             capacity: 2000,
             per_key: 50,
             max_age_secs: 60,
@@ -192,8 +193,8 @@ fn the_filter_has_one_replay_record_sized_by_its_providers() {
     let c = cfg(r#"{"provider_name":"a"}"#, "worker", "api");
     assert_eq!(
         c.dpop_replay,
-        Some(dpop::ReplaySettings {
-            scope: dpop::ReplayScope::Worker,
+        Some(replay::ReplaySettings {
+            scope: replay::ReplayScope::Worker,
             capacity: dpop::DEFAULT_REPLAY_ENTRIES,
             per_key: dpop::DEFAULT_REPLAY_ENTRIES / dpop::DEFAULT_PER_KEY_DIVISOR,
             max_age_secs: dpop::DEFAULT_MAX_AGE_SECS,

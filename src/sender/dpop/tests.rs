@@ -1,4 +1,6 @@
 use super::*;
+use crate::sender::binding::*;
+use crate::sender::replay::*;
 use crate::token::native_verify;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
