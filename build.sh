@@ -127,7 +127,12 @@ cmd_build() {
   mkdir -p "$ROOT/dist"
   local raw_size
   raw_size=$(stat -c %s "$cargo_out")
-  if ! wasm-opt -O3 "${WASM_OPT_FLAGS[@]}" "$cargo_out" -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
+  # A function called from one place is inlined only when it is small: inlining
+  # every such function builds a few huge functions (configuration loading), and
+  # V8's TurboFan compile memory for the largest function is what Envoy's
+  # allocator keeps (-12 MiB of RSS; docs/performance.md).
+  if ! wasm-opt -O3 --one-caller-inline-max-function-size=200 "${WASM_OPT_FLAGS[@]}" "$cargo_out" \
+    -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
     rm -f "$DIST.tmp"
     tail -n 20 "$ROOT/dist/wasm-opt.log" >&2
     die "wasm-opt failed (see dist/wasm-opt.log)"

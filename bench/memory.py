@@ -14,14 +14,26 @@ rss     Envoy VmRSS (from /proc/<pid>/status) after warm-up traffic, with --conc
         heap, V8 isolates, wasm linear memories) and file-backed pages (the envoy
         binary). Extra .wasm paths given on
         the command line are measured as D with the default config (to compare builds).
+        MEM_RSS_CONFIGS picks the rows (default N,F,D,N-large,D-large; peers always run).
 cold    time from exec to the first 200 through the listener, and from a listener
         update (a new plugin/filter config on disk, LDS from a file) to the first 200
-        under the new config, for N, F, D; median of MEM_COLD_RUNS (default 3).
+        under the new config, for N, F, D and the peers; median of MEM_COLD_RUNS (default 3).
 growth  RSS with --concurrency 2 as the configuration grows (rules, providers, JWKS
         keys), D beside N with the same configuration; then CPU per request as the work
         grows (those three, token size and header count), pinned (bench/growth.py, its
         knobs GROWTH_*; GROWTH_CPU=0 leaves CPU out). Both in one table, with each
         dimension's growth from its smallest to its largest point, D's beside N's.
+
+Peers: other proxy-wasm JWT filters, built outside this repository, measured in the
+same run (rss and cold) beside N, F and D:
+    BENCH_PEERS="name=/path/peer.wasm:/path/config.txt[:query=jwt],..."
+The config file is the plugin configuration, with {{RSA_JWKS}} (a JWKS holding the
+benchmark RSA key, kid rsa-a), {{RSA_PUBLIC_PEM}}, {{ISSUER}} and {{AUDIENCE}}
+replaced; the token goes in "Authorization: Bearer" unless ":query=NAME" puts it in
+that query parameter. Each peer must answer 200 to a valid token and 401 or 403 to
+no token and to a bad signature, or the run stops. The cold-start push starts with
+the config rendered for another RSA key (kid rsa-b), which denies, then pushes the
+right one. docs/performance.md says how the two measured peers are built.
 
 Warm-up: MEM_WARM requests (default 400) over 8 connections, valid RS256 tokens
 (MEM_WARM_TOKENS distinct, default 200: fills the token cache). Output goes to stdout
@@ -32,6 +44,7 @@ for the growth section, bench/growth.py's, which works the same way).
 """
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 import http.client
@@ -53,15 +66,24 @@ WARM_TOKENS = int(os.environ.get("MEM_WARM_TOKENS", "200"))
 RELEASE = int(os.environ.get("MEM_RELEASE", "0"))
 COLD_RUNS = int(os.environ.get("MEM_COLD_RUNS", "3"))
 GROWTH_CPU = int(os.environ.get("GROWTH_CPU", "1"))
+RSS_CONFIGS = os.environ.get("MEM_RSS_CONFIGS", "N,F,D,N-large,D-large").split(",")
 
 _tokens: list[str] = []
+
+
+def future_iat(path: pathlib.Path) -> bool:
+    """True when the cached tokens claim to be issued in the future (as older runs minted
+    them): filters that check iat would deny them."""
+    payload = path.read_text().split("\n", 1)[0].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims.get("iat", 0) > time.time()
 
 
 def tokens() -> list[str]:
     if not _tokens:
         path = bench.CACHE / f"memory-RS256-{WARM_TOKENS}.txt"
         bench.CACHE.mkdir(exist_ok=True)
-        if not path.exists() or path.stat().st_mtime < time.time() - 86400:
+        if not path.exists() or path.stat().st_mtime < time.time() - 86400 or future_iat(path):
             exp = int(time.time()) + 3 * 86400
             path.write_text("\n".join(bench._mint_chunk(("RS256", 0, WARM_TOKENS, exp))) + "\n")
         _tokens.extend(path.read_text().split())
@@ -122,6 +144,60 @@ def filters(kind: str, cfg: dict, wasm: pathlib.Path | None = None, floor_key: s
     return [bench.wasm_filter(wasm or bench.WASM, json.dumps(cfg), "jwt_filter")]
 
 
+class Peer:
+    """A proxy-wasm JWT filter from elsewhere (BENCH_PEERS), run as its own VM."""
+
+    def __init__(self, spec: str):
+        name, _, rest = spec.partition("=")
+        parts = rest.split(":")
+        if not name or len(parts) not in (2, 3):
+            raise SystemExit(f"BENCH_PEERS entry {spec!r}: want name=WASM:CONFIG[:query=NAME]")
+        self.name = name.strip()
+        self.wasm = pathlib.Path(parts[0]).resolve()
+        self.config = pathlib.Path(parts[1]).resolve()
+        self.query = ""
+        if len(parts) == 3:
+            if not parts[2].startswith("query="):
+                raise SystemExit(f"BENCH_PEERS entry {spec!r}: the third part must be query=NAME")
+            self.query = parts[2][len("query="):]
+        for f in (self.wasm, self.config):
+            if not f.exists():
+                raise SystemExit(f"BENCH_PEERS: {f} missing")
+        self.bytes = self.wasm.stat().st_size
+
+    def render(self, kid: str = "rsa-a") -> str:
+        key = next(k for k in json.loads((bench.KEYS / "jwks.json").read_text())["keys"] if k["kid"] == kid)
+        values = {"RSA_JWKS": json.dumps({"keys": [key]}), "RSA_PUBLIC_PEM": rsa_pem(key),
+                  "ISSUER": bench.ISSUER, "AUDIENCE": bench.AUDIENCE}
+        text = self.config.read_text()
+        for k, v in values.items():
+            text = text.replace("{{%s}}" % k, v)
+        return text
+
+    def filters(self, kid: str = "rsa-a") -> list[dict]:
+        vm = "peer_" + "".join(c if c.isalnum() else "_" for c in self.name)
+        return [bench.wasm_filter(self.wasm, self.render(kid), vm)]
+
+
+def rsa_pem(jwk: dict) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    num = lambda v: int.from_bytes(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)), "big")
+    pub = rsa.RSAPublicNumbers(num(jwk["e"]), num(jwk["n"])).public_key()
+    return pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def peers() -> list[Peer]:
+    return [Peer(s) for s in os.environ.get("BENCH_PEERS", "").split(",") if s.strip()]
+
+
+def peers_line(ps: list[Peer]) -> str:
+    if not ps:
+        return ("Peers: none given (BENCH_PEERS=name=WASM:CONFIG[:query=NAME],...; see "
+                "docs/performance.md).")
+    return "Peers: " + "; ".join(f"{p.name} {p.bytes} bytes ({p.wasm})" for p in ps) + "."
+
+
 ROUTER = {"name": "envoy.filters.http.router", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 
@@ -151,8 +227,10 @@ class Envoy(support_envoy.Envoy):
     RSS readers are support.envoy's."""
     n = 0
 
-    def __init__(self, http_filters: list[dict], concurrency: int, work: pathlib.Path, lds: bool = False):
+    def __init__(self, http_filters: list[dict], concurrency: int, work: pathlib.Path, lds: bool = False,
+                 query: str = ""):
         Envoy.n += 1
+        self.query = query  # token in this query parameter instead of the Authorization header
         workdir = work / f"e{Envoy.n}"
         workdir.mkdir()
         port = bench.free_port()
@@ -200,7 +278,8 @@ class Envoy(support_envoy.Envoy):
                 self.fail("exited")
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/api", headers={"Authorization": f"Bearer {token}"})
+                path, headers = self.request(token)
+                c.request("GET", path, headers=headers)
                 st = c.getresponse().status
                 c.close()
                 if st == want or (want is None and st != 200):
@@ -211,13 +290,44 @@ class Envoy(support_envoy.Envoy):
         self.fail(f"no {want} within {timeout}s")
         return 0.0
 
+    def request(self, token: str | None) -> tuple[str, dict[str, str]]:
+        """Path and headers of a request carrying `token` (None: no token)."""
+        if token is None:
+            return "/api", {}
+        if self.query:
+            return f"/api?{self.query}={token}", {}
+        return "/api", {"Authorization": f"Bearer {token}"}
+
+    def status(self, token: str | None) -> int:
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            path, headers = self.request(token)
+            c.request("GET", path, headers=headers)
+            r = c.getresponse()
+            r.read()
+            return r.status
+        finally:
+            c.close()
+
+    def check_denies(self) -> dict[str, int]:
+        """The statuses for no token and for a bad signature; both must be 401 or 403,
+        so a module that loads but lets everything through is not measured."""
+        tok = tokens()[0]
+        head, _, sig = tok.rpartition(".")
+        bad = head + "." + ("A" if sig[:1] != "A" else "B") + sig[1:]
+        got = {"none": self.status(None), "bad_signature": self.status(bad)}
+        if any(v not in (401, 403) for v in got.values()):
+            self.fail(f"expected 401 or 403 without a valid token, got {got}")
+        return got
+
     def warm(self) -> None:
         toks = tokens()
         conns = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=5) for _ in range(8)]
         bad = 0
         for i in range(WARM):
             c = conns[i % len(conns)]
-            c.request("GET", "/api", headers={"Authorization": f"Bearer {toks[i % len(toks)]}"})
+            path, headers = self.request(toks[i % len(toks)])
+            c.request("GET", path, headers=headers)
             r = c.getresponse()
             r.read()
             bad += r.status != 200
@@ -230,12 +340,19 @@ class Envoy(support_envoy.Envoy):
     smaps = support_envoy.Envoy.rss_by_kind
 
 
-def measure(http_filters: list[dict], concurrency: int, work: pathlib.Path) -> tuple[int, dict[str, int]]:
-    e = Envoy(http_filters, concurrency, work).start()
+def measure(http_filters: list[dict], concurrency: int, work: pathlib.Path,
+            query: str = "", checks: dict | None = None) -> tuple[int, dict[str, int]]:
+    """RSS after warm-up (every warm-up request must get 200); `checks` receives the
+    statuses without a valid token (check_denies)."""
+    e = Envoy(http_filters, concurrency, work, query=query).start()
     try:
         e.wait_status(200, tokens()[0])
         e.warm()
-        return e.rss_kib(), e.smaps()
+        rss, smaps = e.rss_kib(), e.smaps()
+        denied = e.check_denies()
+        if checks is not None:
+            checks.update(denied)
+        return rss, smaps
     finally:
         e.stop()
 
@@ -245,30 +362,42 @@ def mib(kib: float) -> str:
 
 
 # --------------------------------------------------------------------------- sections
-def section_rss(work: pathlib.Path, extra: list[pathlib.Path]) -> list[str]:
+def section_rss(work: pathlib.Path, extra: list[pathlib.Path], ps: list[Peer]) -> list[str]:
     default, large = jwt_config(), jwt_config(**LARGE)
-    rows = [("N: jwt_authn (default config)", filters("N", default)),
-            ("F: floor", filters("F", default)),
-            ("D: this filter (default config)", filters("D", default)),
-            ("N: jwt_authn (large config)", filters("N", large)),
-            ("D: this filter (large config)", filters("D", large))]
-    rows += [(f"D: {p.name} (default config)", filters("D", default, wasm=p)) for p in extra]
-    keys = ["N", "F", "D", "N-large", "D-large", *(f"D:{p.name}" for p in extra)]
+    size = bench.WASM.stat().st_size
+    floor = bench.FLOOR_WASM.stat().st_size
+    # key, name, filters, module bytes, token query parameter
+    rows = [("N", "N: jwt_authn (default config)", filters("N", default), None, ""),
+            ("F", "F: floor", filters("F", default), floor, ""),
+            ("D", "D: this filter (default config)", filters("D", default), size, ""),
+            ("N-large", "N: jwt_authn (large config)", filters("N", large), None, ""),
+            ("D-large", "D: this filter (large config)", filters("D", large), size, "")]
+    rows = [r for r in rows if r[0] in RSS_CONFIGS]
+    rows += [(f"D:{p.name}", f"D: {p.name} (default config)", filters("D", default, wasm=p), p.stat().st_size, "")
+             for p in extra]
+    rows += [(f"P:{p.name}", f"P: {p.name} (peer)", p.filters(), p.bytes, p.query) for p in ps]
     data: dict = {}
-    lines = ["| config | RSS c1 | RSS c2 | per worker (c2-c1) | RSS/2 (c2) | V8 code c2 | other anon c2 | file c2 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, f in rows:
-        r1, _ = measure(f, 1, work)
-        r2, sm = measure(f, 2, work)
-        lines.append(f"| {name} | {mib(r1)} | {mib(r2)} | {mib(r2 - r1)} | {mib(r2 / 2)} | {mib(sm['code'])} | "
-                     f"{mib(sm['anon'])} | {mib(sm['file'])} |")
+    lines = ["| config | module bytes | RSS c1 | RSS c2 | per worker (c2-c1) | RSS/2 (c2) | V8 code c2 | "
+             "other anon c2 | file c2 | without a valid token |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for key, name, f, nbytes, query in rows:
+        checks: dict = {}
+        r1, _ = measure(f, 1, work, query, checks)
+        r2, sm = measure(f, 2, work, query, checks)
+        denied = f"{checks['none']} (none), {checks['bad_signature']} (bad signature)"
+        lines.append(f"| {name} | {'' if nbytes is None else f'{nbytes:,}'} | {mib(r1)} | {mib(r2)} | "
+                     f"{mib(r2 - r1)} | {mib(r2 / 2)} | {mib(sm['code'])} | {mib(sm['anon'])} | "
+                     f"{mib(sm['file'])} | {denied} |")
         print(lines[-1], file=sys.stderr, flush=True)
-        data[keys[len(data)]] = {"name": name, "c1_kib": r1, "c2_kib": r2, "smaps_c2_kib": sm}
-    save("rss", {"rows": data})
-    return ["## Envoy RSS (MiB) after warm-up", "", *lines, ""]
+        data[key] = {"name": name, "module_bytes": nbytes, "c1_kib": r1, "c2_kib": r2, "smaps_c2_kib": sm,
+                     "denied": checks}
+    save("rss", {"rows": data, "peers": [p.name for p in ps]})
+    return ["## Envoy RSS (MiB) after warm-up", "",
+            "Every row answered 200 to all warm-up requests (valid RS256 tokens) and, in the last "
+            "column, the status without a valid token.", "", *lines, ""]
 
 
-def section_cold(work: pathlib.Path) -> list[str]:
+def section_cold(work: pathlib.Path, ps: list[Peer]) -> list[str]:
     good = tokens()[0]
     other = copy.deepcopy(jwt_config())
     other["providers"]["bench"]["audiences"] = ["someone-else"]
@@ -277,18 +406,21 @@ def section_cold(work: pathlib.Path) -> list[str]:
         "F": (filters("F", other, floor_key="AAAA"), filters("F", jwt_config())),
         "D": (filters("D", other), filters("D", jwt_config())),
     }
+    query = {f"P:{p.name}": p.query for p in ps}
+    for p in ps:  # before: the config for another key (denies); after: the benchmark key
+        cases[f"P:{p.name}"] = (p.filters("rsa-b"), p.filters())
     lines = ["| config | exec -> first 200 (c2) | listener update -> new config serving (c2) |",
              "|---|---:|---:|"]
     data: dict = {}
     for name, (before, after) in cases.items():
         starts, pushes = [], []
         for _ in range(COLD_RUNS):
-            e = Envoy(after, 2, work, lds=True).start()
+            e = Envoy(after, 2, work, lds=True, query=query.get(name, "")).start()
             try:
                 starts.append(e.wait_status(200, good) - e.t_exec)
             finally:
                 e.stop()
-            e = Envoy(before, 2, work, lds=True).start()
+            e = Envoy(before, 2, work, lds=True, query=query.get(name, "")).start()
             try:
                 e.wait_status(None, good)
                 time.sleep(0.3)
@@ -348,6 +480,7 @@ def main() -> None:
     args = sys.argv[1:]
     what = args.pop(0) if args and args[0] in ("rss", "cold", "growth", "all") else "all"
     extra = [pathlib.Path(a).resolve() for a in args]
+    ps = peers()
     for p in (bench.WASM, bench.FLOOR_WASM, *extra):
         if not p.exists():
             raise SystemExit(f"{p} missing: run ./build.sh bench-memory")
@@ -356,11 +489,11 @@ def main() -> None:
     out = [f"# Memory, size and cold start {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}", "",
            f"Machine: {bench.machine().split(', --concurrency')[0]}.",
            f"Module: {bench.WASM.name} {size} bytes ({size / 1024:.0f} KiB); floor "
-           f"{bench.FLOOR_WASM.stat().st_size} bytes.", ""]
+           f"{bench.FLOOR_WASM.stat().st_size} bytes.", peers_line(ps), ""]
     if what in ("rss", "all"):
-        out += section_rss(work, extra)
+        out += section_rss(work, extra, ps)
     if what in ("cold", "all"):
-        out += section_cold(work)
+        out += section_cold(work, ps)
     if what in ("growth", "all"):
         out += section_growth(work)
     text = "\n".join(out)

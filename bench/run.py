@@ -279,7 +279,8 @@ def _mint_chunk(args: tuple[str, int, int, int]) -> list[str]:
     alg, start, count, exp = args
     kid, key_file = DEFAULT_KEYS[alg]
     key = private_key(key_file)
-    return [mint({"iss": ISSUER, "aud": AUDIENCE, "sub": f"user-{i}", "iat": exp - 172800, "exp": exp},
+    # Issued when minted (exp is 3 days later): filters that check iat accept them.
+    return [mint({"iss": ISSUER, "aud": AUDIENCE, "sub": f"user-{i}", "iat": exp - 3 * 86400, "exp": exp},
                  key, alg, kid) for i in range(start, start + count)]
 
 

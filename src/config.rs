@@ -422,18 +422,120 @@ fn parse_raw(json: &[u8]) -> Result<RawConfig, Vec<ConfigError>> {
             message: "the plugin configuration must be a JSON object".into(),
         }]);
     }
-    let de = &mut serde_json::Deserializer::from_slice(trimmed);
-    match serde_path_to_error::deserialize::<_, RawConfig>(de) {
+    match serde_json::from_slice::<RawConfig>(trimmed) {
         Ok(raw) => Ok(raw),
         Err(e) => {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
+            let mut at = error_offset(trimmed, e.line(), e.column());
+            // An error raised after a value was read (an unknown enum value, a
+            // number out of range) takes the position where the enclosing object
+            // or array ended when it was the last member: the path is that member,
+            // not the container. A missing field is the container's.
+            let closed = at
+                .checked_sub(1)
+                .and_then(|i| trimmed.get(i))
+                .is_some_and(|&c| c == b'}' || c == b']');
+            if closed && e.is_data() && !e.to_string().starts_with("missing field") {
+                at -= 1;
+            }
             Err(vec![ConfigError {
-                path,
-                message: e.into_inner().to_string(),
+                path: json_path_at(trimmed, at),
+                message: e.to_string(),
             }])
         }
     }
+}
+
+/// The byte offset of serde_json's error position: `line` is 1-based, `column`
+/// the bytes read on that line.
+fn error_offset(json: &[u8], line: usize, column: usize) -> usize {
+    let mut start = 0;
+    for _ in 1..line {
+        match json
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+        {
+            Some(nl) => start += nl + 1,
+            None => break,
+        }
+    }
+    start + column
+}
+
+/// The JSON path (`providers.a.issuer`, `rules[0].match`) of the member or element
+/// being read when the parser stopped at byte `offset`: the key just read, the
+/// value just read, or the object just closed. Worked out by
+/// scanning the text up to there, so the configuration types need no path-tracking
+/// wrappers (one generic copy of each deserializer fewer in the module).
+fn json_path_at(json: &[u8], offset: usize) -> String {
+    enum Seg<'a> {
+        Key(Option<&'a [u8]>),
+        Index(usize),
+    }
+    let text = json.get(..offset).unwrap_or(json);
+    let mut stack: Vec<Seg> = Vec::new();
+    let mut want_key = false;
+    let mut i = 0;
+    while let Some(&c) = text.get(i) {
+        match c {
+            b'{' => {
+                stack.push(Seg::Key(None));
+                want_key = true;
+            }
+            b'[' => {
+                stack.push(Seg::Index(0));
+                want_key = false;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                want_key = false;
+            }
+            b',' => match stack.last_mut() {
+                Some(Seg::Index(n)) => *n += 1,
+                Some(Seg::Key(k)) => {
+                    *k = None;
+                    want_key = true;
+                }
+                None => {}
+            },
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while let Some(&c) = text.get(i) {
+                    match c {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                if want_key {
+                    if let Some(Seg::Key(k)) = stack.last_mut() {
+                        *k = text.get(start..i.min(text.len()));
+                    }
+                    want_key = false;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for seg in &stack {
+        match seg {
+            Seg::Key(Some(k)) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&String::from_utf8_lossy(k));
+            }
+            Seg::Key(None) => {}
+            Seg::Index(n) => {
+                path.push('[');
+                path.push_str(&n.to_string());
+                path.push(']');
+            }
+        }
+    }
+    path
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {

@@ -109,6 +109,7 @@ pub struct RemoteJwks {
 
 /// Builds a provider's `remote_jwks` (`path` is its JSON path), reporting
 /// every problem into `errors`; `issuer` is the provider's, for OIDC discovery.
+#[inline(never)] // configuration time: keeps the caller's compiled size (V8 compile memory) down
 pub(crate) fn remote_jwks(
     path: &str,
     raw: RawRemoteJwks,

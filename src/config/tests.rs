@@ -154,6 +154,43 @@ fn unknown_provider_in_rule() {
 }
 
 #[test]
+fn parse_errors_name_the_member_or_element_read() {
+    let rule = r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"}}"#;
+    let cases = [
+        (
+            format!(r#"{{"rules":[{rule},{{"match":{{"prefix":5}}}}]}}"#),
+            "rules[1].match.prefix",
+        ),
+        (
+            format!(
+                "{{\n  \"rules\": [\n    {rule},\n    {{\"match\": {{\"prefix\": 5}}}}\n  ]\n}}"
+            ),
+            "rules[1].match.prefix",
+        ),
+        (
+            r#"{"providers":{"a":{"issuer":{"x":[1]}}}}"#.to_string(),
+            "providers.a.issuer",
+        ),
+        (
+            r#"{"providers":{"a":{"issuer":"x\"y,[{\\","audiences":5}}}"#.to_string(),
+            "providers.a.audiences",
+        ),
+        (
+            r#"{"providers":{"a":{"audiences":["x",7]}}}"#.to_string(),
+            "providers.a.audiences[1]",
+        ),
+        (
+            r#"{"rules":[{"match":{"prefix":"/"}"#.to_string(),
+            "rules[0].match",
+        ),
+        (r#"{"mode":"enforce","#.to_string(), ""),
+    ];
+    for (json, path) in cases {
+        assert_eq!(first_path(&json), path, "{json}");
+    }
+}
+
+#[test]
 fn provider_without_keys() {
     let json = config(r#""a":{"issuer":"i"}"#, "");
     let e = errors(&json);

@@ -246,47 +246,10 @@ impl Key {
                     key.verify_pkcs1v15(hash, signing_input, signature)
                 }
             }
-            Material::P256 { key, .. } => {
-                use p256::ecdsa::signature::Verifier;
-                if signature.len() != 64 {
-                    return false;
-                }
-                // from_slice rejects r or s outside [1, n-1].
-                match p256::ecdsa::Signature::from_slice(signature) {
-                    Ok(sig) => key.verify(signing_input, &sig).is_ok(),
-                    Err(_) => false,
-                }
-            }
-            Material::P384 { key, .. } => {
-                use p384::ecdsa::signature::Verifier;
-                if signature.len() != 96 {
-                    return false;
-                }
-                match p384::ecdsa::Signature::from_slice(signature) {
-                    Ok(sig) => key.verify(signing_input, &sig).is_ok(),
-                    Err(_) => false,
-                }
-            }
-            Material::P521 { key, .. } => {
-                use p521::ecdsa::signature::Verifier;
-                if signature.len() != 132 {
-                    return false;
-                }
-                match p521::ecdsa::Signature::from_slice(signature) {
-                    Ok(sig) => key.verify(signing_input, &sig).is_ok(),
-                    Err(_) => false,
-                }
-            }
-            Material::Ed25519(pk) => {
-                // RFC 8032 with the strict checks: S < L, and neither R nor
-                // the key of small order (no signature "valid for any message").
-                match <[u8; ed25519_dalek::SIGNATURE_LENGTH]>::try_from(signature) {
-                    Ok(bytes) => pk
-                        .verify_strict(signing_input, &ed25519_dalek::Signature::from_bytes(&bytes))
-                        .is_ok(),
-                    Err(_) => false,
-                }
-            }
+            Material::P256 { key, .. } => verify_p256(key, signing_input, signature),
+            Material::P384 { key, .. } => verify_p384(key, signing_input, signature),
+            Material::P521 { key, .. } => verify_p521(key, signing_input, signature),
+            Material::Ed25519(pk) => verify_ed25519(pk, signing_input, signature),
             Material::Oct(secret) => match alg {
                 Alg::HS256 => hmac_ok::<Sha256>(secret, signing_input, signature),
                 Alg::HS384 => hmac_ok::<Sha384>(secret, signing_input, signature),
@@ -331,6 +294,58 @@ impl Key {
             Material::Oct(k) => Some(k.len()),
             _ => None,
         }
+    }
+}
+
+// One function per curve, not inlined into `Key::verify`: V8's compile memory
+// for one function grows with its size, and Envoy's allocator keeps it.
+
+#[inline(never)]
+fn verify_p256(key: &p256::ecdsa::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
+    if signature.len() != 64 {
+        return false;
+    }
+    // from_slice rejects r or s outside [1, n-1].
+    match p256::ecdsa::Signature::from_slice(signature) {
+        Ok(sig) => key.verify(input, &sig).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[inline(never)]
+fn verify_p384(key: &p384::ecdsa::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
+    use p384::ecdsa::signature::Verifier;
+    if signature.len() != 96 {
+        return false;
+    }
+    match p384::ecdsa::Signature::from_slice(signature) {
+        Ok(sig) => key.verify(input, &sig).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[inline(never)]
+fn verify_p521(key: &p521::ecdsa::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
+    use p521::ecdsa::signature::Verifier;
+    if signature.len() != 132 {
+        return false;
+    }
+    match p521::ecdsa::Signature::from_slice(signature) {
+        Ok(sig) => key.verify(input, &sig).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// RFC 8032 with the strict checks: S < L, and neither R nor the key of small
+/// order (no signature "valid for any message").
+#[inline(never)]
+fn verify_ed25519(key: &ed25519_dalek::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
+    match <[u8; ed25519_dalek::SIGNATURE_LENGTH]>::try_from(signature) {
+        Ok(bytes) => key
+            .verify_strict(input, &ed25519_dalek::Signature::from_bytes(&bytes))
+            .is_ok(),
+        Err(_) => false,
     }
 }
 

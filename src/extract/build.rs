@@ -22,6 +22,7 @@ pub(crate) struct RawHeaderLocation {
 /// query parameters, then cookies); with none given, Envoy's default:
 /// `Authorization: Bearer <token>`, then the `access_token` parameter.
 /// `path` is the provider's JSON path.
+#[inline(never)] // configuration time: keeps the caller's compiled size (V8 compile memory) down
 pub(crate) fn locations(
     path: &str,
     from_headers: &[RawHeaderLocation],

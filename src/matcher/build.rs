@@ -238,6 +238,7 @@ fn header_matcher(
 
 /// A rule's `match`; `path` is its JSON path. Fields `jwt_authn`'s rule
 /// matcher ignores are ignored here too, each with a warning.
+#[inline(never)] // configuration time: keeps the caller's compiled size (V8 compile memory) down
 pub(crate) fn route_match(
     path: &str,
     raw: RawRouteMatch,

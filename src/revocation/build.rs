@@ -83,6 +83,7 @@ struct RawSsf {
 /// A provider's `revocation` (`path` is its JSON path); `None` on error.
 /// `provider` names the shared-data records; `max_lifetime_secs` is the
 /// provider's, the default lifetime of a rule from an event.
+#[inline(never)] // configuration time: keeps the caller's compiled size (V8 compile memory) down
 pub(crate) fn settings(
     path: &str,
     provider: &str,

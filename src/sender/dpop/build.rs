@@ -45,6 +45,7 @@ struct RawNonce {
 }
 
 /// A provider's `dpop` settings; `None` when off or on error.
+#[inline(never)] // configuration time: keeps the caller's compiled size (V8 compile memory) down
 pub(crate) fn settings(
     path: &str,
     raw: RawDpop,
