@@ -29,19 +29,6 @@ use crate::token_cache::TokenCache;
 /// not written (the header stays absent, never truncated).
 pub const MAX_CLAIM_HEADER_BYTES: usize = 8 * 1024;
 
-/// A provider's verified token (signature and provider-level claims checked;
-/// audience is checked per requirement).
-struct Verified<'r> {
-    found: Found<'r>,
-    payload_b64: Option<String>,
-    claims: Rc<serde_json::Map<String, Value>>,
-    /// The sender binding checked on this request, if any.
-    binding: Option<&'static str>,
-}
-
-/// Per-provider result, computed at most once per request.
-type ProviderResult<'r> = Result<Option<Verified<'r>>, AuthError>;
-
 /// Signature verification function (pure Rust, or the host's).
 pub type VerifyFn<'v> = &'v dyn Fn(&Key, Alg, &[u8], &[u8]) -> bool;
 
@@ -523,231 +510,6 @@ enum Selected<'c> {
     Rule(usize, &'c crate::config::Rule),
 }
 
-/// One provider's verified-token cache and the fetched key set (`None`:
-/// local keys) its entries must have been verified with.
-struct CacheRef<'a> {
-    cache: &'a RefCell<TokenCache>,
-    keys: Option<&'a Rc<KeySet>>,
-    counts: &'a Cell<(u32, u32)>,
-}
-
-impl CacheRef<'_> {
-    fn get(&self, token: &str, now: u64) -> Option<Rc<serde_json::Map<String, Value>>> {
-        let mut cache = self.cache.try_borrow_mut().ok()?;
-        if !cache.is_enabled() {
-            return None;
-        }
-        let hit = cache.get(token, self.keys, now);
-        let (h, m) = self.counts.get();
-        self.counts.set(if hit.is_some() {
-            (h + 1, m)
-        } else {
-            (h, m + 1)
-        });
-        hit.map(|c| c.claims.clone())
-    }
-
-    fn put(
-        &self,
-        token: &str,
-        claims: &Rc<serde_json::Map<String, Value>>,
-        payload_len: usize,
-        now: u64,
-    ) {
-        if let Ok(mut cache) = self.cache.try_borrow_mut() {
-            let exp = claims.get("exp").and_then(Value::as_f64);
-            cache.insert(token, self.keys, claims.clone(), exp, payload_len, now);
-        }
-    }
-}
-
-/// Finds and verifies one provider's token (everything but the audience).
-/// `keys`: the provider's key set, `None` while remote keys are pending or
-/// unavailable. With a cache, a token verified
-/// before with the same keys skips parsing and the signature; the claim
-/// checks still run.
-fn verify_provider<'r>(
-    p: &Provider,
-    keys: Option<&KeySet>,
-    req: &'r RequestView,
-    now: u64,
-    verify: VerifyFn<'_>,
-    cache: Option<CacheRef<'_>>,
-) -> ProviderResult<'r> {
-    let Some(found) = extract::extract(&p.locations, req)? else {
-        return Ok(None);
-    };
-    let token: &str = &found.token;
-    let rules = ClaimRules {
-        issuer: p.issuer.as_deref(),
-        clock_skew_secs: p.clock_skew_secs,
-        max_lifetime_secs: p.max_lifetime_secs,
-        require_expiration: p.require_expiration,
-        reject_future_iat: p.reject_future_iat,
-    };
-    let cache = cache.filter(|_| keys.is_some());
-    if let Some(claims) = cache.as_ref().and_then(|c| c.get(token, now)) {
-        token::check_claim_map(&claims, &rules, now)?;
-        check_subject(p, &claims)?;
-        let payload_b64 = p
-            .payload_header
-            .as_ref()
-            .and_then(|_| token.split('.').nth(1))
-            .map(str::to_string);
-        return Ok(Some(Verified {
-            found,
-            payload_b64,
-            claims,
-            binding: None,
-        }));
-    }
-    let jwt: Jwt<'_> = token::parse(token)?;
-    // A cached token passed this when it was verified.
-    if p.require_access_token_type && !binding::is_access_token_type(jwt.typ.as_deref()) {
-        return Err(AuthError::TokenType);
-    }
-    token::check_claims(&jwt, &rules, now)?;
-    check_subject(p, &jwt.claims)?;
-    let keys = keys.ok_or(AuthError::JwksUnavailable)?;
-    token::verify_signature(&jwt, keys, &p.allowed_algs, verify)?;
-    // Copied only when a header will carry it.
-    let payload_b64 = p
-        .payload_header
-        .as_ref()
-        .map(|_| jwt.payload_b64.to_string());
-    let claims = Rc::new(jwt.claims);
-    if let Some(c) = &cache {
-        c.put(token, &claims, jwt.payload_b64.len(), now);
-    }
-    Ok(Some(Verified {
-        found,
-        payload_b64,
-        claims,
-        binding: None,
-    }))
-}
-
-/// What the sender checks need besides the request: the client
-/// certificate's digest and where seen DPoP proofs are remembered.
-struct Sender<'a> {
-    peer_cert: Option<&'a str>,
-    shared: Option<&'a dyn SharedData>,
-    local: Option<&'a RefCell<ReplayCache>>,
-    /// The filter's one replay record.
-    replay: Option<&'a ReplaySettings>,
-    /// The proof this request recorded already (see
-    /// [`Evaluator::recorded_proof`]).
-    recorded: &'a Cell<Option<[u8; 32]>>,
-}
-
-/// The sender-constraint checks of an accepted token: its certificate
-/// binding (RFC 8705), then its DPoP binding and proof (RFC 9449). Ok: the
-/// binding that was checked (for the decision log), if any.
-fn check_sender(
-    p: &Provider,
-    v: &Verified<'_>,
-    req: &RequestView,
-    now: u64,
-    verify: VerifyFn<'_>,
-    sender: &Sender<'_>,
-) -> Result<Option<&'static str>, AuthError> {
-    binding::check_cert_binding(&v.claims, p.cert_binding, sender.peer_cert)?;
-    let mtls =
-        p.cert_binding != BindingMode::Off && matches!(binding::bound_x5t(&v.claims), Ok(Some(_)));
-    let Some(d) = &p.dpop else {
-        return Ok(mtls.then_some("mtls"));
-    };
-    // The DPoP scheme when the token came (also) as `Authorization: DPoP`.
-    let dpop_header = |i: &usize| {
-        matches!(p.locations.get(*i), Some(Location::Header { name, prefix })
-            if name == "authorization" && prefix.eq_ignore_ascii_case(dpop::DPOP_PREFIX))
-    };
-    let scheme = if v.found.locations.iter().any(dpop_header) {
-        Scheme::Dpop
-    } else {
-        Scheme::Bearer
-    };
-    let mut proofs = req.header_all("dpop");
-    let proof_text = proofs.next();
-    if proofs.next().is_some() {
-        return Err(AuthError::DpopMalformed);
-    }
-    let checked = match (scheme, proof_text) {
-        (Scheme::Dpop, None) => return Err(AuthError::DpopMissing),
-        (Scheme::Dpop, Some(text)) => {
-            let authority = req.header(":authority").unwrap_or("");
-            let scheme_name = req.header(":scheme").unwrap_or("http");
-            let htu = dpop::target_uri(
-                scheme_name,
-                authority,
-                req.path(),
-                d.public_base_url.as_deref(),
-            );
-            let ctx = ProofContext {
-                method: req.header(":method").unwrap_or(""),
-                htu: &htu,
-                access_token: &v.found.token,
-                now,
-            };
-            Some(dpop::check_proof(text, &d.policy, &ctx, verify)?)
-        }
-        // Bearer semantics: a proof beside a bearer token is not looked at.
-        (Scheme::Bearer, _) => None,
-    };
-    binding::check_dpop_binding(&v.claims, d.policy.mode, scheme, checked.as_ref())?;
-    let Some(proof) = checked else {
-        return Ok(mtls.then_some("mtls"));
-    };
-    // Remembered until the proof could no longer pass the iat check of any
-    // provider (the record is the filter's: the longest `max_age` counts).
-    let max_age = sender
-        .replay
-        .map_or(d.policy.max_age_secs, |r| r.max_age_secs)
-        .max(d.policy.max_age_secs);
-    let forget_at = proof.iat.saturating_add(max_age).saturating_add(1);
-    let id = replay::replay_id(&proof);
-    let verdict = if sender.recorded.get() == Some(id) {
-        // Recorded by this request for another provider.
-        ReplayVerdict::Fresh
-    } else {
-        let verdict = match (sender.replay, sender.shared, sender.local) {
-            (Some(r), Some(store), _) if r.scope == ReplayScope::Shared => {
-                replay::record_shared(store, &proof, forget_at, now, r)
-            }
-            (Some(_), _, Some(local)) => match local.try_borrow_mut() {
-                Ok(mut cache) => cache.check_and_record(&proof, forget_at, now),
-                Err(_) => ReplayVerdict::Full,
-            },
-            _ => ReplayVerdict::Unavailable,
-        };
-        if verdict == ReplayVerdict::Fresh {
-            sender.recorded.set(Some(id));
-        }
-        verdict
-    };
-    match verdict {
-        ReplayVerdict::Fresh => Ok(Some(if mtls { "dpop+mtls" } else { "dpop" })),
-        ReplayVerdict::Replayed => Err(AuthError::DpopReplay),
-        ReplayVerdict::Full | ReplayVerdict::Unavailable => Err(AuthError::DpopReplayFull),
-    }
-}
-
-/// `subjects`: the token's `sub` (the empty string when absent or not a
-/// string, as `jwt_authn`) must match the provider's string matcher.
-fn check_subject(p: &Provider, claims: &serde_json::Map<String, Value>) -> Result<(), AuthError> {
-    match &p.subjects {
-        None => Ok(()),
-        Some(m) => {
-            let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
-            if m.is_match(sub) {
-                Ok(())
-            } else {
-                Err(AuthError::Subject)
-            }
-        }
-    }
-}
-
 /// A claim value as header text, as `jwt_authn` writes it
 /// ([`crate::claim_header`]). Values with control characters and overlong
 /// values give `None` (not written).
@@ -767,6 +529,12 @@ pub fn bypasses_as_cors_preflight(config: &Config, view: &RequestView) -> bool {
         && present("origin")
         && present("access-control-request-method")
 }
+
+mod provider;
+mod sender;
+
+use provider::{verify_provider, CacheRef, ProviderResult, Verified};
+use sender::{check_sender, Sender};
 
 #[cfg(test)]
 mod tests;
