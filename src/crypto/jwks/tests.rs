@@ -1,3 +1,4 @@
+use super::parse::trim_zeros;
 use super::*;
 use jwt_simple::prelude::*;
 use serde_json::json;
