@@ -127,11 +127,9 @@ fn configs() -> Vec<(&'static str, String)> {
 }
 
 /// The error statuses Envoy itself returns from each call (unknown
-/// cluster, missing key, CAS race, ...), and any status from the calls the
-/// filter makes through its own raw imports. (`proxy_set_effective_context`
-/// fails only for a context that is gone, as the fake host does; the SDK's
-/// dispatcher unwraps it when it delivers a callback, so a host failing it
-/// for a live context is in the ignored matrix below.)
+/// cluster, missing key, CAS race, ...). (`proxy_set_effective_context`
+/// fails only for a context that is gone, as the fake host does; a host
+/// failing it for a live context is in the matrix below.)
 #[test]
 fn error_statuses_a_real_envoy_returns_never_trap() {
     need_module!();
