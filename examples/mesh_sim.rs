@@ -710,7 +710,7 @@ impl<'a> Sim<'a> {
         let view = RequestView::default();
         match wk
             .keys
-            .park(&mut env.host, now, ctx, &view, 512, &[(0, wait)])
+            .park(&mut env.host, now, ctx, &view, 512, &[(0, wait)], None)
         {
             ParkResult::Parked => {
                 wk.parked.insert(ctx, (new, now));

@@ -70,12 +70,7 @@ impl KeyLifecycle {
         let (Some(bytes), Decision::Deny(_)) = (may_wait, &outcome.decision) else {
             return Settled::Apply;
         };
-        let parked = self.park(host, now, context_id, view, bytes, waits);
-        if parked == ParkResult::Parked {
-            if let Some(p) = self.parked.iter_mut().rfind(|p| p.context_id == context_id) {
-                p.proof = proof;
-            }
-        }
+        let parked = self.park(host, now, context_id, view, bytes, waits, proof);
         match parked {
             ParkResult::Parked => Settled::Park,
             ParkResult::DecideAgain => Settled::DecideAgain,
@@ -91,6 +86,7 @@ impl KeyLifecycle {
     /// policy): parks it when a fetch is under way or may start now (keys
     /// not fetched yet, or an unknown `kid` within the refetch rate limit).
     /// `bytes`: the size of the headers `view` holds.
+    #[allow(clippy::too_many_arguments)]
     pub fn park(
         &mut self,
         host: &mut impl KeyHost,
@@ -99,6 +95,7 @@ impl KeyLifecycle {
         view: &RequestView,
         bytes: usize,
         waits: &[(usize, Wait)],
+        proof: Option<[u8; 32]>,
     ) -> ParkResult {
         let config = self.config.clone();
         let mut providers = Vec::new();
@@ -149,7 +146,7 @@ impl KeyLifecycle {
             bytes,
             providers,
             deadline_ms: deadline,
-            proof: None,
+            proof,
         });
         ParkResult::Parked
     }

@@ -739,7 +739,7 @@ fn new_kid_right_after_another_vm_fetched_it_is_accepted() {
         b.before_decide(&mut host, now + 60);
         let (d, waits) = decide(&b, &c, &view, now + 60);
         assert_eq!(d, Decision::Deny(AuthError::UnknownKid));
-        let parked = b.park(&mut host, now + 60, 3, &view, 100, &waits);
+        let parked = b.park(&mut host, now + 60, 3, &view, 100, &waits, None);
         match schedule {
             Schedule::Spread => {
                 assert_eq!(parked, ParkResult::DecideAgain);
@@ -1012,9 +1012,15 @@ fn a_request_decided_again_is_never_parked_twice() {
             Some(100),
             &mut outcome,
             &waits,
-            None
+            Some([9; 32])
         ),
         Settled::Park
     );
     assert_eq!(keys.parked(), 1);
+    // The DPoP proof it recorded comes back with it, to be taken as its own.
+    let (token, _) = host.last_call();
+    host.answer(Some("200"), &jwks(&["rsa-a"]));
+    let ready = deliver(&mut keys, &mut host, T0 + 10, token);
+    assert_eq!(ready.len(), 1);
+    assert_eq!((ready[0].context_id, ready[0].proof), (7, Some([9; 32])));
 }
