@@ -450,9 +450,33 @@ cmd_mesh_sim() {
 }
 
 # The benchmark (not part of `test`): needs an otherwise idle machine to mean anything.
+# The module the benchmark compares CPU per request against (bench/pinned.py goals runs it
+# as D0 beside D on W1, W2 and W4): the filter as of BENCH_BASELINE_REV (default bb077e26,
+# the filter before its footprint was cut, about 1.08 MB), built once by that revision's own
+# ./build.sh into bench/.cache/. BENCH_BASELINE_REV=none skips it.
+BENCH_BASELINE_REV="${BENCH_BASELINE_REV:-bb077e26}"
+bench_baseline() {
+  [ "$BENCH_BASELINE_REV" = none ] && return 0
+  local rev out tree
+  rev=$(git -C "$ROOT" rev-parse --short=8 "$BENCH_BASELINE_REV^{commit}" 2>/dev/null) ||
+    die "BENCH_BASELINE_REV=$BENCH_BASELINE_REV is not a commit of this repository (a shallow clone? git fetch --unshallow)"
+  out="$ROOT/bench/.cache/baseline-$rev.wasm"
+  if [ ! -f "$out" ]; then
+    log "building the baseline module $rev (bench/.cache/baseline-$rev.wasm)"
+    tree=$(mktemp -d)
+    git -C "$ROOT" archive "$rev" | tar -x -C "$tree"
+    (cd "$tree" && ./build.sh build) || die "building the baseline module $rev failed"
+    mkdir -p "$ROOT/bench/.cache"
+    cp "$tree/dist/$WASM_NAME" "$out"
+    rm -rf "$tree"
+  fi
+  export PIN_BASELINE="$out"
+}
+
 cmd_bench() {
   cmd_build
   cmd_setup
+  bench_baseline
   command -v wrk >/dev/null 2>&1 || { log "installing wrk"; apt_install wrk; }
   command -v wrk >/dev/null 2>&1 || die "wrk not found: apt-get install wrk"
   log "building the benchmark floor module (bench/floor)"

@@ -14,7 +14,8 @@ it prints the median and minimum CPU microseconds per request over the rounds.
     PIN_SECONDS=4 PIN_ROUNDS=5
 
     bench/pinned.py goals   the CPU rows of the goals table: W1 with A C D F, W2 and W4
-                            with A B D F; also writes bench/results/pinned.json (or
+                            with A B D F, and D0 (the module PIN_BASELINE names, an older
+                            build: ./build.sh bench sets it) beside them; also writes bench/results/pinned.json (or
                             BENCH_RESULTS/pinned.json), which bench/summary.py prefers to
                             run.json for those rows. The last-but-one step of ./build.sh bench.
 
@@ -89,9 +90,12 @@ def measure(workload: str, configs: list[str]) -> dict[str, list[float]]:
 def goals() -> None:
     """The goals table's CPU rows, pinned, as JSON for bench/summary.py."""
     workloads = {}
+    # PIN_BASELINE (set by ./build.sh bench): an older build of the filter, run as D0 beside D.
+    baseline = os.environ.get("PIN_BASELINE")
     for w, configs in GOALS.items():
-        cpu = measure(w, configs)
-        workloads[w] = {c: {"cpu_us": statistics.median(xs), "cpu_us_min": min(xs), "rounds": len(xs)}
+        cpu = measure(w, configs + ([baseline] if baseline else []))
+        workloads[w] = {("D0" if c == baseline else c):
+                        {"cpu_us": statistics.median(xs), "cpu_us_min": min(xs), "rounds": len(xs)}
                         for c, xs in cpu.items()}
     out = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -100,6 +104,8 @@ def goals() -> None:
         "method": f"one Envoy worker pinned to CPU 1, wrk -t1 -c16 and the upstream on CPU 0, "
                   f"{ROUNDS} rounds x {SECONDS} s, configurations alternating; median",
         "workloads": workloads,
+        "baseline": {"module": pathlib.Path(baseline).name,
+                     "bytes": pathlib.Path(baseline).stat().st_size} if baseline else None,
     }
     bench.RESULTS.mkdir(parents=True, exist_ok=True)
     (bench.RESULTS / "pinned.json").write_text(json.dumps(out, indent=1) + "\n")

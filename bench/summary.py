@@ -33,6 +33,7 @@ CPU_OVER_F_US = 1.0  # CPU per request on W1, W2, W4: D at most F + 1.0 us
 RSS_OVER_N_MIB = 35.0  # whole-Envoy RSS at --concurrency 2: D at most native jwt_authn + 35 MiB
 SIZE_BYTES = 600_000  # module size: at most 600 KB (kilo = 1000)
 COLD_X_F = 3.0  # cold start and config push: D within 3x of F
+BASELINE_X = 1.05  # CPU per request on W1, W2, W4: D at most 5% over D0, the older module
 # Growth: D's growth (largest point minus smallest) reads as faster (or slower) than
 # another configuration's only when it is so in every round by more than this.
 GROWTH_TOLERANCE_US = float(os.environ.get("GROWTH_TOLERANCE_US", "0.5"))
@@ -115,6 +116,14 @@ def goals_table(run: dict | None, run_note: str, rss: dict | None, rss_note: str
         lines.append(f"| CPU per request, {w} ({what}) | {us(a)} | {us(n)} ({native}) | {us(f)} | {us(d)} | "
                      f"{'-' if over is None else f'{over:+.1f} us'} | D <= F + {CPU_OVER_F_US} us | "
                      f"{verdict(None if over is None else over <= CPU_OVER_F_US, why)} |")
+    if pinned is not None and get(pinned, "baseline") is not None:
+        base = get(pinned, "baseline", "module")
+        for w, what, _ in CPU_ROWS:
+            d, d0 = num(get(pinned, "workloads", w, "D", "cpu_us")), num(get(pinned, "workloads", w, "D0", "cpu_us"))
+            x = d / d0 if d is not None and d0 else None
+            lines.append(f"| CPU per request, {w}, against D0 ({base}) | | | {us(d0)} (D0) | {us(d)} | "
+                         f"{'-' if x is None else f'{x:.2f}x D0'} | D <= {BASELINE_X:.2f}x D0 | "
+                         f"{verdict(None if x is None else x <= BASELINE_X, f'pinned.json has no {w} for D and D0')} |")
     for label, nk, dk in (("default config", "N", "D"),
                           ("large config (50 providers, 500 rules, 100-key JWKS)", "N-large", "D-large")):
         c2 = lambda k: num(get(rss, "rows", k, "c2_kib"))

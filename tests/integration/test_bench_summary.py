@@ -97,6 +97,24 @@ def test_pinned_cpu_is_preferred_to_the_shared_core_run(tmp_path):
     assert "no data: pinned.json has no W2" in rows["CPU per request, W2 (new RS256 tokens)"]
 
 
+def test_old_module_beside_the_new(tmp_path):
+    cpu = lambda **kw: {c: {"cpu_us": v} for c, v in kw.items()}
+    write(tmp_path, "pinned.json", {"method": "made-up pinning", "workloads": {
+        "W1": cpu(A=20.0, C=21.0, F=22.0, D=22.8, D0=22.0)}})
+    _, rows = summarize(tmp_path)
+    assert not any("against D0" in k for k in rows), "no baseline given: no D0 rows"
+    write(tmp_path, "pinned.json", {"method": "made-up pinning", "workloads": {
+        "W1": cpu(A=20.0, C=21.0, F=22.0, D=22.8, D0=22.0),    # 1.04x: met
+        "W2": cpu(A=30.0, B=40.0, F=41.0, D=50.0, D0=45.0)},   # 1.11x: not met
+        "baseline": {"module": "baseline-bb077e26.wasm", "bytes": 1_074_091}})
+    _, rows = summarize(tmp_path)
+    w1 = rows["CPU per request, W1, against D0 (baseline-bb077e26.wasm)"]
+    assert "1.04x D0" in w1 and w1.endswith("| met |")
+    w2 = rows["CPU per request, W2, against D0 (baseline-bb077e26.wasm)"]
+    assert "1.11x D0" in w2 and "**not met**" in w2
+    assert "no data: pinned.json has no W4 for D and D0" in rows["CPU per request, W4, against D0 (baseline-bb077e26.wasm)"]
+
+
 def test_growth_reading(tmp_path):
     """Growth is read round by round: faster or less only when every round agrees."""
     def point(dim, value, n, d, f=None, rn=None, rd=None):
