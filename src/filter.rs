@@ -15,6 +15,7 @@ use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::keys::remote::{self, KeyLifecycle, Parked, Settled};
 use crate::metrics::Metrics;
+#[cfg(feature = "revocation")]
 use crate::revocation_feeds::RevocationFeeds;
 use crate::sender::replay;
 use crate::sender::replay::ReplayCache;
@@ -39,6 +40,7 @@ struct Vm {
     /// Each provider's keys and token cache, the fetches, the parked requests.
     keys: KeyLifecycle,
     /// Revocation feeds (`None`: no provider has revocation).
+    #[cfg(feature = "revocation")]
     feeds: Option<RevocationFeeds>,
     /// This worker's DPoP replay record (used when the record is per
     /// worker).
@@ -114,11 +116,15 @@ fn configure(root_id: u32) -> Option<SharedVm> {
     let keys = KeyLifecycle::new(config.clone(), provider_metrics, owner).with_seed(host_random());
     observe::record_local_keys(&config, keys.providers());
     // Revocation feeds: polled on the same tick as the keys.
+    #[cfg(feature = "revocation")]
     let feeds = RevocationFeeds::new(&config, &mut Host, owner, abi::now_ms())
         .map(|f| f.with_seed(host_random()));
+    #[cfg(feature = "revocation")]
     let first_tick = keys
         .first_tick_ms()
         .or(feeds.as_ref().map(|_| remote::FIRST_TICK_MS));
+    #[cfg(not(feature = "revocation"))]
+    let first_tick = keys.first_tick_ms();
     if let Some(ms) = first_tick {
         let _ = abi::set_tick_period_ms(ms);
     }
@@ -127,15 +133,29 @@ fn configure(root_id: u32) -> Option<SharedVm> {
         metrics,
         host_algs,
         keys,
+        #[cfg(feature = "revocation")]
         feeds,
         replay: RefCell::new(replay),
     })))
+}
+
+/// The revocation rules of this VM's feeds (`None`: no provider has revocation).
+#[cfg(feature = "revocation")]
+fn revocations(v: &Vm) -> Option<&host::Revocations> {
+    v.feeds.as_ref().map(RevocationFeeds::revocations)
+}
+
+/// Built without revocation feeds: there are none.
+#[cfg(not(feature = "revocation"))]
+fn revocations(_: &Vm) -> Option<&host::Revocations> {
+    None
 }
 
 /// The root context's timer: key refreshes, revocation polls, parked
 /// requests whose wait is over.
 fn tick(vm: &SharedVm) {
     let (ready, period) = vm.borrow_mut().keys.on_tick(&mut Host, abi::now_ms());
+    #[cfg(feature = "revocation")]
     if let Some(feeds) = vm.borrow_mut().feeds.as_mut() {
         feeds.on_tick(&mut Host, abi::now_ms());
     }
@@ -147,6 +167,7 @@ fn tick(vm: &SharedVm) {
 
 /// A fetch answered (in the root or in a request context).
 fn fetch_done(vm: &SharedVm, token: u32, body_size: usize) {
+    #[cfg(feature = "revocation")]
     if let Some(feeds) = vm.borrow_mut().feeds.as_mut().filter(|f| f.owns(token)) {
         feeds.on_response(&mut Host, abi::now_ms(), token, body_size);
         return;
@@ -248,7 +269,7 @@ fn decide_and_apply(
             &v.metrics,
             view,
             now / 1000,
-            v.feeds.as_ref().map(RevocationFeeds::revocations),
+            revocations(&v),
             Some(&v.replay),
             |ev| {
                 ev.token_facts = log_denials;

@@ -28,7 +28,9 @@ pub mod matcher;
 pub mod metrics;
 pub mod policy;
 pub mod remote_jwks;
+#[cfg(feature = "revocation")]
 pub mod revocation;
+#[cfg(feature = "revocation")]
 pub mod revocation_feeds;
 pub mod route;
 pub mod sender;

@@ -16,6 +16,7 @@ use crate::decision_log::TokenFacts;
 use crate::error::AuthError;
 use crate::extract::{self, Found, Location, RequestView};
 use crate::keys::ProviderState;
+#[cfg(feature = "revocation")]
 use crate::revocation::Revocations;
 use crate::route::{PerRoute, RouteFacts};
 use crate::sender::binding::BindingMode;
@@ -66,6 +67,7 @@ pub struct Evaluator<'c, 'r> {
     pub recorded_proof: Cell<Option<[u8; 32]>>,
     /// Revocation rules of this VM's providers; `None`: no provider has
     /// revocation configured (then it costs this one branch).
+    #[cfg(feature = "revocation")]
     pub revocation: Option<&'c Revocations>,
 }
 
@@ -95,6 +97,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
             shared: None,
             local_replay: None,
             recorded_proof: Cell::new(None),
+            #[cfg(feature = "revocation")]
             revocation: None,
         }
     }
@@ -147,6 +150,7 @@ impl<'c, 'r> Evaluator<'c, 'r> {
                             None => Ok(None),
                         });
                     // Revocation: a verified token a rule revokes is denied.
+                    #[cfg(feature = "revocation")]
                     let r = match (r, self.revocation) {
                         (Ok(Some(v)), Some(rev)) => {
                             rev.check(idx, &v.claims, self.now).map(|()| Some(v))

@@ -144,7 +144,11 @@ pub(super) struct RawProvider {
     pub(super) reject_future_iat: bool,
     /// Our addition: revocation rules from a deny list and/or an SSF stream.
     #[serde(default)]
+    #[cfg(feature = "revocation")]
     pub(super) revocation: Option<crate::revocation::build::RawRevocation>,
+    /// Built without revocation: the field is refused when given.
+    #[cfg(not(feature = "revocation"))]
+    pub(super) revocation: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]

@@ -436,6 +436,7 @@ impl Validator {
             Some(c) => c.jwt_cache_size as usize,
         };
 
+        #[cfg(feature = "revocation")]
         let revocation = raw.revocation.and_then(|r| {
             crate::revocation::build::settings(
                 &format!("{path}.revocation"),
@@ -445,6 +446,14 @@ impl Validator {
                 &mut self.errors,
             )
         });
+        #[cfg(not(feature = "revocation"))]
+        if raw.revocation.is_some() {
+            self.err(
+                format!("{path}.revocation"),
+                "this build of the filter has no revocation feeds (built without the \
+                 `revocation` feature): use the default build",
+            );
+        }
 
         if self.errors.len() != before {
             return None;
@@ -469,6 +478,7 @@ impl Validator {
             cert_binding,
             require_access_token_type: raw.require_access_token_type,
             reject_future_iat: raw.reject_future_iat,
+            #[cfg(feature = "revocation")]
             revocation,
         })
     }

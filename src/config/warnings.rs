@@ -5,6 +5,7 @@
 use crate::config::{Config, KeySource, Provider, Requirement, Rule};
 use crate::crypto::jwks::Alg;
 use crate::matcher::PathMatcher;
+#[cfg(feature = "revocation")]
 use crate::revocation::FeedSettings;
 use crate::warning::{discovered_uri_problem, Kind, Warning};
 
@@ -39,6 +40,7 @@ pub(crate) fn of_config(cfg: &Config) -> Vec<Warning> {
 }
 
 fn provider(cfg: &Config, idx: usize, p: &Provider, out: &mut Vec<Warning>) {
+    #[cfg(feature = "revocation")]
     revocation(p, out);
     let path = format!("providers.{}", p.name);
     if p.issuer.is_none() {
@@ -280,12 +282,15 @@ fn rules(cfg: &Config, out: &mut Vec<Warning>) {
 }
 
 /// A poll interval past this leaves a revoked token accepted for that long.
+#[cfg(feature = "revocation")]
 const LONG_POLL_MS: u64 = 300_000;
 /// A staleness past this lets a feed go unread for that long unnoticed.
+#[cfg(feature = "revocation")]
 const LONG_STALENESS_MS: u64 = 3_600_000;
 
 /// A provider's revocation warnings: feeds that leave revoked tokens
 /// accepted for long, or that can be altered in transit.
+#[cfg(feature = "revocation")]
 fn revocation(p: &Provider, out: &mut Vec<Warning>) {
     {
         let Some(rev) = &p.revocation else {
@@ -333,6 +338,7 @@ fn revocation(p: &Provider, out: &mut Vec<Warning>) {
 }
 
 /// One feed: plain HTTP, a long poll interval, a long staleness.
+#[cfg(feature = "revocation")]
 fn feed(out: &mut Vec<Warning>, path: &str, uri_field: &str, f: &FeedSettings) {
     if f.fetch.uri.starts_with("http://") {
         out.push(Warning::new(

@@ -15,8 +15,15 @@ use crate::keys::remote::{FetchRequest, KeyHost, Level};
 use crate::keys::ProviderState;
 use crate::metrics::{MetricHost, MetricKind, Metrics};
 use crate::policy::Evaluator;
-use crate::revocation::Revocations;
+#[cfg(feature = "revocation")]
+pub use crate::revocation::Revocations;
+#[cfg(feature = "revocation")]
 use crate::revocation_feeds::{FeedCall, FeedHost};
+
+/// Built without revocation feeds: a type with no values, so no request
+/// path code checks revocation.
+#[cfg(not(feature = "revocation"))]
+pub enum Revocations {}
 use crate::sender::replay::{ReplayCache, SharedData};
 
 fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
@@ -103,7 +110,12 @@ pub fn evaluate<T>(
     let verify = move |k: &Key, a: Alg, i: &[u8], s: &[u8]| verify(host, k, a, i, s);
     let mut ev = Evaluator::new(config, providers, view, now_secs, &verify);
     ev.shared = Some(&Host);
-    ev.revocation = revocation;
+    #[cfg(feature = "revocation")]
+    {
+        ev.revocation = revocation;
+    }
+    #[cfg(not(feature = "revocation"))]
+    let _ = revocation;
     ev.local_replay = local_replay;
     let out = f(&mut ev);
     count_cache(metrics, ev.cache_counts());
@@ -179,6 +191,7 @@ impl KeyHost for Host {
 }
 
 /// Revocation feeds: their calls carry a method, headers and a body.
+#[cfg(feature = "revocation")]
 impl FeedHost for Host {
     fn dispatch_call(&mut self, c: &FeedCall) -> Result<u32, String> {
         let r = &c.request;
