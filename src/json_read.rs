@@ -194,6 +194,24 @@ fn camel(name: &str) -> String {
     out
 }
 
+/// Whether `key` is the lowerCamelCase spelling of the snake_case `name`.
+fn is_camel_of(key: &str, name: &str) -> bool {
+    let mut k = key.bytes();
+    let mut upper = false;
+    for c in name.bytes() {
+        if c == b'_' {
+            upper = true;
+            continue;
+        }
+        let want = if upper { c.to_ascii_uppercase() } else { c };
+        upper = false;
+        if k.next() != Some(want) {
+            return false;
+        }
+    }
+    k.next().is_none()
+}
+
 /// "unknown field `x`, expected one of `a`, `b`, `bC`" (serde's wording:
 /// each field, then its camelCase spelling when it differs).
 fn unknown_field(path: &str, key: &str, fields: &[&str]) -> ConfigError {
@@ -235,7 +253,7 @@ impl<'a> Obj<'a> {
         for (key, value) in members {
             let Some(i) = fields
                 .iter()
-                .position(|f| *f == key.as_str() || camel(f) == *key)
+                .position(|f| *f == key.as_str() || is_camel_of(key, f))
             else {
                 return Err(unknown_field(path, key, fields));
             };
