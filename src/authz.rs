@@ -8,11 +8,11 @@
 //! (checks are never combined across two tokens, so two identities cannot be
 //! mixed to gain access).
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::diag::{ConfigError, OneOf};
 use crate::error::AuthError;
+use crate::json_read::{self as read, Obj, Read};
 use crate::token::{self, claim_at, MAX_CLAIM_PATH_SEGMENTS};
 
 /// Bounds on authorization config.
@@ -22,12 +22,19 @@ pub const MAX_CLAIM_VALUES: usize = 256;
 
 /// Whether a rule rejects, or only reports what it would reject
 /// (`"enforce"` / `"report"` in the configuration).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
     #[default]
     Enforce,
     Report,
+}
+
+impl Mode {
+    /// `"enforce"` or `"report"`, at `path`.
+    pub(crate) fn read(v: &Value, path: &str) -> Read<OneOf<Mode>> {
+        let names = &["enforce", "report"];
+        read::one_of(v, path, names, &[Mode::Enforce, Mode::Report]).map(OneOf)
+    }
 }
 
 /// The outcome as the `status_header` value shows it upstream.
@@ -69,19 +76,31 @@ impl TokenStatus {
 }
 
 /// `required_claims[i]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawRequiredClaim {
     name: String,
     values: Vec<Value>,
-    #[serde(default, rename = "match")]
     match_kind: Option<OneOf<ClaimMatch>>,
+}
+
+impl RawRequiredClaim {
+    /// `required_claims[i]` as written, at `path`.
+    #[inline(never)] // configuration time: one copy, called from its readers
+    pub(crate) fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["name", "values", "match"])?;
+        Ok(RawRequiredClaim {
+            name: o.req("name", read::string)?,
+            values: o.req("values", |v, p| read::list(v, p, read::any))?,
+            match_kind: o.opt("match", |v, p| {
+                let names = &["exact", "prefix"];
+                read::one_of(v, p, names, &[ClaimMatch::Exact, ClaimMatch::Prefix]).map(OneOf)
+            })?,
+        })
+    }
 }
 
 /// How a required claim value is compared (`match`: `"exact"`, the
 /// default, or `"prefix"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimMatch {
     Exact,
     /// String prefix (only string values and claims).

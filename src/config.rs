@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::authz::{Mode, RuleAuthz};
 use crate::crypto::jwks::{Alg, KeySet};
 use crate::diag::{self, ConfigError, OneOf};
@@ -24,6 +22,7 @@ use crate::sender::{dpop, replay};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 use crate::warning::{Kind, Warning};
 
+mod json_path;
 mod raw;
 mod validate;
 pub mod warnings;

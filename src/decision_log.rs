@@ -90,14 +90,25 @@ pub fn fingerprint(token: &str) -> String {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// How decision log lines are written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
     /// `key=value` pairs ([`format`]).
     #[default]
     Text,
     /// One JSON object ([`format_json`]).
     Json,
+}
+
+impl Format {
+    /// `"text"` or `"json"`, at `path`.
+    pub(crate) fn read(
+        v: &serde_json::Value,
+        path: &str,
+    ) -> crate::json_read::Read<crate::diag::OneOf<Format>> {
+        let names = &["text", "json"];
+        crate::json_read::one_of(v, path, names, &[Format::Text, Format::Json])
+            .map(crate::diag::OneOf)
+    }
 }
 
 /// The line in the configured format.

@@ -6,9 +6,6 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeOwned, Error as _, IntoDeserializer};
-use serde::{Deserialize, Deserializer};
-
 /// One problem in a configuration: where, and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -29,8 +26,6 @@ impl fmt::Display for ConfigError {
 
 /// An empty proto message written as `{}` (e.g. `connect_matcher`,
 /// `allow_missing`); any field in it is an error.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct Empty {}
 
 /// Adds one problem to the list.
@@ -104,46 +99,10 @@ pub(crate) fn duration(
     }
 }
 
-/// A configuration value from a closed set of names (an enum deriving
-/// `Deserialize`), read from a JSON string. A wrong JSON type reads
-/// "invalid type: integer `5`, expected a string" and an unknown name
-/// `unknown value "x": expected "a" or "b"`, both at the field's path
-/// (serde_json alone reports an enum given a number as only "expected value").
+/// A configuration value from a closed set of names, as read from a JSON
+/// string (each set's reader is next to its enum, through
+/// [`crate::json_read::one_of`]): a wrong JSON type reads "invalid type:
+/// integer `5`, expected a string" and an unknown name `unknown value "x":
+/// expected "a" or "b"`, both at the field's path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OneOf<T>(pub T);
-
-impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOf<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        T::deserialize(name.into_deserializer())
-            .map(OneOf)
-            .map_err(|e: NameError| D::Error::custom(e))
-    }
-}
-
-/// Why a name is not in the set: lists the names that are.
-#[derive(Debug)]
-struct NameError(String);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
-
-impl serde::de::Error for NameError {
-    fn custom<M: fmt::Display>(msg: M) -> Self {
-        NameError(msg.to_string())
-    }
-
-    fn unknown_variant(name: &str, expected: &'static [&'static str]) -> Self {
-        let quoted: Vec<String> = expected.iter().map(|e| format!("{e:?}")).collect();
-        let list = match quoted.split_last() {
-            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-            _ => quoted.concat(),
-        };
-        NameError(format!("unknown value {name:?}: expected {list}"))
-    }
-}

@@ -23,6 +23,7 @@ pub mod effects;
 pub mod error;
 pub mod extract;
 pub mod header_name;
+mod json_read;
 pub mod keys;
 pub mod matcher;
 pub mod metrics;

@@ -1,72 +1,128 @@
 //! `remote_jwks` (and the fetch settings of anything fetched like a JWKS):
 //! the raw form as written, validated into [`RemoteJwks`].
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::diag::{self, ConfigError};
+use crate::json_read::{self as read, Obj, Read};
 
 /// `remote_jwks` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(crate) struct RawRemoteJwks {
-    #[serde(alias = "httpUri")]
     http_uri: RawHttpUri,
-    #[serde(default, alias = "cacheDuration")]
     cache_duration: Option<String>,
-    #[serde(default, alias = "asyncFetch")]
     async_fetch: Option<RawAsyncFetch>,
-    #[serde(default, alias = "retryPolicy")]
     retry_policy: Option<RawRetryPolicy>,
     /// Our addition: least time between two unknown-`kid` refetches.
-    #[serde(default, alias = "minRefetchInterval")]
     min_refetch_interval: Option<String>,
     /// Our addition: how long the last good keys are used while refreshes fail.
-    #[serde(default, alias = "maxStale")]
     max_stale: Option<String>,
     /// Our addition: find `jwks_uri` in the issuer's OpenID discovery document.
-    #[serde(default, alias = "oidcDiscovery")]
     oidc_discovery: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawHttpUri {
-    #[serde(default)]
     uri: Option<String>,
     cluster: String,
-    #[serde(default)]
     timeout: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawAsyncFetch {
-    #[serde(default, alias = "fastListener")]
     fast_listener: bool,
-    #[serde(default, alias = "failedRefetchDuration")]
     failed_refetch_duration: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawRetryPolicy {
-    #[serde(default, alias = "numRetries")]
     num_retries: Option<u32>,
-    #[serde(default, alias = "retryBackOff")]
     retry_back_off: Option<RawBackOff>,
     /// Envoy's RetryPolicy has more fields (retry_on, ...); not used here.
-    #[serde(default, alias = "retryOn")]
     #[allow(dead_code)]
     retry_on: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawBackOff {
-    #[serde(default, alias = "baseInterval")]
     base_interval: Option<String>,
-    #[serde(default, alias = "maxInterval")]
     max_interval: Option<String>,
+}
+
+const REMOTE_JWKS_FIELDS: &[&str] = &[
+    "http_uri",
+    "cache_duration",
+    "async_fetch",
+    "retry_policy",
+    "min_refetch_interval",
+    "max_stale",
+    "oidc_discovery",
+];
+
+impl RawRemoteJwks {
+    /// `remote_jwks` as written, at `path`.
+    // Configuration time: one copy, called from its readers; filled field
+    // by field, so an error drops `r` once (not each field read so far).
+    #[inline(never)]
+    #[allow(clippy::field_reassign_with_default)]
+    pub(crate) fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, REMOTE_JWKS_FIELDS)?;
+        let mut r = RawRemoteJwks::default();
+        r.http_uri = o.req("http_uri", RawHttpUri::read)?;
+        r.cache_duration = o.opt("cache_duration", read::string)?;
+        r.async_fetch = o.opt("async_fetch", RawAsyncFetch::read)?;
+        r.retry_policy = o.opt("retry_policy", RawRetryPolicy::read)?;
+        r.min_refetch_interval = o.opt("min_refetch_interval", read::string)?;
+        r.max_stale = o.opt("max_stale", read::string)?;
+        r.oidc_discovery = o.or_default("oidc_discovery", read::boolean)?;
+        Ok(r)
+    }
+}
+
+impl RawHttpUri {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["uri", "cluster", "timeout"])?;
+        Ok(RawHttpUri {
+            uri: o.opt("uri", read::string)?,
+            cluster: o.req("cluster", read::string)?,
+            timeout: o.opt("timeout", read::string)?,
+        })
+    }
+}
+
+impl RawAsyncFetch {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["fast_listener", "failed_refetch_duration"])?;
+        Ok(RawAsyncFetch {
+            fast_listener: o.or_default("fast_listener", read::boolean)?,
+            failed_refetch_duration: o.opt("failed_refetch_duration", read::string)?,
+        })
+    }
+}
+
+impl RawRetryPolicy {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["num_retries", "retry_back_off", "retry_on"])?;
+        Ok(RawRetryPolicy {
+            num_retries: o.opt("num_retries", read::u32)?,
+            retry_back_off: o.opt("retry_back_off", RawBackOff::read)?,
+            retry_on: o.opt("retry_on", read::string)?,
+        })
+    }
+}
+
+impl RawBackOff {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["base_interval", "max_interval"])?;
+        Ok(RawBackOff {
+            base_interval: o.opt("base_interval", read::string)?,
+            max_interval: o.opt("max_interval", read::string)?,
+        })
+    }
 }
 
 /// A remote JWKS endpoint and how it is fetched (all times in milliseconds).

@@ -5,7 +5,7 @@
 //! built (the object's ancestors filled with the schema's minimal instances)
 //! and given to the filter's own parser:
 //!
-//! - an unknown field `__probe__` in that object: serde's error lists every
+//! - an unknown field `__probe__` in that object: the error lists every
 //!   field the parser accepts there, which must equal the schema's
 //!   `properties` (lowerCamelCase aliases aside);
 //! - each scalar/array property given a value of the wrong JSON type must be

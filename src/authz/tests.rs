@@ -17,22 +17,20 @@ fn scopes(list: &[&str]) -> Vec<String> {
 }
 
 fn rule_authz(json: &str) -> Result<RuleAuthz, Vec<ConfigError>> {
-    #[derive(Deserialize)]
-    struct R {
-        #[serde(default)]
-        required_scopes: Vec<String>,
-        #[serde(default)]
-        required_claims: Vec<RawRequiredClaim>,
-        #[serde(default)]
-        audiences: Vec<String>,
-    }
-    let r: R = serde_json::from_str(json).unwrap();
+    let doc: Value = serde_json::from_str(json).unwrap();
+    let fields = &["required_scopes", "required_claims", "audiences"];
+    let o = Obj::new(&doc, "rules[0]", fields).unwrap();
+    let claims = o
+        .or_default("required_claims", |v, p| {
+            read::list(v, p, RawRequiredClaim::read)
+        })
+        .unwrap();
     let mut errors = Vec::new();
     let a = validate(
         "rules[0]",
-        r.required_scopes,
-        r.required_claims,
-        r.audiences,
+        o.or_default("required_scopes", read::strings).unwrap(),
+        claims,
+        o.or_default("audiences", read::strings).unwrap(),
         true,
         &mut errors,
     );

@@ -87,7 +87,7 @@ fn bad_values_are_errors_with_their_paths() {
     assert_eq!(error_paths(&r), [R, rule], "no source");
 
     let r = run(&config(json!({"deny_list": deny_list(), "bogus": 1})));
-    // serde stops at the first unknown field.
+    // The reader stops at the first unknown field.
     assert_eq!(error_paths(&r), [format!("{R}.bogus")]);
 
     let mut s = ssf();

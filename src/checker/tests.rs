@@ -46,7 +46,11 @@ fn errors_are_the_parsers_with_paths() {
     let r = run(&config(p, required_rule()));
     assert!(r.has_errors());
     let e: Vec<&Finding> = r.errors().collect();
-    assert_eq!(e.len(), 1, "serde stops at the first unknown field: {e:?}");
+    assert_eq!(
+        e.len(),
+        1,
+        "the reader stops at the first unknown field: {e:?}"
+    );
     assert_eq!(e[0].path, "providers.p.bogus");
     assert!(
         e[0].message.contains("unknown field `bogus`"),

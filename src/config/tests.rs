@@ -122,6 +122,71 @@ fn unknown_field_is_named_with_its_path() {
     assert!(e[0].message.contains("rulez"));
 }
 
+/// A member given twice in one object, at any depth, is refused at its
+/// path (the last one would otherwise win silently: two providers of one
+/// name kept only the second); so is a field given in both spellings.
+#[test]
+fn repeated_members_are_refused_with_their_path() {
+    let a = provider("");
+    let b = provider(r#","forward":true"#);
+    let rule = r#"{"match":{"prefix":"/"},"requires":{"provider_name":"a"}}"#;
+    let cases = [
+        (
+            format!(r#"{{"providers":{{"a":{a},"a":{b}}}}}"#),
+            "providers.a",
+        ),
+        (
+            r#"{"mode":"enforce","rules":[],"mode":"report"}"#.to_string(),
+            "mode",
+        ),
+        (
+            config(&format!(r#""a":{}"#, provider(r#","issuer":"x""#)), ""),
+            "providers.a.issuer",
+        ),
+        (
+            config(
+                &format!(r#""a":{a}"#),
+                &format!(
+                    r#"{rule},{{"match":{{"prefix":"/a","headers":[{{"name":"x","name":"y"}}]}}}}"#
+                ),
+            ),
+            "rules[1].match.headers[0].name",
+        ),
+        (
+            r#"{"requirement_map":{"r":{"provider_name":"a"},"r":{"allow_missing":{}}}}"#
+                .to_string(),
+            "requirement_map.r",
+        ),
+    ];
+    for (json, path) in cases {
+        let e = errors(&json);
+        assert_eq!(e.len(), 1, "{json}: {e:?}");
+        assert_eq!(e[0].path, path, "{json}: {e:?}");
+        assert!(
+            e[0].message.starts_with("duplicate member `"),
+            "{json}: {e:?}"
+        );
+    }
+    let e = errors(r#"{"stat_prefix":"a","statPrefix":"b"}"#);
+    assert_eq!(
+        (e[0].path.as_str(), e[0].message.as_str()),
+        ("", "duplicate field `stat_prefix`")
+    );
+    let e = errors(&config(
+        &format!(
+            r#""a":{}"#,
+            provider(r#","clockSkewSeconds":1,"clock_skew_seconds":2"#)
+        ),
+        "",
+    ));
+    assert_eq!(e[0].path, "providers.a");
+    assert_eq!(e[0].message, "duplicate field `clock_skew_seconds`");
+    // One provider of each name is read as before.
+    let ok = format!(r#"{{"providers":{{"a":{a},"b":{b}}}}}"#);
+    let c = Config::parse(ok.as_bytes()).unwrap();
+    assert_eq!(c.providers.len(), 2);
+}
+
 #[test]
 fn wrong_type_is_named() {
     let json = config(&format!(r#""a":{}"#, provider(r#","forward":"yes""#)), "");

@@ -59,7 +59,7 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
 
 /// JWS signature algorithms supported by the filter (configuration lists
 /// them by their JWS names, exactly as written here).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Alg {
     RS256,
     RS384,
@@ -92,6 +92,17 @@ impl Alg {
         Alg::HS384,
         Alg::HS512,
     ];
+
+    /// A configured algorithm name (exact JOSE name), at `path`.
+    pub(crate) fn read(v: &Value, path: &str) -> crate::json_read::Read<crate::diag::OneOf<Alg>> {
+        let name = crate::json_read::string(v, path)?;
+        Alg::from_name(&name)
+            .map(crate::diag::OneOf)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Alg::ALL.iter().map(|a| a.name()).collect();
+                crate::json_read::unknown_value(path, &name, &names)
+            })
+    }
 
     /// Exact, case-sensitive JOSE name. `"none"` and anything unknown -> `None`.
     pub fn from_name(s: &str) -> Option<Alg> {

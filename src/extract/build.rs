@@ -2,20 +2,30 @@
 //! `from_params`, `from_cookies`) and their builder, which reports every
 //! problem (with its JSON path) into the configuration's diagnostics list.
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::diag::{self, ConfigError};
 use crate::header_name::{header_name, reserved_header};
+use crate::json_read::{self as read, Obj, Read};
 
 use super::Location;
 
 /// A `from_headers` entry.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawHeaderLocation {
     name: String,
-    #[serde(default, alias = "valuePrefix")]
     value_prefix: String,
+}
+
+impl RawHeaderLocation {
+    /// A `from_headers` entry as written, at `path`.
+    #[inline(never)] // configuration time: one copy, called from its readers
+    pub(crate) fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["name", "value_prefix"])?;
+        Ok(RawHeaderLocation {
+            name: o.req("name", read::string)?,
+            value_prefix: o.or_default("value_prefix", read::string)?,
+        })
+    }
 }
 
 /// Where a provider looks for its token, in the order given (headers, then

@@ -3,10 +3,11 @@
 //! matchers of this module, reporting every problem (with its JSON path)
 //! into the configuration's diagnostics list.
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::diag::{self, ConfigError};
 use crate::header_name::header_name;
+use crate::json_read::{self as read, Obj, Read};
 use crate::warning::{Kind, Warning};
 
 use super::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch};
@@ -14,100 +15,192 @@ use super::{HeaderMatcher, PathMatcher, QueryMatcher, RouteMatcher, StringMatch}
 /// Longest `safe_regex` pattern a configuration may give, in bytes.
 pub const MAX_REGEX_LEN: usize = 1024;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(crate) struct RawRouteMatch {
-    #[serde(default)]
     prefix: Option<String>,
-    #[serde(default)]
     path: Option<String>,
-    #[serde(default, alias = "safeRegex")]
     safe_regex: Option<RawRegex>,
-    #[serde(default)]
     headers: Vec<RawHeaderMatcher>,
-    #[serde(default, alias = "caseSensitive")]
     case_sensitive: Option<bool>,
-    #[serde(default, alias = "pathSeparatedPrefix")]
     path_separated_prefix: Option<String>,
-    #[serde(default, alias = "queryParameters")]
     query_parameters: Vec<RawQueryParameterMatcher>,
     /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
-    #[serde(default)]
     grpc: Option<serde_json::Value>,
-    #[serde(default, alias = "tlsContext")]
     tls_context: Option<serde_json::Value>,
-    #[serde(default, alias = "runtimeFraction")]
     runtime_fraction: Option<serde_json::Value>,
-    #[serde(default, alias = "dynamicMetadata")]
     dynamic_metadata: Option<serde_json::Value>,
-    #[serde(default, alias = "connectMatcher")]
     connect_matcher: Option<diag::Empty>,
-    #[serde(default, alias = "pathMatchPolicy")]
     path_match_policy: Option<serde_json::Value>,
     /// Accepted and ignored, as `jwt_authn`'s rule matcher ignores them.
-    #[serde(default)]
     cookies: Option<serde_json::Value>,
-    #[serde(default, alias = "filterState")]
     filter_state: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawQueryParameterMatcher {
     name: String,
-    #[serde(default, alias = "stringMatch")]
     string_match: Option<RawStringMatcher>,
-    #[serde(default, alias = "presentMatch")]
     present_match: Option<bool>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRegex {
     regex: String,
     /// Accepted for compatibility with older configs; ignored (as in Envoy).
-    #[serde(default, alias = "googleRe2")]
     #[allow(dead_code)]
     google_re2: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawHeaderMatcher {
     name: String,
-    #[serde(default, alias = "exactMatch")]
     exact_match: Option<String>,
-    #[serde(default, alias = "prefixMatch")]
     prefix_match: Option<String>,
-    #[serde(default, alias = "suffixMatch")]
     suffix_match: Option<String>,
-    #[serde(default, alias = "containsMatch")]
     contains_match: Option<String>,
-    #[serde(default, alias = "safeRegexMatch")]
     safe_regex_match: Option<RawRegex>,
-    #[serde(default, alias = "presentMatch")]
     present_match: Option<bool>,
-    #[serde(default, alias = "stringMatch")]
     string_match: Option<RawStringMatcher>,
-    #[serde(default, alias = "invertMatch")]
     invert_match: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(crate) struct RawStringMatcher {
-    #[serde(default)]
     exact: Option<String>,
-    #[serde(default)]
     prefix: Option<String>,
-    #[serde(default)]
     suffix: Option<String>,
-    #[serde(default)]
     contains: Option<String>,
-    #[serde(default, alias = "safeRegex")]
     safe_regex: Option<RawRegex>,
-    #[serde(default, alias = "ignoreCase")]
     ignore_case: bool,
+}
+
+const ROUTE_MATCH_FIELDS: &[&str] = &[
+    "prefix",
+    "path",
+    "safe_regex",
+    "headers",
+    "case_sensitive",
+    "path_separated_prefix",
+    "query_parameters",
+    "grpc",
+    "tls_context",
+    "runtime_fraction",
+    "dynamic_metadata",
+    "connect_matcher",
+    "path_match_policy",
+    "cookies",
+    "filter_state",
+];
+
+impl RawRouteMatch {
+    /// A rule's `match` as written, at `path`.
+    // Configuration time: one copy, called from its readers; filled field
+    // by field, so an error drops `r` once (not each field read so far).
+    #[inline(never)]
+    #[allow(clippy::field_reassign_with_default)]
+    pub(crate) fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, ROUTE_MATCH_FIELDS)?;
+        let mut r = RawRouteMatch::default();
+        r.prefix = o.opt("prefix", read::string)?;
+        r.path = o.opt("path", read::string)?;
+        r.safe_regex = o.opt("safe_regex", RawRegex::read)?;
+        r.headers = o.or_default("headers", |v, p| read::list(v, p, RawHeaderMatcher::read))?;
+        r.case_sensitive = o.opt("case_sensitive", read::boolean)?;
+        r.path_separated_prefix = o.opt("path_separated_prefix", read::string)?;
+        r.query_parameters = o.or_default("query_parameters", |v, p| {
+            read::list(v, p, RawQueryParameterMatcher::read)
+        })?;
+        r.grpc = o.opt("grpc", read::any)?;
+        r.tls_context = o.opt("tls_context", read::any)?;
+        r.runtime_fraction = o.opt("runtime_fraction", read::any)?;
+        r.dynamic_metadata = o.opt("dynamic_metadata", read::any)?;
+        r.connect_matcher = o.opt("connect_matcher", read::empty)?;
+        r.path_match_policy = o.opt("path_match_policy", read::any)?;
+        r.cookies = o.opt("cookies", read::any)?;
+        r.filter_state = o.opt("filter_state", read::any)?;
+        Ok(r)
+    }
+}
+
+impl RawQueryParameterMatcher {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["name", "string_match", "present_match"])?;
+        Ok(RawQueryParameterMatcher {
+            name: o.req("name", read::string)?,
+            string_match: o.opt("string_match", RawStringMatcher::read)?,
+            present_match: o.opt("present_match", read::boolean)?,
+        })
+    }
+}
+
+impl RawRegex {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["regex", "google_re2"])?;
+        Ok(RawRegex {
+            regex: o.req("regex", read::string)?,
+            google_re2: o.opt("google_re2", read::any)?,
+        })
+    }
+}
+
+const HEADER_MATCHER_FIELDS: &[&str] = &[
+    "name",
+    "exact_match",
+    "prefix_match",
+    "suffix_match",
+    "contains_match",
+    "safe_regex_match",
+    "present_match",
+    "string_match",
+    "invert_match",
+];
+
+impl RawHeaderMatcher {
+    // Configuration time: one copy, called from its readers; filled field
+    // by field, so an error drops `r` once (not each field read so far).
+    #[inline(never)]
+    #[allow(clippy::field_reassign_with_default)]
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, HEADER_MATCHER_FIELDS)?;
+        let mut r = RawHeaderMatcher::default();
+        r.name = o.req("name", read::string)?;
+        r.exact_match = o.opt("exact_match", read::string)?;
+        r.prefix_match = o.opt("prefix_match", read::string)?;
+        r.suffix_match = o.opt("suffix_match", read::string)?;
+        r.contains_match = o.opt("contains_match", read::string)?;
+        r.safe_regex_match = o.opt("safe_regex_match", RawRegex::read)?;
+        r.present_match = o.opt("present_match", read::boolean)?;
+        r.string_match = o.opt("string_match", RawStringMatcher::read)?;
+        r.invert_match = o.or_default("invert_match", read::boolean)?;
+        Ok(r)
+    }
+}
+
+impl RawStringMatcher {
+    /// A `StringMatcher` as written, at `path`.
+    // Configuration time: one copy, called from its readers; filled field
+    // by field, so an error drops `r` once (not each field read so far).
+    #[inline(never)]
+    #[allow(clippy::field_reassign_with_default)]
+    pub(crate) fn read(v: &Value, path: &str) -> Read<Self> {
+        let fields = &[
+            "exact",
+            "prefix",
+            "suffix",
+            "contains",
+            "safe_regex",
+            "ignore_case",
+        ];
+        let o = Obj::new(v, path, fields)?;
+        let mut r = RawStringMatcher::default();
+        r.exact = o.opt("exact", read::string)?;
+        r.prefix = o.opt("prefix", read::string)?;
+        r.suffix = o.opt("suffix", read::string)?;
+        r.contains = o.opt("contains", read::string)?;
+        r.safe_regex = o.opt("safe_regex", RawRegex::read)?;
+        r.ignore_case = o.or_default("ignore_case", read::boolean)?;
+        Ok(r)
+    }
 }
 
 /// A `safe_regex` pattern, anchored as Envoy anchors it (the whole value

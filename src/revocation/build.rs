@@ -3,7 +3,7 @@
 //! diagnostics list.
 
 use crate::remote_jwks;
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::ssf::{SsfSettings, DEFAULT_MAX_EVENTS, MAX_EVENTS_LIMIT};
 use super::{
@@ -11,6 +11,7 @@ use super::{
     MAX_ENTRIES_LIMIT,
 };
 use crate::diag::{self, ConfigError};
+use crate::json_read::{self as read, Obj, Read};
 use crate::remote_jwks::{RawRemoteJwks, RemoteJwks};
 
 /// Default poll interval of a deny list.
@@ -22,62 +23,114 @@ pub const DEFAULT_STALENESS_MS: u64 = 300_000;
 /// Default rule lifetime of an SSF event when the provider has no `max_lifetime`.
 pub const DEFAULT_RULE_LIFETIME_SECS: u64 = 24 * 3600;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawRevocation {
-    #[serde(default, alias = "denyList")]
     deny_list: Option<RawDenyList>,
-    #[serde(default)]
     ssf: Option<RawSsf>,
-    #[serde(default, alias = "maxEntries")]
     max_entries: Option<u32>,
-    #[serde(default, alias = "maxBytes")]
     max_bytes: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawHttpUri {
     uri: String,
     cluster: String,
-    #[serde(default)]
     timeout: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDenyList {
-    #[serde(alias = "httpUri")]
     http_uri: RawHttpUri,
-    #[serde(default, alias = "pollInterval")]
     poll_interval: Option<String>,
-    #[serde(default)]
     staleness: Option<String>,
-    #[serde(default, alias = "failClosed")]
     fail_closed: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawSsf {
-    #[serde(alias = "pollEndpoint")]
     poll_endpoint: RawHttpUri,
-    #[serde(alias = "transmitterJwks")]
     transmitter_jwks: RawRemoteJwks,
     issuer: String,
     audience: String,
-    #[serde(default, alias = "pollInterval")]
     poll_interval: Option<String>,
-    #[serde(default)]
     staleness: Option<String>,
-    #[serde(default, alias = "failClosed")]
     fail_closed: bool,
-    #[serde(default, alias = "maxEvents")]
     max_events: Option<u32>,
-    #[serde(default, alias = "ruleLifetime")]
     rule_lifetime: Option<String>,
-    #[serde(default)]
     authorization: Option<String>,
+}
+
+impl RawRevocation {
+    /// A provider's `revocation` as written, at `path`.
+    #[inline(never)] // configuration time: one copy, called from its readers
+    pub(crate) fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["deny_list", "ssf", "max_entries", "max_bytes"])?;
+        Ok(RawRevocation {
+            deny_list: o.opt("deny_list", RawDenyList::read)?,
+            ssf: o.opt("ssf", RawSsf::read)?,
+            max_entries: o.opt("max_entries", read::u32)?,
+            max_bytes: o.opt("max_bytes", read::u64)?,
+        })
+    }
+}
+
+impl RawHttpUri {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["uri", "cluster", "timeout"])?;
+        Ok(RawHttpUri {
+            uri: o.req("uri", read::string)?,
+            cluster: o.req("cluster", read::string)?,
+            timeout: o.opt("timeout", read::string)?,
+        })
+    }
+}
+
+impl RawDenyList {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let fields = &["http_uri", "poll_interval", "staleness", "fail_closed"];
+        let o = Obj::new(v, path, fields)?;
+        Ok(RawDenyList {
+            http_uri: o.req("http_uri", RawHttpUri::read)?,
+            poll_interval: o.opt("poll_interval", read::string)?,
+            staleness: o.opt("staleness", read::string)?,
+            fail_closed: o.or_default("fail_closed", read::boolean)?,
+        })
+    }
+}
+
+const SSF_FIELDS: &[&str] = &[
+    "poll_endpoint",
+    "transmitter_jwks",
+    "issuer",
+    "audience",
+    "poll_interval",
+    "staleness",
+    "fail_closed",
+    "max_events",
+    "rule_lifetime",
+    "authorization",
+];
+
+impl RawSsf {
+    // Configuration time: one copy, called from its readers; filled field
+    // by field, so an error drops `r` once (not each field read so far).
+    #[inline(never)]
+    #[allow(clippy::field_reassign_with_default)]
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, SSF_FIELDS)?;
+        let mut r = RawSsf::default();
+        r.poll_endpoint = o.req("poll_endpoint", RawHttpUri::read)?;
+        r.transmitter_jwks = o.req("transmitter_jwks", RawRemoteJwks::read)?;
+        r.issuer = o.req("issuer", read::string)?;
+        r.audience = o.req("audience", read::string)?;
+        r.poll_interval = o.opt("poll_interval", read::string)?;
+        r.staleness = o.opt("staleness", read::string)?;
+        r.fail_closed = o.or_default("fail_closed", read::boolean)?;
+        r.max_events = o.opt("max_events", read::u32)?;
+        r.rule_lifetime = o.opt("rule_lifetime", read::string)?;
+        r.authorization = o.opt("authorization", read::string)?;
+        Ok(r)
+    }
 }
 
 /// A provider's `revocation` (`path` is its JSON path); `None` on error.

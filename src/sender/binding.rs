@@ -4,22 +4,35 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::dpop::{CheckedProof, Scheme};
+use crate::diag::OneOf;
 use crate::error::AuthError;
+use crate::json_read::{self, Read};
 
 /// Whether a provider checks a binding: `off` (bearer semantics, as
 /// `jwt_authn`), `optional` (checked when the token or request carries it),
 /// `required` (a token without it is refused).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BindingMode {
     #[default]
     Off,
     Optional,
     Required,
+}
+
+impl BindingMode {
+    /// `"off"`, `"optional"` or `"required"`, at `path`.
+    pub(crate) fn read(v: &Value, path: &str) -> Read<OneOf<BindingMode>> {
+        let names = &["off", "optional", "required"];
+        let values = &[
+            BindingMode::Off,
+            BindingMode::Optional,
+            BindingMode::Required,
+        ];
+        json_read::one_of(v, path, names, values).map(OneOf)
+    }
 }
 
 /// A member of the token's confirmation claim (`cnf`, RFC 7800): `Ok(None)`

@@ -7,20 +7,28 @@ use std::collections::BinaryHeap;
 
 use hashbrown::HashMap;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::dpop::{CheckedProof, DpopSettings};
+use crate::diag::OneOf;
+use crate::json_read::{one_of, Read};
 
 /// Where seen proofs are remembered: in shared data, for every worker of
 /// the Envoy (the default: a proof replayed to another worker is caught),
 /// or per worker (cheaper; sound only with one worker).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReplayScope {
     #[default]
     Shared,
     Worker,
+}
+
+impl ReplayScope {
+    /// `"shared"` or `"worker"`, at `path`.
+    pub(crate) fn read(v: &serde_json::Value, path: &str) -> Read<OneOf<ReplayScope>> {
+        let names = &["shared", "worker"];
+        one_of(v, path, names, &[ReplayScope::Shared, ReplayScope::Worker]).map(OneOf)
+    }
 }
 
 /// Shared data of one Envoy (proxy-wasm `get_shared_data` /

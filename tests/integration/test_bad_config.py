@@ -53,6 +53,10 @@ BAD_CONFIGS = {
     "plugin_config_not_json": ("{this is not json", ["json", "config"]),
     "match_without_path_specifier": (cfg(rules=[{"match": {}, "requires": {"provider_name": "p"}}]),
                                      ["match", "prefix", "path"]),
+    # Two providers of one name: refused, not the last one kept.
+    "provider_named_twice": ('{"providers": {"p": %s, "p": %s}, "rules": %s}' % (
+        json.dumps(provider()), json.dumps(provider(issuer="https://other.test")),
+        json.dumps(RULE_MAIN)), ["providers.p: duplicate member `p`"]),
 }
 
 

@@ -4,10 +4,11 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::crypto::jwks::Alg;
 use crate::diag::{self, ConfigError, OneOf};
+use crate::json_read::{self as read, Obj, Read};
 
 use super::{
     BindingMode, DpopPolicy, DpopSettings, NonceIssuer, ReplayScope, DEFAULT_MAX_AGE_SECS,
@@ -15,33 +16,64 @@ use super::{
     MAX_REPLAY_ENTRIES, MIN_NONCE_SECRET_BYTES,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(crate) struct RawDpop {
-    #[serde(default)]
     mode: Option<OneOf<BindingMode>>,
-    #[serde(default)]
     algorithms: Option<Vec<OneOf<Alg>>>,
-    #[serde(default, alias = "maxAge")]
     max_age: Option<String>,
-    #[serde(default, alias = "publicBaseUrl")]
     public_base_url: Option<String>,
-    #[serde(default, alias = "replayCache")]
     replay_cache: Option<OneOf<ReplayScope>>,
-    #[serde(default, alias = "replayCacheSize")]
     replay_cache_size: Option<u32>,
-    #[serde(default, alias = "replayCachePerKey")]
     replay_cache_per_key: Option<u32>,
-    #[serde(default)]
     nonce: Option<RawNonce>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawNonce {
     secret: String,
-    #[serde(default)]
     lifetime: Option<String>,
+}
+
+const DPOP_FIELDS: &[&str] = &[
+    "mode",
+    "algorithms",
+    "max_age",
+    "public_base_url",
+    "replay_cache",
+    "replay_cache_size",
+    "replay_cache_per_key",
+    "nonce",
+];
+
+impl RawDpop {
+    /// A provider's `dpop` as written, at `path`.
+    // Configuration time: one copy, called from its readers; filled field
+    // by field, so an error drops `r` once (not each field read so far).
+    #[inline(never)]
+    #[allow(clippy::field_reassign_with_default)]
+    pub(crate) fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, DPOP_FIELDS)?;
+        let mut r = RawDpop::default();
+        r.mode = o.opt("mode", BindingMode::read)?;
+        r.algorithms = o.opt("algorithms", |v, p| read::list(v, p, Alg::read))?;
+        r.max_age = o.opt("max_age", read::string)?;
+        r.public_base_url = o.opt("public_base_url", read::string)?;
+        r.replay_cache = o.opt("replay_cache", ReplayScope::read)?;
+        r.replay_cache_size = o.opt("replay_cache_size", read::u32)?;
+        r.replay_cache_per_key = o.opt("replay_cache_per_key", read::u32)?;
+        r.nonce = o.opt("nonce", RawNonce::read)?;
+        Ok(r)
+    }
+}
+
+impl RawNonce {
+    #[inline(never)] // configuration time: one copy, called from its readers
+    fn read(v: &Value, path: &str) -> Read<Self> {
+        let o = Obj::new(v, path, &["secret", "lifetime"])?;
+        Ok(RawNonce {
+            secret: o.req("secret", read::string)?,
+            lifetime: o.opt("lifetime", read::string)?,
+        })
+    }
 }
 
 /// A provider's `dpop` settings; `None` when off or on error.
