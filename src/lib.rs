@@ -32,6 +32,7 @@ pub mod revocation;
 pub mod revocation_feeds;
 pub mod route;
 pub mod sender;
+pub mod shared_data;
 mod strict_json;
 pub mod token;
 pub mod token_cache;

@@ -17,7 +17,8 @@ use crate::metrics::{MetricHost, MetricKind, Metrics};
 use crate::policy::Evaluator;
 use crate::revocation::Revocations;
 use crate::revocation_feeds::{FeedCall, FeedHost};
-use crate::sender::replay::{ReplayCache, SharedData};
+use crate::sender::replay::ReplayCache;
+use crate::shared_data::SharedData;
 
 fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
     abi::call_foreign(hostverify::FUNCTION, args)
@@ -111,10 +112,10 @@ pub fn evaluate<T>(
 pub struct Host;
 
 impl SharedData for Host {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        self.shared_get(key)
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        abi::shared_get(key).unwrap_or((None, None))
     }
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         abi::shared_set(key, value, cas).is_ok()
     }
 }
@@ -137,12 +138,6 @@ impl MetricHost for Host {
 }
 
 impl KeyHost for Host {
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        abi::shared_get(key).unwrap_or((None, None))
-    }
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        abi::shared_set(key, value, cas).is_ok()
-    }
     fn dispatch(&mut self, r: &FetchRequest) -> Result<u32, String> {
         let headers = vec![
             (":method", "GET"),

@@ -11,6 +11,7 @@ use crate::error::AuthError;
 use crate::extract::RequestView;
 use crate::fake_shared::FakeSharedData;
 use crate::policy::Evaluator;
+use crate::shared_data::SharedData;
 use crate::testutil::{mint, MetricRecorder, FIXTURE_JWKS};
 
 const T0: u64 = 1_800_000_000_000;
@@ -40,13 +41,16 @@ impl MetricHost for FakeHost {
     }
 }
 
-impl KeyHost for FakeHost {
+impl SharedData for FakeHost {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         self.shared.get(key)
     }
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         self.shared.set(key, value, cas)
     }
+}
+
+impl KeyHost for FakeHost {
     fn dispatch(&mut self, _: &FetchRequest) -> Result<u32, String> {
         Err("feeds use dispatch_call".into())
     }

@@ -15,6 +15,7 @@ use crate::error::AuthError;
 use crate::fake_shared::FakeSharedData;
 use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
 use crate::policy::Evaluator;
+use crate::shared_data::SharedData;
 use crate::testutil::{b64, MetricRecorder, FIXTURE_JWKS};
 
 const T0: u64 = 1_700_000_000_000;
@@ -52,13 +53,16 @@ impl MetricHost for FakeHost {
     }
 }
 
-impl KeyHost for FakeHost {
+impl SharedData for FakeHost {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         self.shared.get(key)
     }
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         self.shared.set(key, value, cas)
     }
+}
+
+impl KeyHost for FakeHost {
     fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String> {
         if let Some(status) = &self.refuse_dispatch {
             return Err(status.clone());
