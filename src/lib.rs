@@ -52,5 +52,9 @@ pub mod fake_shared;
 #[path = "testutil/tests.rs"]
 mod testutil;
 
+// One fake Envoy host for the native tests of the key lifecycle and the feeds.
+#[cfg(test)]
+mod test_host;
+
 #[cfg(target_arch = "wasm32")]
 mod filter;
