@@ -420,10 +420,19 @@ fn certificate_binding_rules() {
         check_cert_binding(bound, Optional, Some(&"cd".repeat(32))),
         Err(AuthError::CertMismatch)
     );
-    assert_eq!(
-        check_cert_binding(bound, Optional, Some("zz")),
-        Err(AuthError::CertMismatch)
-    );
+    for wrong in [
+        "zz".to_string(),
+        hex[1..].to_string(),
+        format!("{hex}ab"),
+        hex[2..].to_string(),
+        format!("+{}", &hex[1..]),
+    ] {
+        assert_eq!(
+            check_cert_binding(bound, Optional, Some(&wrong)),
+            Err(AuthError::CertMismatch),
+            "{wrong}"
+        );
+    }
     assert_eq!(check_cert_binding(&unbound, Optional, Some(&hex)), Ok(()));
     assert_eq!(
         check_cert_binding(&unbound, Required, Some(&hex)),
