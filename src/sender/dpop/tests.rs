@@ -940,3 +940,21 @@ fn the_configured_record_creates_shared_buckets_only_when_shared() {
     );
     assert!(ready);
 }
+
+#[test]
+fn the_dpop_location_is_authorization_with_the_dpop_scheme() {
+    use crate::extract::Location;
+    let header = |name: &str, prefix: &str| Location::Header {
+        name: name.into(),
+        prefix: prefix.into(),
+    };
+    assert!(is_dpop_location(&dpop_location()));
+    assert!(is_dpop_location(&header("authorization", "dpop ")));
+    assert!(is_dpop_location(&header("authorization", "DPOP ")));
+    assert!(!is_dpop_location(&header("authorization", "Bearer ")));
+    assert!(!is_dpop_location(&header("authorization", "DPoP")));
+    assert!(!is_dpop_location(&header("authorization", "")));
+    assert!(!is_dpop_location(&header("x-token", "DPoP ")));
+    assert!(!is_dpop_location(&Location::Param("authorization".into())));
+    assert!(!is_dpop_location(&Location::Cookie("DPoP ".into())));
+}
