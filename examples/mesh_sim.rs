@@ -42,6 +42,7 @@ use jwt_filter::keys::remote::{
 use jwt_filter::keys::store::{mix, Meta, Schedule};
 use jwt_filter::keys::{RemoteKeys, Wait};
 use jwt_filter::metrics::{KeySourceKind, Layout, MetricHost, MetricKind, Metrics};
+use jwt_filter::shared_data::SharedData;
 
 const MIN: u64 = 60_000;
 /// Streams of random draws (see `Sim::draw`).
@@ -133,13 +134,16 @@ impl MetricHost for Host {
     fn record(&self, _id: u32, _value: u64) {}
 }
 
-impl KeyHost for Host {
+impl SharedData for Host {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         self.shared.get(key)
     }
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         self.shared.set(key, value, cas)
     }
+}
+
+impl KeyHost for Host {
     fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String> {
         self.next_token += 1;
         self.outbox.push((self.next_token, request.timeout_ms));

@@ -14,6 +14,9 @@ use crate::config::Config;
 use crate::matcher::PathMatcher;
 use crate::warning::{Kind, Warning};
 
+pub mod case;
+use case::camel;
+
 #[cfg(test)]
 #[path = "checker/revocation_tests.rs"]
 mod revocation_tests;
@@ -218,22 +221,6 @@ fn path_normalization<'a>(
 pub fn field<'a>(obj: &'a Value, snake: &str) -> Option<&'a Value> {
     let map = obj.as_object()?;
     map.get(snake).or_else(|| map.get(&camel(snake)))
-}
-
-fn camel(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn is_true(v: Option<&Value>) -> bool {

@@ -17,7 +17,7 @@ use crate::matcher::build::{self as matcher_build, RawRouteMatch, RawStringMatch
 use crate::matcher::{RouteMatcher, StringMatch};
 use crate::remote_jwks::{RawRemoteJwks, RemoteJwks};
 use crate::sender::binding::BindingMode;
-use crate::sender::dpop::{DpopSettings, DPOP_PREFIX};
+use crate::sender::dpop::DpopSettings;
 use crate::sender::{dpop, replay};
 use crate::token::MAX_CLAIM_PATH_SEGMENTS;
 use crate::warning::{Kind, Warning};

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::sender::replay::SharedData;
+use crate::shared_data::SharedData;
 
 /// One Envoy's shared data: key -> (value, compare-and-swap tag).
 #[derive(Debug, Default)]
@@ -53,10 +53,10 @@ impl FakeSharedData {
 }
 
 impl SharedData for FakeSharedData {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         FakeSharedData::get(self, key)
     }
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         FakeSharedData::set(self, key, value, cas)
     }
 }

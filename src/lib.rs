@@ -35,6 +35,7 @@ pub mod revocation;
 pub mod revocation_feeds;
 pub mod route;
 pub mod sender;
+pub mod shared_data;
 mod strict_json;
 pub mod token;
 pub mod token_cache;
@@ -53,6 +54,10 @@ pub mod fake_shared;
 #[cfg(test)]
 #[path = "testutil/tests.rs"]
 mod testutil;
+
+// One fake Envoy host for the native tests of the key lifecycle and the feeds.
+#[cfg(test)]
+mod test_host;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

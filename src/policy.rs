@@ -21,8 +21,9 @@ use crate::revocation::Revocations;
 use crate::route::{PerRoute, RouteFacts};
 use crate::sender::binding::BindingMode;
 use crate::sender::dpop::{ProofContext, Scheme};
-use crate::sender::replay::{ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict, SharedData};
+use crate::sender::replay::{ReplayCache, ReplayScope, ReplaySettings, ReplayVerdict};
 use crate::sender::{binding, dpop, replay};
+use crate::shared_data::SharedData;
 use crate::token::{self, ClaimRules, Jwt};
 use crate::token_cache::TokenCache;
 

@@ -406,20 +406,9 @@ impl Validator {
             )
         });
         let cert_binding = raw.certificate_binding.map_or(BindingMode::Off, |m| m.0);
-        if dpop.is_some()
-            && !locations.iter().any(|l| {
-                matches!(l, Location::Header { name, prefix }
-                    if name == "authorization" && prefix.eq_ignore_ascii_case(DPOP_PREFIX))
-            })
-        {
+        if dpop.is_some() && !locations.iter().any(dpop::is_dpop_location) {
             // A DPoP-bound token arrives as `Authorization: DPoP <token>`.
-            locations.insert(
-                0,
-                Location::Header {
-                    name: "authorization".into(),
-                    prefix: DPOP_PREFIX.into(),
-                },
-            );
+            locations.insert(0, dpop::dpop_location());
         }
 
         let jwt_cache_size = match &raw.jwt_cache_config {

@@ -257,21 +257,10 @@ pub(super) fn path_match(p: &str) -> Value {
     } else if let Some(prefix) = p.strip_suffix('*') {
         json!({ "prefix": prefix })
     } else if let Some(suffix) = p.strip_prefix('*') {
-        json!({"safe_regex": {"regex": format!(".*{}", regex_escape(suffix))}})
+        json!({"safe_regex": {"regex": format!(".*{}", regex_lite::escape(suffix))}})
     } else {
         json!({ "path": p })
     }
-}
-
-pub(super) fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `request.auth.claims[a][b]` -> `a.b`.

@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value};
 
+pub use crate::checker::case::snake;
+
 /// A converted configuration and what the user should know about it.
 #[derive(Clone, Debug)]
 pub struct Conversion {
@@ -82,20 +84,6 @@ pub fn convert_with_files(docs: &[Value], read: FileReader<'_>) -> Result<Conver
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// `fooBar` -> `foo_bar` (proto3-JSON lowerCamelCase to the field name).
-pub fn snake(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Deep copy with every object key snake_cased and `{seconds, nanos}`
 /// durations turned into `"Ns"` strings. Only for values whose keys are all

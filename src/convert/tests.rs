@@ -423,3 +423,20 @@ fn snake_and_durations() {
         json!({"t": "1.500000000s"})
     );
 }
+
+/// A `*suffix` path becomes a regex matching that suffix literally, however
+/// many regex meta characters it holds.
+#[test]
+fn istio_suffix_path_is_matched_literally() {
+    for suffix in [".admin", "/a+b(c)|[d]{2}^$-#&~?", "/plain"] {
+        let m = path_match(&format!("*{suffix}"));
+        let regex = m["safe_regex"]["regex"].as_str().unwrap();
+        let re = regex_lite::Regex::new(&format!("^{regex}$")).unwrap();
+        assert!(re.is_match(&format!("/x{suffix}")), "{regex}");
+        assert!(re.is_match(suffix), "{regex}");
+        assert!(!re.is_match(&format!("{suffix}x")), "{regex}");
+        if suffix.len() > 2 {
+            assert!(!re.is_match(&suffix.replacen(|c: char| !c.is_alphanumeric(), "_", 1)));
+        }
+    }
+}

@@ -89,8 +89,8 @@ impl PublicKey {
     /// `None` unless `n` is odd and above 1 and `e` is odd, above 1 and at
     /// most 64 bits: the caller enforces its own size policy on `n`.
     pub fn new(n_be: &[u8], e_be: &[u8]) -> Option<PublicKey> {
-        let n_be = trim(n_be);
-        let e_be = trim(e_be);
+        let n_be = trim_leading_zeros(n_be);
+        let e_be = trim_leading_zeros(e_be);
         if e_be.len() > 8 {
             return None;
         }
@@ -240,7 +240,9 @@ fn mgf1(hash: Hash, seed: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
-fn trim(be: &[u8]) -> &[u8] {
+/// A big-endian unsigned number without its leading zero bytes (zero:
+/// empty).
+pub fn trim_leading_zeros(be: &[u8]) -> &[u8] {
     let start = be.iter().position(|&b| b != 0).unwrap_or(be.len());
     be.get(start..).unwrap_or_default()
 }

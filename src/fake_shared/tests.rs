@@ -47,3 +47,23 @@ fn shared_dpop_replay_record_refuses_a_proof_seen_by_another_worker() {
     assert_eq!(record(&proof("a")), ReplayVerdict::Replayed);
     assert_eq!(record(&proof("b")), ReplayVerdict::Fresh);
 }
+
+/// Through [`SharedData`] (as the replay record, the key lifecycle and the
+/// feeds see it) the fake keeps the same compare-and-swap rules.
+#[test]
+fn shared_data_trait_keeps_compare_and_swap() {
+    let fake = FakeSharedData::default();
+    let s: &dyn SharedData = &fake;
+    assert_eq!(s.shared_get("k"), (None, None));
+    assert!(s.shared_set("k", b"a", None));
+    let (v, tag) = s.shared_get("k");
+    assert_eq!(v.as_deref(), Some(&b"a"[..]));
+    let tag = tag.unwrap();
+    // Another writer moves the tag: the first reader's write loses.
+    assert!(fake.set("k", b"other", Some(tag)));
+    assert!(!s.shared_set("k", b"b", Some(tag)));
+    assert_eq!(s.shared_get("k").0.as_deref(), Some(&b"other"[..]));
+    // An empty value reads as no value with a tag.
+    assert!(s.shared_set("k", b"", None));
+    assert!(matches!(s.shared_get("k"), (None, Some(_))));
+}

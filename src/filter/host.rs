@@ -19,12 +19,13 @@ use crate::policy::Evaluator;
 pub use crate::revocation::Revocations;
 #[cfg(feature = "revocation")]
 use crate::revocation_feeds::{FeedCall, FeedHost};
+use crate::sender::replay::ReplayCache;
+use crate::shared_data::SharedData;
 
 /// Built without revocation feeds: a type with no values, so no request
 /// path code checks revocation.
 #[cfg(not(feature = "revocation"))]
 pub enum Revocations {}
-use crate::sender::replay::{ReplayCache, SharedData};
 
 fn host_call(args: &[u8]) -> Result<Vec<u8>, u32> {
     abi::call_foreign(hostverify::FUNCTION, args)
@@ -126,10 +127,10 @@ pub fn evaluate<T>(
 pub struct Host;
 
 impl SharedData for Host {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        self.shared_get(key)
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        abi::shared_get(key).unwrap_or((None, None))
     }
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         abi::shared_set(key, value, cas).is_ok()
     }
 }
@@ -152,12 +153,6 @@ impl MetricHost for Host {
 }
 
 impl KeyHost for Host {
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        abi::shared_get(key).unwrap_or((None, None))
-    }
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        abi::shared_set(key, value, cas).is_ok()
-    }
     fn dispatch(&mut self, r: &FetchRequest) -> Result<u32, String> {
         let headers = vec![
             (":method", "GET"),

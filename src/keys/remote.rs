@@ -29,6 +29,7 @@ use crate::keys::store::{Meta, Schedule, MAX_JWKS_BYTES};
 use crate::keys::{FetchKind, ProviderState, RemoteKeys, Wait};
 use crate::metrics::{MetricHost, ProviderIds};
 use crate::remote_jwks::RemoteJwks;
+use crate::shared_data::SharedData;
 
 /// Tick period while requests wait or keys have not arrived yet.
 pub const FAST_TICK_MS: u64 = 50;
@@ -68,14 +69,10 @@ pub struct FetchRequest {
 }
 
 /// What the lifecycle needs from the host (proxy-wasm in the filter, a fake
-/// in tests, a simulated Envoy in a simulation). Metrics come through the
-/// [`MetricHost`] supertrait.
-pub trait KeyHost: MetricHost {
-    /// Shared data of this Envoy (all VMs): value and compare-and-swap tag.
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    /// Writes shared data; with `cas`, only if nobody wrote since that read.
-    /// Returns whether it was written.
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+/// in tests, a simulated Envoy in a simulation). Metrics and the Envoy's
+/// shared data (all VMs) come through the [`MetricHost`] and [`SharedData`]
+/// supertraits.
+pub trait KeyHost: MetricHost + SharedData {
     /// Starts an HTTP call; its answer comes back as
     /// [`KeyLifecycle::on_fetch_response`] with the returned token.
     fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String>;

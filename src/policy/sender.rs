@@ -34,10 +34,7 @@ pub(super) fn check_sender(
         return Ok(mtls.then_some("mtls"));
     };
     // The DPoP scheme when the token came (also) as `Authorization: DPoP`.
-    let dpop_header = |i: &usize| {
-        matches!(p.locations.get(*i), Some(Location::Header { name, prefix })
-            if name == "authorization" && prefix.eq_ignore_ascii_case(dpop::DPOP_PREFIX))
-    };
+    let dpop_header = |i: &usize| p.locations.get(*i).is_some_and(dpop::is_dpop_location);
     let scheme = if v.found.locations.iter().any(dpop_header) {
         Scheme::Dpop
     } else {

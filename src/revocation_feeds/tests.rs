@@ -9,93 +9,12 @@ use crate::crypto::jwks::{Alg, Key};
 use crate::decision::Decision;
 use crate::error::AuthError;
 use crate::extract::RequestView;
-use crate::fake_shared::FakeSharedData;
 use crate::policy::Evaluator;
-use crate::testutil::{mint, MetricRecorder, FIXTURE_JWKS};
+use crate::test_host::FakeHost;
+use crate::testutil::{mint, FIXTURE_JWKS};
 
 const T0: u64 = 1_800_000_000_000;
 const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
-
-#[derive(Default)]
-struct FakeHost {
-    shared: FakeSharedData,
-    next_token: u32,
-    calls: Vec<(u32, FeedCall)>,
-    status: Option<String>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    logs: Vec<(Level, String)>,
-    metrics: MetricRecorder,
-}
-
-impl MetricHost for FakeHost {
-    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
-        self.metrics.define(kind, name)
-    }
-    fn increment(&self, id: u32, delta: i64) {
-        self.metrics.increment(id, delta);
-    }
-    fn record(&self, id: u32, value: u64) {
-        self.metrics.record(id, value);
-    }
-}
-
-impl KeyHost for FakeHost {
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        self.shared.get(key)
-    }
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        self.shared.set(key, value, cas)
-    }
-    fn dispatch(&mut self, _: &FetchRequest) -> Result<u32, String> {
-        Err("feeds use dispatch_call".into())
-    }
-    fn response_header(&self, name: &str) -> Option<String> {
-        if name == ":status" {
-            return self.status.clone();
-        }
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
-    fn response_body(&self, size: usize) -> Vec<u8> {
-        self.body.iter().copied().take(size).collect()
-    }
-    fn log(&mut self, level: Level, message: &str) {
-        self.logs.push((level, message.to_string()));
-    }
-}
-
-impl FeedHost for FakeHost {
-    fn dispatch_call(&mut self, call: &FeedCall) -> Result<u32, String> {
-        self.next_token += 1;
-        self.calls.push((self.next_token, call.clone()));
-        Ok(self.next_token)
-    }
-}
-
-impl FakeHost {
-    fn answer(&mut self, status: Option<&str>, headers: &[(&str, &str)], body: &str) {
-        self.status = status.map(str::to_string);
-        self.headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.body = body.as_bytes().to_vec();
-    }
-    fn last_call(&self) -> (u32, FeedCall) {
-        self.calls.last().cloned().expect("a call was dispatched")
-    }
-    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> i64 {
-        self.metrics
-            .value(&stat_name("jwt_filter", name, labels))
-            .unwrap_or(0)
-    }
-    fn logged(&self, needle: &str) -> bool {
-        self.logs.iter().any(|(_, l)| l.contains(needle))
-    }
-}
 
 fn config(revocation: &str) -> Config {
     let json = format!(
@@ -180,7 +99,7 @@ fn deny_list_is_fetched_once_shared_by_every_vm_and_revokes() {
         ("GET", "/deny.json")
     );
     assert!(!call.headers.iter().any(|(k, _)| *k == "if-none-match"));
-    host.answer(
+    host.answer_with(
         Some("200"),
         &[("etag", "\"v1\"")],
         &list(json!([{"kind": "jti", "value": "t-1", "expires": T0 / 1000 + 600}])),
@@ -207,7 +126,7 @@ fn deny_list_is_fetched_once_shared_by_every_vm_and_revokes() {
         Some(1)
     );
     assert_eq!(
-        host.counter(
+        host.counter_labeled(
             "revocation_deny_list_polls_total",
             &[("provider", "idp"), ("result", "success")]
         ),
@@ -231,7 +150,7 @@ fn not_modified_keeps_the_list_and_broken_documents_keep_the_last_good() {
     let mut vm = RevocationFeeds::new(&c, &mut host, 1, T0).unwrap();
     vm.on_tick(&mut host, T0);
     let (t, _) = host.last_call();
-    host.answer(
+    host.answer_with(
         Some("200"),
         &[("etag", "\"v1\"")],
         &list(json!([{"kind": "sub", "value": "alice", "expires": T0 / 1000 + 600}])),
@@ -249,7 +168,7 @@ fn not_modified_keeps_the_list_and_broken_documents_keep_the_last_good() {
     assert!(call
         .headers
         .contains(&("if-none-match", "\"v1\"".to_string())));
-    host.answer(Some("304"), &[], "");
+    host.answer_with(Some("304"), &[], "");
     deliver(&mut vm, &mut host, now, t);
     assert_eq!(
         decide(&c, &vm, &tok, now),
@@ -257,7 +176,7 @@ fn not_modified_keeps_the_list_and_broken_documents_keep_the_last_good() {
     );
     let polls = |r| [("provider", "idp"), ("result", r)];
     assert_eq!(
-        host.counter("revocation_deny_list_polls_total", &polls("not_modified")),
+        host.counter_labeled("revocation_deny_list_polls_total", &polls("not_modified")),
         1
     );
     // A broken document, then an oversized one: refused, the list stays.
@@ -268,7 +187,7 @@ fn not_modified_keeps_the_list_and_broken_documents_keep_the_last_good() {
         now += 3_000;
         vm.on_tick(&mut host, now);
         let (t, _) = host.last_call();
-        host.answer(Some("200"), &[], &body);
+        host.answer_with(Some("200"), &[], &body);
         deliver(&mut vm, &mut host, now, t);
         assert_eq!(
             decide(&c, &vm, &tok, now),
@@ -276,7 +195,7 @@ fn not_modified_keeps_the_list_and_broken_documents_keep_the_last_good() {
         );
     }
     assert_eq!(
-        host.counter("revocation_deny_list_polls_total", &polls("refused")),
+        host.counter_labeled("revocation_deny_list_polls_total", &polls("refused")),
         2
     );
     assert!(host.logged("refused: not a JSON document"));
@@ -295,7 +214,7 @@ fn feed_down_keeps_the_last_good_list_by_default_and_fail_closed_denies() {
         let mut vm = RevocationFeeds::new(&c, &mut host, 1, T0).unwrap();
         vm.on_tick(&mut host, T0);
         let (t, _) = host.last_call();
-        host.answer(Some("200"), &[], &list(json!([])));
+        host.answer_with(Some("200"), &[], &list(json!([])));
         deliver(&mut vm, &mut host, T0, t);
         let tok = alice();
         // The server goes away: every poll fails.
@@ -306,7 +225,7 @@ fn feed_down_keeps_the_last_good_list_by_default_and_fail_closed_denies() {
             vm.on_tick(&mut host, now);
             if host.calls.len() > before {
                 let (t, _) = host.last_call();
-                host.answer(None, &[], "");
+                host.answer_with(None, &[], "");
                 deliver(&mut vm, &mut host, now, t);
             }
         }
@@ -318,7 +237,7 @@ fn feed_down_keeps_the_last_good_list_by_default_and_fail_closed_denies() {
             assert!(matches!(d, Decision::Allow(_)), "{d:?}");
         }
         assert!(
-            host.counter(
+            host.counter_labeled(
                 "revocation_deny_list_polls_total",
                 &[("provider", "idp"), ("result", "failure")]
             ) >= 3
@@ -329,7 +248,7 @@ fn feed_down_keeps_the_last_good_list_by_default_and_fail_closed_denies() {
         vm.on_tick(&mut host, now);
         assert!(host.calls.len() > before);
         let (t, _) = host.last_call();
-        host.answer(Some("200"), &[], &list(json!([])));
+        host.answer_with(Some("200"), &[], &list(json!([])));
         deliver(&mut vm, &mut host, now, t);
         assert!(matches!(decide(&c, &vm, &tok, now), Decision::Allow(_)));
     }
@@ -367,7 +286,7 @@ fn first_poll(vm: &mut RevocationFeeds, host: &mut FakeHost) -> (u32, FeedCall) 
     vm.on_tick(host, T0);
     let (t, call) = host.last_call();
     assert_eq!(call.request.path, "/jwks");
-    host.answer(Some("200"), &[], &ec_jwks());
+    host.answer_with(Some("200"), &[], &ec_jwks());
     deliver(vm, host, T0, t);
     let (t, call) = host.last_call();
     assert_eq!((call.method, call.request.path.as_str()), ("POST", "/poll"));
@@ -388,7 +307,7 @@ fn ssf_session_revoked_is_applied_on_every_vm_and_acknowledged() {
     assert_eq!(body_of(&call)["ack"], json!([]));
     assert_eq!(body_of(&call)["maxEvents"], 100);
     let tok = alice();
-    host.answer(
+    host.answer_with(
         Some("200"),
         &[],
         &json!({"sets": {"set-1": revoke_alice("set-1")}, "moreAvailable": false}).to_string(),
@@ -411,7 +330,7 @@ fn ssf_session_revoked_is_applied_on_every_vm_and_acknowledged() {
         Decision::Allow(_)
     ));
     assert_eq!(
-        host.counter(
+        host.counter_labeled(
             "revocation_ssf_events_total",
             &[("provider", "idp"), ("result", "applied")]
         ),
@@ -423,7 +342,7 @@ fn ssf_session_revoked_is_applied_on_every_vm_and_acknowledged() {
     vm1.on_tick(&mut host, now);
     let (t, call) = host.last_call();
     assert_eq!(body_of(&call)["ack"], json!(["set-1"]));
-    host.answer(Some("200"), &[], r#"{"sets":{}}"#);
+    host.answer_with(Some("200"), &[], r#"{"sets":{}}"#);
     deliver(&mut vm2, &mut host, now, t);
     vm1.on_tick(&mut host, now + 2_500);
     vm2.on_tick(&mut host, now + 2_500);
@@ -455,14 +374,14 @@ fn forged_and_wrongly_addressed_sets_are_ignored_counted_and_reported() {
     let mut sets = sets.as_object().unwrap().clone();
     let forged_text = sets.remove("forged").unwrap();
     sets.insert("g".into(), forged_text);
-    host.answer(Some("200"), &[], &json!({ "sets": sets }).to_string());
+    host.answer_with(Some("200"), &[], &json!({ "sets": sets }).to_string());
     deliver(&mut vm, &mut host, T0 + 5, t);
     assert!(matches!(
         decide(&c, &vm, &alice(), T0 + 5),
         Decision::Allow(_)
     ));
     let rejected = |r| {
-        host.counter(
+        host.counter_labeled(
             "revocation_ssf_sets_rejected_total",
             &[("provider", "idp"), ("reason", r)],
         )
@@ -510,7 +429,7 @@ fn a_flood_of_events_is_bounded() {
                 Value::from(sign("https://tx.test", "https://gw.test", &jti, ev)),
             );
         }
-        host.answer(
+        host.answer_with(
             Some("200"),
             &[],
             &json!({"sets": sets, "moreAvailable": true}).to_string(),
@@ -525,12 +444,13 @@ fn a_flood_of_events_is_bounded() {
         assert!(body_of(&call)["ack"].as_array().unwrap().len() <= 5);
         t = next;
     }
-    let applied = host.counter(
+    let applied = host.counter_labeled(
         "revocation_ssf_events_total",
         &[("provider", "idp"), ("result", "applied")],
     );
     assert_eq!(applied, 40, "5 per poll");
-    let refused = host.counter("revocation_ssf_rules_refused_total", &[("provider", "idp")]);
+    let refused =
+        host.counter_labeled("revocation_ssf_rules_refused_total", &[("provider", "idp")]);
     assert_eq!(refused, 20, "past max_entries");
     assert!(host.logged("the rule set is full"));
     let entries = stat_name(

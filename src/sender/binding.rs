@@ -111,23 +111,12 @@ pub fn check_cert_binding(
     let Some(hex) = peer_sha256_hex.filter(|h| !h.is_empty()) else {
         return Err(AuthError::CertMissing);
     };
-    match hex_to_bytes(hex) {
-        Some(digest) if digest.len() == 32 && URL_SAFE_NO_PAD.encode(&digest) == want => Ok(()),
+    // Hex of either case; odd, longer or shorter than a SHA-256: no match.
+    let mut digest = [0u8; 32];
+    match base16ct::mixed::decode(hex, &mut digest) {
+        Ok(d) if d.len() == 32 && URL_SAFE_NO_PAD.encode(d) == want => Ok(()),
         _ => Err(AuthError::CertMismatch),
     }
-}
-
-fn hex_to_bytes(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    hex.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let s = std::str::from_utf8(pair).ok()?;
-            u8::from_str_radix(s, 16).ok()
-        })
-        .collect()
 }
 
 /// RFC 9068 section 2.1: an access token's `typ` is `at+jwt` (or its media

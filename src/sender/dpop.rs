@@ -25,6 +25,7 @@ use super::binding::BindingMode;
 use super::replay::ReplayScope;
 use crate::crypto::jwks::{Alg, Key};
 use crate::error::AuthError;
+use crate::extract::Location;
 use crate::token;
 
 pub mod build;
@@ -93,6 +94,22 @@ pub fn denial_headers(
     }
     out.push(("content-type", "text/plain".to_string()));
     out
+}
+
+/// Where a DPoP-bound token arrives: `Authorization: DPoP <token>` (RFC 9449
+/// section 7.1).
+pub fn dpop_location() -> Location {
+    Location::Header {
+        name: "authorization".into(),
+        prefix: DPOP_PREFIX.into(),
+    }
+}
+
+/// Whether `location` is `Authorization` with the `DPoP` scheme (the prefix
+/// matched ignoring ASCII case, as the token is found).
+pub fn is_dpop_location(location: &Location) -> bool {
+    matches!(location, Location::Header { name, prefix }
+        if name == "authorization" && prefix.eq_ignore_ascii_case(DPOP_PREFIX))
 }
 
 /// How the client presented the access token in `Authorization`.

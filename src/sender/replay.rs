@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::dpop::{CheckedProof, DpopSettings};
 use crate::diag::OneOf;
 use crate::json_read::{one_of, Read};
+use crate::shared_data::SharedData;
 
 /// Where seen proofs are remembered: in shared data, for every worker of
 /// the Envoy (the default: a proof replayed to another worker is caught),
@@ -29,15 +30,6 @@ impl ReplayScope {
         let names = &["shared", "worker"];
         one_of(v, path, names, &[ReplayScope::Shared, ReplayScope::Worker]).map(OneOf)
     }
-}
-
-/// Shared data of one Envoy (proxy-wasm `get_shared_data` /
-/// `set_shared_data`): value and compare-and-swap tag; a write with a tag
-/// succeeds only if nobody wrote since. A write to a key that does not exist
-/// yet always succeeds (Envoy ignores the tag then).
-pub trait SharedData {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
 }
 
 /// Compare-and-swap attempts before a contended record gives up (and the
@@ -135,7 +127,7 @@ pub fn replay_record(
 /// complete afterwards.
 pub fn prepare_shared(store: &dyn SharedData, random: &[u8; 32]) -> bool {
     let valid = |v: &Option<Vec<u8>>| v.as_ref().is_some_and(|v| v.len() == SECRET_BYTES);
-    let (value, cas) = store.get(SHARED_SECRET_KEY);
+    let (value, cas) = store.shared_get(SHARED_SECRET_KEY);
     if !valid(&value) {
         // An empty placeholder first, so that the secret itself is written
         // with compare-and-swap: when VMs start together one secret wins and
@@ -143,20 +135,20 @@ pub fn prepare_shared(store: &dyn SharedData, random: &[u8; 32]) -> bool {
         let cas = match cas {
             Some(c) => Some(c),
             None => {
-                store.set(SHARED_SECRET_KEY, b"", None);
-                store.get(SHARED_SECRET_KEY).1
+                store.shared_set(SHARED_SECRET_KEY, b"", None);
+                store.shared_get(SHARED_SECRET_KEY).1
             }
         };
-        if cas.is_some() && !valid(&store.get(SHARED_SECRET_KEY).0) {
-            store.set(SHARED_SECRET_KEY, random, cas);
+        if cas.is_some() && !valid(&store.shared_get(SHARED_SECRET_KEY).0) {
+            store.shared_set(SHARED_SECRET_KEY, random, cas);
         }
     }
-    let mut complete = valid(&store.get(SHARED_SECRET_KEY).0);
+    let mut complete = valid(&store.shared_get(SHARED_SECRET_KEY).0);
     for i in 0..SHARED_BUCKETS {
         let key = bucket_key(i);
-        if store.get(&key).1.is_none() {
-            store.set(&key, b"", None);
-            complete &= store.get(&key).1.is_some();
+        if store.shared_get(&key).1.is_none() {
+            store.shared_set(&key, b"", None);
+            complete &= store.shared_get(&key).1.is_some();
         }
     }
     complete
@@ -176,7 +168,7 @@ pub fn record_shared(
     settings: &ReplaySettings,
 ) -> ReplayVerdict {
     let Some(secret) = store
-        .get(SHARED_SECRET_KEY)
+        .shared_get(SHARED_SECRET_KEY)
         .0
         .filter(|s| s.len() == SECRET_BYTES)
     else {
@@ -195,7 +187,7 @@ pub fn record_shared(
     for _ in 0..SHARED_ATTEMPTS {
         // An empty bucket reads as no bytes with a tag (the SDK's answer for
         // an empty value); no tag: the bucket does not exist.
-        let (bytes, cas) = store.get(&key);
+        let (bytes, cas) = store.shared_get(&key);
         let Some(cas) = cas else {
             return ReplayVerdict::Unavailable;
         };
@@ -207,7 +199,7 @@ pub fn record_shared(
             settings.per_key_per_bucket(),
         ) {
             Ok(new) => {
-                if store.set(&key, &new, Some(cas)) {
+                if store.shared_set(&key, &new, Some(cas)) {
                     return ReplayVerdict::Fresh;
                 }
             }

@@ -81,17 +81,11 @@ pub(super) fn parse_jwk(obj: &Map<String, Value>) -> Result<Key, String> {
     Ok(Key { kid, alg, material })
 }
 
-/// Strips leading zero bytes.
-pub(super) fn trim_zeros(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    b.get(start..).unwrap_or(&[])
-}
-
 fn parse_rsa(obj: &Map<String, Value>) -> Result<Material, String> {
     let n_raw = b64_member(obj, "n")?;
     let e_raw = b64_member(obj, "e")?;
-    let n_bytes = trim_zeros(&n_raw);
-    let e_bytes = trim_zeros(&e_raw);
+    let n_bytes = rsa_verify::trim_leading_zeros(&n_raw);
+    let e_bytes = rsa_verify::trim_leading_zeros(&e_raw);
     // Quick size gate before any big-number work.
     if n_bytes.len() > MAX_RSA_BITS / 8 {
         return Err(format!("RSA key over {MAX_RSA_BITS} bits"));

@@ -1,5 +1,5 @@
-use super::parse::trim_zeros;
 use super::*;
+use crate::crypto::rsa_verify::trim_leading_zeros;
 use jwt_simple::prelude::*;
 use serde_json::json;
 
@@ -311,7 +311,7 @@ fn hex(s: &str) -> Vec<u8> {
 fn to_der(raw: &[u8]) -> Vec<u8> {
     let (r, s) = raw.split_at(raw.len() / 2);
     let int = |v: &[u8]| {
-        let v = trim_zeros(v);
+        let v = trim_leading_zeros(v);
         let mut out = vec![0x02];
         let pad = v.first().is_some_and(|b| b & 0x80 != 0);
         out.push((v.len() + pad as usize) as u8);

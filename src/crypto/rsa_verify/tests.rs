@@ -271,3 +271,11 @@ fn random_moduli_and_exponents_match_modpow() {
         }
     }
 }
+
+#[test]
+fn leading_zeros_are_trimmed_and_nothing_else() {
+    assert_eq!(trim_leading_zeros(&[0, 0, 1, 0, 2]), &[1, 0, 2]);
+    assert_eq!(trim_leading_zeros(&[7, 0]), &[7, 0]);
+    assert_eq!(trim_leading_zeros(&[0, 0, 0]), &[] as &[u8]);
+    assert_eq!(trim_leading_zeros(&[]), &[] as &[u8]);
+}

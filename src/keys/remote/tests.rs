@@ -5,106 +5,18 @@
 //! failure, waiter timeout) is here too, with exact timings.
 
 use crate::keys::store;
-use std::cell::Cell;
 use std::rc::Rc;
 
 use super::*;
 use crate::crypto::jwks::{Alg, Key};
 use crate::decision::Decision;
 use crate::error::AuthError;
-use crate::fake_shared::FakeSharedData;
-use crate::metrics::{stat_name, KeySourceKind, Layout, MetricKind, Metrics};
+use crate::metrics::{stat_name, KeySourceKind, Layout, Metrics};
 use crate::policy::Evaluator;
-use crate::testutil::{b64, MetricRecorder, FIXTURE_JWKS};
+use crate::test_host::FakeHost;
+use crate::testutil::{b64, FIXTURE_JWKS};
 
 const T0: u64 = 1_700_000_000_000;
-
-/// One Envoy as the lifecycle sees it: its shared data (with proxy-wasm's
-/// compare-and-swap rules); calls get increasing tokens; the response being
-/// delivered is set by the test before `on_fetch_response`.
-#[derive(Default)]
-struct FakeHost {
-    shared: FakeSharedData,
-    next_token: u32,
-    /// Dispatched calls, in order: (token, request).
-    calls: Vec<(u32, FetchRequest)>,
-    /// When set, `dispatch` fails with this status.
-    refuse_dispatch: Option<String>,
-    /// The response being delivered: status, headers, body.
-    status: Option<String>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// How many times the body was read, and the largest size asked for.
-    body_reads: Cell<usize>,
-    logs: Vec<(Level, String)>,
-    metrics: MetricRecorder,
-}
-
-impl MetricHost for FakeHost {
-    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
-        self.metrics.define(kind, name)
-    }
-    fn increment(&self, id: u32, delta: i64) {
-        self.metrics.increment(id, delta);
-    }
-    fn record(&self, id: u32, value: u64) {
-        self.metrics.record(id, value);
-    }
-}
-
-impl KeyHost for FakeHost {
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        self.shared.get(key)
-    }
-    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        self.shared.set(key, value, cas)
-    }
-    fn dispatch(&mut self, request: &FetchRequest) -> Result<u32, String> {
-        if let Some(status) = &self.refuse_dispatch {
-            return Err(status.clone());
-        }
-        self.next_token += 1;
-        self.calls.push((self.next_token, request.clone()));
-        Ok(self.next_token)
-    }
-    fn response_header(&self, name: &str) -> Option<String> {
-        if name == ":status" {
-            return self.status.clone();
-        }
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
-    fn response_body(&self, size: usize) -> Vec<u8> {
-        self.body_reads.set(self.body_reads.get() + 1);
-        self.body.iter().copied().take(size).collect()
-    }
-    fn log(&mut self, level: Level, message: &str) {
-        self.logs.push((level, message.to_string()));
-    }
-}
-
-impl FakeHost {
-    fn counter(&self, name: &str) -> i64 {
-        self.metrics.value(name).unwrap_or(0)
-    }
-    fn gauge(&self, name: &str) -> Option<u64> {
-        self.metrics.value(name).map(|v| v as u64)
-    }
-    fn logged(&self, needle: &str) -> bool {
-        self.logs.iter().any(|(_, l)| l.contains(needle))
-    }
-    fn last_call(&self) -> (u32, FetchRequest) {
-        self.calls.last().cloned().expect("a call was dispatched")
-    }
-    /// Sets the response the next `on_fetch_response` delivers.
-    fn answer(&mut self, status: Option<&str>, body: &str) {
-        self.status = status.map(str::to_string);
-        self.headers.clear();
-        self.body = body.as_bytes().to_vec();
-    }
-}
 
 /// `jwks_fetches_total{provider="idp",result=...}`.
 fn fetches(result: &str) -> String {
@@ -245,7 +157,7 @@ fn ready(host: &mut FakeHost, config: &Rc<Config>, kids: &[&str]) -> KeyLifecycl
     let mut keys = vm(host, config, 1);
     assert_eq!(keys.first_tick_ms(), Some(FIRST_TICK_MS));
     keys.on_tick(host, T0);
-    let (token, req) = host.last_call();
+    let (token, req) = host.last_fetch();
     assert_eq!(req.path, "/.well-known/jwks.json");
     assert_eq!(req.authority, "idp.test");
     assert_eq!(req.cluster, "jwks");
@@ -293,7 +205,7 @@ fn each_provider_counts_its_own_fetches_and_keys() {
     let call = |uri: &str| {
         host.calls
             .iter()
-            .find(|(_, r)| r.uri == uri)
+            .find(|(_, r)| r.request.uri == uri)
             .map(|(t, _)| *t)
             .unwrap()
     };
@@ -335,7 +247,7 @@ fn one_fetch_for_all_vms_of_an_envoy() {
     a.on_tick(&mut host, T0);
     b.on_tick(&mut host, T0 + 5);
     assert_eq!(host.calls.len(), 1, "the lease lets one VM fetch");
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
     // The answer reaches only the VM that asked; the other ignores it.
     assert!(deliver(&mut b, &mut host, T0 + 10, token).is_empty());
@@ -368,7 +280,7 @@ fn slow_first_fetch_parks_requests_then_lets_them_through() {
     let (ready, period) = keys.on_tick(&mut host, T0 + 700);
     assert!(ready.is_empty());
     assert_eq!(period, Some(FAST_TICK_MS));
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
     let ready = deliver(&mut keys, &mut host, T0 + 900, token);
     let ids: Vec<u32> = ready.iter().map(|w| w.context_id).collect();
@@ -394,7 +306,7 @@ fn idp_down_from_the_start_retries_then_denies_as_unavailable() {
     let mut now = T0;
     let mut released = Vec::new();
     for attempt in 1..=4u64 {
-        let (token, _) = host.last_call();
+        let (token, _) = host.last_fetch();
         assert_eq!(host.calls.len() as u64, attempt);
         host.answer(None, ""); // connection refused: no status
         now += 1000;
@@ -475,7 +387,7 @@ fn refresh_faults_keep_the_last_good_keys_and_recover() {
             // Refresh due (1 s), then retries after each failure.
             now += 1_000;
             keys.on_tick(&mut host, now);
-            let (token, _) = host.last_call();
+            let (token, _) = host.last_fetch();
             host.answer(status, body);
             deliver(&mut keys, &mut host, now + 5, token);
             assert!(
@@ -491,7 +403,7 @@ fn refresh_faults_keep_the_last_good_keys_and_recover() {
         // Recovery: the IdP answers again, with a rotated key.
         now += 2_000;
         keys.on_tick(&mut host, now);
-        let (token, _) = host.last_call();
+        let (token, _) = host.last_fetch();
         host.answer(Some("200"), &jwks(&["rsa-b"]));
         deliver(&mut keys, &mut host, now + 5, token);
         assert!(allowed(&decide(&keys, &c, &request("rsa-b"), now + 5).0));
@@ -505,7 +417,7 @@ fn oversized_response_is_refused_without_reading_its_body() {
     let mut keys = ready(&mut host, &c, &["rsa-a"]);
     let reads = host.body_reads.get();
     keys.on_tick(&mut host, T0 + 1_100);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), "");
     keys.on_fetch_response(&mut host, T0 + 1_110, token, 300_000);
     assert_eq!(host.body_reads.get(), reads, "the body was read");
@@ -532,7 +444,7 @@ fn unknown_kid_waits_for_one_rate_limited_refetch() {
         Err(ParkResult::Parked)
     );
     assert_eq!(host.calls.len(), 2);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a", "rsa-b"]));
     let ready = deliver(&mut keys, &mut host, now + 50, token);
     assert_eq!(ready.len(), 2);
@@ -568,7 +480,7 @@ fn rotation_with_a_short_cache_duration() {
     assert_eq!(host.calls.len(), 1, "not due before its refresh time");
     keys.on_tick(&mut host, due);
     assert_eq!(host.calls.len(), 2);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-b"]));
     deliver(&mut keys, &mut host, due + 20, token);
     assert!(allowed(&decide(&keys, &c, &request("rsa-b"), due + 30).0));
@@ -585,7 +497,7 @@ fn rotation_with_a_short_cache_duration() {
         Err(ParkResult::Parked),
         "first unknown kid may refetch"
     );
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     deliver(&mut keys, &mut host, due + 40, token);
     assert_eq!(
         arrive(&mut host, &mut keys, &c, 8, "rsa-a", due + 50),
@@ -599,7 +511,7 @@ fn cache_control_max_age_sets_the_refresh() {
     let c = config("");
     let mut keys = vm(&mut host, &c, 1).with_schedule(Schedule::Fixed);
     keys.on_tick(&mut host, T0);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
     host.headers = vec![("cache-control".into(), "public, max-age=2".into())];
     deliver(&mut keys, &mut host, T0, token);
@@ -635,7 +547,7 @@ fn refreshes_of_envoys_started_together_drift_apart() {
                 .with_seed(store::mix(99, envoy))
                 .with_schedule(schedule);
             keys.on_tick(&mut host, T0 + envoy * 20);
-            let (token, _) = host.last_call();
+            let (token, _) = host.last_fetch();
             host.answer(Some("200"), &jwks(&["rsa-a"]));
             deliver(&mut keys, &mut host, T0 + envoy * 20 + 10, token);
             out.push(refresh_ms(&host, &c) - T0);
@@ -649,7 +561,7 @@ fn refreshes_of_envoys_started_together_drift_apart() {
     let mut host = FakeHost::default();
     let mut keys = vm(&mut host, &c, 1).with_seed(store::mix(99, 0));
     keys.on_tick(&mut host, T0);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
     deliver(&mut keys, &mut host, T0 + 10, token);
     assert_eq!(refresh_ms(&host, &c) - T0, spread[0]);
@@ -668,7 +580,7 @@ fn retry_after_from_the_idp_is_honoured() {
         let due = refresh_ms(&host, &c);
         keys.on_tick(&mut host, due);
         assert_eq!(host.calls.len(), 2);
-        let (token, _) = host.last_call();
+        let (token, _) = host.last_fetch();
         host.answer(Some(status), "slow down");
         host.headers = vec![("retry-after".into(), "20".into())];
         deliver(&mut keys, &mut host, due + 10, token);
@@ -699,7 +611,7 @@ fn retry_after_from_the_idp_is_honoured() {
     let mut keys = ready(&mut host, &c, &["rsa-a"]).with_schedule(Schedule::Fixed);
     let due = refresh_ms(&host, &c);
     keys.on_tick(&mut host, due);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("429"), "slow down");
     host.headers = vec![("retry-after".into(), "20".into())];
     deliver(&mut keys, &mut host, due + 10, token);
@@ -731,7 +643,7 @@ fn new_kid_right_after_another_vm_fetched_it_is_accepted() {
             Err(ParkResult::Parked)
         );
         assert_eq!(host.calls.len(), 2);
-        let (token, _) = host.last_call();
+        let (token, _) = host.last_fetch();
         host.answer(Some("200"), &jwks(&["rsa-a", "rsa-b"]));
         assert_eq!(deliver(&mut a, &mut host, now + 40, token).len(), 1);
         // b has not ticked yet; a new-kid request arrives.
@@ -780,7 +692,7 @@ fn oidc_discovery_then_jwks() {
     let c = config(r#","oidc_discovery":true"#);
     let mut keys = vm(&mut host, &c, 1);
     keys.on_tick(&mut host, T0);
-    let (token, req) = host.last_call();
+    let (token, req) = host.last_fetch();
     assert_eq!(
         req.path, "/.well-known/jwks.json",
         "uri given: discovery at it"
@@ -801,7 +713,7 @@ fn oidc_discovery_then_jwks() {
         host.counter("jwt_filter.provider=.=idp;.;jwks_discovery_untrusted_total"),
         1
     );
-    let (token, req) = host.last_call();
+    let (token, req) = host.last_fetch();
     assert_eq!(
         (req.authority.as_str(), req.path.as_str(), req.scheme),
         ("keys.test", "/k.json", "https")
@@ -833,7 +745,7 @@ fn oidc_discovery_failures_are_refused_and_retried() {
             arrive(&mut host, &mut keys, &c, 7, "rsa-a", T0),
             Err(ParkResult::Parked)
         );
-        let (token, _) = host.last_call();
+        let (token, _) = host.last_fetch();
         host.answer(status, doc);
         deliver(&mut keys, &mut host, T0 + 5, token);
         assert!(host.logged(why), "{why}");
@@ -843,7 +755,7 @@ fn oidc_discovery_failures_are_refused_and_retried() {
         // The retry asks for the discovery document again.
         keys.on_tick(&mut host, T0 + 300);
         assert_eq!(host.calls.len(), 2);
-        assert_eq!(host.last_call().1.path, "/.well-known/jwks.json");
+        assert_eq!(host.last_fetch().1.path, "/.well-known/jwks.json");
     }
 }
 
@@ -853,17 +765,17 @@ fn failed_jwks_after_discovery_discovers_again() {
     let c = config(r#","oidc_discovery":true"#);
     let mut keys = vm(&mut host, &c, 1);
     keys.on_tick(&mut host, T0);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(
         Some("200"),
         r#"{"issuer":"https://issuer.test","jwks_uri":"https://keys.test/k.json"}"#,
     );
     deliver(&mut keys, &mut host, T0 + 5, token);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("404"), "gone");
     keys.on_fetch_response(&mut host, T0 + 10, token, 4);
     keys.on_tick(&mut host, T0 + 300);
-    assert_eq!(host.last_call().1.authority, "idp.test", "discovery again");
+    assert_eq!(host.last_fetch().1.authority, "idp.test", "discovery again");
 }
 
 #[test]
@@ -911,7 +823,7 @@ fn a_request_that_goes_away_stops_waiting() {
     );
     keys.on_request_gone(7);
     assert_eq!(keys.parked(), 0);
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
     assert!(deliver(&mut keys, &mut host, T0 + 5, token).is_empty());
 }
@@ -949,7 +861,7 @@ fn parked_requests_are_bounded_by_count_and_bytes() {
         Err(ParkResult::Deny(AuthError::KeyWaitFull))
     );
     // A request that would not wait anyway is decided as before.
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
     assert_eq!(deliver(&mut keys, &mut host, now + 10, token).len(), 2);
     assert_eq!(
@@ -1018,7 +930,7 @@ fn a_request_decided_again_is_never_parked_twice() {
     );
     assert_eq!(keys.parked(), 1);
     // The DPoP proof it recorded comes back with it, to be taken as its own.
-    let (token, _) = host.last_call();
+    let (token, _) = host.last_fetch();
     host.answer(Some("200"), &jwks(&["rsa-a"]));
     let ready = deliver(&mut keys, &mut host, T0 + 10, token);
     assert_eq!(ready.len(), 1);

@@ -420,10 +420,19 @@ fn certificate_binding_rules() {
         check_cert_binding(bound, Optional, Some(&"cd".repeat(32))),
         Err(AuthError::CertMismatch)
     );
-    assert_eq!(
-        check_cert_binding(bound, Optional, Some("zz")),
-        Err(AuthError::CertMismatch)
-    );
+    for wrong in [
+        "zz".to_string(),
+        hex[1..].to_string(),
+        format!("{hex}ab"),
+        hex[2..].to_string(),
+        format!("+{}", &hex[1..]),
+    ] {
+        assert_eq!(
+            check_cert_binding(bound, Optional, Some(&wrong)),
+            Err(AuthError::CertMismatch),
+            "{wrong}"
+        );
+    }
     assert_eq!(check_cert_binding(&unbound, Optional, Some(&hex)), Ok(()));
     assert_eq!(
         check_cert_binding(&unbound, Required, Some(&hex)),
@@ -930,4 +939,22 @@ fn the_configured_record_creates_shared_buckets_only_when_shared() {
         &[7; 32],
     );
     assert!(ready);
+}
+
+#[test]
+fn the_dpop_location_is_authorization_with_the_dpop_scheme() {
+    use crate::extract::Location;
+    let header = |name: &str, prefix: &str| Location::Header {
+        name: name.into(),
+        prefix: prefix.into(),
+    };
+    assert!(is_dpop_location(&dpop_location()));
+    assert!(is_dpop_location(&header("authorization", "dpop ")));
+    assert!(is_dpop_location(&header("authorization", "DPOP ")));
+    assert!(!is_dpop_location(&header("authorization", "Bearer ")));
+    assert!(!is_dpop_location(&header("authorization", "DPoP")));
+    assert!(!is_dpop_location(&header("authorization", "")));
+    assert!(!is_dpop_location(&header("x-token", "DPoP ")));
+    assert!(!is_dpop_location(&Location::Param("authorization".into())));
+    assert!(!is_dpop_location(&Location::Cookie("DPoP ".into())));
 }
