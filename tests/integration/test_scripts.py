@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from harness import ROOT
+from tests.integration.harness import ROOT
 
 
 def run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -13,7 +13,7 @@ def run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
 
 
 def test_make_seeds_writes_the_hand_made_seeds(tmp_path):
-    out = run("fuzz/make_seeds.py", str(tmp_path))
+    out = run("-m", "fuzz.make_seeds", str(tmp_path))
     assert out.returncode == 0, out.stderr
     for target in ("token", "jwks", "config", "extract", "decide"):
         assert any((tmp_path / target).iterdir()), target
@@ -22,7 +22,7 @@ def test_make_seeds_writes_the_hand_made_seeds(tmp_path):
 
 def test_bench_scripts_import_without_running():
     """The benchmark scripts load (their imports and module-level setup) without
-    starting a measurement; bench/ is their own folder, as when ./build.sh bench runs them."""
-    out = run("-c", "import run, pinned, memory, growth, summary", cwd=ROOT / "bench")
+    starting a measurement, from the repository root, as when ./build.sh bench runs them."""
+    out = run("-c", "import bench.run, bench.pinned, bench.memory, bench.growth, bench.summary")
     assert out.returncode == 0, out.stderr
 
