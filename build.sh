@@ -391,8 +391,8 @@ any OCI tool can build it from ./Dockerfile, e.g. 'buildah build -t $tag .'"
 cmd_run() {
   cmd_build
   cmd_setup
-  # envoy/demo/run.py: the echo backend, Envoy via tests/support/envoy.py, demo tokens.
-  "$PY" envoy/demo/run.py
+  # tools/demo.py: the echo backend, Envoy via tests/support/envoy.py, demo tokens.
+  "$PY" -m tools.demo
 }
 
 # --- fuzzing (fuzz/) and the long load run (tests/load/); see docs/security.md ------
@@ -456,7 +456,7 @@ fuzz_smoke() {
 cmd_load() {
   cmd_build
   cmd_setup
-  "$PY" tests/load/load_faults.py --duration "${1:-300}" --report "$ROOT/dist/load-report.json"
+  "$PY" -m tests.load.load_faults --duration "${1:-300}" --report "$ROOT/dist/load-report.json"
 }
 
 # The full mesh simulation (a short form runs in `test`) and its plots.
@@ -466,7 +466,7 @@ cmd_mesh_sim() {
   cmd_setup
   "$PY" -c 'import matplotlib' 2>/dev/null ||
     "$PY" -m pip install -q --disable-pip-version-check matplotlib
-  "$PY" tools/mesh_plot.py "$ROOT/docs/mesh-scale" "$ROOT/target/mesh-sim"
+  "$PY" -m tools.mesh_plot "$ROOT/docs/mesh-scale" "$ROOT/target/mesh-sim"
 }
 
 # The benchmark (not part of `test`): needs an otherwise idle machine to mean anything.
@@ -504,10 +504,10 @@ cmd_bench() {
   # One id for the JSON of this run, so bench/summary.py can tell a whole run from parts.
   BENCH_RUN_ID="$(date -u +%Y-%m-%dT%H:%M:%SZ)-$$"
   export BENCH_RUN_ID
-  "$PY" bench/run.py
-  "$PY" bench/pinned.py goals
-  "$PY" bench/memory.py
-  "$PY" bench/summary.py
+  "$PY" -m bench.run
+  "$PY" -m bench.pinned goals
+  "$PY" -m bench.memory
+  "$PY" -m bench.summary
 }
 
 # Envoy RSS, module size and cold start (bench/memory.py): no wrk, a few minutes.
@@ -517,7 +517,7 @@ cmd_bench_memory() {
   cmd_setup
   log "building the benchmark floor module (bench/floor)"
   cargo build --quiet --locked --release --target wasm32-wasip1 --manifest-path bench/floor/Cargo.toml
-  "$PY" bench/memory.py "$@"
+  "$PY" -m bench.memory "$@"
 }
 
 case "${1:-build}" in

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """CPU per request as the work grows: this filter (D) beside native jwt_authn (N, with
 jwt_cache_config 100, as in bench/memory.py) with the same configuration.
 
 Part of `bench/memory.py growth` (which adds RSS for the configuration rows and writes
 the table); runnable alone, without RSS:
 
-    bench/growth.py
+    python -m bench.growth
 
 Method (bench/pinned.py's): every Envoy under test runs one worker, pinned to CPU 1;
 wrk (1 thread, 16 connections) and one upstream Envoy (1 worker, direct_response 200)
@@ -53,13 +52,11 @@ import statistics
 import sys
 import tempfile
 
-# The sibling scripts import as top-level modules (bench/ is the script folder);
-# run.py puts tests/ (the `support` package) on sys.path.
-import memory
-import pinned
-import run as bench
-from support import envoy as support_envoy
-from support.tokens import mint, private_key
+from bench import memory
+from bench import pinned
+from bench import run as bench
+from tests.support import envoy as support_envoy
+from tests.support.tokens import mint, private_key
 
 SECONDS = int(os.environ.get("GROWTH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("GROWTH_ROUNDS", "3"))
@@ -267,7 +264,7 @@ def measure_cpu(work: pathlib.Path) -> list[dict]:
 
 
 def main() -> None:
-    import summary
+    from bench import summary
     for p in (bench.WASM,) + ((bench.FLOOR_WASM,) if "headers" in DIMS else ()):
         if not p.exists():
             raise SystemExit(f"{p} missing: run ./build.sh build (and ./build.sh bench for the floor)")

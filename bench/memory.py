@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Envoy memory, module size and cold start: this filter (D) beside the floor (F) and
 native jwt_authn (N), with the same provider and keys as bench/run.py.
 
     ./build.sh bench-memory            (builds dist/jwt_filter.wasm and bench/floor first)
-    bench/memory.py [rss|cold|growth|all] [EXTRA.wasm ...]
+    python -m bench.memory [rss|cold|growth|all] [EXTRA.wasm ...]
 
 rss     Envoy VmRSS (from /proc/<pid>/status) after warm-up traffic, with --concurrency 1
         and 2, for N, F, D with the default config and D/N with a large one (50
@@ -56,10 +55,8 @@ import sys
 import tempfile
 import time
 
-# The sibling scripts import as top-level modules (bench/ is the script folder);
-# run.py puts tests/ (the `support` package) on sys.path.
-import run as bench
-from support import envoy as support_envoy
+from bench import run as bench
+from tests.support import envoy as support_envoy
 
 WARM = int(os.environ.get("MEM_WARM", "400"))
 WARM_TOKENS = int(os.environ.get("MEM_WARM_TOKENS", "200"))
@@ -233,7 +230,7 @@ class Envoy(support_envoy.Envoy):
         self.query = query  # token in this query parameter instead of the Authorization header
         workdir = work / f"e{Envoy.n}"
         workdir.mkdir()
-        port = bench.free_port()
+        port = support_envoy.free_port()
         boot: dict = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}}
         if RELEASE:
             # tcmalloc returns free pages to the OS (RELEASE bytes every second).
@@ -440,8 +437,8 @@ def section_cold(work: pathlib.Path, ps: list[Peer]) -> list[str]:
 def section_growth(work: pathlib.Path) -> list[str]:
     """RSS (c2) for the configuration dimensions, then CPU per request for all of them
     (bench/growth.py), in one table."""
-    import growth
-    import summary
+    from bench import growth
+    from bench import summary
     points = growth.measure_cpu(work) if GROWTH_CPU else [
         {"dim": d, "value": v, "label": lbl, "config": c, "workload": growth.WORKLOAD_NAMES[w]}
         for d, v, lbl, c, w in growth.POINTS if d in growth.DIMS]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Envoy CPU per request, measured as steadily as this 2-core machine allows.
 
 `bench/run.py` measures the reference setup (--concurrency 2, wrk -t2, all sharing both
@@ -7,17 +6,20 @@ this tool pins things apart instead: every Envoy under test runs one worker on C
 the upstream Envoy and wrk run on CPU 0. Configurations alternate within each round;
 it prints the median and minimum CPU microseconds per request over the rounds.
 
-    bench/pinned.py WORKLOAD CONFIG...     e.g.  bench/pinned.py W1 A C D F
+    python -m bench.pinned WORKLOAD CONFIG...   e.g.  python -m bench.pinned W1 A C D F
     CONFIG: A | B | C | D | F | Dh (as in run.py), or a path to another build of the
             filter's .wasm, run as D (to compare builds side by side);
-            `bench/pinned.py W1 D Dh` resolves the decision histogram's cost
+            `python -m bench.pinned W1 D Dh` resolves the decision histogram's cost
     PIN_SECONDS=4 PIN_ROUNDS=5
 
-    bench/pinned.py goals   the CPU rows of the goals table: W1 with A C D F, W2 and W4
-                            with A B D F, and D0 (the module PIN_BASELINE names, an older
-                            build: ./build.sh bench sets it) beside them; also writes bench/results/pinned.json (or
-                            BENCH_RESULTS/pinned.json), which bench/summary.py prefers to
-                            run.json for those rows. The last-but-one step of ./build.sh bench.
+    python -m bench.pinned goals
+            the CPU rows of the goals table: W1 with A C D F, W2 and W4 with A B D F, and
+            D0 (the module PIN_BASELINE names, an older build: ./build.sh bench sets it)
+            beside them; also writes bench/results/pinned.json (or
+            BENCH_RESULTS/pinned.json), which bench/summary.py prefers to run.json for
+            those rows. The last-but-one step of ./build.sh bench.
+
+(From the repository root, as every script here: the repository root is the import root.)
 
 Not a substitute for `./build.sh bench`: it answers "which is cheaper, by how much",
 not "how fast under the reference load".
@@ -32,9 +34,7 @@ import statistics
 import sys
 import tempfile
 
-# The sibling scripts import as top-level modules (bench/ is the script folder);
-# run.py puts tests/ (the `support` package) on sys.path.
-import run as bench
+from bench import run as bench
 
 SECONDS = int(os.environ.get("PIN_SECONDS", "4"))
 ROUNDS = int(os.environ.get("PIN_ROUNDS", "5"))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Throughput and latency of this filter against Envoy's native jwt_authn.
 
 Run through `./build.sh bench` (builds the module, installs wrk if missing). One run starts
@@ -85,7 +84,7 @@ bench/pinned.py.
 One scenario alone, e.g. the deny list's cost (D and Dr on W1, one short round):
 
     BENCH_CONFIGS=D BENCH_D_VARIANTS=Dr BENCH_WORKLOADS=W1 BENCH_ROUNDS=1 BENCH_SECONDS=5 \
-        BENCH_RESULTS=/tmp/bench .tools/venv/bin/python bench/run.py
+        BENCH_RESULTS=/tmp/bench .tools/venv/bin/python -m bench.run
 
 Tokens are minted once into bench/.cache/ (100,000 RS256 signatures take a minute or two)
 and reused while they have more than a day to live.
@@ -107,15 +106,13 @@ import tempfile
 import time
 import urllib.request
 
+from tests.support import envoy as support_envoy
+from tests.support.revocation_servers import DenyListServer
+from tests.support.tokens import DEFAULT_KEYS, mint, private_key
+from tests.support.tokens import b64u as _b64u
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the `support` package (tests/support)
-
-from support import envoy as support_envoy  # noqa: E402
-from support.envoy import free_port  # noqa: E402,F401 (bench.free_port)
-from support.revocation_servers import DenyListServer  # noqa: E402
-from support.tokens import DEFAULT_KEYS, mint, private_key  # noqa: E402
-from support.tokens import b64u as _b64u  # noqa: E402
 
 KEYS = ROOT / "tests" / "fixtures" / "keys"
 CACHE = HERE / ".cache"

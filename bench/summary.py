@@ -2,7 +2,7 @@
 """The performance goals at a glance, from the JSON that bench/run.py and bench/memory.py
 write into bench/results/. The last step of `./build.sh bench`; runnable alone:
 
-    bench/summary.py            (BENCH_RESULTS=DIR reads and writes DIR instead)
+    python -m bench.summary     (BENCH_RESULTS=DIR reads and writes DIR instead)
 
 Inputs (any may be missing or stale: the output says which, and when each was made):
 

@@ -1,5 +1,5 @@
 """Writes the hand-made fuzz seeds under fuzz/seeds/<target>/, or under OUT/<target>/
-(run from anywhere with the test venv: .tools/venv/bin/python fuzz/make_seeds.py [OUT]).
+(from the repository root, with the test venv: .tools/venv/bin/python -m fuzz.make_seeds [OUT]).
 Tokens are minted with the TEST-ONLY keys in tests/fixtures/keys at the fuzz targets'
 fixed time (NOW)."""
 from __future__ import annotations
@@ -8,13 +8,10 @@ import json
 import pathlib
 import sys
 
+from tests.integration import configs
+from tests.support import tokens
+
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
-
-import configs  # noqa: E402
-from support import tokens  # noqa: E402
-
 NOW = 1_700_000_000
 if sys.argv[1:2] in (["-h"], ["--help"]):
     sys.exit(__doc__)

@@ -41,15 +41,13 @@ def legend(fmt: str, labels: dict) -> str:
 
 def render(prom_url: str, start: float, end: float, out: pathlib.Path, rate_interval: str,
            dashboard: dict | None = None, step: float = 1.0, subtitle: str = "") -> pathlib.Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The Figure API draws without pyplot's global state or a display backend.
+    from matplotlib.figure import Figure
 
     dash = dashboard or json.loads(DASHBOARD.read_text())
     panels = dash["panels"]
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
-    fig = plt.figure(figsize=(18, rows * 0.62), dpi=80)
+    fig = Figure(figsize=(18, rows * 0.62), dpi=80)
     grid = fig.add_gridspec(rows, 24, hspace=1.2, wspace=1.5, top=0.96, bottom=0.03)
     for p in panels:
         g = p["gridPos"]
@@ -83,5 +81,4 @@ def render(prom_url: str, start: float, end: float, out: pathlib.Path, rate_inte
                  fontsize=13, x=0.01, y=0.995, ha="left")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")
-    plt.close(fig)
     return out

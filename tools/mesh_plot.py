@@ -2,7 +2,7 @@
 """Plots the mesh simulation (examples/mesh_sim.rs): IdP requests per second over time,
 one PNG per scenario, a panel per mesh size, the fixed schedule against the spread one.
 
-    python tools/mesh_plot.py docs/mesh-scale target/mesh-sim [MORE_DIRS...]
+    python -m tools.mesh_plot docs/mesh-scale target/mesh-sim [MORE_DIRS...]
 
 Reads DIR/qps.csv and DIR/scenarios.csv of each DIR (runs of different scenarios, e.g.
 with --scenario, may sit in different directories); writes OUT/<scenario>.png and
@@ -13,10 +13,8 @@ import collections
 import os
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+# The Figure API draws without pyplot's global state or a display backend.
+from matplotlib.figure import Figure
 
 BUCKET_S = 10
 
@@ -45,8 +43,8 @@ def main(out, sources):
         sizes = sorted({n for (s, _, n) in series if s == scenario})
         if not sizes:
             continue
-        fig, axes = plt.subplots(len(sizes), 1, figsize=(10, 2.6 * len(sizes)), sharex=True,
-                                 squeeze=False)
+        fig = Figure(figsize=(10, 2.6 * len(sizes)))
+        axes = fig.subplots(len(sizes), 1, sharex=True, squeeze=False)
         for ax, n in zip(axes[:, 0], sizes):
             for schedule, colour in (("fixed", "tab:red"), ("spread", "tab:blue")):
                 counts = series.get((scenario, schedule, n))
@@ -65,7 +63,6 @@ def main(out, sources):
         fig.tight_layout()
         path = os.path.join(out, f"{scenario}.png")
         fig.savefig(path, dpi=90)
-        plt.close(fig)
         print(path)
 
 

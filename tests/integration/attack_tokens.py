@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from support.tokens import MINTED, b64u, default_claims, hs_secret, private_key, public_jwk
+from tests.support.tokens import MINTED, b64u, default_claims, hs_secret, private_key, public_jwk
 
 #: Group orders (for ECDSA r/s >= n signatures).
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import time
 
-from harness import Envoy, Reply
+from tests.integration.harness import Envoy, Reply
 
 REALM_RE = re.compile(r'^Bearer realm="([^"]*)"(.*)$')
 

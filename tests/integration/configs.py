@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 
-from support.tokens import AUDIENCE, ISSUER, jwks_subset, jwks_text
+from tests.support.tokens import AUDIENCE, ISSUER, jwks_subset, jwks_text
 
 OTHER_ISSUER = "https://other.test"
 OTHER_AUDIENCE = "other-api"

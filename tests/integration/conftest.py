@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import threading
 
-import echo_server
-import harness
+from tests.support import echo_server
+from tests.integration import harness
 import pytest
-from harness import Envoy, EnvoyStartError
+from tests.integration.harness import Envoy, EnvoyStartError
 
 
 def pytest_configure(config):
@@ -109,7 +109,7 @@ def envoy_expect_fail(echo_port):
 @pytest.fixture
 def main_envoy(shared_envoy):
     """The Envoy running configs.MAIN (one per session)."""
-    import configs
+    from tests.integration import configs
 
     return shared_envoy(configs.MAIN)
 

@@ -23,9 +23,9 @@ import urllib.request
 
 import pytest
 
-from harness import ROOT
-from support import envoy as support_envoy
-from support.envoy import free_port  # noqa: F401 (containers.free_port in the tests)
+from tests.integration.harness import ROOT
+from tests.support import envoy as support_envoy
+from tests.support.envoy import free_port
 
 CONF = ROOT / "tests" / "containers" / "containers.conf"
 STAND_IN_DOCKERFILE = ROOT / "tests" / "containers" / "envoy-stand-in.Dockerfile"

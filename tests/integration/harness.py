@@ -18,9 +18,12 @@ from typing import Any
 import requests
 import yaml
 
-from support import ROOT
-from support import envoy as support_envoy
-from support.envoy import READY_TIMEOUT, EnvoyStartError, envoy_binary  # noqa: F401 (re-exported)
+from tests.support import ROOT
+from tests.support import envoy as support_envoy
+# Re-exported (`name as name`) for the tests, which take them from here.
+from tests.support.envoy import READY_TIMEOUT as READY_TIMEOUT
+from tests.support.envoy import EnvoyStartError as EnvoyStartError
+from tests.support.envoy import envoy_binary as envoy_binary
 
 WASM = pathlib.Path(os.environ.get("JWT_FILTER_WASM", ROOT / "dist" / "jwt_filter.wasm")).resolve()
 

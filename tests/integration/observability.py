@@ -10,7 +10,7 @@ import urllib.request
 
 import yaml
 
-from harness import Envoy
+from tests.integration.harness import Envoy
 
 #: Every AuthError::reason() (src/error.rs), in declaration order.
 REASONS = [

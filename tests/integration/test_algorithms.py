@@ -6,8 +6,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from checks import assert_invalid, assert_passed
-from support.tokens import MINTED, SUBJECT, b64u, default_claims, make_token, private_key
+from tests.integration.checks import assert_invalid, assert_passed
+from tests.support.tokens import MINTED, SUBJECT, b64u, default_claims, make_token, private_key
 
 ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
         "HS256", "HS384", "HS512"]

@@ -20,12 +20,12 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from attack_tokens import (P256_N, P384_N, attacker_jwk, attacker_key, outcome, raw_signature,
+from tests.integration.attack_tokens import (P256_N, P384_N, attacker_jwk, attacker_key, outcome, raw_signature,
                            refused, rsa_public_der, rsa_public_pem, sign, signing_input,
                            with_signature)
-from harness import Reply
-from configs import OTHER_AUDIENCE, OTHER_ISSUER, provider
-from support.tokens import (ISSUER, b64u, b64u_decode, default_claims, jwks_subset, make_token,
+from tests.integration.harness import Reply
+from tests.integration.configs import OTHER_AUDIENCE, OTHER_ISSUER, provider
+from tests.support.tokens import (ISSUER, b64u, b64u_decode, default_claims, jwks_subset, make_token,
                     unsigned_token)
 
 ATTACK_CONFIG = {
@@ -258,7 +258,7 @@ def test_ecdsa_out_of_range_signatures(proxy, alg, case):
 @pytest.mark.parametrize("alg,key,digest", [("ES256", "ec256.pem", hashes.SHA256()),
                                             ("ES384", "ec384.pem", hashes.SHA384())])
 def test_ecdsa_der_signature_instead_of_raw(proxy, alg, key, digest):
-    from support.tokens import private_key
+    from tests.support.tokens import private_key
 
     token = make_token(alg)
     si = token.rsplit(".", 1)[0].encode()
@@ -578,7 +578,7 @@ def test_header_swapped_alg_keeps_signature(proxy):
 
 
 def test_rsa_pss_signature_under_rs256_header(proxy):
-    from support.tokens import private_key
+    from tests.support.tokens import private_key
 
     si = signing_input({"alg": "RS256", "kid": "rsa-a"}, default_claims())
     pss = private_key("rsa2048.pem").sign(si.encode(), padding.PSS(padding.MGF1(hashes.SHA256()), 32),

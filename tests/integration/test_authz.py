@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from checks import assert_invalid, assert_missing, assert_passed, realm_for
-from configs import provider
-from support.tokens import make_token
+from tests.integration.checks import assert_invalid, assert_missing, assert_passed, realm_for
+from tests.integration.configs import provider
+from tests.support.tokens import make_token
 
 AUTHZ = {
     "providers": {"main": provider(claim_to_headers=[{"header_name": "x-jwt-sub", "claim_name": "sub"}])},

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from configs import provider
-from support.tokens import jwks_text
+from tests.integration.configs import provider
+from tests.support.tokens import jwks_text
 
 RULE_MAIN = [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]
 

@@ -12,12 +12,13 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SUMMARY = ROOT / "bench" / "summary.py"
 
 
 def summarize(results: pathlib.Path) -> tuple[str, dict[str, str]]:
-    """Runs bench/summary.py on `results`; (its output, goal rows by their first cell)."""
-    out = subprocess.run([sys.executable, str(SUMMARY)], env={**os.environ, "BENCH_RESULTS": str(results)},
+    """Runs bench/summary.py on `results` as ./build.sh bench does (`python -m bench.summary`
+    from the repository root); (its output, goal rows by their first cell)."""
+    out = subprocess.run([sys.executable, "-m", "bench.summary"], cwd=ROOT,
+                         env={**os.environ, "BENCH_RESULTS": str(results)},
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (results / "summary.md").read_text().strip() == out.stdout.strip()
@@ -154,8 +155,8 @@ def test_growth_reading(tmp_path):
 def test_padded_tokens_are_served(shared_envoy, size):
     """The growth step's large tokens have the size they claim and pass the filter, so
     their CPU figure is the cost of a served request."""
-    import growth
-    import memory
+    from bench import growth
+    from bench import memory
 
     exp = int(time.time()) + 3600
     tokens = growth._mint_padded((size, 0, 2, exp))

@@ -2,9 +2,9 @@
 import base64
 import json
 
-from checks import assert_passed
-from configs import MAIN_WRITTEN_HEADERS
-from support.tokens import decode_payload, make_token, payload_segment
+from tests.integration.checks import assert_passed
+from tests.integration.configs import MAIN_WRITTEN_HEADERS
+from tests.support.tokens import decode_payload, make_token, payload_segment
 
 RICH_CLAIMS = {
     "org": {"team": "platform", "unit": {"name": "infra"}},

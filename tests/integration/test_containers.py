@@ -22,10 +22,10 @@ import time
 import requests
 import yaml
 
-import containers
-import harness
-from support.tokens import demo_script_token
-from harness import ROOT
+from tests.integration import containers
+from tests.integration import harness
+from tests.support.tokens import demo_script_token
+from tests.integration.harness import ROOT
 
 WASM = harness.WASM
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"

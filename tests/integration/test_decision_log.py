@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from configs import provider
-from observability import access_log_lines, envoy_with_access_log, wait_for_log
-from support.tokens import make_token
+from tests.integration.configs import provider
+from tests.integration.observability import access_log_lines, envoy_with_access_log, wait_for_log
+from tests.support.tokens import make_token
 
 LOGGED = {
     "providers": {"main": provider(from_params=["access_token"],

@@ -23,9 +23,9 @@ import pytest
 import requests
 import yaml
 
-import harness
-from support import tokens
-from harness import ROOT, Envoy, EnvoyStartError
+from tests.integration import harness
+from tests.support import tokens
+from tests.integration.harness import ROOT, Envoy, EnvoyStartError
 
 DEMO = ROOT / "envoy" / "demo"
 INGRESS = ROOT / "deploy" / "istio" / "wasmplugin-ingressgateway.yaml"

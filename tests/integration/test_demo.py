@@ -1,13 +1,13 @@
-"""The shipped demo (envoy/envoy.yaml's plugin config + envoy/demo/mint.py) works end to end."""
+"""The shipped demo (envoy/envoy.yaml's plugin config + tools/demo_token.py) works end to end."""
 import http.client
 import subprocess
 import sys
 
 import yaml
 
-from checks import assert_invalid, assert_missing, assert_passed
-from harness import ROOT
-from support.tokens import demo_script_token
+from tests.integration.checks import assert_invalid, assert_missing, assert_passed
+from tests.integration.harness import ROOT
+from tests.support.tokens import demo_script_token
 
 DEMO = ROOT / "envoy" / "demo"
 
@@ -45,7 +45,7 @@ def test_demo_jwks_matches_private_key_and_envoy_yaml():
     import json
 
     from cryptography.hazmat.primitives import serialization
-    from support.tokens import b64u_decode
+    from tests.support.tokens import b64u_decode
 
     jwks = json.loads((DEMO / "jwks.json").read_text())
     inline = json.loads(json.loads(demo_plugin_config())["providers"]["demo"]["local_jwks"]["inline_string"])
@@ -59,7 +59,7 @@ def test_demo_jwks_matches_private_key_and_envoy_yaml():
 
 
 def test_echo_server_standalone():
-    """echo_server.py as a subprocess (how ./build.sh run starts it)."""
+    """The echo server as a subprocess (how ./build.sh run starts it)."""
     import json
     import socket
     import time
@@ -68,7 +68,7 @@ def test_echo_server_standalone():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(DEMO / "echo_server.py"), str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.echo_server", str(port)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         for _ in range(50):
@@ -81,7 +81,7 @@ def test_echo_server_standalone():
             except OSError:
                 time.sleep(0.1)
         else:
-            raise AssertionError("echo_server.py did not answer")
+            raise AssertionError("the echo server did not answer")
         assert body["method"] == "DELETE"
         assert body["path"] == "/p?q=1"
         assert body["headers"]["x-multi"] == "a"

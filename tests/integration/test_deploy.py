@@ -19,11 +19,11 @@ import jsonschema
 import pytest
 import yaml
 
-import harness
-from support import tokens
-from support.jwks_server import JwksServer
-from support.tokens import demo_token
-from harness import ROOT, Envoy, EnvoyStartError
+from tests.integration import harness
+from tests.support import tokens
+from tests.support.jwks_server import JwksServer
+from tests.support.tokens import demo_token
+from tests.integration.harness import ROOT, Envoy, EnvoyStartError
 
 DEMO = ROOT / "envoy" / "demo"
 SCHEMA_PATH = ROOT / "schema" / "plugin-config.schema.json"
@@ -97,7 +97,7 @@ def example_configs() -> dict[str, dict]:
             if "schemas" in f.parts or "observability" in f.parts:  # schemas, Grafana dashboard
                 continue
             out[str(f.relative_to(ROOT))] = json.loads(f.read_text())
-    import configs
+    from tests.integration import configs
 
     out["tests/integration/configs.py#MAIN"] = configs.MAIN
     return out
@@ -292,7 +292,7 @@ def test_compose_file_is_consistent():
     assert route["match"] == {"path": m.group(2)}
     served = json.loads(route["direct_response"]["body"]["inline_string"])
     assert served == json.loads((DEMO / "jwks.json").read_text())
-    # Same issuer/audience as the ./build.sh run demo, so envoy/demo/mint.py tokens work.
+    # Same issuer/audience as the ./build.sh run demo, so tools/demo_token.py tokens work.
     assert prov["issuer"] == DEMO_ISSUER and prov["audiences"] == [DEMO_AUDIENCE]
 
 

@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from jwcrypto import jwk, jws
 
-from configs import provider
-from harness import Envoy
-from observability import series, values
-from support.tokens import make_token
+from tests.integration.configs import provider
+from tests.integration.harness import Envoy
+from tests.integration.observability import series, values
+from tests.support.tokens import make_token
 
 NONCE_SECRET = base64.b64encode(b"0123456789abcdef-nonce-secret").decode()
 

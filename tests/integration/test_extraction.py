@@ -1,6 +1,6 @@
 """Where tokens are found, and that forward:false removes them from there."""
-from checks import assert_invalid, assert_missing, assert_passed
-from support.tokens import SUBJECT, make_token
+from tests.integration.checks import assert_invalid, assert_missing, assert_passed
+from tests.support.tokens import SUBJECT, make_token
 
 
 def test_default_authorization_bearer_removed(main_envoy):

@@ -1,7 +1,7 @@
 """Self-checks of the harness with Envoy but without the filter (echo, ports, paths, cookies)."""
 import pytest
 
-from harness import Envoy
+from tests.integration.harness import Envoy
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from configs import provider
-from observability import series, values
-from support.tokens import MINTED, b64u, b64u_decode, default_claims, make_token, private_key
+from tests.integration.configs import provider
+from tests.integration.observability import series, values
+from tests.support.tokens import MINTED, b64u, b64u_decode, default_claims, make_token, private_key
 
 OFFLOADED = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 PURE = ["PS256", "PS384", "PS512", "EdDSA", "HS256", "HS384", "HS512"]

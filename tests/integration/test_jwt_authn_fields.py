@@ -19,9 +19,9 @@ import time
 import pytest
 import yaml
 
-from harness import ROOT, Envoy
-from support import envoy as support_envoy
-from support.tokens import AUDIENCE, ISSUER, jwks_text, make_token
+from tests.integration.harness import ROOT, Envoy
+from tests.support import envoy as support_envoy
+from tests.support.tokens import AUDIENCE, ISSUER, jwks_text, make_token
 
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"

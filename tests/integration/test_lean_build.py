@@ -10,11 +10,11 @@ import pathlib
 
 import pytest
 
-from configs import provider
-from harness import Envoy
-from support import ROOT
-from support.envoy import READY_TIMEOUT
-from support.tokens import make_token
+from tests.integration.configs import provider
+from tests.integration.harness import Envoy
+from tests.support import ROOT
+from tests.support.envoy import READY_TIMEOUT
+from tests.support.tokens import make_token
 
 LEAN = ROOT / "dist" / "jwt_filter-lean.wasm"
 RULES = [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}]

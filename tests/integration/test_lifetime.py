@@ -1,8 +1,8 @@
 """require_expiration and max_lifetime (provider `strict`: require_expiration, max_lifetime 3600s)."""
 import time
 
-from checks import assert_invalid, assert_passed
-from support.tokens import make_token
+from tests.integration.checks import assert_invalid, assert_passed
+from tests.support.tokens import make_token
 
 
 def test_missing_exp_rejected_when_required(main_envoy):
@@ -38,7 +38,7 @@ def test_expired_still_expired_on_strict(main_envoy):
 
 
 def test_custom_clock_skew(shared_envoy):
-    from configs import main_config, provider
+    from tests.integration.configs import main_config, provider
 
     cfg = main_config()
     cfg["providers"] = {"main": provider(clock_skew_seconds=0)}

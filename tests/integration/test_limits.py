@@ -31,12 +31,12 @@ import time
 import pytest
 import yaml
 
-import harness
-from attack_tokens import outcome, refused, sign
-from configs import provider
-from harness import Envoy, EnvoyStartError
-from support.jwks_server import JwksServer
-from support.tokens import b64u, default_claims, jwks_subset, make_token
+from tests.integration import harness
+from tests.integration.attack_tokens import outcome, refused, sign
+from tests.integration.configs import provider
+from tests.integration.harness import Envoy, EnvoyStartError
+from tests.support.jwks_server import JwksServer
+from tests.support.tokens import b64u, default_claims, jwks_subset, make_token
 
 MAX_TOKEN_BYTES = 16 * 1024
 MAX_HEADER_VALUE_BYTES = 64 * 1024
@@ -155,7 +155,7 @@ def test_header_value_just_under_64k_is_not_a_size_error_of_the_header(big):
 
 
 def test_envoy_default_header_limit_answers_431_before_the_filter(shared_envoy):
-    import configs
+    from tests.integration import configs
 
     proxy = shared_envoy(configs.MAIN)
     result = outcome(lambda: proxy.get("/api", headers={"Authorization": "Bearer " + "a" * (70 * 1024)}))

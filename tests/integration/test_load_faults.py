@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-import load_faults
+from tests.load import load_faults
 
 DURATION = float(os.environ.get("LOAD_FAULTS_SECONDS", "20"))
 

@@ -9,11 +9,11 @@ import time
 
 import yaml
 
-from configs import OTHER_AUDIENCE, OTHER_ISSUER, provider
-from harness import ROOT as REPO, STATS_TAGS_FILE, Envoy
-from observability import (HOST_CRYPTO_ALGS, OUTCOMES, REASONS, all_series, prometheus,
+from tests.integration.configs import OTHER_AUDIENCE, OTHER_ISSUER, provider
+from tests.integration.harness import ROOT as REPO, STATS_TAGS_FILE, Envoy
+from tests.integration.observability import (HOST_CRYPTO_ALGS, OUTCOMES, REASONS, all_series, prometheus,
                            series, stat_name, values)
-from support.tokens import jwks_subset, jwks_text, make_token, tamper_payload, unsigned_token
+from tests.support.tokens import jwks_subset, jwks_text, make_token, tamper_payload, unsigned_token
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from support.tokens import AUDIENCE, ISSUER, jwks_text, make_token
+from tests.support.tokens import AUDIENCE, ISSUER, jwks_text, make_token
 
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
 
@@ -141,7 +141,7 @@ def test_numeric_dates_match_jwt_authn(envoy):
 
 # --- status_header on every request let through --------------------------------------------
 def test_status_header_set_on_cors_preflight_and_public_routes(shared_envoy):
-    import configs
+    from tests.integration import configs
     proxy = shared_envoy(configs.main_config(status_header="x-jwt-status"))
     preflight = proxy.request("OPTIONS", "/api", headers={
         "Origin": "https://app.test", "Access-Control-Request-Method": "POST",
@@ -155,7 +155,7 @@ def test_status_header_set_on_cors_preflight_and_public_routes(shared_envoy):
 # --- every query parameter and cookie looked at -------------------------------------------------
 @pytest.fixture
 def main_proxy(shared_envoy):
-    import configs
+    from tests.integration import configs
     return shared_envoy(configs.MAIN)
 
 
@@ -264,9 +264,9 @@ def python_made_certificate():
 def test_x509_key_map_inline_and_remote_like_jwt_authn(envoy):
     """Inline and remote, with openssl-made certificates (fixtures) and one made by Python
     `cryptography`; verdicts side by side with native jwt_authn."""
-    import harness
-    from support.jwks_server import JwksServer
-    from support.tokens import KEYS_DIR
+    from tests.integration import harness
+    from tests.support.jwks_server import JwksServer
+    from tests.support.tokens import KEYS_DIR
 
     py_key, py_cert = python_made_certificate()
     key_map = json.loads((KEYS_DIR / "x509_map.json").read_text())
@@ -304,7 +304,7 @@ def test_x509_key_map_inline_and_remote_like_jwt_authn(envoy):
 
 def test_x509_key_map_with_ec_certificates(envoy):
     """EC certificates (P-256, P-521, made by openssl) in the map work here too."""
-    from support.tokens import KEYS_DIR
+    from tests.support.tokens import KEYS_DIR
 
     key_map = (KEYS_DIR / "x509_map.json").read_text()
     proxy = envoy({"providers": {"p": {"issuer": ISSUER, "audiences": [AUDIENCE],
@@ -317,7 +317,7 @@ def test_x509_key_map_with_ec_certificates(envoy):
 
 # --- unsafe setups said at configure time ---------------------------------------------------
 def _oct(kid: str, secret: bytes) -> dict:
-    from support.tokens import b64u
+    from tests.support.tokens import b64u
     return {"kty": "oct", "kid": kid, "k": b64u(secret)}
 
 
@@ -325,7 +325,7 @@ def _oct(kid: str, secret: bytes) -> dict:
 def test_unsafe_setups_logged_one_line_each(envoy):
     import time
 
-    import harness
+    from tests.integration import harness
     jwks = json.loads(jwks_text())
     jwks["keys"] += [_oct("short-hs", b"s" * 20),
                      dict(json.loads(jwks_text())["keys"][0], kid="sign-only", key_ops=["sign"]),

@@ -11,11 +11,11 @@ import uuid
 import pytest
 import requests
 
-import harness
-from harness import Envoy, EnvoyStartError
-from support.jwks_server import JwksServer
-from observability import series, values
-from support.tokens import ISSUER, jwks_subset, make_token
+from tests.integration import harness
+from tests.integration.harness import Envoy, EnvoyStartError
+from tests.support.jwks_server import JwksServer
+from tests.integration.observability import series, values
+from tests.support.tokens import ISSUER, jwks_subset, make_token
 
 BUSY = "Jwks refetch is busy: too many requests wait for keys"
 UNKNOWN = "Jwks doesn't have key to match kid or alg from Jwt"

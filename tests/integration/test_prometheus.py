@@ -29,12 +29,12 @@ import urllib.request
 import pytest
 import yaml
 
-import harness
-from harness import ROOT, Envoy, EnvoyStartError
-from support.envoy import free_port
-from support.jwks_server import JwksServer
-from support.revocation_servers import CAEP, DenyListServer, SsfTransmitter
-from support.tokens import jwks_subset, jwks_text, make_token, tamper_payload
+from tests.integration import harness
+from tests.integration.harness import ROOT, Envoy, EnvoyStartError
+from tests.support.envoy import free_port
+from tests.support.jwks_server import JwksServer
+from tests.support.revocation_servers import CAEP, DenyListServer, SsfTransmitter
+from tests.support.tokens import jwks_subset, jwks_text, make_token, tamper_payload
 
 OBS = ROOT / "deploy" / "observability"
 PROMETHEUS = shutil.which("prometheus")
@@ -455,7 +455,7 @@ def test_real_prometheus_scrapes_envoy_and_every_panel_and_alert_works(echo_port
 
         out = os.environ.get("DASHBOARD_PNG")
         if out:
-            import dashboard_png
+            from tools import dashboard_png
 
             png = dashboard_png.render(prom.url, start - 5, end, pathlib.Path(out).resolve(), WINDOW,
                                        subtitle=f"({TRAFFIC_SECONDS} s of known traffic)")

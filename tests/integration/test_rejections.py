@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from checks import assert_invalid, assert_missing, assert_passed
-from support.tokens import make_token, tamper_payload, unsigned_token
+from tests.integration.checks import assert_invalid, assert_missing, assert_passed
+from tests.support.tokens import make_token, tamper_payload, unsigned_token
 
 
 def test_missing_token(main_envoy):

@@ -11,13 +11,13 @@ import uuid
 
 import pytest
 
-import harness
-from checks import eventually
-from harness import Envoy, EnvoyStartError
-from support.envoy import free_port
-from support.jwks_server import JwksServer
-from observability import series, values
-from support.tokens import ISSUER, jwks_subset, jwks_text, make_token
+from tests.integration import harness
+from tests.integration.checks import eventually
+from tests.integration.harness import Envoy, EnvoyStartError
+from tests.support.envoy import free_port
+from tests.support.jwks_server import JwksServer
+from tests.integration.observability import series, values
+from tests.support.tokens import ISSUER, jwks_subset, jwks_text, make_token
 
 
 def fetches(provider: str, result: str) -> str:

@@ -3,10 +3,10 @@ rule; the would-be denial is counted; the status header tells the backend the ou
 cannot be spoofed."""
 import pytest
 
-from checks import assert_missing, assert_passed
-from configs import provider
-from observability import series, values
-from support.tokens import make_token, tamper_payload
+from tests.integration.checks import assert_missing, assert_passed
+from tests.integration.configs import provider
+from tests.integration.observability import series, values
+from tests.support.tokens import make_token, tamper_payload
 
 REPORT = {
     "mode": "report",

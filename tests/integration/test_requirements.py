@@ -1,7 +1,7 @@
 """Rules (prefix, path, regex, headers; first match wins) and requirement combinators."""
-from checks import assert_invalid, assert_missing, assert_passed
-from configs import OTHER_AUDIENCE, OTHER_ISSUER
-from support.tokens import make_token
+from tests.integration.checks import assert_invalid, assert_missing, assert_passed
+from tests.integration.configs import OTHER_AUDIENCE, OTHER_ISSUER
+from tests.support.tokens import make_token
 
 
 def other_token(**claims):
@@ -148,7 +148,7 @@ def test_options_without_preflight_headers_needs_token(main_envoy):
 
 
 def test_cors_preflight_not_bypassed_when_disabled(shared_envoy):
-    from configs import main_config
+    from tests.integration.configs import main_config
 
     proxy = shared_envoy(main_config(bypass_cors_preflight=False), concurrency=1)
     reply = proxy.request("OPTIONS", "/api", headers={

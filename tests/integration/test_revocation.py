@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-import checks
-import harness
-from harness import Envoy, EnvoyStartError
-from observability import series, values
-from support.revocation_servers import CAEP, DenyListServer, SsfTransmitter
-from support.tokens import ISSUER, make_token
+from tests.integration import checks
+from tests.integration import harness
+from tests.integration.harness import Envoy, EnvoyStartError
+from tests.integration.observability import series, values
+from tests.support.revocation_servers import CAEP, DenyListServer, SsfTransmitter
+from tests.support.tokens import ISSUER, make_token
 
 TX_ISSUER = "https://tx.test"
 TX_AUDIENCE = "https://gateway.test"
@@ -35,7 +35,7 @@ def config(revocation: dict) -> dict:
 
 
 def _jwks() -> str:
-    from support.tokens import jwks_subset
+    from tests.support.tokens import jwks_subset
     return jwks_subset("rsa-a")
 
 

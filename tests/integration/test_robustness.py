@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from configs import provider
-from support.tokens import make_token
+from tests.integration.configs import provider
+from tests.support.tokens import make_token
 
 CONFIG = {
     "providers": {"p": provider(from_cookies=["session"],

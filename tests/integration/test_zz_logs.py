@@ -1,8 +1,8 @@
 """Runs last (file name): no token sent during the session appears in any Envoy log."""
 import time
 
-from harness import ALL_LOGS
-from support.tokens import MINTED, make_token
+from tests.integration.harness import ALL_LOGS
+from tests.support.tokens import MINTED, make_token
 
 
 def test_tokens_never_logged(main_envoy):

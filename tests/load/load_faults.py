@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Load with faults: a real Envoy (--concurrency 2) with the filter and a remote
 JWKS provider, a steady mix of valid, expired, forged, revoked-key and missing tokens,
 while the JWKS server (127.0.0.1, controlled here) rotates keys, answers 500, hangs past
@@ -25,7 +24,7 @@ Also reported: requests sent per class, expected vs actual counts, requests/s, E
 (VmRSS from /proc/<pid>/status) after warm-up and at the end, wasm VM counters (no VM
 created or reloaded during the run) and VM-failure log lines.
 
-    tests/load/load_faults.py --duration 300          (./build.sh load 300)
+    python -m tests.load.load_faults --duration 300   (from the repository root; ./build.sh load 300)
 Only 127.0.0.1 is used; the run stops by itself after --duration seconds.
 """
 from __future__ import annotations
@@ -45,18 +44,11 @@ from typing import Any
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-# Appended, not put first: imported by the tests, this module must not shadow a module of
-# the same name already on the path (envoy/demo/run.py against bench/run.py).
-for _p in ("tests/integration", "tests", "envoy/demo"):  # tests: the `support` package
-    if str(ROOT / _p) not in sys.path:
-        sys.path.append(str(ROOT / _p))
-
-import echo_server  # noqa: E402
-import harness  # noqa: E402
-from support.envoy import rss_kib  # noqa: E402
-from support.jwks_server import JwksServer  # noqa: E402
-from support.tokens import mint, public_jwk  # noqa: E402
+from tests.integration import harness
+from tests.support import echo_server
+from tests.support.envoy import rss_kib
+from tests.support.jwks_server import JwksServer
+from tests.support.tokens import mint, public_jwk
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "api"

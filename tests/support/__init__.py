@@ -6,10 +6,11 @@
     support.tokens       token minting (PyJWT + cryptography, independent of the filter's
                          code) with the TEST-ONLY keys in tests/fixtures/keys and the DEMO-ONLY
                          key in envoy/demo
+    support.echo_server  the demo/test upstream (standard library only)
 
-Its import root is the repository's `tests` folder: pytest has it in pyproject.toml
-(`pythonpath`); bench/run.py, tests/load/load_faults.py, fuzz/make_seeds.py and
-envoy/demo/*.py, run as scripts, put it on sys.path themselves.
+Imported as `tests.support`: the repository root is the one import root of its Python
+(pyproject.toml), and the scripts run as modules from there (`python -m bench.run`,
+`python -m tools.demo_token`, ...).
 """
 import pathlib
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import jwt
 
-from support.tokens import jwks_subset, private_key
+from tests.support.tokens import jwks_subset, private_key
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 RISC = "https://schemas.openid.net/secevent/risc/event-type/"

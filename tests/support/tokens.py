@@ -189,9 +189,10 @@ def demo_token(**claims: Any) -> str:
 
 
 def demo_script_token(*args: str) -> str:
-    """A token from the shipped `envoy/demo/mint.py` (the script the README tells users to
-    run), called with `args` as a user would."""
-    out = subprocess.run([sys.executable, str(DEMO_DIR / "mint.py"), *args], check=True,
+    """A token from the shipped `tools/demo_token.py` (the command the README tells users to
+    run: `python -m tools.demo_token` from the repository root), called with `args` as a user
+    would."""
+    out = subprocess.run([sys.executable, "-m", "tools.demo_token", *args], cwd=ROOT, check=True,
                          capture_output=True, text=True)
     token = out.stdout.strip()
     MINTED.append(token)

@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""The local demo (`./build.sh run`): the echo backend on 127.0.0.1:8081 and Envoy with
+"""The local demo (`./build.sh run`; `.tools/venv/bin/python -m tools.demo` from the repository
+root): the echo backend (tests/support/echo_server.py) on 127.0.0.1:8081 and Envoy with
 envoy/envoy.yaml (the filter, dist/jwt_filter.wasm) on 127.0.0.1:10000, admin :9901; prints
 curl commands with a fresh valid and an expired DEMO token, runs until Ctrl-C or until
 Envoy exits, then stops both. Envoy's log goes to .tools/envoy-demo.log.
@@ -13,12 +13,9 @@ import sys
 import tempfile
 import time
 
-HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from support.envoy import Envoy, EnvoyStartError  # noqa: E402
-from mint import mint  # noqa: E402
+from tests.support import ROOT
+from tests.support.envoy import Envoy, EnvoyStartError
+from tools.demo_token import mint
 
 LOG = ROOT / ".tools" / "envoy-demo.log"
 
@@ -33,7 +30,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     valid, expired = mint(), mint(expired=True)
-    echo = subprocess.Popen([sys.executable, str(HERE / "echo_server.py"), "8081"])
+    echo = subprocess.Popen([sys.executable, "-m", "tests.support.echo_server", "8081"], cwd=ROOT)
     work = tempfile.TemporaryDirectory(prefix="jwt-filter-demo-")
     LOG.parent.mkdir(exist_ok=True)
     proxy = Envoy(ROOT / "envoy" / "envoy.yaml", pathlib.Path(work.name), concurrency=2,
@@ -60,7 +57,7 @@ curl -i -H "Authorization: Bearer {valid}" http://127.0.0.1:10000/hello
 # Expired token -> 401 "Jwt is expired"
 curl -i -H "Authorization: Bearer {expired}" http://127.0.0.1:10000/hello
 
-# More tokens: .tools/venv/bin/python envoy/demo/mint.py --sub alice --scope "read write"
+# More tokens: .tools/venv/bin/python -m tools.demo_token --sub alice --scope "read write"
 Press Ctrl-C to stop.""", flush=True)
         while proxy.running and echo.poll() is None:
             time.sleep(0.5)

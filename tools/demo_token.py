@@ -1,21 +1,17 @@
-#!/usr/bin/env python3
-"""Mints a DEMO token signed with the DEMO-ONLY key demo_private.pem (RS256, kid demo-key).
+"""Mints a DEMO token signed with the DEMO-ONLY key envoy/demo/demo_private.pem (RS256, kid
+demo-key). From the repository root:
 
-    python3 envoy/demo/mint.py                      # valid for 1 hour
-    python3 envoy/demo/mint.py --expired            # expired 1 hour ago
-    python3 envoy/demo/mint.py --sub alice --scope "read write" --aud demo-api
+    .tools/venv/bin/python -m tools.demo_token                      # valid for 1 hour
+    .tools/venv/bin/python -m tools.demo_token --expired            # expired 1 hour ago
+    .tools/venv/bin/python -m tools.demo_token --sub alice --scope "read write" --aud demo-api
 
 Prints the compact token on stdout. Needs PyJWT + cryptography (installed by ./build.sh setup).
 The minting itself is tests/support/tokens.py's (demo_token).
 """
 import argparse
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))
-
-from support.tokens import DEMO_AUDIENCE, DEMO_ISSUER, demo_token  # noqa: E402
+from tests.support.tokens import DEMO_AUDIENCE, DEMO_ISSUER, demo_token
 
 ISSUER = DEMO_ISSUER
 AUDIENCE = DEMO_AUDIENCE

@@ -3,7 +3,10 @@
 
     {"method": "...", "path": "/the/path?and=query", "headers": {"lower-name": "value"}, "body": "..."}
 
-Repeated headers are joined with ",". Listens on 127.0.0.1:<port> (argv[1], default 8081).
+Repeated headers are joined with ",". Listens on 127.0.0.1:<port> (argv[1], default 8081):
+
+    python3 -m tests.support.echo_server 8081      (from the repository root)
+
 Standard library only.
 """
 import json
