@@ -25,9 +25,9 @@
 #                        WasmPlugin, Envoy bootstrap): errors with JSON paths, unsafe setups
 #   ./build.sh convert FILE...  Envoy jwt_authn or Istio RequestAuthentication (+ AuthorizationPolicy)
 #                        YAML/JSON -> plugin config JSON on stdout
-#   ./build.sh image [TAG]      build + OCI image (Dockerfile: FROM scratch, /plugin.wasm) with
-#                        docker, podman or buildah (CONTAINER_TOOL=... picks one); default tag
-#                        jwt-filter:dev
+#   ./build.sh image [TAG] [--lean]   build + OCI image (Dockerfile: FROM scratch, /plugin.wasm)
+#                        with docker, podman or buildah (CONTAINER_TOOL=... picks one); default
+#                        tag jwt-filter:dev; --lean: the module without revocation feeds
 #   ./build.sh fuzz [SECONDS]   each cargo-fuzz target (fuzz/) for SECONDS (default 60); installs
 #                        cargo-fuzz when missing (needs the nightly toolchain); a crash fails
 #   ./build.sh load [SECONDS]   long load-with-faults run (tests/load/load_faults.py, default 300 s):
@@ -371,19 +371,21 @@ container_tool() {
 }
 
 cmd_image() {
-  local tag="${1:-jwt-filter:dev}" tool
+  local tag="${1:-jwt-filter:dev}" tool module=jwt_filter.wasm
+  [ "${2:-}" = --lean ] && module=jwt_filter-lean.wasm
   if ! tool=$(container_tool); then
     die "no working container tool: install docker (with a running daemon), podman or buildah.
 The image is just dist/jwt_filter.wasm as /plugin.wasm in an empty (FROM scratch) image;
 any OCI tool can build it from ./Dockerfile, e.g. 'buildah build -t $tag .'"
   fi
   cmd_build
-  log "$tool: building $tag from Dockerfile"
+  log "$tool: building $tag from Dockerfile (dist/$module)"
   case "$tool" in
     # The annotation marks the Wasm image "compat" variant in the manifest (the label in the
     # Dockerfile only reaches the image config).
-    podman | buildah) "$tool" build --format oci --annotation module.wasm.image/variant=compat -t "$tag" -f Dockerfile . ;;
-    docker) docker build -t "$tag" -f Dockerfile . ;;
+    podman | buildah) "$tool" build --format oci --annotation module.wasm.image/variant=compat \
+      --build-arg "MODULE=$module" -t "$tag" -f Dockerfile . ;;
+    docker) docker build --build-arg "MODULE=$module" -t "$tag" -f Dockerfile . ;;
   esac
   log "built $tag; push it, then use url: oci://<registry>/$tag in a WasmPlugin (pin it with sha256: the pushed digest)"
 }

@@ -19,15 +19,14 @@ import tarfile
 import tempfile
 import time
 
+import pytest
 import requests
 import yaml
 
 from tests.integration import containers
-from tests.integration import harness
 from tests.support.tokens import demo_script_token
 from tests.integration.harness import ROOT
 
-WASM = harness.WASM
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -41,8 +40,9 @@ def _blob(layout: pathlib.Path, digest: str) -> bytes:
     return (layout / "blobs" / algo / hexdigest).read_bytes()
 
 
-def test_oci_image_round_trip_in_istio_compat_format():
-    """./build.sh image -> push to a local registry -> skopeo pulls it back: exactly the
+@pytest.mark.parametrize("lean", [False, True], ids=["default", "lean"])
+def test_oci_image_round_trip_in_istio_compat_format(lean):
+    """./build.sh image [--lean] -> push to a local registry -> skopeo pulls it back: exactly the
     bytes of dist/jwt_filter.wasm as /plugin.wasm in one gzip tar layer, which is what
     Istio's fetcher (pkg/wasm/imagefetcher.go) extracts: for an OCI manifest it takes the
     last layer, requires application/vnd.oci.image.layer.v1.tar+gzip and reads the file
@@ -51,7 +51,8 @@ def test_oci_image_round_trip_in_istio_compat_format():
     containers.require_podman()
     containers.need("skopeo", "docker-registry")
     tag = f"localhost/jwt-filter-test:{os.getpid()}"
-    built = subprocess.run([str(ROOT / "build.sh"), "image", tag], cwd=ROOT,
+    module = ROOT / "dist" / ("jwt_filter-lean.wasm" if lean else "jwt_filter.wasm")
+    built = subprocess.run([str(ROOT / "build.sh"), "image", tag] + (["--lean"] if lean else []), cwd=ROOT,
                            env=containers.env(CONTAINER_TOOL="podman"),
                            capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stderr[-3000:]
@@ -82,7 +83,7 @@ def test_oci_image_round_trip_in_istio_compat_format():
                 assert [m.name.lstrip("./") for m in files] == ["plugin.wasm"], \
                     [m.name for m in tar.getmembers()]
                 data = tar.extractfile(files[0]).read()
-            assert data == WASM.read_bytes(), "/plugin.wasm differs from dist/jwt_filter.wasm"
+            assert data == module.read_bytes(), f"/plugin.wasm differs from {module}"
             config = json.loads(_blob(layout, manifest["config"]["digest"]))
             assert config["config"]["Labels"]["module.wasm.image/variant"] == "compat"
     finally:
