@@ -508,7 +508,8 @@ cmd_bench() {
   export BENCH_RUN_ID
   "$PY" -m bench.run
   "$PY" -m bench.pinned goals
-  "$PY" -m bench.memory
+  # RSS of the lean module and of the older one (D0) beside D's.
+  "$PY" -m bench.memory all "$DIST_LEAN" ${PIN_BASELINE:+"$PIN_BASELINE"}
   "$PY" -m bench.summary
 }
 
