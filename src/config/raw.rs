@@ -414,7 +414,6 @@ impl RawRequirementList {
 }
 
 #[inline(never)] // configuration time: keeps the caller's compiled size (V8 compile memory) down
-#[inline(never)]
 pub(super) fn parse_raw(json: &[u8]) -> Result<RawConfig, Vec<ConfigError>> {
     let trimmed = json.trim_ascii();
     if trimmed.is_empty() {
