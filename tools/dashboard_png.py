@@ -3,9 +3,8 @@ from a real Prometheus: every panel's queries are run with /api/v1/query_range a
 with matplotlib, in the dashboard's layout. No Grafana needed.
 
 Used by tests/integration/test_prometheus.py when DASHBOARD_PNG=<path> is set (the run's
-Prometheus, after its known traffic):
+Prometheus, after its known traffic; matplotlib comes with ./build.sh setup):
 
-    .tools/venv/bin/pip install matplotlib
     DASHBOARD_PNG=docs/dashboard.png .tools/venv/bin/python -m pytest -q \\
         tests/integration/test_prometheus.py -k real_prometheus
 """

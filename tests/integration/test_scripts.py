@@ -20,8 +20,7 @@ import pytest
 from tests.integration.harness import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-NO_MATPLOTLIB = ("matplotlib is not in tests/requirements.txt (with numpy, about 200 MB for two "
-                 "plotting tools): `.tools/venv/bin/pip install matplotlib` runs this test")
+NO_MATPLOTLIB = "matplotlib is not installed: ./build.sh setup installs it (tests/requirements.txt)"
 
 
 def run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
