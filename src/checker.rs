@@ -14,8 +14,7 @@ use crate::config::Config;
 use crate::matcher::PathMatcher;
 use crate::warning::{Kind, Warning};
 
-pub mod case;
-use case::camel;
+use crate::case::camel;
 
 #[cfg(test)]
 #[path = "checker/revocation_tests.rs"]

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::case::{camel, is_camel_of};
 use crate::diag::{ConfigError, Empty};
 
 /// A value read from the configuration, or the first problem found.
@@ -176,41 +177,6 @@ pub(crate) fn unknown_value(path: &str, name: &str, names: &[&str]) -> ConfigErr
         _ => quoted.concat(),
     };
     error(path, format!("unknown value {name:?}: expected {list}"))
-}
-
-/// The lowerCamelCase spelling of a snake_case name.
-fn camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Whether `key` is the lowerCamelCase spelling of the snake_case `name`.
-fn is_camel_of(key: &str, name: &str) -> bool {
-    let mut k = key.bytes();
-    let mut upper = false;
-    for c in name.bytes() {
-        if c == b'_' {
-            upper = true;
-            continue;
-        }
-        let want = if upper { c.to_ascii_uppercase() } else { c };
-        upper = false;
-        if k.next() != Some(want) {
-            return false;
-        }
-    }
-    k.next().is_none()
 }
 
 /// "unknown field `x`, expected one of `a`, `b`, `bC`" (serde's wording:

@@ -13,6 +13,7 @@
 )]
 
 pub mod authz;
+pub mod case;
 pub mod claim_header;
 pub mod config;
 pub mod crypto;

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-pub use crate::checker::case::snake;
+pub use crate::case::snake;
 
 /// A converted configuration and what the user should know about it.
 #[derive(Clone, Debug)]

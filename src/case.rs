@@ -1,9 +1,10 @@
 //! A proto3-JSON field name in its two spellings: the field name
 //! (snake_case) and its JSON name (lowerCamelCase). Envoy and Istio accept
-//! both; the checker and the converter read both.
+//! both; the configuration reader, the checker and the converter read both.
 
 /// `fooBar` -> `foo_bar` (a JSON name to its field name; a field name stays
-/// as it is).
+/// as it is). Used by the native checker and converter.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn snake(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
     for c in key.chars() {
@@ -32,6 +33,25 @@ pub fn camel(snake: &str) -> String {
         }
     }
     out
+}
+
+/// Whether `key` is the lowerCamelCase spelling of the snake_case `name`
+/// (`camel(name) == key`, without building the string).
+pub fn is_camel_of(key: &str, name: &str) -> bool {
+    let mut k = key.bytes();
+    let mut upper = false;
+    for c in name.bytes() {
+        if c == b'_' {
+            upper = true;
+            continue;
+        }
+        let want = if upper { c.to_ascii_uppercase() } else { c };
+        upper = false;
+        if k.next() != Some(want) {
+            return false;
+        }
+    }
+    k.next().is_none()
 }
 
 #[cfg(test)]

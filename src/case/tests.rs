@@ -25,3 +25,20 @@ fn a_field_name_comes_back_from_its_json_name() {
         assert_eq!(camel(&snake(&camel(name))), camel(name));
     }
 }
+
+#[test]
+fn camel_spelling_is_matched_exactly() {
+    for (key, name, want) in [
+        ("failClosed", "fail_closed", true),
+        ("fail_closed", "fail_closed", false),
+        ("failclosed", "fail_closed", false),
+        ("FailClosed", "fail_closed", false),
+        ("failClose", "fail_closed", false),
+        ("failClosedX", "fail_closed", false),
+        ("uri", "uri", true),
+        ("jwtCacheSize", "jwt_cache_size", true),
+    ] {
+        assert_eq!(is_camel_of(key, name), want, "{key} {name}");
+        assert_eq!(camel(name) == key, want, "{key} {name}");
+    }
+}
