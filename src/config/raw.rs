@@ -434,7 +434,14 @@ pub(super) fn parse_raw(json: &[u8]) -> Result<RawConfig, Vec<ConfigError>> {
         Ok(UniqueValue(doc)) => doc,
         Err(e) => {
             let at = error_offset(trimmed, e.line(), e.column());
-            let error = match repeated_member(trimmed) {
+            // A repeated member is a data error of the strict reader; a syntax
+            // error is reported where it is, whatever follows it.
+            let repeated = if e.is_data() {
+                repeated_member(trimmed)
+            } else {
+                None
+            };
+            let error = match repeated {
                 Some((path, name)) => ConfigError {
                     path,
                     message: format!("duplicate member `{name}`"),

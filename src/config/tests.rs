@@ -167,6 +167,11 @@ fn repeated_members_are_refused_with_their_path() {
             "{json}: {e:?}"
         );
     }
+    // A syntax error before a repeated member is the error reported, at its place.
+    let e = errors(r#"{"rules":[x],"mode":"enforce","mode":"report"}"#);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path, "rules[0]", "{e:?}");
+    assert!(!e[0].message.starts_with("duplicate member"), "{e:?}");
     let e = errors(r#"{"stat_prefix":"a","statPrefix":"b"}"#);
     assert_eq!(
         (e[0].path.as_str(), e[0].message.as_str()),
